@@ -1,0 +1,78 @@
+"""Mapping files: load (YAML with positions), check (schema, then meaning), build the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubmap.mapping.build import build_mapping
+from hubmap.mapping.checks import raw_problems, semantic_problems
+from hubmap.mapping.loader import LoadedDocument, load_file
+from hubmap.mapping.model import Mapping
+from hubmap.mapping.schema import schema_problems
+from hubmap.problems import HubmapError, Location, Problem
+
+MAPPING_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class CheckedMapping:
+    """The outcome of reading one file: the model when it is usable, and every problem found."""
+
+    file: str
+    mapping: Mapping | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.mapping is not None and not any(p.is_error for p in self.problems)
+
+
+def check_file(path: str | Path) -> CheckedMapping:
+    doc = load_file(path)
+    return check_document(doc)
+
+
+def check_document(doc: LoadedDocument) -> CheckedMapping:
+    problems = list(doc.problems)
+    if doc.data is None:
+        return CheckedMapping(doc.file, None, _sorted(problems))
+    problems += raw_problems(doc)
+    structural = schema_problems(doc)
+    problems += structural
+    mapping = None
+    # Duplicate keys and bad tags leave holes in the data; the model needs it whole.
+    if not structural and doc.ok:
+        mapping = build_mapping(doc)
+        problems += semantic_problems(mapping, doc)
+    return CheckedMapping(doc.file, mapping, _sorted(problems))
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """The model of a mapping file, or HubmapError with every problem when it is not usable."""
+    checked = check_file(path)
+    if not checked.ok or checked.mapping is None:
+        raise HubmapError([p for p in checked.problems if p.is_error])
+    return checked.mapping
+
+
+def collect_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
+    """Expand folders into their *.yaml / *.yml files (recursively, sorted)."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in MAPPING_SUFFIXES
+                           and p.is_file())
+            if not found:
+                problems.append(Problem("HM101", f"no *.yaml or *.yml files in folder '{raw}'",
+                                        Location(raw), hint="give a folder that holds mappings"))
+            files.extend(found)
+        else:
+            files.append(path)
+    return files, problems
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.location.file, p.location.line, p.location.column))

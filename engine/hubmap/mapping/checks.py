@@ -1,0 +1,271 @@
+"""Checks on a mapping's meaning, beyond what the JSON Schema can say.
+
+Each check yields Problems located at the key or value that is wrong:
+expressions that do not compile (HM301/HM302), a merge rule that does not fit the type (HM401),
+names HubSpot would refuse (HM402), HubSpot's read-only properties (HM403), rules a form cannot
+honour (HM404), secrets written into a mapping (HM405), type options that do not fit (HM406),
+a property with no value source or several (HM407), and example cases that cannot run (HM411).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hubmap.expressions import ExpressionSyntaxError, compile_source
+from hubmap.mapping.loader import LoadedDocument
+from hubmap.mapping.model import Mapping, MergeRule, PropertySpec, PropertyType, Source
+from hubmap.problems import Location, Problem, Severity
+
+PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_PROPERTY_NAME_LENGTH = 100
+ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# HubSpot computes these itself; a write is refused (READ_ONLY_VALUE).
+READ_ONLY_PROPERTIES = frozenset({
+    "hs_object_id", "createdate", "lastmodifieddate", "hs_createdate", "hs_lastmodifieddate",
+    "hs_all_contact_vids", "hs_email_domain", "hs_is_contact", "hs_merged_object_ids",
+    "num_conversion_events", "num_unique_conversion_events", "first_conversion_date",
+    "first_conversion_event_name", "recent_conversion_date", "recent_conversion_event_name",
+    "hs_analytics_source", "hs_analytics_num_visits", "hs_analytics_num_page_views",
+    "hs_calculated_form_submissions", "hs_latest_source", "hs_lifecyclestage_customer_date",
+})
+
+# Keys that name a credential.  Secrets come from the environment (HUBSPOT_ACCESS_TOKEN).
+SECRET_KEY = re.compile(
+    r"(^|_)(token|access_token|api_?key|hapikey|password|passwd|secret|client_secret|"
+    r"private_app)($|_)", re.IGNORECASE)
+# Values that look like a HubSpot private-app / service key token.
+SECRET_VALUE = re.compile(r"\bpat-[a-z]{2,3}\d?-[0-9a-f]{8}-", re.IGNORECASE)
+
+RULES_FOR_TYPE = {
+    MergeRule.SUM: {PropertyType.NUMBER},
+    MergeRule.MIN: {PropertyType.NUMBER, PropertyType.DATE, PropertyType.DATETIME},
+    MergeRule.MAX: {PropertyType.NUMBER, PropertyType.DATE, PropertyType.DATETIME},
+}
+
+
+def raw_problems(doc: LoadedDocument) -> list[Problem]:
+    """Checks that run on the raw data, even when the schema check failed."""
+    return list(_secrets(doc))
+
+
+def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _expressions(mapping)
+    problems += _properties(mapping, doc)
+    problems += _target(mapping, doc)
+    problems += _examples(mapping, doc)
+    return problems
+
+
+def _secrets(doc: LoadedDocument) -> Iterator[Problem]:
+    hint = ("secrets never belong in a mapping file: set HUBSPOT_ACCESS_TOKEN (and other "
+            "credentials) in the environment")
+
+    def walk(node: Any, path: tuple[Any, ...]) -> Iterator[Problem]:
+        # Example inputs are shop payloads: their 'token' keys are cart tokens, not credentials.
+        if len(path) >= 3 and path[0] == "examples" and path[2] in ("input", "existing"):
+            return
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = path + (key,)
+                if SECRET_KEY.search(str(key)) and not (
+                        len(path) == 1 and path[0] == "properties"):
+                    yield Problem("HM405", f"'{key}' looks like a secret", doc.key_location(child),
+                                  hint=hint)
+                yield from walk(value, child)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from walk(item, path + (index,))
+        elif isinstance(node, str) and SECRET_VALUE.search(node):
+            yield Problem("HM405", "this value looks like a HubSpot access token",
+                          doc.location(path), hint=hint)
+
+    yield from walk(doc.data, ())
+
+
+def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
+    records = mapping.records
+    yield "records.id", records.id
+    yield "records.time", records.time
+    yield "records.contact", records.contact
+    if records.path:
+        yield "records.path", records.path
+    if records.when:
+        yield "records.when", records.when
+    target = mapping.target
+    if mapping.is_forms:
+        for key in ("hutk", "page_uri", "page_name", "ip_address"):
+            source = getattr(target, key)
+            if source is not None:
+                yield f"target.context.{key}", source
+    for spec in mapping.properties:
+        for label, source in (("", spec.source), (".when", spec.when), (".derive", spec.derive)):
+            if source is not None:
+                yield f"properties.{spec.name}{label}", source
+
+
+def _expressions(mapping: Mapping) -> Iterator[Problem]:
+    for where, source in _all_sources(mapping):
+        try:
+            compile_source(source)
+        except ExpressionSyntaxError as error:
+            yield Problem(
+                error.code, f"{error.message} (in {where})",
+                source.location_at(error.offset),
+                hint=error.hint,
+            )
+
+
+def _properties(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
+    match_on = getattr(mapping.target, "match_on", None)
+    for spec in mapping.properties:
+        path = ("properties", spec.name)
+        key = spec.location
+        raw = doc.data["properties"][spec.name]
+        if not PROPERTY_NAME.match(spec.name) or len(spec.name) > MAX_PROPERTY_NAME_LENGTH:
+            yield Problem("HM402", f"'{spec.name}' is not a valid HubSpot property name", key,
+                          hint="internal names use lower case letters, digits and underscores, "
+                               "start with a letter, and are at most 100 characters")
+        if spec.name in READ_ONLY_PROPERTIES:
+            yield Problem("HM403", f"'{spec.name}' is computed by HubSpot and cannot be written",
+                          key, hint="choose another property name")
+        elif spec.name.startswith("hs_"):
+            yield Problem("HM403", f"'{spec.name}' is in HubSpot's own 'hs_' namespace", key,
+                          hint="custom properties cannot start with 'hs_'; rename it",
+                          severity=Severity.WARNING)
+        if spec.name in ("email", match_on) and not mapping.is_forms:
+            yield Problem("HM413", f"'{spec.name}' is the contact key; it is set from "
+                          "records.contact", key, hint="remove this property")
+        kinds = [k for k in ("from", "template", "value", "derive") if k in raw]
+        if len(kinds) != 1:
+            yield Problem(
+                "HM407",
+                f"property '{spec.name}' needs exactly one of from, template, value or derive"
+                + (f" (it has {', '.join(kinds)})" if kinds else ""),
+                key, hint="'from' reads the order with JMESPath, 'template' writes text with "
+                          "Jinja, 'value' is fixed, 'derive' computes from merged values")
+        allowed_types = RULES_FOR_TYPE.get(spec.merge)
+        if allowed_types and spec.type not in allowed_types:
+            names = " or ".join(sorted(t.value for t in allowed_types))
+            yield Problem("HM401", f"merge '{spec.merge.value}' needs a {names} property, "
+                          f"not {spec.type.value}", doc.location(path + ("merge",)),
+                          hint=f"change the type to {names}, or use merge: overwrite")
+        if spec.merge is MergeRule.PREPEND and not (
+                spec.type is PropertyType.STRING
+                or (spec.type is PropertyType.ENUMERATION and spec.multiple)):
+            yield Problem("HM401", f"merge 'prepend' builds a list; it needs a string or a "
+                          f"multiple enumeration, not {spec.type.value}",
+                          doc.location(path + ("merge",)),
+                          hint="use type: string (items joined with ';') or add multiple: true")
+        if "derive" in raw and "merge" in raw:
+            yield Problem("HM401", "a derived property is computed after merging; it has no "
+                          "merge rule", doc.key_location(path + ("merge",)),
+                          hint="remove 'merge'")
+        if spec.type is PropertyType.ENUMERATION and not spec.options:
+            yield Problem("HM406", f"enumeration '{spec.name}' needs options", key,
+                          hint="list the allowed values under 'options:'")
+        for extra in ("options", "multiple"):
+            if extra in raw and spec.type is not PropertyType.ENUMERATION:
+                yield Problem("HM406", f"'{extra}' is only for enumeration properties",
+                              doc.key_location(path + (extra,)),
+                              hint="remove it, or set type: enumeration")
+        if "decimals" in raw and spec.type is not PropertyType.NUMBER:
+            yield Problem("HM406", "'decimals' is only for number properties",
+                          doc.key_location(path + ("decimals",)), hint="remove it")
+        if "timezone" in raw and spec.type not in (PropertyType.DATE, PropertyType.DATETIME):
+            yield Problem("HM406", "'timezone' is only for date and datetime properties",
+                          doc.key_location(path + ("timezone",)), hint="remove it")
+        if "max_items" in raw and spec.merge is not MergeRule.PREPEND:
+            yield Problem("HM406", "'max_items' only applies to merge: prepend",
+                          doc.key_location(path + ("max_items",)), hint="remove it",
+                          severity=Severity.WARNING)
+        values = [o.value for o in spec.options]
+        if len(set(values)) != len(values):
+            yield Problem("HM406", f"enumeration '{spec.name}' lists an option twice",
+                          doc.key_location(path + ("options",)), hint="remove the repeated one")
+        for zone_path in (path + ("timezone",),):
+            if "timezone" in raw:
+                yield from _zone(raw["timezone"], doc.location(zone_path))
+    if mapping.timezone:
+        yield from _zone(mapping.timezone, doc.location(("timezone",)))
+
+
+def _zone(name: str, where: Location) -> Iterator[Problem]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        yield Problem("HM406", f"'{name}' is not a known time zone", where,
+                      hint="use an IANA name such as 'Europe/Berlin' or 'America/New_York'")
+
+
+def _target(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
+    if not mapping.is_forms:
+        return
+    for spec in mapping.properties:
+        if spec.merge is not MergeRule.OVERWRITE or spec.derive is not None:
+            raw = doc.data["properties"][spec.name]
+            where = doc.location(("properties", spec.name, "merge" if "merge" in raw
+                                  else "derive"))
+            yield Problem(
+                "HM404", f"a form submission overwrites values, so '{spec.name}' cannot use "
+                f"{'derive' if spec.derive else 'merge: ' + spec.merge.value}", where,
+                hint="totals and lists over many orders belong in a contacts mapping; here use "
+                     "merge: overwrite (the values of this purchase)")
+    for key in ("portal_id", "form_guid"):
+        text = str(doc.data["target"][key])
+        for match in ENV_REFERENCE.finditer(text):
+            if not ENV_NAME.match(match.group(1)):
+                yield Problem("HM410", f"'{match.group(0)}' is not a valid environment reference",
+                              doc.location(("target", key)),
+                              hint="write ${NAME} with letters, digits and underscores")
+        if "$" in ENV_REFERENCE.sub("", text):
+            yield Problem("HM410", f"'{text}' has a '$' that is not a ${{NAME}} reference",
+                          doc.location(("target", key)), hint="write ${NAME}")
+
+
+def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
+    names = {spec.name for spec in mapping.properties}
+    key_field = (mapping.target.email_field if mapping.is_forms
+                 else mapping.target.match_on)  # type: ignore[union-attr]
+    names.add(key_field)
+    base = Path(mapping.file).parent
+    for index, example in enumerate(mapping.examples):
+        path = ("examples", index)
+        raw = doc.data["examples"][index]
+        has = [k for k in ("input", "input_file") if k in raw]
+        if len(has) != 1:
+            yield Problem("HM411", f"example '{example.name}' needs exactly one of input or "
+                          "input_file", doc.key_location(path),
+                          hint="put the order under 'input:', or name a JSON file in 'input_file:'")
+        if example.input_file and not (base / example.input_file).is_file():
+            yield Problem("HM411", f"example input file '{example.input_file}' does not exist",
+                          doc.location(path + ("input_file",)),
+                          hint=f"the path is relative to the mapping's folder ({base})")
+        for section in ("expect", "existing"):
+            for prop in (raw.get(section) or {}):
+                if prop not in names:
+                    yield Problem("HM411", f"'{prop}' in {section} is not a property of this "
+                                  "mapping", doc.key_location(path + (section, prop)),
+                                  hint=_close(prop, names))
+        for contact, values in (raw.get("expect_contacts") or {}).items():
+            for prop in values or {}:
+                if prop not in names:
+                    yield Problem("HM411", f"'{prop}' is not a property of this mapping",
+                                  doc.key_location(path + ("expect_contacts", contact, prop)),
+                                  hint=_close(prop, names))
+        if "expect" in raw and "expect_contacts" in raw:
+            yield Problem("HM411", "use either expect (one contact) or expect_contacts",
+                          doc.key_location(path + ("expect_contacts",)), hint="keep one of them")
+
+
+def _close(word: str, names: set[str]) -> str:
+    from hubmap.mapping.schema import did_you_mean
+
+    return did_you_mean(word, sorted(names)) or "expected values name the mapping's properties"
