@@ -38,7 +38,12 @@ def check_document(doc: LoadedDocument) -> CheckedMapping:
     if doc.data is None:
         return CheckedMapping(doc.file, None, _sorted(problems))
     problems += raw_problems(doc)
-    structural = schema_problems(doc)
+    # A value the loader refused is None in the data; don't report it again as a schema error.
+    refused = [p.location.path for p in doc.problems]
+    structural = [
+        p for p in schema_problems(doc)
+        if not any(p.location.path[: len(path)] == path for path in refused)
+    ]
     problems += structural
     mapping = None
     # Duplicate keys and bad tags leave holes in the data; the model needs it whole.
@@ -75,4 +80,4 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.location.file, p.location.line, p.location.column))
+    return sorted(problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.code))

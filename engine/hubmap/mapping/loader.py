@@ -22,6 +22,7 @@ MAX_NODES = 200_000  # far above any real mapping; stops "billion laughs" alias 
 MAX_DEPTH = 200
 
 JsonPath = tuple[str | int, ...]
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _MappingLoader(yaml.SafeLoader):
@@ -222,6 +223,13 @@ class _Converter:
             return None
         text_start, continuation = self._text_start(node, value_location)
         self.doc.positions[path] = NodeInfo(key_location, value_location, text_start, continuation)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            self.doc.problems.append(
+                Problem("HM108", f"the tag '{node.tag}' is not allowed in a mapping",
+                        value_location, hint="remove the tag; mappings hold plain text, numbers "
+                                             "and true/false")
+            )
+            return None
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
