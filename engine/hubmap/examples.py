@@ -1,0 +1,177 @@
+"""Run a mapping's example cases (`hubmap test`): orders in, expected HubSpot values out.
+
+Each case goes through exactly the functions a real run uses (evaluate, fold, derive, wire format);
+a failure names the case, the contact, the property, what was expected and what came out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
+from hubmap.inputs import Document, InputError, read_documents
+from hubmap.mapping.model import Example, Mapping, PropertyType
+from hubmap.plan import Plan, plan_outcomes, submission_fields
+from hubmap.problems import Location
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    contact: str
+    property: str
+    expected: Any
+    got: Any
+
+
+@dataclass
+class CaseResult:
+    mapping: str
+    name: str
+    location: Location
+    mismatches: list[Mismatch] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches and not self.errors
+
+
+def outcomes(compiled: CompiledMapping,
+             documents: Iterator[Document | InputError]) -> Iterator[OrderValues | Rejected | Skipped]:
+    """Evaluate every record of every document."""
+    for document in documents:
+        for item in compiled.records(document):
+            if isinstance(item, Rejected):
+                yield item
+            else:
+                record, where = item
+                yield compiled.evaluate(record, where)
+
+
+def example_documents(mapping: Mapping, example: Example) -> Iterator[Document | InputError]:
+    if example.input_file is not None:
+        path = Path(mapping.file).parent / example.input_file
+        yield from read_documents(str(path))
+    else:
+        yield Document(example.input, f"example '{example.name}'")
+
+
+def run_examples(mapping: Mapping) -> list[CaseResult]:
+    compiled = CompiledMapping(mapping)
+    return [run_example(compiled, example) for example in mapping.examples]
+
+
+def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
+    mapping = compiled.mapping
+    result = CaseResult(mapping.file, example.name, example.location)
+    existing = {k: _as_text(v) for k, v in example.existing.items()}
+    try:
+        plan = plan_outcomes(compiled, outcomes(compiled, example_documents(mapping, example)),
+                             default_current=existing)
+    except Exception as error:  # an input file that cannot be read is a failed case, not a crash
+        result.errors.append(f"the case could not run: {error}")
+        return result
+    got = _got(compiled, plan, result)
+    if example.expect is not None:
+        if len(got) != 1:
+            what = "submissions" if mapping.is_forms else "contacts"
+            result.errors.append(f"'expect' needs exactly one contact, but the input gave "
+                                 f"{len(got)} {what}: {', '.join(sorted(got)) or 'none'}")
+        else:
+            (contact, values), = got.items()
+            _compare(compiled, contact, example.expect, values, result)
+    if example.expect_contacts is not None:
+        wanted = {key.strip().lower() if "@" in key else key: v
+                  for key, v in example.expect_contacts.items()}
+        for contact, expected in wanted.items():
+            if contact not in got:
+                result.errors.append(f"no contact '{contact}' came out "
+                                     f"(got: {', '.join(sorted(got)) or 'none'})")
+                continue
+            _compare(compiled, contact, expected, got[contact], result)
+        for contact in sorted(set(got) - set(wanted)):
+            result.errors.append(f"contact '{contact}' came out but is not in expect_contacts")
+    _check_rejections(example, plan, result)
+    if example.expect_skipped is not None and example.expect_skipped != len(plan.skipped):
+        result.errors.append(f"expected {example.expect_skipped} skipped record(s), "
+                             f"got {len(plan.skipped)}")
+    return result
+
+
+def _got(compiled: CompiledMapping, plan: Plan, result: CaseResult) -> dict[str, dict[str, str]]:
+    if compiled.mapping.is_forms:
+        got: dict[str, dict[str, str]] = {}
+        for order in plan.submissions:
+            fields = submission_fields(compiled, order)
+            fields.update({f"context.{k}": v for k, v in order.context.items()})
+            got[f"{order.contact} (order {order.order_id})"] = fields
+        return got
+    return {contact.contact: contact.values for contact in plan.contacts}
+
+
+def _compare(compiled: CompiledMapping, contact: str, expected: dict[str, Any],
+             values: dict[str, str], result: CaseResult) -> None:
+    for name, want in expected.items():
+        have = values.get(name)
+        if want is None:
+            if have is not None:
+                result.mismatches.append(Mismatch(contact, name, None, have))
+            continue
+        if not _equal(compiled, name, want, have):
+            result.mismatches.append(Mismatch(contact, name, _as_text(want), have))
+
+
+def _equal(compiled: CompiledMapping, name: str, want: Any, have: str | None) -> bool:
+    if have is None:
+        return False
+    try:
+        spec = compiled.mapping.property(name)
+    except KeyError:
+        spec = None
+    if spec is not None and spec.type is PropertyType.NUMBER:
+        try:
+            return Decimal(str(want)) == Decimal(have)
+        except InvalidOperation:
+            return False
+    return _as_text(want) == have
+
+
+def _check_rejections(example: Example, plan: Plan, result: CaseResult) -> None:
+    rejected = list(plan.rejected)
+    for wanted in example.expect_rejected:
+        match = next((r for r in rejected if _matches(wanted, r)), None)
+        if match is None:
+            result.errors.append(f"expected record {wanted.get('record')!r} to be rejected"
+                                 + (f" ({wanted['reason_contains']!r})"
+                                    if "reason_contains" in wanted else "")
+                                 + f"; rejected: {_describe(plan.rejected) or 'none'}")
+        else:
+            rejected.remove(match)
+    for left in rejected:
+        result.errors.append(f"record {left.record!r} was rejected: "
+                             + (f"{left.property}: " if left.property else "") + left.reason)
+
+
+def _matches(wanted: dict[str, Any], rejected: Rejected) -> bool:
+    if str(wanted.get("record")) not in (rejected.record, rejected.where):
+        return False
+    if "property" in wanted and wanted["property"] != rejected.property:
+        return False
+    return str(wanted.get("reason_contains", "")).lower() in rejected.reason.lower()
+
+
+def _describe(rejected: list[Rejected]) -> str:
+    return "; ".join(f"{r.record}: {r.reason}" for r in rejected)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,54 @@
+"""Print a plan: per contact, each property's value before -> after, and the rejected records."""
+
+from __future__ import annotations
+
+import json
+
+from hubmap.plan import Plan
+
+
+def plan_json(plan: Plan) -> str:
+    document = {
+        "contacts": [
+            {
+                "email": contact.contact,
+                "orders": contact.orders,
+                "changes": {
+                    name: {"before": change.before, "after": change.after}
+                    for name, change in contact.changes.items()
+                },
+            }
+            for contact in plan.contacts
+        ],
+        "submissions": [
+            {"email": order.contact, "order": order.order_id, "context": order.context}
+            for order in plan.submissions
+        ],
+        "rejected": [
+            {"record": r.record, "where": r.where, "property": r.property, "reason": r.reason,
+             "code": r.code}
+            for r in plan.rejected
+        ],
+        "skipped": [{"record": s.order_id or s.where, "reason": s.reason} for s in plan.skipped],
+        "records": plan.records,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for contact in plan.contacts:
+        lines.append(f"{contact.contact} ({contact.orders} order(s))")
+        for name, change in contact.changes.items():
+            before = "(none)" if change.before is None else repr(change.before)
+            lines.append(f"  {name}: {before} -> {change.after!r}")
+    for order in plan.submissions:
+        lines.append(f"submit form for {order.contact} (order {order.order_id})")
+    for rejected in plan.rejected:
+        prop = f" {rejected.property}:" if rejected.property else ""
+        lines.append(f"rejected {rejected.record} ({rejected.where}):{prop} {rejected.reason}")
+    lines.append(
+        f"{plan.records} record(s): {len(plan.contacts)} contact(s), "
+        f"{len(plan.submissions)} submission(s), {len(plan.rejected)} rejected, "
+        f"{len(plan.skipped)} skipped")
+    return "\n".join(lines)
