@@ -5,6 +5,7 @@ Exit codes: 0 clean, 1 problems found (or records rejected / failed), 2 usage or
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -14,6 +15,7 @@ from hubmap import __version__, runner
 from hubmap.inputs import INPUT_FORMATS, InputFormatError
 from hubmap.problems import HubmapError
 from hubmap.report import FORMATS, FORMATTERS, default_format, format_text
+from hubmap.state import DEFAULT_STATE_FILE
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -97,6 +99,181 @@ def plan(mapping: str, input_path: str, input_format: str | None, output_format:
 
     click.echo(plan_json(result) if output_format == "json" else plan_text(result))
     sys.exit(EXIT_PROBLEMS if result.rejected else EXIT_OK)
+
+
+# -- running against HubSpot ------------------------------------------------------------------
+
+
+def _settings_error(error: Exception) -> None:
+    _fail_usage(str(error))
+
+
+@main.command()
+@click.argument("mapping")
+@click.option("--input", "input_path", required=True,
+              help="Orders: a .json, .ndjson or .csv file, or - for standard input.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS),
+              help="Override the format guessed from the file name.")
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
+              help="SQLite file where hubmap keeps which orders it counted and what it wrote.")
+@click.option("--dry-run", is_flag=True, help="Read HubSpot and show what would change; write "
+              "nothing.")
+@click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True,
+              help="Where rejected records are written with their reasons.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel HubSpot calls (all share the portal's rate limit).")
+@click.option("--sandbox", is_flag=True, help="Run against an embedded local HubSpot stand-in "
+              "(no account needed); its data is kept beside the state file.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              help="How to print the summary.")
+def run(mapping: str, input_path: str, input_format: str | None, state_path: str,
+        dry_run: bool, reject_file: str, workers: int, sandbox: bool, output_format: str) -> None:
+    """Send the orders to HubSpot: create properties, count each order once, write contacts."""
+    from hubmap import session
+
+    try:
+        summary, sandbox_db = session.run(
+            mapping, input_path, environ=dict(os.environ), input_format=input_format,
+            state_path=state_path, dry_run=dry_run, reject_file=reject_file, workers=workers,
+            sandbox=sandbox, progress=_progress())
+    except HubmapError as error:
+        _fail_mapping(error)
+        return
+    except (InputFormatError, session.ConfigurationError) as error:
+        _fail_usage(str(error))
+        return
+    from hubmap.report.summary import summary_text
+
+    if output_format == "json":
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        click.echo(summary_text(summary, reject_file, sandbox_db), err=True)
+    sys.exit(EXIT_OK if summary.ok else EXIT_PROBLEMS)
+
+
+@main.command()
+@click.argument("mapping")
+def apply(mapping: str) -> None:
+    """Create the property group and the properties a mapping writes (nothing else)."""
+    from hubmap import session
+
+    try:
+        result = session.apply(mapping, dict(os.environ))
+    except HubmapError as error:
+        _fail_mapping(error)
+        return
+    except session.ConfigurationError as error:
+        _fail_usage(str(error))
+        return
+    if result.problems:
+        click.echo(format_text(result.problems), err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo(f"created {len(result.created)} propert(y/ies)"
+               + (f": {', '.join(result.created)}" if result.created else "")
+               + (f"; added options to {', '.join(result.options_added)}"
+                  if result.options_added else ""))
+
+
+@main.command()
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def status(state_path: str, output_format: str) -> None:
+    """Show the last runs, and what is pending (unconfirmed contacts, rejected records)."""
+    from hubmap import session
+
+    try:
+        report = session.status(state_path)
+    except session.ConfigurationError as error:
+        _fail_usage(str(error))
+        return
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    from hubmap.report.summary import status_text
+
+    click.echo(status_text(report))
+
+
+@main.command()
+@click.argument("mapping")
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
+@click.option("--sandbox", is_flag=True, help="Use the embedded stand-in kept beside the state.")
+@click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True)
+def replay(mapping: str, state_path: str, sandbox: bool, reject_file: str) -> None:
+    """Send rejected and failed records again (after the mapping or data was fixed)."""
+    from hubmap import session
+
+    try:
+        summary, sandbox_db = session.replay(mapping, dict(os.environ), state_path=state_path,
+                                             sandbox=sandbox, reject_file=reject_file,
+                                             progress=_progress())
+    except HubmapError as error:
+        _fail_mapping(error)
+        return
+    except session.ConfigurationError as error:
+        _fail_usage(str(error))
+        return
+    from hubmap.report.summary import summary_text
+
+    click.echo(summary_text(summary, reject_file, sandbox_db), err=True)
+    sys.exit(EXIT_OK if summary.ok else EXIT_PROBLEMS)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--db", "db_path", default="hubmap-sandbox.db", show_default=True)
+@click.option("--rate-limit", default=190, show_default=True, help="Requests per 10 s window.")
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered "
+              "with a 502/503 (fault injection).")
+@click.pass_context
+def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: int,
+            error_rate: float) -> None:
+    """Serve the local HubSpot stand-in (token 'sandbox-token'); 'show' and 'dump' look inside.
+
+    Point HUBSPOT_API_BASE and HUBSPOT_FORMS_BASE at the printed address."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hubmap.sandbox import SandboxConfig, serve
+
+    serve(db_path, host=host, port=port,
+          config=SandboxConfig(rate_limit_max=rate_limit, error_rate=error_rate))
+
+
+@sandbox.command("show")
+@click.argument("email")
+@click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
+def sandbox_show(email: str, db_path: str) -> None:
+    """Show one contact of a stand-in database, with its form submissions."""
+    from hubmap.sandbox import show_contact
+
+    try:
+        contact = show_contact(db_path, email)
+    except FileNotFoundError as error:
+        _fail_usage(str(error))
+        return
+    if contact is None:
+        click.echo(f"no contact {email} in {db_path}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo(json.dumps(contact, indent=2, ensure_ascii=False))
+
+
+@sandbox.command("dump")
+@click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
+def sandbox_dump(db_path: str) -> None:
+    """Print everything in a stand-in database as JSON."""
+    from hubmap.sandbox import dump
+
+    try:
+        click.echo(json.dumps(dump(db_path), indent=2, ensure_ascii=False))
+    except FileNotFoundError as error:
+        _fail_usage(str(error))
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    from hubmap.report.progress import terminal_progress
+
+    return terminal_progress()
 
 
 if __name__ == "__main__":  # pragma: no cover

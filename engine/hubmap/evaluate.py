@@ -40,8 +40,9 @@ class Rejected:
     where: str
     reason: str
     order_id: str | None = None
-    property: str | None = None
+    property_name: str | None = None
     code: str = "HM501"
+    raw: Any = field(default=None, compare=False, repr=False)  # kept so it can be replayed
 
     @property
     def record(self) -> str:
@@ -139,7 +140,7 @@ class CompiledMapping:
                 return Rejected(where, f"order time: {error}", order_id, code="HM504")
             contact = self._contact(self.contact(record))
             if isinstance(contact, str) and contact.startswith("!"):
-                return Rejected(where, contact[1:], order_id, property=self.match_on,
+                return Rejected(where, contact[1:], order_id, property_name=self.match_on,
                                 code="HM505")
         except ExpressionError as error:
             return Rejected(where, str(error), order_id, code="HM501")
@@ -151,16 +152,16 @@ class CompiledMapping:
                     continue
                 raw = evaluator(record)
             except ExpressionError as error:
-                return Rejected(where, str(error), order_id, property=spec.name, code="HM501")
+                return Rejected(where, str(error), order_id, property_name=spec.name, code="HM501")
             if raw is None or raw == [] or raw == "":
                 if spec.required:
                     return Rejected(where, "no value, and the property is required", order_id,
-                                    property=spec.name, code="HM506")
+                                    property_name=spec.name, code="HM506")
                 continue
             try:
                 typed = types.coerce(raw, spec, self.mapping.timezone)
             except types.CoercionError as error:
-                return Rejected(where, str(error), order_id, property=spec.name, code="HM504")
+                return Rejected(where, str(error), order_id, property_name=spec.name, code="HM504")
             if typed is None or typed == []:
                 continue
             values[spec.name] = typed
@@ -170,7 +171,7 @@ class CompiledMapping:
             try:
                 value = evaluator(record)
             except ExpressionError as error:
-                return Rejected(where, str(error), order_id, property=f"context.{wire_key}",
+                return Rejected(where, str(error), order_id, property_name=f"context.{wire_key}",
                                 code="HM501")
             if value not in (None, ""):
                 context[wire_key] = _text(value)

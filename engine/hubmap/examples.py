@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,10 @@ def outcomes(compiled: CompiledMapping,
                 yield item
             else:
                 record, where = item
-                yield compiled.evaluate(record, where)
+                result = compiled.evaluate(record, where)
+                if isinstance(result, Rejected):
+                    result = replace(result, raw=record)
+                yield result
 
 
 def example_documents(mapping: Mapping, example: Example) -> Iterator[Document | InputError]:
@@ -154,13 +157,13 @@ def _check_rejections(example: Example, plan: Plan, result: CaseResult) -> None:
             rejected.remove(match)
     for left in rejected:
         result.errors.append(f"record {left.record!r} was rejected: "
-                             + (f"{left.property}: " if left.property else "") + left.reason)
+                             + (f"{left.property_name}: " if left.property_name else "") + left.reason)
 
 
 def _matches(wanted: dict[str, Any], rejected: Rejected) -> bool:
     if str(wanted.get("record")) not in (rejected.record, rejected.where):
         return False
-    if "property" in wanted and wanted["property"] != rejected.property:
+    if "property" in wanted and wanted["property"] != rejected.property_name:
         return False
     return str(wanted.get("reason_contains", "")).lower() in rejected.reason.lower()
 

@@ -25,7 +25,7 @@ def plan_json(plan: Plan) -> str:
             for order in plan.submissions
         ],
         "rejected": [
-            {"record": r.record, "where": r.where, "property": r.property, "reason": r.reason,
+            {"record": r.record, "where": r.where, "property": r.property_name, "reason": r.reason,
              "code": r.code}
             for r in plan.rejected
         ],
@@ -45,7 +45,7 @@ def plan_text(plan: Plan) -> str:
     for order in plan.submissions:
         lines.append(f"submit form for {order.contact} (order {order.order_id})")
     for rejected in plan.rejected:
-        prop = f" {rejected.property}:" if rejected.property else ""
+        prop = f" {rejected.property_name}:" if rejected.property_name else ""
         lines.append(f"rejected {rejected.record} ({rejected.where}):{prop} {rejected.reason}")
     lines.append(
         f"{plan.records} record(s): {len(plan.contacts)} contact(s), "

@@ -1,0 +1,94 @@
+"""Where a command's HubSpot is: the real one (settings from the environment) or an embedded
+stand-in (`--sandbox`), started in this process with a fresh token, so no account is needed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from hubmap import provision
+from hubmap.hubspot import HubSpotClient, HubSpotSettings
+from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
+from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+
+SANDBOX_FORM_GUID_VARIABLE = "HUBSPOT_FORM_GUID"
+
+_FIELD_TYPES = {
+    PropertyType.NUMBER: "number",
+    PropertyType.DATE: "datepicker",
+    PropertyType.DATETIME: "single_line_text",
+    PropertyType.BOOL: "single_checkbox",
+    PropertyType.ENUMERATION: "dropdown",
+    PropertyType.STRING: "single_line_text",
+}
+
+
+@dataclass
+class Connection:
+    client: HubSpotClient
+    environ: dict[str, str]
+    sandbox: RunningSandbox | None = None
+    sandbox_db: str | None = None
+
+
+@contextmanager
+def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str | None = None,
+            mapping: Mapping | None = None) -> Iterator[Connection]:
+    """A client for the environment's HubSpot, or for an embedded sandbox."""
+    running = None
+    environ = dict(environ)
+    if sandbox:
+        token = secrets.token_urlsafe(24)
+        config = SandboxConfig(token=token)
+        running = start_sandbox(db_path=sandbox_db, config=config)
+        environ.update({
+            "HUBSPOT_ACCESS_TOKEN": token,
+            "HUBSPOT_API_BASE": running.url,
+            "HUBSPOT_FORMS_BASE": running.url,
+            "HUBSPOT_PORTAL_ID": str(config.portal_id),
+        })
+    try:
+        settings = HubSpotSettings.from_env(environ)
+        with HubSpotClient(settings) as client:
+            if running is not None and mapping is not None and isinstance(mapping.target,
+                                                                          FormsTarget):
+                environ.setdefault(SANDBOX_FORM_GUID_VARIABLE,
+                                   _sandbox_form(client, running, mapping, token))
+            yield Connection(client, environ, running, sandbox_db)
+    finally:
+        if running is not None:
+            running.stop()
+
+
+def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mapping,
+                  token: str) -> str:
+    """Create the mapping's properties and a form carrying them, as a HubSpot user would."""
+    provision.apply(client, mapping)
+    target = mapping.target
+    assert isinstance(target, FormsTarget)
+    fields: list[dict[str, Any]] = [
+        {"name": target.email_field, "objectTypeId": "0-1", "fieldType": "email",
+         "required": True, "label": "Email"}]
+    for spec in mapping.properties:
+        fields.append({"name": spec.name, "objectTypeId": "0-1", "label": spec.label,
+                       "fieldType": "multiple_checkboxes" if spec.multiple
+                       else _FIELD_TYPES[spec.type], "required": False})
+    response = requests.post(
+        f"{running.url}/marketing/v3/forms",
+        json={"name": f"{mapping.name} (sandbox)", "formType": "hubspot",
+              "fieldGroups": [{"groupType": "default_group", "fields": fields}]},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def default_sandbox_db(state_path: str) -> str:
+    """Keep the embedded sandbox's data next to the state file, so it can be looked at later."""
+    return str(Path(state_path).with_name(Path(state_path).stem + "-sandbox.db"))

@@ -1,0 +1,917 @@
+"""The functions mapping authors call on shop data, and the errors an expression can raise.
+
+Plain Python, shared by JMESPath expressions (`jmes.py` registers them) and Jinja templates
+(`templates.py` offers the same ones as filters), so both languages compute the same way.  Every
+function is documented in `FUNCTION_DOCS` with an example that the test suite runs, so the
+documentation cannot drift from the code.
+
+Numbers are exact: every function that reads a number accepts ints, Decimals, floats (by their
+shortest text, so 0.1 stays 0.1) and numeric texts such as "19.99", and returns `decimal.Decimal`,
+never a float.  A null argument to an arithmetic function gives null (a missing price makes a
+missing total, not an error); a text that is not a number is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+from typing import Any, NamedTuple
+
+from hubmap.types import (
+    CoercionError,
+    calendar_date,
+    describe,
+    format_decimal,
+    parse_decimal,
+    parse_timestamp,
+    text_of,
+    zone,
+)
+
+MAX_TEXT_LENGTH = 1_000_000
+"""No function builds a text longer than this (a guard against runaway expressions)."""
+
+MAX_ROUND_DECIMALS = 12
+"""round_to() rounds to at most this many decimal places (the mapping's `decimals` limit)."""
+
+DIVISION_PRECISION = 28
+"""Significant digits of a division result (other arithmetic is exact)."""
+
+CENTS_PER_UNIT = 100
+
+_EXACT = Context(
+    prec=400, rounding=ROUND_HALF_UP, Emax=10_000, Emin=-10_000, traps=[InvalidOperation, Overflow]
+)
+_DIVISION = Context(
+    prec=DIVISION_PRECISION,
+    rounding=ROUND_HALF_UP,
+    Emax=10_000,
+    Emin=-10_000,
+    traps=[InvalidOperation, Overflow, DivisionByZero],
+)
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+
+class ExpressionError(Exception):
+    """An expression or template failed on one record; `message` says why, in plain words."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class ExpressionSyntaxError(Exception):
+    """An expression or template does not compile.
+
+    `offset` is the character (from 0) inside the expression text where the problem is; the caller
+    turns it into file:line:column with `Source.location_at(offset)`.  `hint` is a suggestion
+    (for example "did you mean 'upper'?"), possibly empty.  `code` is the problem code:
+    HM301 JMESPath that does not parse, HM302 a template that does not parse, HM303 an unknown
+    function or a wrong number of arguments, HM304 something a template may not do.
+    """
+
+    def __init__(self, message: str, offset: int = 0, hint: str = "", code: str = "HM301"):
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+        self.code = code
+        super().__init__(message + (f" ({hint})" if hint else ""))
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _number(value: Any, function: str) -> Decimal:
+    try:
+        return parse_decimal(value)
+    except CoercionError as error:
+        raise ExpressionError(f"{function}(): {error.message}") from None
+
+
+def as_text(value: Any, function: str) -> str:
+    if isinstance(value, list | dict):
+        raise ExpressionError(f"{function}() needs a text, but got {describe(value)}")
+    try:
+        return text_of(value)
+    except CoercionError as error:
+        raise ExpressionError(f"{function}(): {error.message}") from None
+
+
+def as_list(value: Any, function: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ExpressionError(f"{function}() needs a list, but got {describe(value)}")
+    return list(value)
+
+
+def _count(value: Any, function: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
+        raise ExpressionError(f"{function}() needs a whole number, but got {describe(value)}")
+    number = _number(value, function)
+    if number != number.to_integral_value():
+        raise ExpressionError(f"{function}() needs a whole number, but got {describe(value)}")
+    return int(number)
+
+
+def _exact(operation: Callable[[], Decimal], function: str) -> Decimal:
+    try:
+        return operation()
+    except (InvalidOperation, Overflow):
+        raise ExpressionError(f"{function}(): the result is too large") from None
+
+
+def check_size(length: int, function: str) -> None:
+    if length > MAX_TEXT_LENGTH:
+        raise ExpressionError(
+            f"{function}() would build a text of {length:,} characters; "
+            f"the limit is {MAX_TEXT_LENGTH:,}"
+        )
+
+
+def plain_key(value: Any) -> Any:
+    """A hashable key that treats equal numbers alike (1 == 1.0 == Decimal('1.00'))."""
+    if isinstance(value, bool) or value is None:
+        return (type(value).__name__, value)
+    if isinstance(value, int | float | Decimal):
+        try:
+            return ("number", parse_decimal(value).normalize(_EXACT))
+        except (CoercionError, InvalidOperation, Overflow):
+            return ("number", repr(value))
+    if isinstance(value, list | tuple):
+        return ("list", tuple(plain_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((str(k), plain_key(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
+
+
+# ----------------------------------------------------------------------------------- functions
+
+
+def number(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return _number(value, "number")
+
+
+def to_number(value: Any) -> int | Decimal | None:
+    # JMESPath's own to_number, made exact: null for anything that is not a number.
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        result = parse_decimal(value)
+    except CoercionError:
+        return None
+    integral_text = isinstance(value, str) and not any(c in value.lower() for c in ".e")
+    if integral_text and result == result.to_integral_value():
+        return int(result)
+    return result
+
+
+def money(text: Any, decimal_separator: Any) -> Decimal | None:
+    if text is None:
+        return None
+    if decimal_separator not in (".", ","):
+        raise ExpressionError(
+            f"money() needs '.' or ',' as the decimal separator, not {describe(decimal_separator)}"
+        )
+    if not isinstance(text, str):
+        return _number(text, "money")
+    grouping = "," if decimal_separator == "." else "."
+    cleaned = "".join(ch for ch in text if ch.isdigit() or ch in ".,+-")
+    cleaned = cleaned.replace(grouping, "")
+    if decimal_separator == ",":
+        cleaned = cleaned.replace(",", ".")
+    if not any(ch.isdigit() for ch in cleaned) or cleaned.count(".") > 1:
+        raise ExpressionError(f"money(): {describe(text)} is not an amount")
+    try:
+        return parse_decimal(cleaned)
+    except CoercionError:
+        raise ExpressionError(f"money(): {describe(text)} is not an amount") from None
+
+
+def add(a: Any, b: Any) -> Decimal | None:
+    if a is None or b is None:
+        return None
+    return _exact(lambda: _EXACT.add(_number(a, "add"), _number(b, "add")), "add")
+
+
+def subtract(a: Any, b: Any) -> Decimal | None:
+    if a is None or b is None:
+        return None
+    return _exact(
+        lambda: _EXACT.subtract(_number(a, "subtract"), _number(b, "subtract")), "subtract"
+    )
+
+
+def multiply(a: Any, b: Any) -> Decimal | None:
+    if a is None or b is None:
+        return None
+    return _exact(
+        lambda: _EXACT.multiply(_number(a, "multiply"), _number(b, "multiply")), "multiply"
+    )
+
+
+def divide(a: Any, b: Any) -> Decimal | None:
+    if a is None or b is None:
+        return None
+    dividend, divisor = _number(a, "divide"), _number(b, "divide")
+    if divisor == 0:
+        return None
+    return _exact(lambda: _DIVISION.divide(dividend, divisor), "divide")
+
+
+def from_cents(amount: Any) -> Decimal | None:
+    if amount is None:
+        return None
+    return _exact(
+        lambda: _EXACT.divide(_number(amount, "from_cents"), Decimal(CENTS_PER_UNIT)), "from_cents"
+    )
+
+
+def sum_of(values: Any) -> Decimal:
+    if values is None:
+        return Decimal(0)
+    total = Decimal(0)
+    for value in as_list(values, "sum_of"):
+        if value is not None:
+            number_ = _number(value, "sum_of")
+            total = _exact(lambda n=number_, t=total: _EXACT.add(t, n), "sum_of")  # type: ignore[misc]
+    return total
+
+
+def _numbers_only(values: Any, function: str) -> list[Any]:
+    numbers = as_list(values, function)
+    for value in numbers:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ExpressionError(
+                f"{function}() needs a list of numbers, but the list holds {describe(value)}; "
+                "sum_of() also reads numeric texts"
+            )
+    return numbers
+
+
+def exact_sum(values: Any) -> Decimal | int:
+    # JMESPath's sum, made exact for Decimals and floats.
+    numbers = _numbers_only(values, "sum")
+    if all(isinstance(v, int) for v in numbers):
+        return int(sum(numbers))
+    return sum_of(numbers)
+
+
+def exact_avg(values: Any) -> Decimal | None:
+    numbers = _numbers_only(values, "avg")
+    if not numbers:
+        return None
+    return divide(sum_of(numbers), len(numbers))
+
+
+def round_to(value: Any, places: Any) -> Decimal | None:
+    if value is None:
+        return None
+    count = _count(places, "round_to")
+    if not 0 <= count <= MAX_ROUND_DECIMALS:
+        raise ExpressionError(
+            f"round_to() rounds to 0 to {MAX_ROUND_DECIMALS} decimal places, not {count}"
+        )
+    amount = _number(value, "round_to")
+    return _exact(lambda: amount.quantize(Decimal(1).scaleb(-count), context=_EXACT), "round_to")
+
+
+def lower(text: Any) -> str | None:
+    return None if text is None else as_text(text, "lower").lower()
+
+
+def upper(text: Any) -> str | None:
+    return None if text is None else as_text(text, "upper").upper()
+
+
+def trim(text: Any) -> str | None:
+    return None if text is None else as_text(text, "trim").strip()
+
+
+def unique(values: Any) -> list[Any] | None:
+    if values is None:
+        return None
+    seen: set[Any] = set()
+    result = []
+    for value in as_list(values, "unique"):
+        key = plain_key(value)
+        if key not in seen:
+            seen.add(key)
+            result.append(value)
+    return result
+
+
+def first(values: Any, count: Any = None) -> Any:
+    if values is None:
+        return None
+    items = as_list(values, "first")
+    if count is None:
+        return items[0] if items else None
+    wanted = _count(count, "first")
+    if wanted < 0:
+        raise ExpressionError(f"first() needs a count of 0 or more, not {wanted}")
+    return items[:wanted]
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def coalesce(*values: Any) -> Any:
+    for value in values:
+        if not _is_empty(value):
+            return value
+    return None
+
+
+def default(value: Any, fallback: Any) -> Any:
+    return fallback if _is_empty(value) else value
+
+
+def date(timestamp: Any, zone_name: Any = None) -> str | None:
+    if timestamp is None or timestamp == "":
+        return None
+    if zone_name is not None and not isinstance(zone_name, str):
+        raise ExpressionError(f"date() needs a time zone name, not {describe(zone_name)}")
+    try:
+        if zone_name:
+            zone(zone_name)
+        return calendar_date(timestamp, zone_name).isoformat()
+    except CoercionError as error:
+        raise ExpressionError(f"date(): {error.message}") from None
+
+
+def timestamp(value: Any, zone_name: Any = None) -> str | None:
+    if value is None or value == "":
+        return None
+    if zone_name is not None and not isinstance(zone_name, str):
+        raise ExpressionError(f"timestamp() needs a time zone name, not {describe(zone_name)}")
+    try:
+        moment = parse_timestamp(value, zone_name or None)
+    except CoercionError as error:
+        raise ExpressionError(f"timestamp(): {error.message}") from None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def split(text: Any, separator: Any) -> list[str] | None:
+    if text is None:
+        return None
+    sep = as_text(separator, "split")
+    if not sep:
+        raise ExpressionError("split() needs a separator that is not empty")
+    return as_text(text, "split").split(sep)
+
+
+def replace(text: Any, old: Any, new: Any) -> str | None:
+    if text is None:
+        return None
+    subject, before, after = (as_text(v, "replace") for v in (text, old, new))
+    hits = subject.count(before)
+    check_size(len(subject) + hits * (len(after) - len(before)), "replace")
+    return subject.replace(before, after)
+
+
+def concat(*values: Any) -> str:
+    parts = [as_text(v, "concat") for v in values if v is not None]
+    check_size(sum(len(p) for p in parts), "concat")
+    return "".join(parts)
+
+
+def get(obj: Any, key: Any) -> Any:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise ExpressionError(f"get() needs an object, but got {describe(obj)}")
+    return obj.get(as_text(key, "get"))
+
+
+ATTRIBUTE_NAME_KEYS = ("name", "key")
+ATTRIBUTE_VALUE_KEY = "value"
+
+
+def attribute(entries: Any, name: Any) -> Any:
+    if entries is None:
+        return None
+    wanted = as_text(name, "attribute")
+    for entry in as_list(entries, "attribute"):
+        if isinstance(entry, dict) and any(entry.get(k) == wanted for k in ATTRIBUTE_NAME_KEYS):
+            return entry.get(ATTRIBUTE_VALUE_KEY)
+    return None
+
+
+def items_where(entries: Any, key: Any, value: Any) -> list[Any] | None:
+    if entries is None:
+        return None
+    field = as_text(key, "items_where")
+    wanted = plain_key(value)
+    return [
+        e
+        for e in as_list(entries, "items_where")
+        if isinstance(e, dict) and field in e and plain_key(e[field]) == wanted
+    ]
+
+
+def to_text(value: Any) -> str:
+    # JMESPath's to_string, made exact: ids and amounts as written, lists/objects as JSON.
+    if isinstance(value, str):
+        return value
+    return _json_text(value)
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal | float):
+        return format_decimal(parse_decimal(value)) if not isinstance(value, int) else str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(
+                f"{json.dumps(str(k), ensure_ascii=False)}:{_json_text(v)}"
+                for k, v in value.items()
+            )
+            + "}"
+        )
+    return as_text(value, "to_string")
+
+
+def contains(subject: Any, search: Any) -> bool:
+    # JMESPath's contains, without failing on a number searched in a text.
+    if isinstance(subject, str):
+        return isinstance(search, str) and search in subject
+    if isinstance(subject, list):
+        wanted = plain_key(search)
+        return any(plain_key(item) == wanted for item in subject)
+    raise ExpressionError(f"contains() needs a list or a text, but got {describe(subject)}")
+
+
+def type_of(value: Any) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    return "null"
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+class FunctionDoc(NamedTuple):
+    """How a function is documented: `signature`, one line, and an example that tests run."""
+
+    signature: str
+    description: str
+    example: str
+    example_input: Any
+    example_output: Any
+
+
+@dataclass(frozen=True)
+class ShopFunction:
+    """A function offered to mapping authors: its implementation and how many arguments it takes."""
+
+    name: str
+    implementation: Callable[..., Any]
+    min_args: int
+    max_args: int | None  # None: any number
+
+
+def _f(
+    name: str, implementation: Callable[..., Any], min_args: int, max_args: int | None
+) -> ShopFunction:
+    return ShopFunction(name, implementation, min_args, max_args)
+
+
+SHOP_FUNCTIONS: dict[str, ShopFunction] = {
+    f.name: f
+    for f in (
+        _f("number", number, 1, 1),
+        _f("money", money, 2, 2),
+        _f("add", add, 2, 2),
+        _f("subtract", subtract, 2, 2),
+        _f("multiply", multiply, 2, 2),
+        _f("divide", divide, 2, 2),
+        _f("from_cents", from_cents, 1, 1),
+        _f("sum_of", sum_of, 1, 1),
+        _f("round_to", round_to, 2, 2),
+        _f("lower", lower, 1, 1),
+        _f("upper", upper, 1, 1),
+        _f("trim", trim, 1, 1),
+        _f("unique", unique, 1, 1),
+        _f("first", first, 1, 2),
+        _f("coalesce", coalesce, 1, None),
+        _f("default", default, 2, 2),
+        _f("date", date, 1, 2),
+        _f("timestamp", timestamp, 1, 2),
+        _f("split", split, 2, 2),
+        _f("replace", replace, 3, 3),
+        _f("concat", concat, 1, None),
+        _f("get", get, 2, 2),
+        _f("attribute", attribute, 2, 2),
+        _f("items_where", items_where, 3, 3),
+        # JMESPath's own functions, replaced by exact versions (same names, same meaning):
+        _f("to_number", to_number, 1, 1),
+        _f("to_string", to_text, 1, 1),
+        _f("sum", exact_sum, 1, 1),
+        _f("avg", exact_avg, 1, 1),
+        _f("type", type_of, 1, 1),
+        _f("contains", contains, 2, 2),
+    )
+}
+"""hubmap's functions by name (the JMESPath built-ins not listed here keep their own code)."""
+
+REMOVED_FUNCTIONS = frozenset({"now"})
+"""Names that are deliberately absent: expressions are pure, the same order always gives the same value."""
+
+_ORDER = {
+    "total_price": "409.94",
+    "line_items": [
+        {"sku": "IPOD2008GREEN", "price": "199.00", "quantity": 1},
+        {"sku": "IPOD2008RED", "price": "199.00", "quantity": 2},
+    ],
+}
+
+D = Decimal
+
+FUNCTION_DOCS: dict[str, FunctionDoc] = {
+    # ---- numbers (exact)
+    "number": FunctionDoc(
+        "number(value)",
+        "An exact number from a number or a numeric text; an error for any other text.",
+        "number(total_price)",
+        {"total_price": "409.94"},
+        D("409.94"),
+    ),
+    "to_number": FunctionDoc(
+        "to_number(value)",
+        "Like number(), but null (instead of an error) when the value is not a number.",
+        "to_number(note)",
+        {"note": "n/a"},
+        None,
+    ),
+    "money": FunctionDoc(
+        "money(text, decimal_separator)",
+        "An amount written with a decimal comma or thousands separators; say which separator "
+        "marks the decimals ('.' or ','). Currency signs and spaces are ignored.",
+        "money(price, ',')",
+        {"price": "1.234,50 €"},
+        D("1234.50"),
+    ),
+    "add": FunctionDoc(
+        "add(a, b)",
+        "a + b, exactly (null if either is null).",
+        "add(subtotal_price, total_tax)",
+        {"subtotal_price": "398.00", "total_tax": "11.94"},
+        D("409.94"),
+    ),
+    "subtract": FunctionDoc(
+        "subtract(a, b)",
+        "a - b, exactly (null if either is null).",
+        "subtract(total_price, total_tax)",
+        {"total_price": "409.94", "total_tax": "11.94"},
+        D("398.00"),
+    ),
+    "multiply": FunctionDoc(
+        "multiply(a, b)",
+        "a × b, exactly (null if either is null).",
+        "multiply(price, quantity)",
+        {"price": "19.99", "quantity": 3},
+        D("59.97"),
+    ),
+    "divide": FunctionDoc(
+        "divide(a, b)",
+        f"a ÷ b to {DIVISION_PRECISION} significant digits; null when b is 0 or either is null.",
+        "divide(total, count)",
+        {"total": "10", "count": 4},
+        D("2.5"),
+    ),
+    "from_cents": FunctionDoc(
+        "from_cents(amount)",
+        "An amount in cents (Stripe's minor units) as a whole amount.",
+        "from_cents(amount_total)",
+        {"amount_total": 1999},
+        D("19.99"),
+    ),
+    "sum_of": FunctionDoc(
+        "sum_of(list)",
+        "The exact sum of a list of numbers or numeric texts; nulls are skipped, an empty list is 0.",
+        "sum_of(refunds[].total)",
+        {"refunds": [{"total": "-16.20"}, {"total": "-8.10"}]},
+        D("-24.30"),
+    ),
+    "sum": FunctionDoc(
+        "sum(list)",
+        "The exact sum of a list of numbers (JMESPath's sum, without float drift).",
+        "sum(amounts)",
+        {"amounts": [0.1, 0.2]},
+        D("0.3"),
+    ),
+    "avg": FunctionDoc(
+        "avg(list)",
+        "The exact average of a list of numbers; null for an empty list.",
+        "avg(scores)",
+        {"scores": [1, 2]},
+        D("1.5"),
+    ),
+    "round_to": FunctionDoc(
+        "round_to(number, places)",
+        f"The number rounded half up to 0–{MAX_ROUND_DECIMALS} decimal places.",
+        "round_to(price, `1`)",
+        {"price": "2.25"},
+        D("2.3"),
+    ),
+    "abs": FunctionDoc(
+        "abs(number)",
+        "The number without its sign.",
+        "abs(total)",
+        {"total": -5},
+        5,
+    ),
+    "ceil": FunctionDoc(
+        "ceil(number)",
+        "The number rounded up to a whole number.",
+        "ceil(weight)",
+        {"weight": 1.2},
+        2,
+    ),
+    "floor": FunctionDoc(
+        "floor(number)",
+        "The number rounded down to a whole number.",
+        "floor(weight)",
+        {"weight": 1.8},
+        1,
+    ),
+    "max": FunctionDoc(
+        "max(list)",
+        "The largest number (or latest text) of a list; null if empty.",
+        "max(line_items[].quantity)",
+        _ORDER,
+        2,
+    ),
+    "min": FunctionDoc(
+        "min(list)",
+        "The smallest number (or earliest text) of a list; null if empty.",
+        "min(line_items[].quantity)",
+        _ORDER,
+        1,
+    ),
+    # ---- texts
+    "lower": FunctionDoc(
+        "lower(text)",
+        "The text in lower case.",
+        "lower(email)",
+        {"email": "Bob@Example.COM"},
+        "bob@example.com",
+    ),
+    "upper": FunctionDoc(
+        "upper(text)",
+        "The text in upper case.",
+        "upper(country)",
+        {"country": "de"},
+        "DE",
+    ),
+    "trim": FunctionDoc(
+        "trim(text)",
+        "The text without spaces at either end.",
+        "trim(name)",
+        {"name": "  Bob "},
+        "Bob",
+    ),
+    "split": FunctionDoc(
+        "split(text, separator)",
+        "The parts of a text between separators.",
+        "split(tags, ', ')",
+        {"tags": "gift, sale"},
+        ["gift", "sale"],
+    ),
+    "replace": FunctionDoc(
+        "replace(text, old, new)",
+        "The text with every `old` replaced by `new`.",
+        "replace(sku, '-', '')",
+        {"sku": "WOO-ALBUM-1"},
+        "WOOALBUM1",
+    ),
+    "concat": FunctionDoc(
+        "concat(value, ...)",
+        "The values joined into one text (nulls skipped; numbers as written).",
+        "concat(first_name, ' ', last_name)",
+        {"first_name": "Bob", "last_name": "Norman"},
+        "Bob Norman",
+    ),
+    "join": FunctionDoc(
+        "join(separator, list)",
+        "The texts of a list joined with a separator.",
+        "join(', ', line_items[].sku)",
+        _ORDER,
+        "IPOD2008GREEN, IPOD2008RED",
+    ),
+    "to_string": FunctionDoc(
+        "to_string(value)",
+        "A value as text: ids and amounts as written, lists and objects as JSON.",
+        "to_string(id)",
+        {"id": 450789469},
+        "450789469",
+    ),
+    "starts_with": FunctionDoc(
+        "starts_with(text, prefix)",
+        "true if the text starts with the prefix.",
+        "starts_with(sku, 'IPOD')",
+        {"sku": "IPOD2008RED"},
+        True,
+    ),
+    "ends_with": FunctionDoc(
+        "ends_with(text, suffix)",
+        "true if the text ends with the suffix.",
+        "ends_with(email, '.com')",
+        {"email": "bob@example.com"},
+        True,
+    ),
+    "contains": FunctionDoc(
+        "contains(list_or_text, value)",
+        "true if the list holds the value (or the text holds it).",
+        "contains(tags, 'vip')",
+        {"tags": ["new", "vip"]},
+        True,
+    ),
+    "length": FunctionDoc(
+        "length(list_or_text)",
+        "How many items a list has (or characters a text, keys an object).",
+        "length(line_items)",
+        _ORDER,
+        2,
+    ),
+    "reverse": FunctionDoc(
+        "reverse(list_or_text)",
+        "The list (or text) in reverse order.",
+        "reverse(line_items[].sku)",
+        _ORDER,
+        ["IPOD2008RED", "IPOD2008GREEN"],
+    ),
+    # ---- lists and objects
+    "unique": FunctionDoc(
+        "unique(list)",
+        "The list without repeats, keeping the first of each.",
+        "unique(line_items[].vendor)",
+        {"line_items": [{"vendor": "Apple"}, {"vendor": "Sony"}, {"vendor": "Apple"}]},
+        ["Apple", "Sony"],
+    ),
+    "first": FunctionDoc(
+        "first(list[, count])",
+        "The first item of a list (null if empty); with a count, a list of the first `count` items.",
+        "first(line_items[].sku, `1`)",
+        _ORDER,
+        ["IPOD2008GREEN"],
+    ),
+    "attribute": FunctionDoc(
+        "attribute(list, name)",
+        "The `value` of the entry whose `name` (or `key`) is `name`: Shopify note_attributes and "
+        "line-item properties, WooCommerce meta_data.",
+        "attribute(note_attributes, 'colour')",
+        {"note_attributes": [{"name": "colour", "value": "green"}]},
+        "green",
+    ),
+    "items_where": FunctionDoc(
+        "items_where(list, field, value)",
+        "The entries of a list whose `field` equals `value`.",
+        "items_where(line_items, 'vendor', 'Apple')[].sku",
+        {"line_items": [{"sku": "A1", "vendor": "Apple"}, {"sku": "S1", "vendor": "Sony"}]},
+        ["A1"],
+    ),
+    "get": FunctionDoc(
+        "get(object, key)",
+        "The value under a key, also for keys with spaces or odd characters.",
+        "get(@, 'custom engraving')",
+        {"custom engraving": "Happy Birthday"},
+        "Happy Birthday",
+    ),
+    "coalesce": FunctionDoc(
+        "coalesce(value, ...)",
+        "The first value that is not null and not empty.",
+        "coalesce(shipping.phone, billing.phone)",
+        {"shipping": {"phone": ""}, "billing": {"phone": "2022611000"}},
+        "2022611000",
+    ),
+    "default": FunctionDoc(
+        "default(value, fallback)",
+        "The value, or the fallback when it is null or empty.",
+        "default(vendor, 'unknown')",
+        {"vendor": None},
+        "unknown",
+    ),
+    "not_null": FunctionDoc(
+        "not_null(value, ...)",
+        "The first value that is not null (empty texts count as values).",
+        "not_null(total_price_usd, total_price)",
+        {"total_price": "409.94"},
+        "409.94",
+    ),
+    "keys": FunctionDoc(
+        "keys(object)",
+        "The keys of an object.",
+        "keys(totals)",
+        {"totals": {"tax": 1}},
+        ["tax"],
+    ),
+    "values": FunctionDoc(
+        "values(object)",
+        "The values of an object.",
+        "values(totals)",
+        {"totals": {"tax": 1}},
+        [1],
+    ),
+    "merge": FunctionDoc(
+        "merge(object, ...)",
+        "The objects merged into one (later keys win).",
+        "merge(billing, shipping)",
+        {"billing": {"a": 1, "b": 1}, "shipping": {"b": 2}},
+        {"a": 1, "b": 2},
+    ),
+    "to_array": FunctionDoc(
+        "to_array(value)",
+        "The value as a list (a list stays as it is).",
+        "to_array(tag)",
+        {"tag": "vip"},
+        ["vip"],
+    ),
+    "sort": FunctionDoc(
+        "sort(list)",
+        "The texts or numbers of a list in ascending order.",
+        "sort(line_items[].sku)",
+        _ORDER,
+        ["IPOD2008GREEN", "IPOD2008RED"],
+    ),
+    "sort_by": FunctionDoc(
+        "sort_by(list, &field)",
+        "The entries of a list sorted by a field.",
+        "sort_by(line_items, &quantity)[].sku",
+        _ORDER,
+        ["IPOD2008GREEN", "IPOD2008RED"],
+    ),
+    "max_by": FunctionDoc(
+        "max_by(list, &field)",
+        "The entry of a list with the largest field.",
+        "max_by(line_items, &quantity).sku",
+        _ORDER,
+        "IPOD2008RED",
+    ),
+    "min_by": FunctionDoc(
+        "min_by(list, &field)",
+        "The entry of a list with the smallest field.",
+        "min_by(line_items, &quantity).sku",
+        _ORDER,
+        "IPOD2008GREEN",
+    ),
+    "map": FunctionDoc(
+        "map(&expression, list)",
+        "The expression applied to each entry of a list.",
+        "sum_of(map(&multiply(price, quantity), line_items))",
+        _ORDER,
+        D("597.00"),
+    ),
+    "type": FunctionDoc(
+        "type(value)",
+        "The kind of value: string, number, boolean, array, object or null.",
+        "type(total_price)",
+        _ORDER,
+        "string",
+    ),
+    # ---- dates
+    "date": FunctionDoc(
+        "date(timestamp[, time_zone])",
+        "The calendar day (YYYY-MM-DD) written in a timestamp, or its day in the named time zone.",
+        "date(created_at, 'Europe/Berlin')",
+        {"created_at": "2008-01-10T23:00:00-05:00"},
+        "2008-01-11",
+    ),
+    "timestamp": FunctionDoc(
+        "timestamp(value[, time_zone])",
+        "A timestamp (ISO 8601, epoch seconds or milliseconds, RFC 2822) as ISO 8601 in UTC; "
+        "naive times are read in the named zone (UTC if none).",
+        "timestamp(date_created)",
+        {"date_created": "Fri, 02 Mar 2012 21:36:24 +0000"},
+        "2012-03-02T21:36:24Z",
+    ),
+}
+"""Every function an expression can call, with a description and a checked example."""
+
+
+def function_names() -> Iterable[str]:
+    return FUNCTION_DOCS.keys()

@@ -1,0 +1,71 @@
+"""Progress for long runs: a bar on a terminal (rich), plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from hubmap.run import Progress
+
+PLAIN_EVERY_SECONDS = 5.0
+
+
+class _RichProgress(Progress):
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
+                                   SpinnerColumn, TextColumn, TimeElapsedColumn)
+
+        self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                       MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+        self.task = None
+        self.started = False
+
+    def phase(self, name: str, total: int | None) -> None:
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        self.task = self.bar.add_task(name, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, amount)
+
+    def done(self) -> None:
+        if self.task is not None:
+            total = self.bar.tasks[-1].completed
+            self.bar.update(self.task, total=total, completed=total)
+        self.task = None
+
+    def __del__(self) -> None:
+        if self.started:
+            self.bar.stop()
+
+
+class _PlainProgress(Progress):
+    """One line every few seconds and at the end of each phase (for logs and CI)."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.count = 0
+        self.total: int | None = None
+        self.last = 0.0
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.name, self.total, self.count, self.last = name, total, 0, time.monotonic()
+
+    def advance(self, amount: int = 1) -> None:
+        self.count += amount
+        if time.monotonic() - self.last >= PLAIN_EVERY_SECONDS:
+            self.last = time.monotonic()
+            self._line()
+
+    def done(self) -> None:
+        self._line()
+
+    def _line(self) -> None:
+        of = f"/{self.total}" if self.total is not None else ""
+        print(f"{self.name}: {self.count}{of}", file=sys.stderr, flush=True)
+
+
+def terminal_progress() -> Progress:
+    return _RichProgress() if sys.stderr.isatty() else _PlainProgress()

@@ -1,0 +1,62 @@
+"""Print a run's summary and the state's status for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubmap.run import Summary
+
+
+def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | None) -> str:
+    lines = [
+        f"records read: {summary.records}  counted: {summary.counted}  already counted: "
+        f"{summary.already_counted}  skipped: {summary.skipped}  rejected: {summary.rejected}",
+    ]
+    if summary.submissions or summary.submissions_failed:
+        lines.append(f"form submissions: {summary.submissions} sent, "
+                     f"{summary.submissions_failed} failed")
+    else:
+        lines.append(
+            f"contacts: {summary.contacts_created} created, {summary.contacts_updated} updated, "
+            f"{summary.contacts_unchanged} unchanged, {summary.contacts_failed} failed")
+    if summary.properties_created:
+        lines.append(f"properties created: {', '.join(summary.properties_created)}")
+    if summary.drift:
+        lines.append(f"drift: {summary.drift} value(s) were changed in HubSpot since hubmap wrote "
+                     "them; HubSpot's value was kept as the new starting point (see hubmap status)")
+    lines.append(f"HubSpot calls: {summary.calls} ({summary.rate_limited} answered 429, "
+                 f"{summary.retries} retried)  time: {summary.seconds:.1f} s")
+    for key, reason in summary.failures[:20]:
+        lines.append(f"failed {key}: {reason}")
+    if len(summary.failures) > 20:
+        lines.append(f"... and {len(summary.failures) - 20} more failures (hubmap status)")
+    if summary.rejected and reject_file:
+        lines.append(f"rejected records and their reasons: {reject_file}")
+    if summary.stopped:
+        lines.append(f"stopped: {summary.stopped}")
+    if sandbox_db:
+        lines.append(f"sandbox data: {sandbox_db} (look with: hubmap sandbox show EMAIL "
+                     f"--db {sandbox_db})")
+    return "\n".join(lines)
+
+
+def status_text(report: dict[str, Any]) -> str:
+    lines = [f"state: {report['state']}"]
+    if not report["scopes"]:
+        lines.append("nothing has run yet")
+    for scope in report["scopes"]:
+        lines.append(f"{scope['scope']}: {scope['orders_counted']} orders counted, "
+                     f"{scope['contacts_unconfirmed']} contacts waiting for HubSpot, "
+                     f"{len(scope['pending_rejects'])} rejected records pending")
+        for failed in scope["contacts_failed"][:10]:
+            lines.append(f"  failed {failed['contact']}: {failed['reason']}")
+        for reject in scope["pending_rejects"][:10]:
+            lines.append(f"  rejected {reject['order_id'] or reject['where']}: "
+                         + (f"{reject['property']}: " if reject["property"] else "")
+                         + reject["reason"])
+        for run in scope["runs"]:
+            counts = run["counts"]
+            lines.append(f"  run {run['id']} {run['started']} -> {run['ended'] or '...'} "
+                         f"{run['outcome']}: {counts.get('counted', 0)} counted, "
+                         f"{counts.get('rejected', 0)} rejected, {counts.get('calls', 0)} calls")
+    return "\n".join(lines)

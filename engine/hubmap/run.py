@@ -1,0 +1,500 @@
+"""`hubmap run`: provision properties, count new orders into the state, write HubSpot, summarise.
+
+Contacts, in two phases so that every order is counted exactly once and HubSpot sees each contact
+once per run (the fewest calls: one batch read and one batch upsert per 100 contacts):
+
+1. count: records stream in chunks; each new order id enters the ledger in the same transaction
+   that folds its values into its contact's `pending` accumulators (already-counted ids are
+   skipped; rejected records go to the reject file and the state with their reason);
+2. write: contacts with unconfirmed values, 100 at a time, in parallel workers: read HubSpot's
+   current values (the baseline of a contact hubmap has not written yet is stored before the
+   first write; a value someone changed since hubmap's last write is drift: reported, and taken as
+   the new baseline), store the values about to be sent, upsert them, and on HubSpot's answer
+   mark them confirmed.  A crash anywhere leaves contacts marked unconfirmed; the next run sends
+   the same absolute values again.
+
+Forms: one submission per new order, then the order is marked sent.  HubSpot has no idempotency
+key for submissions: an answer lost in transit may be retried and recorded twice by HubSpot (the
+contact's values are the same either way, as a form overwrites them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from hubmap import provision
+from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
+from hubmap.examples import outcomes
+from hubmap.hubspot import HubSpotClient, HubSpotError
+from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
+from hubmap.inputs import read_documents
+from hubmap.mapping.model import FormsTarget, Mapping
+from hubmap.plan import ContactFolder, changes
+from hubmap.problems import HubmapError, Problem
+from hubmap.state import ContactRow, StateStore
+
+COUNT_CHUNK = 2_000  # records folded per state transaction
+BATCH = 100  # HubSpot's batch limit
+DEFAULT_WORKERS = 4
+
+
+@dataclass
+class Summary:
+    records: int = 0
+    counted: int = 0
+    already_counted: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    contacts_created: int = 0
+    contacts_updated: int = 0
+    contacts_unchanged: int = 0
+    contacts_failed: int = 0
+    submissions: int = 0
+    submissions_failed: int = 0
+    drift: int = 0
+    properties_created: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    calls: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    stopped: str | None = None  # why the run stopped early (daily limit, auth)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.rejected or self.contacts_failed or self.submissions_failed
+                    or self.stopped)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["failures"] = [{"key": k, "reason": r} for k, r in self.failures]
+        return data
+
+
+class Progress:
+    """What a run reports while it works; the CLI gives a progress bar or plain lines."""
+
+    def phase(self, name: str, total: int | None) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    input_path: str
+    input_format: str | None = None
+    dry_run: bool = False
+    workers: int = DEFAULT_WORKERS
+    reject_file: str | None = None
+    portal_id: str | None = None
+
+
+def scope_of(mapping: Mapping, api_base: str, portal_id: str | None) -> str:
+    """What the state keeps apart: the portal (HUBSPOT_PORTAL_ID, else the API host) and the
+    mapping's name.  Not the full address: a stand-in on another port is the same portal."""
+    from urllib.parse import urlparse
+
+    portal = f"portal {portal_id}" if portal_id else urlparse(api_base).netloc or api_base
+    return f"{portal}|{mapping.name}"
+
+
+class Runner:
+    def __init__(self, mapping: Mapping, client: HubSpotClient, state: StateStore,
+                 options: RunOptions, progress: Progress | None = None,
+                 environ: dict[str, str] | None = None):
+        self.mapping = mapping
+        self.compiled = CompiledMapping(mapping)
+        self.folder = ContactFolder(self.compiled)
+        self.client = client
+        self.state = state
+        self.options = options
+        self.progress = progress or Progress()
+        self.environ = environ or {}
+        self.summary = Summary()
+        self.scope = scope_of(mapping, client.settings.api_base, options.portal_id
+                              or client.settings.portal_id)
+        self.lock = threading.Lock()  # one SQLite connection, shared by the workers
+        self.reject_stream: IO[str] | None = None
+        self.run_id = 0
+        self.properties = [spec.name for spec in mapping.properties]
+        self._dry_rows: dict[str, ContactRow] = {}  # dry run: counted in memory, not stored
+        self.dry_changes: dict[str, dict[str, str]] = {}  # dry run: what would be sent
+
+    # -- the whole run -------------------------------------------------------------------
+
+    def run(self, documents: Iterable[Any] | None = None) -> Summary:
+        started = time.monotonic()
+        self.run_id = self.state.start_run(self.scope, self.mapping.file, self.options.input_path)
+        outcome = "failed"
+        try:
+            if self.options.reject_file:
+                self.reject_stream = open(self.options.reject_file, "w", encoding="utf-8")
+            self._provision()
+            source = documents if documents is not None else read_documents(
+                self.options.input_path, self.options.input_format)
+            records = outcomes(self.compiled, iter(source))
+            if isinstance(self.mapping.target, FormsTarget):
+                self._forms(records)
+            else:
+                self._count(records)
+                self._write()
+            outcome = "ok" if self.summary.ok else "partial"
+        except (DailyLimitReached, HubSpotAuthError) as error:
+            self.summary.stopped = str(error)
+            outcome = "stopped"
+        finally:
+            if self.reject_stream:
+                self.reject_stream.close()
+            stats = self.client.stats()
+            self.summary.calls = stats.calls
+            self.summary.rate_limited = stats.rate_limited
+            self.summary.retries = stats.retries
+            self.summary.seconds = round(time.monotonic() - started, 3)
+            self.state.finish_run(self.scope, self.run_id, outcome, self.summary.to_dict())
+        return self.summary
+
+    def _provision(self) -> None:
+        if self.options.dry_run:
+            return
+        result = provision.apply(self.client, self.mapping)
+        if result.problems:
+            raise HubmapError(result.problems)
+        self.summary.properties_created = result.created
+        if isinstance(self.mapping.target, FormsTarget):
+            self._check_form()
+
+    def _check_form(self) -> None:
+        target = self.mapping.target
+        assert isinstance(target, FormsTarget)
+        form = self.client.get_form(resolve_env(target.form_guid, self.environ))
+        on_form = {f.get("name") for group in form.get("fieldGroups", [])
+                   for f in group.get("fields", [])}
+        wanted = [target.email_field] + self.properties
+        missing = [name for name in wanted if name not in on_form]
+        if missing:
+            raise HubmapError([Problem(
+                "HM606", f"the form lacks field(s) {', '.join(missing)}; HubSpot refuses "
+                f"submissions with fields that are not on the form",
+                self.mapping.property(missing[0]).location if missing[0] in self.properties
+                else self.mapping.records.contact.location,
+                hint="add these fields to the form in HubSpot, or remove them from the mapping")])
+
+    # -- rejected records ------------------------------------------------------------------
+
+    def _reject(self, items: list[Rejected]) -> None:
+        if not items:
+            return
+        self.summary.rejected += len(items)
+        rows = [{"where": r.where, "order_id": r.order_id, "property": r.property_name,
+                 "reason": r.reason, "code": r.code, "record": r.raw} for r in items]
+        if self.reject_stream:
+            for row in rows:
+                self.reject_stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        if not self.options.dry_run:
+            with self.lock:
+                self.state.add_rejects(self.scope, self.run_id, rows)
+
+    # -- contacts: phase 1, count ----------------------------------------------------------
+
+    def _count(self, records: Iterator[OrderValues | Rejected | Skipped]) -> None:
+        self.progress.phase("counting orders", None)
+        chunk: list[OrderValues] = []
+        rejected: list[Rejected] = []
+        for outcome in records:
+            self.summary.records += 1
+            if isinstance(outcome, Rejected):
+                rejected.append(outcome)
+            elif isinstance(outcome, Skipped):
+                self.summary.skipped += 1
+            else:
+                chunk.append(outcome)
+            if len(chunk) + len(rejected) >= COUNT_CHUNK:
+                self._count_chunk(chunk)
+                self._reject(rejected)
+                self.progress.advance(len(chunk) + len(rejected))
+                chunk, rejected = [], []
+        self._count_chunk(chunk)
+        self._reject(rejected)
+        self.progress.advance(len(chunk) + len(rejected))
+        self.progress.done()
+
+    def _count_chunk(self, orders: list[OrderValues]) -> None:
+        if not orders:
+            return
+        known = self.state.known_orders(self.scope, {o.order_id for o in orders})
+        fresh: dict[str, OrderValues] = {}
+        for order in orders:
+            if order.order_id in known or order.order_id in fresh:
+                self.summary.already_counted += 1
+            else:
+                fresh[order.order_id] = order
+        if not fresh:
+            return
+        rows = self.state.load_contacts(self.scope, {o.contact for o in fresh.values()})
+        for order in fresh.values():
+            row = rows.setdefault(order.contact, ContactRow(order.contact))
+            pending = self.folder.load(row.pending)
+            row.pending = self.folder.dump(self.folder.add(pending, order))
+        self.summary.counted += len(fresh)
+        if self.options.dry_run:
+            self._dry_rows.update(rows)
+            return
+        self.state.save_counted(
+            self.scope, self.run_id, rows.values(),
+            [(o.order_id, o.contact, o.time.isoformat()) for o in fresh.values()])
+
+    # -- contacts: phase 2, write ---------------------------------------------------------
+
+    def _write(self) -> None:
+        keys = list(self.state.dirty_contacts(self.scope))
+        if self.options.dry_run:
+            keys = sorted(set(keys) | set(self._dry_rows))
+        self.progress.phase("writing contacts", len(keys))
+        batches = [keys[i:i + BATCH] for i in range(0, len(keys), BATCH)]
+        workers = max(1, min(self.options.workers, len(batches) or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(self._write_batch, batches):
+                pass
+        self.progress.done()
+
+    def _write_batch(self, keys: list[str]) -> None:
+        with self.lock:
+            rows = self.state.load_contacts(self.scope, keys)
+        for key, row in self._dry_rows.items():
+            if key in keys:
+                rows[key] = _merged_dry(rows.get(key), row)
+        match_on = self.compiled.match_on
+        try:
+            current = self.client.batch_read_contacts(keys, id_property=match_on,
+                                                      properties=self.properties)
+        except (DailyLimitReached, HubSpotAuthError):
+            raise
+        except HubSpotError as error:
+            self._fail(keys, f"reading the contacts failed: {error}")
+            return
+        new_baselines: list[ContactRow] = []
+        drifted: list[tuple[str, str, str | None, str | None]] = []
+        to_send: dict[str, dict[str, str]] = {}
+        unchanged: list[ContactRow] = []
+        for key in keys:
+            row = rows[key]
+            found = current.get(key)
+            now = {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
+            if found is not None:
+                row.hubspot_id = str(found.get("id")) if found.get("id") else row.hubspot_id
+            if row.baseline is None:
+                row.baseline = now
+                new_baselines.append(row)
+            else:
+                drift = self._drift(row, now)
+                if drift:
+                    drifted.extend((key, name, expected, now.get(name))
+                                   for name, expected in drift)
+                    # Policy: HubSpot's edited value is the new starting point; orders already
+                    # written are inside it, so only orders not yet confirmed are added to it.
+                    row.baseline = {**row.baseline, **{name: now.get(name) for name, _ in drift}}
+                    acc = self.folder.load(row.acc)
+                    for name, _ in drift:
+                        acc.pop(name, None)
+                    row.acc = self.folder.dump(acc)
+                    new_baselines.append(row)
+            values = self.folder.to_wire(self.folder.final_values(
+                self.folder.combine(self.folder.load(row.acc), self.folder.load(row.pending)),
+                row.baseline))
+            diff = changes(self.folder, now, values)
+            row.written = values
+            if diff:
+                to_send[key] = {name: change.after for name, change in diff.items()}
+            else:
+                unchanged.append(row)
+        if self.options.dry_run:
+            self._report_dry(to_send, drifted)
+            self.progress.advance(len(keys))
+            return
+        with self.lock:
+            if new_baselines:
+                self.state.save_baselines(self.scope, new_baselines)
+            if drifted:
+                self.state.record_drift(self.scope, self.run_id, drifted)
+                self.summary.drift += len(drifted)
+            self.state.save_writing(self.scope, {k: rows[k].written or {} for k in to_send})
+        confirmed = list(unchanged)
+        if to_send:
+            try:
+                result = self.client.batch_upsert_contacts(to_send, id_property=match_on)
+            except (DailyLimitReached, HubSpotAuthError):
+                raise
+            except HubSpotError as error:
+                self._fail(list(to_send), f"HubSpot refused the batch: {error}")
+                result = None
+            if result is not None:
+                failures: dict[str, str] = {}
+                for key in to_send:
+                    error = result.error_for(key)
+                    if error is not None:
+                        failures[key] = self._explain(error)
+                        continue
+                    done = result.result_for(key)
+                    row = rows[key]
+                    if done is not None:
+                        row.hubspot_id = done.id
+                        if done.new:
+                            self.summary.contacts_created += 1
+                        else:
+                            self.summary.contacts_updated += 1
+                    confirmed.append(row)
+                if failures:
+                    self._fail(list(failures), None, failures)
+        self.summary.contacts_unchanged += len(unchanged)
+        for row in confirmed:
+            row.acc = self.folder.dump(self.folder.combine(self.folder.load(row.acc),
+                                                           self.folder.load(row.pending)))
+        with self.lock:
+            self.state.save_written(self.scope, confirmed)
+        self.progress.advance(len(keys))
+
+    def _drift(self, row: ContactRow, now: dict[str, str | None]) -> list[tuple[str, str | None]]:
+        """Properties whose HubSpot value is neither what hubmap wrote nor what it was writing."""
+        written = row.written or {}
+        writing = row.writing or {}
+        drift = []
+        for name in self.properties:
+            if name not in written and name not in writing:
+                continue
+            value = now.get(name)
+            if self.folder.same(name, value, written.get(name)) or \
+                    self.folder.same(name, value, writing.get(name)):
+                continue
+            if value in (None, "") and written.get(name) in (None, ""):
+                continue
+            drift.append((name, written.get(name)))
+        return drift
+
+    def _explain(self, error: Any) -> str:
+        names = list(getattr(error, "property_names", []) or [])
+        where = ""
+        for name in names:
+            try:
+                where = f" (property '{name}', {self.mapping.property(name).location})"
+                break
+            except KeyError:
+                continue
+        return f"{error.message}{where}"
+
+    def _fail(self, keys: list[str], reason: str | None,
+              reasons: dict[str, str] | None = None) -> None:
+        reasons = reasons or {key: reason or "failed" for key in keys}
+        self.summary.contacts_failed += len(reasons)
+        self.summary.failures.extend(reasons.items())
+        if not self.options.dry_run:
+            with self.lock:
+                self.state.save_failed(self.scope, reasons)
+
+    # -- dry run ------------------------------------------------------------------------
+
+    def _report_dry(self, to_send: dict[str, dict[str, str]],
+                    drifted: list[tuple[str, str, str | None, str | None]]) -> None:
+        with self.lock:
+            self.dry_changes.update(to_send)
+            self.summary.drift += len(drifted)
+
+    # -- forms ------------------------------------------------------------------------------
+
+    def _forms(self, records: Iterator[OrderValues | Rejected | Skipped]) -> None:
+        target = self.mapping.target
+        assert isinstance(target, FormsTarget)
+        portal = resolve_env(target.portal_id, self.environ)
+        guid = resolve_env(target.form_guid, self.environ)
+        consent = _consent(target)
+        self.progress.phase("submitting forms", None)
+
+        def submit(order: OrderValues) -> None:
+            from hubmap.plan import submission_fields
+
+            fields = submission_fields(self.compiled, order)
+            if self.options.dry_run:
+                return
+            try:
+                self.client.submit_form(portal, guid, fields, context=order.context,
+                                        submitted_at=order.time, legal_consent=consent)
+            except (DailyLimitReached, HubSpotAuthError):
+                raise
+            except HubSpotError as error:
+                with self.lock:
+                    self.summary.submissions_failed += 1
+                    self.summary.failures.append((order.order_id, self._explain(error)))
+                    self.state.add_rejects(self.scope, self.run_id, [{
+                        "where": order.where, "order_id": order.order_id, "kind": "failed",
+                        "reason": self._explain(error), "code": "HM607"}])
+                return
+            with self.lock:
+                self.state.set_order(self.scope, order.order_id, order.contact,
+                                     order.time.isoformat(), self.run_id, "sent")
+                self.summary.submissions += 1
+            self.progress.advance()
+
+        with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
+            futures = []
+            seen: set[str] = set()
+            for outcome in records:
+                self.summary.records += 1
+                if isinstance(outcome, Rejected):
+                    self._reject([outcome])
+                elif isinstance(outcome, Skipped):
+                    self.summary.skipped += 1
+                elif outcome.order_id in seen or self.state.order_status(
+                        self.scope, outcome.order_id) == "sent":
+                    self.summary.already_counted += 1
+                else:
+                    seen.add(outcome.order_id)
+                    self.summary.counted += 1
+                    futures.append(pool.submit(submit, outcome))
+            for future in futures:
+                future.result()
+        self.progress.done()
+
+
+def _merged_dry(stored: ContactRow | None, dry: ContactRow) -> ContactRow:
+    if stored is None:
+        return dry
+    stored.pending = dry.pending
+    return stored
+
+
+def _consent(target: FormsTarget) -> dict[str, Any] | None:
+    consent = target.legal_consent
+    if consent is None:
+        return None
+    return {"consent": {
+        "consentToProcess": consent.consent_to_process,
+        "text": consent.text,
+        "communications": [
+            {"value": c["value"], "subscriptionTypeId": c["subscription_type_id"],
+             "text": c["text"]} for c in consent.communications],
+    }}
+
+
+def resolve_env(text: str, environ: dict[str, str]) -> str:
+    """Fill ${NAME} references from the environment; a missing one is a configuration error."""
+    import re
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ or not environ[name]:
+            raise HubmapError(Problem("HM411", f"environment variable {name} is not set",
+                                      _nowhere(), hint=f"export {name}=... before running"))
+        return environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, text)
+
+
+def _nowhere():  # type: ignore[no-untyped-def]
+    from hubmap.problems import Location
+
+    return Location("<environment>")
