@@ -31,9 +31,21 @@ def main() -> None:
 @click.option("--format", "output_format", type=click.Choice(FORMATS),
               help="text for people, json for tools, github for CI annotations "
                    "(default: github under GitHub Actions, else text).")
-def validate(paths: tuple[str, ...], output_format: str | None) -> None:
+@click.option("--portal", is_flag=True,
+              help="Also compare each mapping with the HubSpot portal's property definitions "
+                   "(HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE); writes nothing.")
+def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) -> None:
     """Check mapping files (and folders of them) for every problem, with file:line:col."""
-    problems = runner.validate(paths)
+    if portal:
+        from hubmap import session
+
+        try:
+            problems = session.portal_problems(list(paths), dict(os.environ))
+        except session.ConfigurationError as error:
+            _fail_usage(str(error))
+            return
+    else:
+        problems = runner.validate(paths)
     output_format = output_format or default_format(dict(os.environ))
     text = FORMATTERS[output_format](problems)
     if output_format == "json" or text:
