@@ -71,6 +71,7 @@ class CompiledMapping:
         records = mapping.records
         self.path = _compile(records.path)
         self.when = _compile(records.when)
+        self.require = [(compile_source(r.that), r.reason) for r in records.require]
         self.order_id = compile_source(records.id)
         self.time = compile_source(records.time)
         self.contact = compile_source(records.contact)
@@ -130,6 +131,9 @@ class CompiledMapping:
                                 code="HM503")
             if self.when is not None and not truthy(self.when(record)):
                 return Skipped(where, order_id, "records.when is false")
+            for condition, reason in self.require:
+                if not truthy(condition(record)):
+                    return Rejected(where, reason, order_id, code="HM507")
             raw_time = self.time(record)
             if raw_time is None:
                 return Rejected(where, "the order has no time (records.time gave nothing)",
@@ -193,15 +197,25 @@ class CompiledMapping:
     def derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         """Derived properties computed from a contact's merged (typed) values."""
         result: dict[str, Any] = {}
+        data = {name: _json_like(value) for name, value in merged.items()}
         for spec, evaluator in self.derived:
             try:
-                raw = evaluator(merged)
+                raw = evaluator(data)
                 typed = types.coerce(raw, spec, self.mapping.timezone) if raw is not None else None
             except (ExpressionError, types.CoercionError):
                 typed = None
             if typed is not None:
                 result[spec.name] = typed
         return result
+
+
+def _json_like(value: Any) -> Any:
+    """Merged values as JMESPath sees data: lists for item tuples, ISO text for dates."""
+    if isinstance(value, tuple):
+        return [_json_like(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _compile(source: Source | None) -> Evaluator | None:

@@ -417,6 +417,15 @@ def items_where(entries: Any, key: Any, value: Any) -> list[Any] | None:
     ]
 
 
+def join(separator: Any, values: Any) -> str | None:
+    """JMESPath's join, but null in gives null out and null items are skipped (orders without
+    line items, items without a SKU)."""
+    if values is None:
+        return None
+    sep = as_text(separator, "join")
+    return sep.join(as_text(v, "join") for v in as_list(values, "join") if v is not None)
+
+
 def to_text(value: Any) -> str:
     # JMESPath's to_string, made exact: ids and amounts as written, lists/objects as JSON.
     if isinstance(value, str):
@@ -530,6 +539,7 @@ SHOP_FUNCTIONS: dict[str, ShopFunction] = {
         # JMESPath's own functions, replaced by exact versions (same names, same meaning):
         _f("to_number", to_number, 1, 1),
         _f("to_string", to_text, 1, 1),
+        _f("join", join, 2, 2),
         _f("sum", exact_sum, 1, 1),
         _f("avg", exact_avg, 1, 1),
         _f("type", type_of, 1, 1),

@@ -18,6 +18,7 @@ from hubmap.mapping.model import (
     PropertySpec,
     PropertyType,
     RecordsSpec,
+    Requirement,
     Source,
     SourceKind,
 )
@@ -38,6 +39,10 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
             contact=_source(doc, ("records", "contact")),
             path=_jmespath(doc, ("records", "path")) if "path" in records else None,
             when=_jmespath(doc, ("records", "when")) if "when" in records else None,
+            require=tuple(
+                Requirement(_jmespath(doc, ("records", "require", i, "that")), item["reason"])
+                for i, item in enumerate(records.get("require", ()))
+            ),
         ),
         target=_target(doc),
         group=_group(data.get("group")),

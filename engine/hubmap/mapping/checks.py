@@ -97,6 +97,8 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
         yield "records.path", records.path
     if records.when:
         yield "records.when", records.when
+    for index, requirement in enumerate(records.require):
+        yield f"records.require[{index}].that", requirement.that
     target = mapping.target
     if mapping.is_forms:
         for key in ("hutk", "page_uri", "page_name", "ip_address"):

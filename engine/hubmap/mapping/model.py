@@ -118,12 +118,19 @@ class PropertySpec:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    that: Source
+    reason: str
+
+
+@dataclass(frozen=True)
 class RecordsSpec:
     id: Source
     time: Source
     contact: Source
     path: Source | None = None
     when: Source | None = None
+    require: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True)

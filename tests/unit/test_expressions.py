@@ -1,0 +1,334 @@
+"""hubmap.expressions: JMESPath with exact shop functions, errors as data, the one entry point."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hubmap.expressions import (
+    FILTER_DOCS,
+    FUNCTION_DOCS,
+    ExpressionError,
+    ExpressionSyntaxError,
+    compile_source,
+    truthy,
+)
+from hubmap.expressions.functions import REMOVED_FUNCTIONS, SHOP_FUNCTIONS
+from hubmap.expressions.jmes import ARITIES, compile_expression
+from hubmap.mapping.model import Source, SourceKind
+from tests.conftest import shared_data
+
+
+def load(*parts: str) -> Any:
+    return json.loads(Path(shared_data(*parts)).read_text(), parse_float=Decimal)
+
+
+def jp(text: str) -> Any:
+    return compile_source(Source(SourceKind.JMESPATH, text))
+
+
+# ------------------------------------------------------------------------ documented examples
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTION_DOCS))
+def test_every_documented_function_example_runs(name: str) -> None:
+    doc = FUNCTION_DOCS[name]
+    assert name in doc.signature and doc.description
+    result = compile_expression(doc.example)(doc.example_input)
+    assert result == doc.example_output
+    assert type(result) is type(doc.example_output)
+
+
+def test_every_function_is_documented_and_callable() -> None:
+    assert set(SHOP_FUNCTIONS) <= set(FUNCTION_DOCS)
+    assert set(FUNCTION_DOCS) <= set(ARITIES)
+    assert set(ARITIES) <= set(FUNCTION_DOCS)
+
+
+def test_filter_docs_exist() -> None:  # their examples run in test_templates_sandbox.py
+    assert {"money", "decimals", "join", "first", "sum", "number"} <= set(FILTER_DOCS)
+
+
+def test_now_does_not_exist() -> None:
+    assert "now" in REMOVED_FUNCTIONS
+    with pytest.raises(ExpressionSyntaxError, match="unknown function 'now'"):
+        jp("now()")
+
+
+# ---------------------------------------------------------------------------------- exactness
+
+
+def test_numbers_are_decimals_never_floats() -> None:
+    record = {"a": "0.1", "b": 0.2, "items": [{"p": "0.1"}, {"p": "0.2"}]}
+    assert jp("add(a, b)")(record) == Decimal("0.3")
+    assert jp("sum_of(items[].p)")(record) == Decimal("0.3")
+    assert jp("sum(map(&to_number(p), items))")(record) == Decimal("0.3")
+    assert jp("to_number('0.1')")({}) == Decimal("0.1")
+    assert jp("to_number('12')")({}) == 12
+    assert jp("`0.1`")({}) == Decimal("0.1")
+    assert isinstance(jp("avg([`1`, `2`])")({}), Decimal)
+    assert jp("sum_of([`0.1`, `0.2`]) == `0.3`")({}) is True
+
+
+def test_builtin_functions_accept_decimals() -> None:
+    record = {"xs": [Decimal("1.5"), 2, Decimal("0.5")]}
+    assert jp("max(xs)")(record) == 2
+    assert jp("min(xs)")(record) == Decimal("0.5")
+    assert jp("sort(xs)")(record) == [Decimal("0.5"), Decimal("1.5"), 2]
+    assert jp("abs(`-1.5`)")({}) == Decimal("1.5")
+    assert jp("type(xs[0])")(record) == "number"
+    assert jp("to_string(xs[0])")(record) == "1.5"
+    assert jp("xs[?@ > `1`]")(record) == [Decimal("1.5"), 2]
+
+
+def test_arithmetic_with_nulls_and_zero() -> None:
+    assert jp("divide(`1`, `0`)")({}) is None
+    assert jp("multiply(price, `2`)")({}) is None
+    assert jp("round_to(`2.345`, `2`)")({}) == Decimal("2.35")
+    assert jp("round_to(`-2.345`, `2`)")({}) == Decimal("-2.35")
+
+
+def test_comparing_numbers_and_texts_gives_null_not_an_error() -> None:
+    assert jp("a < 'x'")({"a": 1}) is None
+    assert jp("a < b")({"a": Decimal("0.1"), "b": 0.2}) is True
+
+
+# -------------------------------------------------------------------------------- real payloads
+
+
+def test_shopify_order() -> None:
+    order = load("shopify", "order.json")["order"]
+    assert jp("sum_of(map(&multiply(price, quantity), line_items))")(order) == Decimal("597.00")
+    assert jp("attribute(note_attributes, 'colour')")(order) == "green"
+    assert jp("to_string(id)")(order) == "450789469"
+    assert jp("date(created_at)")(order) == "2008-01-10"
+    assert jp("number(total_price)")(order) == Decimal("409.94")
+    assert jp("join(';', line_items[].sku)")(order) == "IPOD2008GREEN;IPOD2008RED;IPOD2008BLACK"
+    assert jp("first(line_items[].properties[], `1`)")(order) == [
+        {"name": "Custom Engraving", "value": "Happy Birthday"}
+    ]
+    assert jp("unique(line_items[].title)")(order) == ["IPod Nano - 8gb"]
+    assert jp("coalesce(line_items[0].vendor, 'none')")(order) == "none"
+
+
+def test_shopify_orders_without_line_items() -> None:
+    order = load("shopify", "orders.json")["orders"][0]
+    assert jp("line_items[].sku")(order) is None
+    assert jp("sum_of(line_items[].price)")(order) == Decimal(0)
+    assert jp("number(total_price_set.shop_money.amount)")(order) == Decimal("598.94")
+
+
+def test_woocommerce_refunds_and_meta() -> None:
+    order = load("woocommerce", "order-details-partially-refunded.json")["data"]
+    assert jp("sum_of(refunds[].total)")(order) == Decimal("-24.30")
+    assert jp("add(number(total), sum_of(refunds[].total))")(order) == Decimal("280.15")
+    assert jp("attribute(meta_data, '_stripe_fee')")(order) == "9.13"
+    assert jp("sum_of(line_items[].price)")(order) == Decimal(
+        "71.999999999999999"
+    )  # as written, no float drift
+    attributed = load("woocommerce", "order-with-attribution-info.json")
+    attributed = attributed.get("data", attributed)
+    assert jp("attribute(meta_data, '_wc_order_attribution_utm_source')")(attributed) == (
+        "woocommerce.com"
+    )
+
+
+def test_woocommerce_fractional_quantity() -> None:
+    order = load("woocommerce", "order.json")["data"]
+    assert jp("sum_of(line_items[].quantity)")(order) == sum(
+        (Decimal(str(i["quantity"])) for i in order["line_items"]), Decimal(0)
+    )
+
+
+def test_bigcommerce_rfc2822_and_money_strings() -> None:
+    order = load("bigcommerce", "order.json")[0]
+    assert jp("date(date_created)")(order) == "2012-03-02"
+    assert jp("number(total_inc_tax)")(order) == Decimal("0.0100")
+
+
+def test_money_with_decimal_comma() -> None:
+    assert jp("money('1.234,50', ',')")({}) == Decimal("1234.50")
+    assert jp("money('1,234.50', '.')")({}) == Decimal("1234.50")
+    assert jp("money('100.0$', '.')")({}) == Decimal("100.0")
+    with pytest.raises(ExpressionError, match="not an amount"):
+        jp("money('12,3,4', ',')")({})
+    with pytest.raises(ExpressionError):
+        jp("money('1', ';')")({})
+
+
+# ------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "message"),
+    [
+        ("upperr(email)", 0, "unknown function 'upperr'"),
+        ("lower(email) || to_uper(name)", 16, "unknown function 'to_uper'"),
+        ("a.[", 3, "ends too early"),
+        ("foo(", 4, "ends too early"),
+        ("sum(a, b)", 0, "sum() takes 1 argument, but 2 were given"),
+        ("first()", 0, "first() takes 1 or 2 arguments"),
+        ("a ^ b", 2, ""),
+        ("`1", 0, ""),
+        ("   ", 0, "empty"),
+    ],
+)
+def test_compile_errors_have_offsets(text: str, offset: int, message: str) -> None:
+    with pytest.raises(ExpressionSyntaxError) as caught:
+        jp(text)
+    assert caught.value.offset == offset
+    assert message in caught.value.message
+    assert caught.value.code.startswith("HM30")
+
+
+def test_unknown_function_suggests_the_right_one() -> None:
+    with pytest.raises(ExpressionSyntaxError) as caught:
+        jp("to_upper(email)")
+    assert caught.value.hint == "did you mean 'upper'?" or "'upper'" in caught.value.hint
+    assert caught.value.code == "HM303"
+
+
+@pytest.mark.parametrize(
+    ("text", "record", "message"),
+    [
+        ("sum(a)", {"a": ["x"]}, "sum()"),
+        ("number(a)", {"a": "12,5"}, "use money"),
+        ("lower(a)", {"a": [1]}, "lower() needs a text"),
+        ("length(a)", {"a": 5}, "length() needs"),
+        ("round_to(a, `99`)", {"a": 1}, "0 to 12"),
+        ("replace(a, '', a)", {"a": "x" * 2000}, "limit"),
+    ],
+)
+def test_evaluation_errors_are_plain(text: str, record: Any, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        jp(text)(record)
+    assert message in caught.value.message
+
+
+# ------------------------------------------------------------------------ literals and truthy
+
+
+def test_literal_and_template_sources() -> None:
+    assert compile_source(Source(SourceKind.LITERAL, value=1))({"x": 2}) == 1
+    template = compile_source(Source(SourceKind.TEMPLATE, "{{ email | lower }}"))
+    assert template({"email": "A@B.C"}) == "a@b.c"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, False),
+        (False, False),
+        ("", False),
+        ([], False),
+        ({}, False),
+        (0, False),
+        (Decimal("0.00"), False),
+        (0.0, False),
+        (True, True),
+        ("0", True),
+        ([0], True),
+        (1, True),
+        (Decimal("0.01"), True),
+        ({"a": None}, True),
+    ],
+)
+def test_truthy(value: Any, expected: bool) -> None:
+    assert truthy(value) is expected
+
+
+# --------------------------------------------------------------- errors are data, always
+
+
+ALPHABET = st.sampled_from(
+    list("abz_.*[]?@&|!=<>(),:{}'`\"0123456789- \\")
+    + [
+        "sum",
+        "number",
+        "add(",
+        "divide(",
+        "first(",
+        "attribute(",
+        "map(&",
+        "to_number(",
+        "`1.5`",
+        '`"x"`',
+        "[?a>`1`]",
+    ]
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=5)
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b", "z", "_"]), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ALPHABET, max_size=15).map("".join))
+def test_any_text_compiles_or_raises_syntax_error(text: str) -> None:
+    try:
+        compile_expression(text)
+    except ExpressionSyntaxError as error:
+        assert 0 <= error.offset <= len(text)
+        assert error.message
+
+
+@st.composite
+def calls(draw: st.DrawFn, depth: int = 0) -> str:
+    """Well-formed function calls with arguments of any kind, to exercise evaluation errors."""
+    name = draw(st.sampled_from(sorted(ARITIES)))
+    least, most = ARITIES[name]
+    count = draw(st.integers(least, most if most is not None else least + 2))
+    simple = st.sampled_from(
+        [
+            "a",
+            "b",
+            "z",
+            "@",
+            "a[]",
+            "`0`",
+            "`-1.5`",
+            "'x'",
+            "`null`",
+            '`[1, "2"]`',
+            "`{}`",
+            "&a",
+            "`true`",
+            "b[0]",
+            "'1,5'",
+            "`1e3`",
+        ]
+    )
+    args = [
+        draw(simple if depth > 1 else st.one_of(simple, calls(depth + 1))) for _ in range(count)
+    ]
+    return f"{name}({', '.join(args)})"
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(calls(), st.lists(ALPHABET, max_size=12).map("".join)), json_values)
+def test_any_expression_on_any_data_returns_or_raises_expression_error(
+    text: str, data: Any
+) -> None:
+    try:
+        evaluate = compile_expression(text)
+    except ExpressionSyntaxError:
+        return
+    try:
+        evaluate(data)
+    except ExpressionError as error:
+        assert error.message
