@@ -288,5 +288,153 @@ def _progress():  # type: ignore[no-untyped-def]
     return terminal_progress()
 
 
+# -- live intake: hubmap serve / worker / queue ------------------------------------------------
+
+
+def _intake_options(function):  # type: ignore[no-untyped-def]
+    """The options `serve` and `worker` share: a config file, or one route from flags."""
+    options = [
+        click.option("--config", "config_path", help="The serve configuration (YAML; see "
+                     "examples/serve.yaml)."),
+        click.option("--mapping", "mapping_paths", multiple=True,
+                     help="Without --config: a mapping to run (repeat for several)."),
+        click.option("--auth", type=click.Choice(["shopify", "woocommerce", "bearer"]),
+                     help="Without --config: how the route checks requests."),
+        click.option("--secret-env", help="Without --config: the environment variable that "
+                     "holds the webhook secret (or bearer token)."),
+        click.option("--path", "route_path", default="/webhooks", show_default=True,
+                     help="Without --config: the route's URL path."),
+        click.option("--host", help="Listen address (overrides the file)."),
+        click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides "
+                     "the file)."),
+        click.option("--state", "state_path", help="The state file (overrides the file)."),
+        click.option("--queue", "queue_path", help="The queue file (overrides the file)."),
+        click.option("--sandbox", is_flag=True, help="Send to an embedded local HubSpot "
+                     "stand-in kept beside the state file."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _intake_config(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
+                   secret_env: str | None, route_path: str, host: str | None, port: int | None,
+                   state_path: str | None, queue_path: str | None):  # type: ignore[no-untyped-def]
+    import dataclasses
+    import logging
+
+    from hubmap.serve import config_from_flags, load_config
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    if config_path:
+        config = load_config(config_path)
+    elif mapping_paths and auth and secret_env:
+        config = config_from_flags(mappings=list(mapping_paths), auth=auth,
+                                   secret_env=secret_env, path=route_path)
+    else:
+        _fail_usage("give --config FILE, or --mapping, --auth and --secret-env")
+    changes = {"host": host, "port": port, "state_path": state_path, "queue_path": queue_path}
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+@main.command()
+@_intake_options
+@click.option("--no-worker", is_flag=True, help="Only receive and queue; run `hubmap worker` "
+              "separately.")
+def serve(no_worker: bool, sandbox: bool, **options: object) -> None:
+    """Receive signed shop webhooks, queue them durably, and send them through the mappings."""
+    from hubmap.serve import Service
+    from hubmap.serve.queue import QueueError
+
+    try:
+        config = _intake_config(**options)  # type: ignore[arg-type]
+        service = Service(config, dict(os.environ), worker=not no_worker, sandbox=sandbox)
+    except HubmapError as error:
+        _fail_mapping(error)
+        return
+    except (QueueError, OSError) as error:
+        _fail_usage(str(error))
+        return
+    service.serve_forever()
+
+
+@main.command()
+@_intake_options
+def worker(sandbox: bool, **options: object) -> None:
+    """Send queued webhooks through the mappings (when `hubmap serve --no-worker` receives)."""
+    from hubmap.serve import run_worker
+    from hubmap.serve.queue import QueueError
+
+    try:
+        config = _intake_config(**options)  # type: ignore[arg-type]
+        run_worker(config, dict(os.environ), sandbox=sandbox)
+    except HubmapError as error:
+        _fail_mapping(error)
+    except QueueError as error:
+        _fail_usage(str(error))
+
+
+def _queue_path(config_path: str | None, queue_path: str | None) -> str:
+    from hubmap.serve import load_config
+
+    if queue_path:
+        return queue_path
+    if config_path:
+        try:
+            return load_config(config_path).queue_path
+        except HubmapError as error:
+            _fail_mapping(error)
+    return "hubmap-queue.db"
+
+
+@main.group("queue")
+def queue_group() -> None:
+    """Look at the webhook queue of `hubmap serve`, and send dead letters again."""
+
+
+@queue_group.command("status")
+@click.option("--config", "config_path", help="The serve configuration (names the queue file).")
+@click.option("--queue", "queue_path", help="The queue file (default: hubmap-queue.db).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def queue_status(config_path: str | None, queue_path: str | None, output_format: str) -> None:
+    """Jobs by mapping and status, and the dead letters with their reasons."""
+    from hubmap.serve import status_report, status_text
+
+    path = _queue_path(config_path, queue_path)
+    report = status_report(path)
+    if report is None:
+        _fail_usage(f"no queue file at '{path}' (nothing has been received yet)")
+        return
+    click.echo(json.dumps(report, indent=2, default=str) if output_format == "json"
+               else status_text(report))
+    dead = sum(counts["dead"] for counts in report["mappings"].values())
+    sys.exit(EXIT_PROBLEMS if dead else EXIT_OK)
+
+
+@queue_group.command("requeue")
+@click.argument("events", nargs=-1, type=int)
+@click.option("--mapping", help="Only this mapping's dead letters (its name).")
+@click.option("--config", "config_path", help="The serve configuration (names the queue file).")
+@click.option("--queue", "queue_path", help="The queue file (default: hubmap-queue.db).")
+def queue_requeue(events: tuple[int, ...], mapping: str | None, config_path: str | None,
+                  queue_path: str | None) -> None:
+    """Put dead letters back into the queue (all, or the EVENT ids given) with fresh attempts."""
+    from pathlib import Path
+
+    from hubmap.serve import Queue
+
+    path = _queue_path(config_path, queue_path)
+    if not Path(path).exists():
+        _fail_usage(f"no queue file at '{path}'")
+        return
+    queue = Queue(path)
+    try:
+        count = queue.requeue(list(events) or None, mapping)
+    finally:
+        queue.close()
+    click.echo(f"{count} dead letter(s) queued again")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -4,6 +4,7 @@ stand-in (`--sandbox`), started in this process with a fresh token, so no accoun
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,20 +60,38 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
         with HubSpotClient(settings) as client:
             if running is not None and mapping is not None and isinstance(mapping.target,
                                                                           FormsTarget):
-                environ.setdefault(SANDBOX_FORM_GUID_VARIABLE,
-                                   _sandbox_form(client, running, mapping, token))
+                # A form GUID of a real portal means nothing to the stand-in: its own form wins.
+                environ[_form_guid_variable(mapping.target)] = _sandbox_form(
+                    client, running, mapping, token)
             yield Connection(client, environ, running, sandbox_db)
     finally:
         if running is not None:
             running.stop()
 
 
+def _form_guid_variable(target: FormsTarget) -> str:
+    """The variable the mapping reads its form GUID from (`form_guid: "${NAME}"`)."""
+    match = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", target.form_guid.strip())
+    return match.group(1) if match else SANDBOX_FORM_GUID_VARIABLE
+
+
 def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mapping,
                   token: str) -> str:
-    """Create the mapping's properties and a form carrying them, as a HubSpot user would."""
+    """Create the mapping's properties and a form carrying them, as a HubSpot user would; a form
+    made by an earlier run (same name, every field the mapping writes) is used again."""
     provision.apply(client, mapping)
     target = mapping.target
     assert isinstance(target, FormsTarget)
+    name = f"{mapping.name} (sandbox)"
+    headers = {"Authorization": f"Bearer {token}"}
+    wanted = {target.email_field} | {spec.name for spec in mapping.properties}
+    listed = requests.get(f"{running.url}/marketing/v3/forms", headers=headers, timeout=10)
+    listed.raise_for_status()
+    for form in listed.json().get("results", []):
+        on_form = {f.get("name") for group in form.get("fieldGroups", [])
+                   for f in group.get("fields", [])}
+        if form.get("name") == name and wanted <= on_form:
+            return str(form["id"])
     fields: list[dict[str, Any]] = [
         {"name": target.email_field, "objectTypeId": "0-1", "fieldType": "email",
          "required": True, "label": "Email"}]
@@ -82,9 +101,9 @@ def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mappi
                        else _FIELD_TYPES[spec.type], "required": False})
     response = requests.post(
         f"{running.url}/marketing/v3/forms",
-        json={"name": f"{mapping.name} (sandbox)", "formType": "hubspot",
+        json={"name": name, "formType": "hubspot",
               "fieldGroups": [{"groupType": "default_group", "fields": fields}]},
-        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        headers=headers, timeout=10)
     response.raise_for_status()
     return str(response.json()["id"])
 

@@ -3,12 +3,22 @@
 Pure: the mapping's expressions are compiled once (`CompiledMapping`), then each record gives an
 `OrderValues`, or a `Rejected` naming the property and the reason, or a `Skipped` when the
 mapping's `records.when` leaves it out.  A bad record never stops the caller and never raises.
+
+`records.group_by` joins line-item rows into orders before they are evaluated (`record_stream`):
+records with the same key that follow one another become one record, the first record's fields
+plus `rows` (all of its records, in input order).  It streams: a group closes once
+`GROUP_WINDOW` records with other keys have passed since its last record (so a few rows in
+between do not split an order), and memory holds only the open groups.  Rows whose group already
+closed are rejected (HM508) with their reason rather than counted as a second order with the same
+id, which the ledger would skip; the keys of the last `CLOSED_KEYS_REMEMBERED` closed groups are
+kept for that check.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,6 +69,16 @@ class Skipped:
 Outcome = Union[OrderValues, Rejected, Skipped]
 Evaluator = Callable[[Any], Any]
 
+GROUP_ROWS_KEY = "rows"
+"""records.group_by: the field of a grouped record that holds all of its records."""
+
+GROUP_WINDOW = 1_000
+"""records.group_by: records with other keys that may come between two rows of one group."""
+
+CLOSED_KEYS_REMEMBERED = 100_000
+"""records.group_by: how many closed groups' keys are kept to reject their late rows (bounded, so
+memory stays flat; a key that comes back later still is not counted twice: the ledger knows it)."""
+
 FORM_CONTEXT_KEYS = {"hutk": "hutk", "page_uri": "pageUri", "page_name": "pageName",
                      "ip_address": "ipAddress"}
 
@@ -70,6 +90,7 @@ class CompiledMapping:
         self.mapping = mapping
         records = mapping.records
         self.path = _compile(records.path)
+        self.group_by = _compile(records.group_by)
         self.when = _compile(records.when)
         self.require = [(compile_source(r.that), r.reason) for r in records.require]
         self.order_id = compile_source(records.id)
@@ -116,6 +137,22 @@ class CompiledMapping:
                 yield record, f"{item.where}#{index}" if len(data) > 1 else item.where
         else:
             yield data, item.where
+
+    def record_stream(self, documents: Iterable[Document | InputError]
+                      ) -> Iterator[tuple[Any, str] | Rejected]:
+        """The records of all documents, in order; joined by records.group_by when it is set."""
+        items = (item for document in documents for item in self.records(document))
+        if self.group_by is None:
+            yield from items
+        else:
+            yield from _Grouper(self.group_by).groups(items)
+
+    def raw_of(self, record: Any) -> Any:
+        """What to keep of a record so it can be replayed: a group's rows (grouped again on
+        replay), otherwise the record itself."""
+        if self.group_by is not None and isinstance(record, dict) and GROUP_ROWS_KEY in record:
+            return record[GROUP_ROWS_KEY]
+        return record
 
     # -- one record ----------------------------------------------------------------------
 
@@ -207,6 +244,96 @@ class CompiledMapping:
             if typed is not None:
                 result[spec.name] = typed
         return result
+
+
+class _Group:
+    """The rows of one open group, and when its key was last seen."""
+
+    __slots__ = ("key", "last", "late", "rows", "wheres")
+
+    def __init__(self, key: str, late: bool):
+        self.key = key
+        self.late = late  # the key's group had already closed: these rows are rejected
+        self.rows: list[Any] = []
+        self.wheres: list[str] = []
+        self.last = 0
+
+
+class _Grouper:
+    """Joins a stream of records into groups by key (see the module docstring)."""
+
+    def __init__(self, key: Evaluator):
+        self.key = key
+        self.open: OrderedDict[str, _Group] = OrderedDict()  # least recently seen first
+        self.closed: OrderedDict[str, None] = OrderedDict()
+
+    def groups(self, items: Iterable[tuple[Any, str] | Rejected]
+               ) -> Iterator[tuple[Any, str] | Rejected]:
+        for position, item in enumerate(items):
+            if isinstance(item, Rejected):
+                yield item
+                continue
+            record, where = item
+            key = self._key(record, where)
+            if isinstance(key, Rejected):
+                yield key
+                continue
+            group = self.open.get(key)
+            if group is None:
+                group = self.open[key] = _Group(key, late=key in self.closed)
+            else:
+                self.open.move_to_end(key)
+            group.rows.append(record)
+            group.wheres.append(where)
+            group.last = position
+            while self.open:
+                oldest = next(iter(self.open.values()))
+                if position - oldest.last <= GROUP_WINDOW:
+                    break
+                yield self._close(oldest)
+        while self.open:
+            yield self._close(next(iter(self.open.values())))
+
+    def _key(self, record: Any, where: str) -> str | Rejected:
+        if not isinstance(record, dict):
+            return Rejected(where, f"records.group_by needs records that are objects, not "
+                            f"{_kind(record)}", code="HM503")
+        try:
+            key = _order_id(self.key(record))
+        except ExpressionError as error:
+            return Rejected(where, f"records.group_by: {error}", code="HM501", raw=record)
+        if key is None:
+            return Rejected(where, "the record has no group key (records.group_by gave "
+                            "nothing)", code="HM503", raw=record)
+        return key
+
+    def _close(self, group: _Group) -> tuple[Any, str] | Rejected:
+        del self.open[group.key]
+        where = _span(group.wheres)
+        if group.late:
+            return Rejected(
+                where, f"{len(group.rows)} row(s) of '{group.key}' came after that group was "
+                f"already read ({GROUP_WINDOW:,} or more other records in between); they are "
+                "not counted: put the rows of one order together", group.key, code="HM508",
+                raw=group.rows)
+        self.closed[group.key] = None
+        if len(self.closed) > CLOSED_KEYS_REMEMBERED:
+            self.closed.popitem(last=False)
+        record = dict(group.rows[0])
+        record[GROUP_ROWS_KEY] = group.rows
+        return record, where
+
+
+def _span(wheres: list[str]) -> str:
+    """Where a group came from: 'file.csv:12-15' for rows of one file, else first .. last."""
+    first, last = wheres[0], wheres[-1]
+    if len(wheres) == 1:
+        return first
+    name, _, line = first.rpartition(":")
+    last_name, _, last_line = last.rpartition(":")
+    if name and name == last_name and line.isdigit() and last_line.isdigit():
+        return f"{first}-{last_line}"
+    return f"{first} .. {last}"
 
 
 def _json_like(value: Any) -> Any:

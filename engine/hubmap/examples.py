@@ -43,17 +43,16 @@ class CaseResult:
 
 def outcomes(compiled: CompiledMapping,
              documents: Iterator[Document | InputError]) -> Iterator[OrderValues | Rejected | Skipped]:
-    """Evaluate every record of every document."""
-    for document in documents:
-        for item in compiled.records(document):
-            if isinstance(item, Rejected):
-                yield item
-            else:
-                record, where = item
-                result = compiled.evaluate(record, where)
-                if isinstance(result, Rejected):
-                    result = replace(result, raw=record)
-                yield result
+    """Evaluate every record of every document (joined by records.group_by, if set)."""
+    for item in compiled.record_stream(documents):
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            record, where = item
+            result = compiled.evaluate(record, where)
+            if isinstance(result, Rejected):
+                result = replace(result, raw=compiled.raw_of(record))
+            yield result
 
 
 def example_documents(mapping: Mapping, example: Example) -> Iterator[Document | InputError]:

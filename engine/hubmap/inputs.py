@@ -1,8 +1,10 @@
-"""Read input documents as a stream: JSON, NDJSON or CSV, from a file or standard input.
+"""Read input documents as a stream: JSON, NDJSON or CSV, from a file, a folder or standard input.
 
 Memory stays flat in the number of orders for NDJSON and CSV (one line at a time); a JSON file is
-one document and is read whole.  A line that is not JSON does not stop the stream: it comes out as
-an `InputError` item, so the caller can reject it with its reason and go on.
+one document and is read whole.  A folder is every file directly in it (not its sub-folders, not
+hidden files), one after the other in name order, as one stream; each file's format comes from its
+name unless one is given.  A line that is not JSON does not stop the stream: it comes out as an
+`InputError` item, so the caller can reject it with its reason and go on.
 """
 
 from __future__ import annotations
@@ -55,16 +57,33 @@ def guess_format(path: str, explicit: str | None = None) -> str:
 
 
 def read_documents(path: str, input_format: str | None = None) -> Iterator[Document | InputError]:
-    """Yield the documents of `path` ('-' for standard input) one by one."""
-    fmt = guess_format(path, input_format)
+    """Yield the documents of `path` (a file, a folder, or '-' for standard input) one by one."""
     if path == "-":
-        yield from _read_stream(sys.stdin, "<stdin>", fmt)
+        yield from _read_stream(sys.stdin, "<stdin>", guess_format(path, input_format))
         return
     file_path = Path(path)
-    if not file_path.is_file():
+    if file_path.is_dir():
+        files = folder_files(file_path, input_format)
+    elif file_path.is_file():
+        files = [(file_path, guess_format(path, input_format))]
+    else:
         raise InputFormatError(f"input file '{path}' does not exist")
-    with file_path.open("r", encoding="utf-8-sig", newline="") as stream:
-        yield from _read_stream(stream, path, fmt)
+    for one, fmt in files:
+        with one.open("r", encoding="utf-8-sig", newline="") as stream:
+            yield from _read_stream(stream, str(one), fmt)
+
+
+def folder_files(folder: Path, input_format: str | None = None) -> list[tuple[Path, str]]:
+    """The files of an input folder in name order, each with its format.
+
+    Every format is known before the first file is read, so a stray file stops the run at once
+    instead of after hours of work.
+    """
+    files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: p.name)
+    if not files:
+        raise InputFormatError(f"the input folder '{folder}' holds no files")
+    return [(p, guess_format(str(p), input_format)) for p in files]
 
 
 def documents_from_value(value: Any, where: str) -> Iterator[Document]:

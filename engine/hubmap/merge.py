@@ -39,9 +39,10 @@ not clear the property.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hubmap.types import LIST_SEPARATOR, MAX_VALUE_LENGTH, parse_decimal
@@ -62,7 +63,7 @@ _EXACT = Context(prec=SUM_PRECISION, traps=[Inexact, InvalidOperation, Overflow]
 P = TypeVar("P")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contribution:
     """One order's typed value for one property, with the order's time (aware) and id."""
 
@@ -76,6 +77,11 @@ class Contribution:
         object.__setattr__(self, "order_id", str(self.order_id))
 
 
+ID_KEYS_CACHED = 4_096
+"""Order ids whose sort keys are kept (one order's id is used once per property)."""
+
+
+@lru_cache(maxsize=ID_KEYS_CACHED)
 def id_key(order_id: str) -> tuple[int, int, str, str]:
     """Sort key for order ids: digit-only ids numerically, then others as text."""
     if order_id.isdigit() and order_id.isascii():
@@ -89,19 +95,23 @@ def order_key(time: datetime, order_id: str) -> tuple[datetime, tuple[int, int, 
     return (time, id_key(order_id))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stamped:
     """A value with the time and id of the order it came from."""
 
     time: datetime
     order_id: str
     value: Any
+    _key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", order_key(self.time, self.order_id))
 
     def key(self) -> tuple[Any, ...]:
-        return order_key(self.time, self.order_id)
+        return self._key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accumulator(Generic[P]):
     """What a rule keeps for one property of one contact.
 
@@ -211,6 +221,14 @@ class Rule(Generic[P]):
             acc.has_baseline, acc.baseline, self.combine_parts(acc.part, self.unit(contribution))
         )
 
+    def add_value(self, acc: Accumulator[P], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[P]:
+        """`add` of one order's value, for callers that checked `time` (aware) and `order_id`
+        (text) once per order; rules override it to skip building objects, never to differ."""
+        if value is None:
+            return acc
+        return self.add(acc, Contribution(value, time, order_id))
+
     def combine(self, a: Accumulator[P], b: Accumulator[P]) -> Accumulator[P]:
         keep = a if a.has_baseline else b
         return Accumulator(keep.has_baseline, keep.baseline, self.combine_parts(a.part, b.part))
@@ -247,13 +265,23 @@ class _Latest(Rule[Stamped | None]):
     def unit(self, contribution: Contribution) -> Stamped | None:
         return Stamped(contribution.time, contribution.order_id, contribution.value)
 
+    def add_value(self, acc: Accumulator[Stamped | None], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[Stamped | None]:
+        held = acc.part
+        if value is not None and held is not None:
+            key = order_key(time, order_id)
+            if key != held.key() and (key > held.key()) == self.earliest:
+                return acc  # the held order wins (see combine_parts): nothing to build
+        return super().add_value(acc, value, time, order_id)
+
     def combine_parts(self, a: Stamped | None, b: Stamped | None) -> Stamped | None:
         if a is None:
             return b
         if b is None:
             return a
-        ka = (a.key(), _value_order(a.value))
-        kb = (b.key(), _value_order(b.value))
+        ka, kb = a.key(), b.key()
+        if ka == kb:  # the same order: a fixed choice between its values
+            ka, kb = (ka, _value_order(a.value)), (kb, _value_order(b.value))
         if self.earliest:
             return a if ka <= kb else b
         return a if ka >= kb else b
@@ -282,7 +310,7 @@ class SetOnce(_Latest):
         return part.value if part is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SumPart:
     count: int
     total: Decimal
@@ -296,6 +324,14 @@ class Sum(Rule[SumPart]):
 
     def unit(self, contribution: Contribution) -> SumPart:
         return SumPart(1, parse_decimal(contribution.value))
+
+    def add_value(self, acc: Accumulator[SumPart], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[SumPart]:
+        if value is None:
+            return acc
+        part = acc.part  # combine_parts(part, unit) without building the unit
+        return Accumulator(acc.has_baseline, acc.baseline, SumPart(
+            part.count + 1, _EXACT.add(part.total, parse_decimal(value))))
 
     def combine_parts(self, a: SumPart, b: SumPart) -> SumPart:
         return SumPart(a.count + b.count, _EXACT.add(a.total, b.total))
@@ -322,6 +358,13 @@ class _Extreme(Rule[Any]):
 
     def unit(self, contribution: Contribution) -> Any:
         return contribution.value
+
+    def add_value(self, acc: Accumulator[Any], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[Any]:
+        if value is None:
+            return acc
+        picked = self._pick(acc.part, value)
+        return acc if picked is acc.part else Accumulator(acc.has_baseline, acc.baseline, picked)
 
     def _pick(self, a: Any, b: Any) -> Any:
         if a is None:
@@ -356,7 +399,7 @@ class Max(_Extreme):
     largest = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PrependItem:
     """One item at its newest position: the order it came from and its index inside that order."""
 
@@ -364,10 +407,14 @@ class PrependItem:
     time: datetime
     order_id: str
     index: int
+    _key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # larger is newer: later orders first, then earlier positions inside one order
+        object.__setattr__(self, "_key", (order_key(self.time, self.order_id), -self.index))
 
     def key(self) -> tuple[Any, ...]:
-        # larger is newer: later orders first, then earlier positions inside one order
-        return (order_key(self.time, self.order_id), -self.index)
+        return self._key
 
 
 class Prepend(Rule[tuple[PrependItem, ...]]):
@@ -385,14 +432,23 @@ class Prepend(Rule[tuple[PrependItem, ...]]):
         return ()
 
     def unit(self, contribution: Contribution) -> tuple[PrependItem, ...]:
-        values = contribution.value
+        return self._unit(contribution.value, contribution.time, contribution.order_id)
+
+    def _unit(self, values: Any, time: datetime, order_id: str) -> tuple[PrependItem, ...]:
         items = values if isinstance(values, tuple | list) else (values,)
         found = [
-            PrependItem(str(item), contribution.time, contribution.order_id, index)
+            PrependItem(str(item), time, order_id, index)
             for index, item in enumerate(items)
             if item is not None and str(item) != ""
         ]
         return self._cap(found)
+
+    def add_value(self, acc: Accumulator[tuple[PrependItem, ...]], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[tuple[PrependItem, ...]]:
+        if value is None:
+            return acc
+        return Accumulator(acc.has_baseline, acc.baseline,
+                           self.combine_parts(acc.part, self._unit(value, time, order_id)))
 
     def _cap(self, items: Iterable[PrependItem]) -> tuple[PrependItem, ...]:
         newest: dict[str, PrependItem] = {}

@@ -37,11 +37,17 @@ class ContactFolder:
 
     def add(self, accs: Accs, order: OrderValues) -> Accs:
         """The accumulators with one more order (a new dict; `accs` is left as it was)."""
+        time = order.time
+        if time.tzinfo is None or time.utcoffset() is None:
+            raise ValueError("an order's time must carry a time zone")
+        order_id = str(order.order_id)
+        rules = self.rules
         result = dict(accs)
         for name, value in order.values.items():
-            rule = self.rules[name]
-            acc = result.get(name) or rule.empty()
-            result[name] = rule.add(acc, merge.Contribution(value, order.time, order.order_id))
+            rule = rules[name]
+            acc = result.get(name)
+            result[name] = rule.add_value(acc if acc is not None else rule.empty(), value, time,
+                                          order_id)
         return result
 
     def combine(self, a: Accs, b: Accs) -> Accs:

@@ -15,7 +15,21 @@ once per run (the fewest calls: one batch read and one batch upsert per 100 cont
 
 Forms: one submission per new order, then the order is marked sent.  HubSpot has no idempotency
 key for submissions: an answer lost in transit may be retried and recorded twice by HubSpot (the
-contact's values are the same either way, as a form overwrites them).
+contact's values are the same either way, as a form overwrites them).  A submission HubSpot refused
+is kept with its record, for `hubmap replay`.
+
+The state remembers what the mapping computed its counts with (`fingerprint`):
+- a property added to the mapping starts from HubSpot's value at its first write and adds the
+  orders counted from then on (listed in the summary as `properties_started`);
+- a changed definition of one order's value (a property's source, decimals ..., or which records
+  count) applies to the orders counted from then on, replayed records included (listed as
+  `mapping_changed`);
+- a change that leaves the stored counts unreadable or wrongly keyed is refused: a property's merge
+  rule or type, or how orders and contacts are identified (records id, time, contact, group_by,
+  timezone, match_on).
+`rebuild` recomputes everything: the scope's ledger and accumulators are forgotten (the baselines,
+HubSpot's values before hubmap first wrote, are kept, as drift left them) and the input - which
+must then be the full order history - is counted again; every contact of the scope is written.
 """
 
 from __future__ import annotations
@@ -25,19 +39,21 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import IO, Any
 
 from hubmap import provision
 from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
-from hubmap.examples import outcomes
 from hubmap.hubspot import HubSpotClient, HubSpotError
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
-from hubmap.inputs import read_documents
-from hubmap.mapping.model import FormsTarget, Mapping
+from hubmap.inputs import Document, InputError, read_documents
+from hubmap.mapping.model import FormsTarget, Mapping, Source
+from hubmap.merge import Sum
 from hubmap.plan import ContactFolder, changes
-from hubmap.problems import HubmapError, Problem
+from hubmap.problems import HubmapError, Location, Problem
 from hubmap.state import ContactRow, StateStore
+from hubmap.types import parse_decimal
 
 COUNT_CHUNK = 2_000  # records folded per state transaction
 BATCH = 100  # HubSpot's batch limit
@@ -59,6 +75,10 @@ class Summary:
     submissions_failed: int = 0
     drift: int = 0
     properties_created: list[str] = field(default_factory=list)
+    properties_started: list[str] = field(default_factory=list)  # new to the state: from now on
+    # definitions changed since orders were counted (apply to orders counted from now on):
+    mapping_changed: list[str] = field(default_factory=list)
+    rebuilt: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
     calls: int = 0
     rate_limited: int = 0
@@ -93,6 +113,9 @@ class RunOptions:
     workers: int = DEFAULT_WORKERS
     reject_file: str | None = None
     portal_id: str | None = None
+    rebuild: bool = False  # forget the scope's counts and count the input (the full history)
+    count_chunk: int = COUNT_CHUNK
+    batch: int = BATCH
 
 
 def scope_of(mapping: Mapping, api_base: str, portal_id: str | None) -> str:
@@ -102,6 +125,48 @@ def scope_of(mapping: Mapping, api_base: str, portal_id: str | None) -> str:
 
     portal = f"portal {portal_id}" if portal_id else urlparse(api_base).netloc or api_base
     return f"{portal}|{mapping.name}"
+
+
+def _source(source: Source | None) -> str | None:
+    if source is None:
+        return None
+    return json.dumps([source.kind.value, source.text, source.value], default=str)
+
+
+def fingerprint(mapping: Mapping) -> dict[str, Any]:
+    """What the stored counts depend on, as texts to compare: `identity` (which order and which
+    contact a record is: ids, times, contact keys, grouping, matching), `filters` (which records
+    count), and per folded property its `rule` (merge rule and type: what the stored accumulators
+    are) and its `definition` (how one order's value is computed).  Derived properties are
+    recomputed at every write, so they are not in it."""
+    records = mapping.records
+
+    def text(data: Any) -> str:
+        return json.dumps(data, sort_keys=True, default=str)
+
+    return {
+        "identity": text({
+            "id": _source(records.id), "time": _source(records.time),
+            "contact": _source(records.contact), "group_by": _source(records.group_by),
+            "timezone": mapping.timezone, "match_on": getattr(mapping.target, "match_on", None),
+        }),
+        "filters": text({
+            "path": _source(records.path), "when": _source(records.when),
+            "require": [_source(r.that) for r in records.require],
+        }),
+        "properties": {
+            spec.name: {
+                "rule": text([str(getattr(spec.merge, "value", spec.merge)),
+                              str(getattr(spec.type, "value", spec.type)), spec.multiple]),
+                "definition": text({
+                    "source": _source(spec.source), "when": _source(spec.when),
+                    "decimals": spec.decimals, "timezone": spec.timezone,
+                    "max_items": spec.max_items,
+                }),
+            }
+            for spec in mapping.properties if spec.source is not None
+        },
+    }
 
 
 class Runner:
@@ -124,26 +189,46 @@ class Runner:
         self.run_id = 0
         self.properties = [spec.name for spec in mapping.properties]
         self._dry_rows: dict[str, ContactRow] = {}  # dry run: counted in memory, not stored
+        self._dry_seen: set[str] = set()  # dry run: order ids counted in memory
         self.dry_changes: dict[str, dict[str, str]] = {}  # dry run: what would be sent
 
     # -- the whole run -------------------------------------------------------------------
 
-    def run(self, documents: Iterable[Any] | None = None) -> Summary:
+    def run(self, documents: Iterable[Document | InputError] | None = None,
+            replayed: Iterable[int] = ()) -> Summary:
+        """Run over `documents` (default: the input file).  `replayed`: ids of stored rejected
+        records that `documents` hold again; marked resolved once counted (or rejected anew)."""
         started = time.monotonic()
+        if self.options.rebuild and self.options.dry_run:
+            raise HubmapError(Problem(
+                "HM704", "a rebuild cannot be a dry run: it forgets the stored counts",
+                Location(self.mapping.file), hint="use `hubmap plan` to see the values the full "
+                "history gives, or run --rebuild without --dry-run"))
         self.run_id = self.state.start_run(self.scope, self.mapping.file, self.options.input_path)
         outcome = "failed"
         try:
+            self._check_mapping()
             if self.options.reject_file:
                 self.reject_stream = open(self.options.reject_file, "w", encoding="utf-8")
             self._provision()
+            if self.options.rebuild:
+                self.state.start_rebuild(self.scope)
+                self.summary.rebuilt = True
             source = documents if documents is not None else read_documents(
                 self.options.input_path, self.options.input_format)
-            records = outcomes(self.compiled, iter(source))
+            records = self._evaluated(iter(source))
             if isinstance(self.mapping.target, FormsTarget):
                 self._forms(records)
             else:
                 self._count(records)
+            ids = list(replayed)
+            if ids and not self.options.dry_run:
+                with self.lock:
+                    self.state.resolve_rejects(ids)
+            if not isinstance(self.mapping.target, FormsTarget):
                 self._write()
+            if self.options.rebuild:
+                self.state.end_rebuild(self.scope)
             outcome = "ok" if self.summary.ok else "partial"
         except (DailyLimitReached, HubSpotAuthError) as error:
             self.summary.stopped = str(error)
@@ -158,6 +243,61 @@ class Runner:
             self.summary.seconds = round(time.monotonic() - started, 3)
             self.state.finish_run(self.scope, self.run_id, outcome, self.summary.to_dict())
         return self.summary
+
+    def _evaluated(self, documents: Iterator[Document | InputError]
+                   ) -> Iterator[tuple[OrderValues | Rejected | Skipped, Any]]:
+        """Every record's outcome with what to keep of the record for a replay."""
+        for item in self.compiled.record_stream(documents):
+            if isinstance(item, Rejected):
+                yield item, None
+                continue
+            record, where = item
+            raw = self.compiled.raw_of(record)
+            result = self.compiled.evaluate(record, where)
+            if isinstance(result, Rejected):
+                result = replace(result, raw=raw)
+            yield result, raw
+
+    def _check_mapping(self) -> None:
+        """Compare the mapping with the one the scope's counts were made with (module doc)."""
+        current = fingerprint(self.mapping)
+        if self.state.rebuilding(self.scope) and not self.options.rebuild:
+            raise HubmapError(Problem(
+                "HM703", "a rebuild of this mapping's counts was started and did not finish; the "
+                "stored counts are incomplete", Location(self.mapping.file),
+                hint="run again with --rebuild and the full order history"))
+        stored = self.state.fingerprint(self.scope)
+        started: list[str] = []
+        if stored is not None and not self.options.rebuild:
+            rebuild_hint = "run once with --rebuild and the full order history, or undo the change"
+            problems = []
+            if stored.get("identity") != current["identity"]:
+                problems.append(Problem(
+                    "HM701", "how orders and contacts are identified (records: id, time, contact, "
+                    "group_by; timezone; match_on) changed since orders were counted with this "
+                    "mapping; the stored ledger and totals belong to the old identities",
+                    self.mapping.records.id.location, hint=rebuild_hint))
+            if stored.get("filters") != current["filters"]:
+                self.summary.mapping_changed.append("records")
+            old = stored.get("properties", {})
+            for spec in self.mapping.properties:
+                if spec.name not in current["properties"]:
+                    continue
+                if spec.name not in old:
+                    started.append(spec.name)
+                elif old[spec.name]["rule"] != current["properties"][spec.name]["rule"]:
+                    problems.append(Problem(
+                        "HM702", f"property '{spec.name}' changed its merge rule or type since "
+                        "its stored totals were counted; they cannot be read as the new rule",
+                        spec.location, hint="run once with --rebuild and the full order history, "
+                        "or give the new definition a new property name"))
+                elif old[spec.name]["definition"] != current["properties"][spec.name]["definition"]:
+                    self.summary.mapping_changed.append(spec.name)
+            if problems:
+                raise HubmapError(problems)
+        self.summary.properties_started = started
+        if not self.options.dry_run:
+            self.state.save_fingerprint(self.scope, current, started)
 
     def _provision(self) -> None:
         if self.options.dry_run:
@@ -202,11 +342,11 @@ class Runner:
 
     # -- contacts: phase 1, count ----------------------------------------------------------
 
-    def _count(self, records: Iterator[OrderValues | Rejected | Skipped]) -> None:
+    def _count(self, records: Iterator[tuple[OrderValues | Rejected | Skipped, Any]]) -> None:
         self.progress.phase("counting orders", None)
         chunk: list[OrderValues] = []
         rejected: list[Rejected] = []
-        for outcome in records:
+        for outcome, _ in records:
             self.summary.records += 1
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
@@ -214,7 +354,7 @@ class Runner:
                 self.summary.skipped += 1
             else:
                 chunk.append(outcome)
-            if len(chunk) + len(rejected) >= COUNT_CHUNK:
+            if len(chunk) + len(rejected) >= self.options.count_chunk:
                 self._count_chunk(chunk)
                 self._reject(rejected)
                 self.progress.advance(len(chunk) + len(rejected))
@@ -228,6 +368,8 @@ class Runner:
         if not orders:
             return
         known = self.state.known_orders(self.scope, {o.order_id for o in orders})
+        if self.options.dry_run:
+            known |= self._dry_seen
         fresh: dict[str, OrderValues] = {}
         for order in orders:
             if order.order_id in known or order.order_id in fresh:
@@ -237,6 +379,9 @@ class Runner:
         if not fresh:
             return
         rows = self.state.load_contacts(self.scope, {o.contact for o in fresh.values()})
+        if self.options.dry_run:  # what earlier chunks of this dry run counted
+            rows.update({key: self._dry_rows[key] for key in rows.keys() | {
+                o.contact for o in fresh.values()} if key in self._dry_rows})
         for order in fresh.values():
             row = rows.setdefault(order.contact, ContactRow(order.contact))
             pending = self.folder.load(row.pending)
@@ -244,6 +389,7 @@ class Runner:
         self.summary.counted += len(fresh)
         if self.options.dry_run:
             self._dry_rows.update(rows)
+            self._dry_seen.update(fresh)
             return
         self.state.save_counted(
             self.scope, self.run_id, rows.values(),
@@ -256,7 +402,8 @@ class Runner:
         if self.options.dry_run:
             keys = sorted(set(keys) | set(self._dry_rows))
         self.progress.phase("writing contacts", len(keys))
-        batches = [keys[i:i + BATCH] for i in range(0, len(keys), BATCH)]
+        size = self.options.batch
+        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
         workers = max(1, min(self.options.workers, len(batches) or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for _ in pool.map(self._write_batch, batches):
@@ -296,13 +443,11 @@ class Runner:
                 if drift:
                     drifted.extend((key, name, expected, now.get(name))
                                    for name, expected in drift)
-                    # Policy: HubSpot's edited value is the new starting point; orders already
-                    # written are inside it, so only orders not yet confirmed are added to it.
-                    row.baseline = {**row.baseline, **{name: now.get(name) for name, _ in drift}}
-                    acc = self.folder.load(row.acc)
-                    for name, _ in drift:
-                        acc.pop(name, None)
-                    row.acc = self.folder.dump(acc)
+                    self._rebase(row, [name for name, _ in drift], now)
+                missing = [name for name in self.properties if name not in row.baseline]
+                if missing:  # properties new to the state: HubSpot's value is their baseline
+                    row.baseline = {**row.baseline, **{name: now.get(name) for name in missing}}
+                if drift or missing:
                     new_baselines.append(row)
             values = self.folder.to_wire(self.folder.final_values(
                 self.folder.combine(self.folder.load(row.acc), self.folder.load(row.pending)),
@@ -318,12 +463,9 @@ class Runner:
             self.progress.advance(len(keys))
             return
         with self.lock:
-            if new_baselines:
-                self.state.save_baselines(self.scope, new_baselines)
-            if drifted:
-                self.state.record_drift(self.scope, self.run_id, drifted)
-                self.summary.drift += len(drifted)
-            self.state.save_writing(self.scope, {k: rows[k].written or {} for k in to_send})
+            self.state.save_prepared(self.scope, self.run_id, new_baselines, drifted,
+                                     {k: rows[k].written or {} for k in to_send})
+            self.summary.drift += len(drifted)
         confirmed = list(unchanged)
         if to_send:
             try:
@@ -360,21 +502,48 @@ class Runner:
         self.progress.advance(len(keys))
 
     def _drift(self, row: ContactRow, now: dict[str, str | None]) -> list[tuple[str, str | None]]:
-        """Properties whose HubSpot value is neither what hubmap wrote nor what it was writing."""
+        """Properties whose HubSpot value is neither what hubmap last wrote (or, before its first
+        write, the baseline it read) nor what it was writing when an answer was lost."""
         written = row.written or {}
         writing = row.writing or {}
+        baseline = row.baseline or {}
         drift = []
         for name in self.properties:
-            if name not in written and name not in writing:
+            if name in written:
+                expected = written[name]
+            elif name in baseline:
+                expected = baseline[name]
+            else:  # new to the state: no expectation yet
                 continue
             value = now.get(name)
-            if self.folder.same(name, value, written.get(name)) or \
-                    self.folder.same(name, value, writing.get(name)):
+            if self.folder.same(name, value, expected) or (
+                    name in writing and self.folder.same(name, value, writing[name])):
                 continue
-            if value in (None, "") and written.get(name) in (None, ""):
+            if value in (None, "") and expected in (None, ""):
                 continue
-            drift.append((name, written.get(name)))
+            drift.append((name, expected))
         return drift
+
+    def _rebase(self, row: ContactRow, names: list[str], now: dict[str, str | None]) -> None:
+        """Drift policy: HubSpot's edited value is the new starting point; the orders HubSpot had
+        confirmed are inside it, so only orders not yet confirmed are added to it.  For a sum the
+        confirmed orders stay in the accumulator and the baseline becomes the edited value minus
+        them (the same values now, and a rebuild from the full history keeps the edit's delta);
+        other rules forget the confirmed orders, and the edited value is their baseline."""
+        acc = self.folder.load(row.acc)
+        baseline = dict(row.baseline or {})
+        for name in names:
+            found = now.get(name)
+            rule = self.folder.rules.get(name)
+            edited = self.folder.parse_wire(name, found)
+            if isinstance(rule, Sum) and edited is not None and name in acc:
+                confirmed = acc[name].part.total if acc[name].part.count else Decimal(0)
+                baseline[name] = format(parse_decimal(edited) - confirmed, "f")
+            else:
+                baseline[name] = found
+                acc.pop(name, None)
+        row.baseline = baseline
+        row.acc = self.folder.dump(acc)
 
     def _explain(self, error: Any) -> str:
         names = list(getattr(error, "property_names", []) or [])
@@ -406,7 +575,7 @@ class Runner:
 
     # -- forms ------------------------------------------------------------------------------
 
-    def _forms(self, records: Iterator[OrderValues | Rejected | Skipped]) -> None:
+    def _forms(self, records: Iterator[tuple[OrderValues | Rejected | Skipped, Any]]) -> None:
         target = self.mapping.target
         assert isinstance(target, FormsTarget)
         portal = resolve_env(target.portal_id, self.environ)
@@ -414,7 +583,7 @@ class Runner:
         consent = _consent(target)
         self.progress.phase("submitting forms", None)
 
-        def submit(order: OrderValues) -> None:
+        def submit(order: OrderValues, raw: Any) -> None:
             from hubmap.plan import submission_fields
 
             fields = submission_fields(self.compiled, order)
@@ -431,7 +600,7 @@ class Runner:
                     self.summary.failures.append((order.order_id, self._explain(error)))
                     self.state.add_rejects(self.scope, self.run_id, [{
                         "where": order.where, "order_id": order.order_id, "kind": "failed",
-                        "reason": self._explain(error), "code": "HM607"}])
+                        "reason": self._explain(error), "code": "HM607", "record": raw}])
                 return
             with self.lock:
                 self.state.set_order(self.scope, order.order_id, order.contact,
@@ -442,7 +611,7 @@ class Runner:
         with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
             futures = []
             seen: set[str] = set()
-            for outcome in records:
+            for outcome, raw in records:
                 self.summary.records += 1
                 if isinstance(outcome, Rejected):
                     self._reject([outcome])
@@ -454,7 +623,7 @@ class Runner:
                 else:
                     seen.add(outcome.order_id)
                     self.summary.counted += 1
-                    futures.append(pool.submit(submit, outcome))
+                    futures.append(pool.submit(submit, outcome, raw))
             for future in futures:
                 future.result()
         self.progress.done()

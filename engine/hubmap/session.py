@@ -33,15 +33,20 @@ def _open_state(path: str) -> StateStore:
 def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
         input_format: str | None = None, state_path: str, dry_run: bool = False,
         reject_file: str | None = None, workers: int = 4, sandbox: bool = False,
-        progress: Progress | None = None) -> tuple[Summary, str | None]:
+        progress: Progress | None = None, rebuild: bool = False,
+        options: dict[str, Any] | None = None) -> tuple[Summary, str | None]:
+    """`hubmap run`.  `rebuild`: forget the stored counts of this mapping and count the input,
+    which must be the full order history, again (see `hubmap.run`).  `options`: further
+    `RunOptions` fields (count_chunk, batch), for tests and benchmarks."""
     mapping = load_mapping(mapping_path)
     sandbox_db = default_sandbox_db(state_path) if sandbox else None
     state = _open_state(state_path)
     try:
         with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping) as conn:
-            options = RunOptions(input_path=input_path, input_format=input_format,
-                                 dry_run=dry_run, workers=workers, reject_file=reject_file)
-            runner = Runner(mapping, conn.client, state, options, progress, conn.environ)
+            run_options = RunOptions(input_path=input_path, input_format=input_format,
+                                     dry_run=dry_run, workers=workers, reject_file=reject_file,
+                                     rebuild=rebuild, **(options or {}))
+            runner = Runner(mapping, conn.client, state, run_options, progress, conn.environ)
             return runner.run(), sandbox_db
     except StateLockedError as error:
         raise ConfigurationError(str(error)) from None
@@ -67,11 +72,10 @@ def replay(mapping_path: str, environ: dict[str, str], *, state_path: str,
         with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping) as conn:
             scope = scope_of(mapping, conn.client.settings.api_base, conn.client.settings.portal_id)
             pending = [r for r in state.pending_rejects(scope) if r.get("record") is not None]
-            documents = [Document(r["record"], f"replay of {r['where']}") for r in pending]
-            state.resolve_rejects(r["id"] for r in pending)
+            documents = [Document(r["record"], _replayed_where(r["where"])) for r in pending]
             options = RunOptions(input_path="(replay)", reject_file=reject_file)
             runner = Runner(mapping, conn.client, state, options, progress, conn.environ)
-            return runner.run(documents), sandbox_db
+            return runner.run(documents, replayed=[r["id"] for r in pending]), sandbox_db
     except (StateLockedError, HubSpotConfigError) as error:
         raise ConfigurationError(str(error)) from None
     finally:
@@ -117,6 +121,8 @@ def status(state_path: str) -> dict[str, Any]:
                 "scope": scope,
                 "orders_counted": state.count_orders(scope),
                 "contacts_unconfirmed": state.count_dirty(scope),
+                "rebuild_unfinished": state.rebuilding(scope),
+                "drift": state.drift_items(scope)[-20:],
                 "contacts_failed": [{"contact": c, "reason": r}
                                     for c, r in state.failed_contacts(scope)],
                 "pending_rejects": [
@@ -127,6 +133,11 @@ def status(state_path: str) -> dict[str, Any]:
         return report
     finally:
         state.close()
+
+
+def _replayed_where(where: str | None) -> str:
+    where = where or "a stored record"
+    return where if where.startswith("replay of ") else f"replay of {where}"
 
 
 def _file(path: str):  # type: ignore[no-untyped-def]

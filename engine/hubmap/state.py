@@ -12,7 +12,11 @@ One SQLite file (WAL, every change in a transaction) per project; everything is 
 An order id enters the ledger in the same transaction that adds it to `pending`, so it is counted
 once whatever happens after; HubSpot always receives absolute values computed from the state, so
 sending them again is harmless.  A second run on the same scope is refused by a lock row that names
-the running process.
+the running process (a lock whose process is gone, on this host, is taken over).
+
+Also kept: rejected records with their reasons (pending until counted, sent or replayed), drift
+found (HubSpot values someone changed), and in `meta` the mapping fingerprint each scope was
+counted with and whether a rebuild of it is unfinished (see `hubmap.run`).
 """
 
 from __future__ import annotations
@@ -195,6 +199,8 @@ class StateStore:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?)",
                        (scope, order_id, contact, order_time, run_id, status))
+            db.execute("UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
+                       "status='pending'", (scope, order_id))
 
     # -- contacts --------------------------------------------------------------------------
 
@@ -228,29 +234,40 @@ class StateStore:
 
     def save_counted(self, scope: str, run_id: int, rows: Iterable[ContactRow],
                      orders: Iterable[tuple[str, str, str]]) -> None:
-        """Counted orders (id, contact, time) and their contacts' accumulators, atomically."""
+        """Counted orders (id, contact, time) and their contacts' accumulators, atomically; a
+        rejected record of the same order still pending is resolved by it."""
         now = _now()
+        orders = list(orders)
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO orders (scope, order_id, contact, order_time, run_id) "
                 "VALUES (?,?,?,?,?)",
                 [(scope, order_id, contact, time, run_id) for order_id, contact, time in orders])
             db.executemany(
+                "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
+                "status='pending'", [(scope, order_id) for order_id, _, _ in orders])
+            db.executemany(
                 "INSERT INTO contacts (scope, contact, acc, pending, dirty, updated_at) "
                 "VALUES (?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
                 "pending=excluded.pending, dirty=1, updated_at=excluded.updated_at",
                 [(scope, row.contact, _json(row.acc), _json(row.pending), now) for row in rows])
 
-    def save_baselines(self, scope: str, rows: Iterable[ContactRow]) -> None:
+    def save_prepared(self, scope: str, run_id: int, baselines: Iterable[ContactRow],
+                      drift: Iterable[tuple[str, str, str | None, str | None]],
+                      writes: dict[str, dict[str, str]]) -> None:
+        """Before a batch is sent, in one transaction: baselines read (or moved by drift) with
+        their accumulators, the drift found, and the values about to be sent (`writing`)."""
+        now = _now()
         with self.transaction() as db:
             db.executemany(
                 "UPDATE contacts SET baseline=?, acc=?, hubspot_id=COALESCE(?, hubspot_id) "
                 "WHERE scope=? AND contact=?",
                 [(_json(r.baseline), _json(r.acc), r.hubspot_id, scope, r.contact)
-                 for r in rows])
-
-    def save_writing(self, scope: str, writes: dict[str, dict[str, str]]) -> None:
-        with self.transaction() as db:
+                 for r in baselines])
+            db.executemany(
+                "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift])
             db.executemany("UPDATE contacts SET writing=? WHERE scope=? AND contact=?",
                            [(_json(values), scope, contact) for contact, values in writes.items()])
 
@@ -275,18 +292,73 @@ class StateStore:
             "SELECT contact, last_error FROM contacts WHERE scope=? AND dirty=1 AND "
             "last_error IS NOT NULL ORDER BY contact", (scope,))]
 
-    def record_drift(self, scope: str, run_id: int,
-                     items: Iterable[tuple[str, str, str | None, str | None]]) -> None:
+    def drift_items(self, scope: str, run_id: int | None = None) -> list[dict[str, Any]]:
+        query = "SELECT run_id, contact, property, expected, found, at FROM drift WHERE scope=?"
+        args: tuple[Any, ...] = (scope,)
+        if run_id is not None:
+            query += " AND run_id=?"
+            args = (scope, run_id)
+        return [{"run": r[0], "contact": r[1], "property": r[2], "expected": r[3],
+                 "found": r[4], "at": r[5]} for r in self.db.execute(query + " ORDER BY id", args)]
+
+    # -- the mapping a scope was counted with ----------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def fingerprint(self, scope: str) -> dict[str, Any] | None:
+        """What the scope's stored counts were computed with (see `hubmap.run.fingerprint`)."""
+        return _unjson(self._meta(f"fingerprint|{scope}"))
+
+    def rebuilding(self, scope: str) -> bool:
+        """Whether a rebuild of the scope was started and has not completed."""
+        return self._meta(f"rebuilding|{scope}") is not None
+
+    def save_fingerprint(self, scope: str, fingerprint: dict[str, Any],
+                         started: Iterable[str] = ()) -> None:
+        """Record the mapping in use; properties in `started` begin afresh: what is stored of them
+        from an earlier use of the name (accumulators, baseline, values written) is forgotten, so
+        HubSpot's value at their next write becomes their baseline and only orders counted from
+        now on are added to it."""
         with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [(scope, run_id, c, p, e, f, _now()) for c, p, e, f in items])
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                       (f"fingerprint|{scope}", _json(fingerprint)))
+            for name in started:
+                path = f'$."{name}"'
+                db.execute(
+                    "UPDATE contacts SET acc=json_remove(acc, ?1), "
+                    "pending=json_remove(pending, ?1), baseline=json_remove(baseline, ?1), "
+                    "written=json_remove(written, ?1), "
+                    "writing=json_remove(writing, ?1) WHERE scope=?2", (path, scope))
+
+    def start_rebuild(self, scope: str) -> None:
+        """Forget which orders were counted and every contact's accumulators (baselines, and what
+        HubSpot was sent, are kept); every contact is to be written again.  Until
+        `end_rebuild`, the scope is marked as being rebuilt."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"rebuilding|{scope}", _now()))
+            db.execute("DELETE FROM orders WHERE scope=?", (scope,))
+            db.execute("UPDATE contacts SET acc='{}', pending='{}', dirty=1 WHERE scope=?",
+                       (scope,))
+
+    def end_rebuild(self, scope: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM meta WHERE key=?", (f"rebuilding|{scope}",))
 
     # -- rejected records ------------------------------------------------------------------
 
     def add_rejects(self, scope: str, run_id: int, items: Iterable[dict[str, Any]]) -> None:
+        """Keep rejected (or failed) records with their reasons; a record already pending (the
+        same order id, or the same place when it has none) is replaced, not kept twice."""
+        items = list(items)
         with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM rejects WHERE scope=? AND status='pending' AND kind=? AND "
+                "((order_id IS NOT NULL AND order_id=?) OR (order_id IS NULL AND ? IS NULL AND "
+                "location=?))",
+                [(scope, i.get("kind", "rejected"), i.get("order_id"), i.get("order_id"),
+                  i.get("where")) for i in items])
             db.executemany(
                 "INSERT INTO rejects (scope, run_id, location, order_id, property, reason, code, "
                 "kind, record, at) VALUES (?,?,?,?,?,?,?,?,?,?)",

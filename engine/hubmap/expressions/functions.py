@@ -426,8 +426,11 @@ def join(separator: Any, values: Any) -> str | None:
     return sep.join(as_text(v, "join") for v in as_list(values, "join") if v is not None)
 
 
-def to_text(value: Any) -> str:
+def to_text(value: Any) -> str | None:
     # JMESPath's to_string, made exact: ids and amounts as written, lists/objects as JSON.
+    # Null stays null: a missing id must not become the text "null" (and look like a real one).
+    if value is None:
+        return None
     if isinstance(value, str):
         return value
     return _json_text(value)
@@ -735,7 +738,7 @@ FUNCTION_DOCS: dict[str, FunctionDoc] = {
     ),
     "to_string": FunctionDoc(
         "to_string(value)",
-        "A value as text: ids and amounts as written, lists and objects as JSON.",
+        "A value as text: ids and amounts as written, lists and objects as JSON; null stays null.",
         "to_string(id)",
         {"id": 450789469},
         "450789469",

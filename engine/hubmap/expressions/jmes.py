@@ -11,6 +11,11 @@ The only module that imports `jmespath`.  On top of the library it adds:
   specification says, and floats in the data compare by their written value;
 - errors as data: compiling raises only `ExpressionSyntaxError` (with an offset), evaluating only
   `ExpressionError` (with a plain message).
+
+Speed: the parsed tree is turned once into nested Python closures (`_closure`), each doing exactly
+what the library's interpreter does for its node type (plus the comparison above), so evaluating
+an expression is a few function calls instead of a walk that looks up a method per node.  Node
+types without a closure are handed to the interpreter itself.
 """
 
 from __future__ import annotations
@@ -170,6 +175,168 @@ class _Interpreter(jmespath_visitor.TreeInterpreter):  # type: ignore[misc]  # u
 
 
 _OPTIONS = jmespath_visitor.Options(custom_functions=ShopFunctions())
+_INTERPRETER = _Interpreter(_OPTIONS)  # keeps no state between calls but a method cache
+_FUNCTIONS = _OPTIONS.custom_functions
+
+
+# ------------------------------------------------------------------- closures over the tree
+
+
+def _is_false(value: Any) -> bool:
+    # JMESPath's falsiness, as the interpreter tests it (by equality, not Python truth).
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+def _closure(node: dict[str, Any]) -> Evaluator:
+    """A function doing what the interpreter does for `node` (and its children)."""
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        name = node["value"]
+
+        def field(value: Any) -> Any:
+            try:
+                return value.get(name)
+            except AttributeError:
+                return None
+
+        return field
+    if kind in ("subexpression", "index_expression", "pipe"):
+        steps = [_closure(child) for child in children]
+        if len(steps) == 2:
+            first, second = steps
+            return lambda value: second(first(value))
+
+        def chain(value: Any) -> Any:
+            for step in steps:
+                value = step(value)
+            return value
+
+        return chain
+    if kind == "index":
+        position = node["value"]
+
+        def index(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            try:
+                return value[position]
+            except IndexError:
+                return None
+
+        return index
+    if kind == "literal":
+        literal = node["value"]
+        return lambda value: literal
+    if kind in ("current", "identity"):
+        return lambda value: value
+    if kind == "projection":
+        base, each = _closure(children[0]), _closure(children[1])
+
+        def projection(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            collected = []
+            for element in items:
+                current = each(element)
+                if current is not None:
+                    collected.append(current)
+            return collected
+
+        return projection
+    if kind == "filter_projection":
+        base, each, condition = (_closure(child) for child in children)
+
+        def filter_projection(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            collected = []
+            for element in items:
+                if not _is_false(condition(element)):
+                    current = each(element)
+                    if current is not None:
+                        collected.append(current)
+            return collected
+
+        return filter_projection
+    if kind == "flatten":
+        inner = _closure(children[0])
+
+        def flatten(value: Any) -> Any:
+            items = inner(value)
+            if not isinstance(items, list):
+                return None
+            merged: list[Any] = []
+            for element in items:
+                if isinstance(element, list):
+                    merged.extend(element)
+                else:
+                    merged.append(element)
+            return merged
+
+        return flatten
+    if kind == "function_expression":
+        name = node["value"]
+        arguments = [_closure(child) for child in children]
+        shop = SHOP_FUNCTIONS.get(name)
+        if shop is not None and _arity_message(name, len(arguments), shop.min_args,
+                                               shop.max_args) == "":
+            # hubmap's own function, its number of arguments already checked: call it directly.
+            implementation = shop.implementation
+            if len(arguments) == 1:
+                (only,) = arguments
+                return lambda value: implementation(only(value))
+            return lambda value: implementation(*[argument(value) for argument in arguments])
+        call = _FUNCTIONS.call_function
+        return lambda value: call(name, [argument(value) for argument in arguments])
+    if kind == "expref":
+        expression = children[0]
+        return lambda value: jmespath_visitor._Expression(expression, _INTERPRETER)
+    if kind == "comparator":
+        operator = node["value"]
+        left_side, right_side = _closure(children[0]), _closure(children[1])
+        compare = _Interpreter.COMPARATOR_FUNC[operator]
+        if operator in _Interpreter._EQUALITY_OPS:
+            return lambda value: compare(_plain(left_side(value)), _plain(right_side(value)))
+
+        def ordering(value: Any) -> Any:
+            left, right = _plain(left_side(value)), _plain(right_side(value))
+            numbers = _is_number(left) and _is_number(right)
+            texts = isinstance(left, str) and isinstance(right, str)
+            if not (numbers or texts):
+                return None
+            return compare(left, right)
+
+        return ordering
+    if kind == "or_expression":
+        first, second = _closure(children[0]), _closure(children[1])
+
+        def either(value: Any) -> Any:
+            matched = first(value)
+            return second(value) if _is_false(matched) else matched
+
+        return either
+    if kind == "and_expression":
+        first, second = _closure(children[0]), _closure(children[1])
+
+        def both(value: Any) -> Any:
+            matched = first(value)
+            return matched if _is_false(matched) else second(value)
+
+        return both
+    if kind == "not_expression":
+        inner = _closure(children[0])
+
+        def negation(value: Any) -> Any:
+            result = inner(value)
+            if jmespath_visitor._is_actual_number(result) and result == 0:
+                return False  # !0 is false in JMESPath
+            return not result
+
+        return negation
+    return lambda value: _INTERPRETER.visit(node, value)
 
 
 # ------------------------------------------------------------------------------- compiling
@@ -312,18 +479,19 @@ def compile_expression(text: str) -> Evaluator:
 class _Compiled:
     """A compiled expression; calling it with a record evaluates it."""
 
-    __slots__ = ("_tree", "text")
+    __slots__ = ("_run", "_tree", "text")
 
     def __init__(self, text: str, tree: dict[str, Any]):
         self.text = text
         self._tree = tree
+        self._run = _closure(tree)
 
     def __repr__(self) -> str:
         return f"<JMESPath {self.text!r}>"
 
     def __call__(self, record: Any) -> Any:
         try:
-            return _Interpreter(_OPTIONS).visit(self._tree, record)
+            return self._run(record)
         except ExpressionError:
             raise
         except jmespath_errors.JMESPathTypeError as error:

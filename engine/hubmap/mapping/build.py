@@ -39,6 +39,8 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
             contact=_source(doc, ("records", "contact")),
             path=_jmespath(doc, ("records", "path")) if "path" in records else None,
             when=_jmespath(doc, ("records", "when")) if "when" in records else None,
+            group_by=(_jmespath(doc, ("records", "group_by")) if "group_by" in records
+                      else None),
             require=tuple(
                 Requirement(_jmespath(doc, ("records", "require", i, "that")), item["reason"])
                 for i, item in enumerate(records.get("require", ()))

@@ -95,6 +95,8 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
     yield "records.contact", records.contact
     if records.path:
         yield "records.path", records.path
+    if records.group_by:
+        yield "records.group_by", records.group_by
     if records.when:
         yield "records.when", records.when
     for index, requirement in enumerate(records.require):

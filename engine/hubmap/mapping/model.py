@@ -131,6 +131,7 @@ class RecordsSpec:
     path: Source | None = None
     when: Source | None = None
     require: tuple[Requirement, ...] = ()
+    group_by: Source | None = None  # JMESPath key joining line-item rows into one record
 
 
 @dataclass(frozen=True)

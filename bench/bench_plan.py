@@ -1,0 +1,305 @@
+"""Benchmark: how fast `hubmap plan` folds orders into contacts, against hand-written Python.
+
+Generates N realistic Shopify orders on the fly (1-5 line items, prices, refunds now and then, a
+few cancelled, voided or foreign-currency orders, emails over about N/5 customers, times out of
+order) and folds them with `mappings/shopify-orders-contacts.yaml` through the functions
+`hubmap plan` uses (`CompiledMapping.evaluate`, `plan_outcomes`: `ContactFolder`, final values,
+wire text), and with a hand-written function computing the same properties (sum, count, latest
+value/date by time, first date, newest-first de-duplicated capped lists).  Both see the same
+orders; `--check` first proves that both give identical HubSpot values for every contact.
+
+Each measurement runs in its own process, so its peak memory (maximum resident set size) is its
+own.  Orders/s is per second of CPU time of that process (one core; other work on the machine
+barely changes it), without the time to generate the orders (measured alone and subtracted).
+Targets: hubmap at least 0.5x the hand-written function and at least 20,000 orders/s on one core.
+
+    PYTHONPATH=engine python bench/bench_plan.py [--orders 100000,1000000] [--contacts N]
+        [--check 20000] [--profile hubmap.prof]
+
+Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from hubmap.evaluate import CompiledMapping
+from hubmap.examples import outcomes
+from hubmap.inputs import Document
+from hubmap.mapping import load_mapping
+from hubmap.plan import plan_outcomes
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPING = ROOT / "mappings" / "shopify-orders-contacts.yaml"
+ORDERS_PER_CONTACT = 5
+TARGET_RATIO = 0.5
+TARGET_ORDERS_PER_SECOND = 20_000
+SEED = 11
+
+PRODUCTS = [(f"SKU-{n:04d}", f"Product {n}", f"Brand {n % 37}", Decimal(199 + n * 37 % 9800) / 100)
+            for n in range(2_000)]
+OFFSETS = ["Z", "+01:00", "-05:00", "+05:30", "-08:00"]
+SIZES = ["S", "M", "L"]
+
+
+# ----------------------------------------------------------------------------- the orders
+
+
+def generate(count: int, contacts: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
+    """`count` orders in the shape of Shopify's Order resource, made one at a time."""
+    rng = random.Random(seed)
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    for number in range(1, count + 1):
+        items = [PRODUCTS[int(rng.paretovariate(1.2)) % len(PRODUCTS)]
+                 for _ in range(rng.randint(1, 5))]
+        quantities = [rng.choice((1, 1, 1, 2, 3)) for _ in items]
+        total = sum((price * q for (_, _, _, price), q in zip(items, quantities)), Decimal(0))
+        moment = start + timedelta(seconds=number * 20 + rng.randrange(-86_400, 86_400))
+        offset = rng.choice(OFFSETS)
+        order: dict[str, Any] = {
+            "id": 100_000 + number,
+            "name": f"#{100_000 + number}",
+            "email": f"Customer.{rng.randrange(contacts)}@Example.com",
+            "created_at": moment.isoformat(timespec="seconds").replace("+00:00", "") + offset,
+            "currency": "EUR" if rng.random() < 0.005 else "USD",
+            "financial_status": "voided" if rng.random() < 0.01 else "paid",
+            "cancelled_at": "2024-01-01T00:00:00Z" if rng.random() < 0.02 else None,
+            "total_price": str(total),
+            "discount_codes": [{"code": "WELCOME10"}] if rng.random() < 0.1 else [],
+            "presentment_currency": "USD",
+            "line_items": [{"sku": sku, "title": title, "name": f"{title} - {SIZES[q % 3]}",
+                            "vendor": vendor, "price": str(price), "quantity": q}
+                           for (sku, title, vendor, price), q in zip(items, quantities)],
+        }
+        if rng.random() < 0.05:
+            order["financial_status"] = "partially_refunded"
+            order["refunds"] = [{"transactions": [
+                {"kind": "refund", "status": "success", "amount": str(items[0][3])}]}]
+        yield order
+
+
+# ------------------------------------------------------------------------------- hubmap
+
+
+def hubmap_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The per-contact HubSpot values, exactly as `hubmap plan` computes them."""
+    compiled = CompiledMapping(load_mapping(str(MAPPING)))
+    documents = (Document(order, "bench") for order in orders)
+    plan = plan_outcomes(compiled, outcomes(compiled, documents))
+    return {contact.contact: contact.values for contact in plan.contacts}
+
+
+# ------------------------------------------------------------------------ hand-written
+
+
+CENT = Decimal("0.01")
+SKU_CAP, PRODUCT_CAP, BRAND_CAP = 100, 100, 50
+
+
+def _newest_first(held: dict[str, tuple], cap: int) -> list[str]:
+    return [item for item, _ in sorted(held.items(), key=lambda kv: kv[1], reverse=True)][:cap]
+
+
+def _prepend(held: dict[str, tuple], items: list[str], key: tuple, cap: int) -> None:
+    for index, item in enumerate(items):
+        if not item:
+            continue
+        stamp = (key, -index)
+        if item not in held or held[item] < stamp:
+            held[item] = stamp
+    if len(held) > 4 * cap:  # keep the newest: an older item can only return with a newer stamp
+        for item in sorted(held, key=held.__getitem__)[: len(held) - cap]:
+            del held[item]
+
+
+def _unique_join(values: list[Any]) -> str:
+    return ";".join(dict.fromkeys(str(v) for v in values if v is not None))
+
+
+def hand_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The same properties, computed directly in Python."""
+    contacts: dict[str, dict[str, Any]] = {}
+    for order in orders:
+        if order.get("cancelled_at") is not None or order.get("financial_status") == "voided":
+            continue
+        if not order.get("financial_status") or order.get("currency") != "USD":
+            continue
+        if order.get("refunds") and order.get("presentment_currency") not in (
+                None, order["currency"]):
+            continue
+        email = (order.get("email") or "").strip().lower()
+        if "@" not in email:
+            continue
+        created = order["created_at"]
+        key = (datetime.fromisoformat(created).astimezone(UTC), order["id"])
+        refunded = sum((Decimal(t["amount"]) for r in order.get("refunds") or ()
+                        for t in r["transactions"]
+                        if t["kind"] == "refund" and t["status"] == "success"), Decimal(0))
+        price = Decimal(order["total_price"])
+        value = (price - refunded).quantize(CENT, ROUND_HALF_UP)
+        price = price.quantize(CENT, ROUND_HALF_UP)
+        day = created[:10]
+        items = order.get("line_items") or []
+        skus = [i.get("sku") for i in items]
+        titles = [i.get("title") for i in items]
+        quantity = sum(Decimal(i["quantity"]) for i in items) if items else None
+        state = contacts.get(email)
+        if state is None:
+            state = contacts[email] = {"total": Decimal(0), "count": 0, "first_day": day,
+                                       "first": (key, price), "latest": {}, "skus": {},
+                                       "products": {}, "brands": {}}
+        state["total"] += value
+        state["count"] += 1
+        if quantity is not None:
+            state["products_total"] = state.get("products_total", Decimal(0)) + quantity
+        state["first_day"] = min(state["first_day"], day)
+        if key < state["first"][0]:
+            state["first"] = (key, price)
+        codes = ";".join(d["code"] for d in order.get("discount_codes") or [])
+        latest = {
+            "last_order_date": day, "last_order_value": price,
+            "last_order_order_number": order["name"], "last_order_currency": order["currency"],
+            "last_order_status": order["financial_status"],
+            "last_products_bought": _unique_join(titles),
+            "last_skus_bought": _unique_join([s for s in skus if s]),
+            "last_total_number_of_products_bought": quantity,
+            "last_discount_codes": codes,
+        }
+        for n, item in enumerate(items[:3], start=1):
+            latest[f"last_products_bought_product_{n}_name"] = item.get("name")
+            latest[f"last_products_bought_product_{n}_price"] = Decimal(item["price"]).quantize(
+                CENT, ROUND_HALF_UP)
+        held = state["latest"]
+        for name, current in latest.items():
+            if current in (None, "") or (name in held and held[name][0] > key):
+                continue
+            held[name] = (key, current)
+        _prepend(state["skus"], skus, key, SKU_CAP)
+        _prepend(state["products"], titles, key, PRODUCT_CAP)
+        _prepend(state["brands"], [i.get("vendor") for i in items], key, BRAND_CAP)
+    result = {}
+    for email, state in contacts.items():
+        values = {
+            "total_value_of_orders": f"{state['total']:.2f}",
+            "total_number_of_orders": str(state["count"]),
+            "average_order_value": str((state["total"] / state["count"]).quantize(
+                CENT, ROUND_HALF_UP)),
+            "first_order_date": state["first_day"],
+            "first_order_value": f"{state['first'][1]:.2f}",
+        }
+        if "products_total" in state:
+            values["total_number_of_products_bought"] = str(state["products_total"])
+        for name, (_, current) in state["latest"].items():
+            values[name] = current
+            if isinstance(current, Decimal):
+                values[name] = str(current) if "number_of" in name else f"{current:.2f}"
+        for name, held, cap in (("skus_bought", state["skus"], SKU_CAP),
+                                ("products_bought", state["products"], PRODUCT_CAP),
+                                ("brands_bought", state["brands"], BRAND_CAP)):
+            if held:
+                values[name] = ";".join(_newest_first(held, cap))
+        result[email] = values
+    return result
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+IMPLEMENTATIONS = {"hubmap": hubmap_plan, "hand": hand_plan, "generate": None}
+
+
+def measure(kind: str, count: int, contacts: int, profile: str | None) -> dict[str, Any]:
+    """One implementation over `count` orders, in this process."""
+    started = time.process_time()
+    if kind == "generate":
+        for _ in generate(count, contacts):
+            pass
+        folded = 0
+    elif profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        folded = len(IMPLEMENTATIONS[kind](generate(count, contacts)))  # type: ignore[misc]
+        profiler.disable()
+        profiler.dump_stats(profile)
+    else:
+        folded = len(IMPLEMENTATIONS[kind](generate(count, contacts)))  # type: ignore[misc]
+    seconds = time.process_time() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"kind": kind, "orders": count, "contacts": folded, "seconds": seconds,
+            "peak_rss_mib": round(peak, 1)}
+
+
+def in_process(kind: str, count: int, contacts: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--one", kind, "--orders", str(count),
+               "--contacts", str(contacts)]
+    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ),
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check(count: int) -> bool:
+    contacts = max(1, count // ORDERS_PER_CONTACT)
+    mine = hubmap_plan(generate(count, contacts))
+    theirs = hand_plan(generate(count, contacts))
+    differences = [(email, name, value, theirs.get(email, {}).get(name))
+                   for email, values in mine.items() for name, value in values.items()
+                   if theirs.get(email, {}).get(name) != value]
+    differences += [(email, name, mine.get(email, {}).get(name), value)
+                    for email, values in theirs.items() for name, value in values.items()
+                    if name not in mine.get(email, {})]
+    print(f"check over {count:,} orders: {len(mine):,} contacts, "
+          + ("hubmap and hand-written give identical values" if not differences
+             else f"{len(differences)} DIFFERENCES, first: {differences[:3]}"))
+    return not differences
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", default="100000,1000000")
+    parser.add_argument("--contacts", type=int, default=None,
+                        help="number of customers (default: orders / 5)")
+    parser.add_argument("--check", type=int, default=20_000,
+                        help="orders to compare both implementations on first (0: skip)")
+    parser.add_argument("--one", choices=sorted(IMPLEMENTATIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="with --one hubmap: write cProfile stats here")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.orders.split(",")]
+    if args.one:
+        contacts = args.contacts or max(1, counts[0] // ORDERS_PER_CONTACT)
+        print(json.dumps(measure(args.one, counts[0], contacts, args.profile)))
+        return 0
+    if args.check and not check(args.check):
+        return 1
+    print(f"{'orders':>9} {'contacts':>8} {'hubmap/s':>9} {'hand/s':>9} {'ratio':>6} "
+          f"{'hubmap MiB':>10} {'hand MiB':>9} {'gen MiB':>8}")
+    for count in counts:
+        contacts = args.contacts or max(1, count // ORDERS_PER_CONTACT)
+        gen = in_process("generate", count, contacts)
+        ours = in_process("hubmap", count, contacts)
+        hand = in_process("hand", count, contacts)
+        ours_rate = count / max(ours["seconds"] - gen["seconds"], 1e-9)
+        hand_rate = count / max(hand["seconds"] - gen["seconds"], 1e-9)
+        print(f"{count:>9,} {contacts:>8,} {ours_rate:>9,.0f} {hand_rate:>9,.0f} "
+              f"{ours_rate / hand_rate:>6.2f} {ours['peak_rss_mib']:>10} "
+              f"{hand['peak_rss_mib']:>9} {gen['peak_rss_mib']:>8}")
+        print(f"{'':>9} CPU seconds: generating alone {gen['seconds']:.1f}; hubmap "
+              f"{ours['seconds']:.1f} and hand-written {hand['seconds']:.1f} including it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

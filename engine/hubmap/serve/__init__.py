@@ -1,0 +1,22 @@
+"""Live intake (`hubmap serve`): signed shop webhooks in, queued durably, mapped to HubSpot.
+
+Modules, one job each: `config` (the YAML file or flags, checked), `auth` (signatures, tokens,
+delivery ids), `queue` (the SQLite queue: events, jobs, leases, dead letters), `app` (the WSGI
+intake: checks, store, answer; /healthz, /metrics), `worker` (batches through `Runner`, retries,
+dead letters), `service` (waitress + worker thread, graceful stop; the worker alone).
+"""
+
+from hubmap.serve.config import ServeConfig, config_from_flags, load_config
+from hubmap.serve.queue import Queue, status_report, status_text
+from hubmap.serve.service import Service, run_worker
+
+__all__ = [
+    "Queue",
+    "ServeConfig",
+    "Service",
+    "config_from_flags",
+    "load_config",
+    "run_worker",
+    "status_report",
+    "status_text",
+]

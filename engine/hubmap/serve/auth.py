@@ -1,0 +1,77 @@
+"""Who may post to a route: each platform's documented signature, or a shared bearer token.
+
+    shopify      X-Shopify-Hmac-Sha256: base64(HMAC-SHA256(app secret, raw body))
+    woocommerce  X-WC-Webhook-Signature: base64(HMAC-SHA256(webhook secret, raw body))
+    bearer       Authorization: Bearer <token>   (a custom backend)
+
+Headers are given as a mapping with lower-case names.  Signatures are computed over the raw bytes as received (never over re-encoded JSON) and compared
+in constant time (`hmac.compare_digest`).  The same module says what identifies a delivery, so a
+platform's retry of one delivery is recognised: Shopify's X-Shopify-Webhook-Id, WooCommerce's
+X-WC-Webhook-Delivery-ID, a custom backend's Idempotency-Key; without one, the body's SHA-256.
+WooCommerce makes a new delivery id for each attempt, so its retries are recognised later by the
+mapping's ledger of order ids instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+
+SHOPIFY_SIGNATURE = "x-shopify-hmac-sha256"
+SHOPIFY_DELIVERY = "x-shopify-webhook-id"
+SHOPIFY_TOPIC = "x-shopify-topic"
+WOO_SIGNATURE = "x-wc-webhook-signature"
+WOO_DELIVERY = "x-wc-webhook-delivery-id"
+WOO_TOPIC = "x-wc-webhook-topic"
+BEARER_DELIVERY = "idempotency-key"
+BEARER_TOPIC = "x-hubmap-topic"
+MAX_DELIVERY_ID_CHARS = 200
+
+_SIGNATURE_HEADERS = {"shopify": SHOPIFY_SIGNATURE, "woocommerce": WOO_SIGNATURE}
+_DELIVERY_HEADERS = {"shopify": SHOPIFY_DELIVERY, "woocommerce": WOO_DELIVERY,
+                     "bearer": BEARER_DELIVERY}
+_TOPIC_HEADERS = {"shopify": SHOPIFY_TOPIC, "woocommerce": WOO_TOPIC, "bearer": BEARER_TOPIC}
+# WooCommerce's test ping when a webhook is created: an unsigned form post, 'webhook_id=<id>'.
+_WOO_PING = re.compile(rb"^webhook_id=[0-9]+$")
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """The base64 HMAC-SHA256 both Shopify and WooCommerce send (also used to sign in tests)."""
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode("ascii")
+
+
+def authentic(kind: str, secret: bytes, headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether the request carries a valid signature (or token) for `secret`."""
+    if kind == "bearer":
+        given = headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        return hmac.compare_digest(token.strip().encode("utf-8"), secret)
+    sent = headers.get(_SIGNATURE_HEADERS[kind], "")
+    if not sent:
+        return False
+    return hmac.compare_digest(sent.strip().encode("ascii", "replace"),
+                               signature(secret, body).encode("ascii"))
+
+
+def is_woocommerce_ping(kind: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """WooCommerce's creation ping: answered 200 and not queued (it carries no order)."""
+    return kind == "woocommerce" and not headers.get(WOO_SIGNATURE) and bool(
+        _WOO_PING.match(body.strip()))
+
+
+def delivery_id(kind: str, headers: Mapping[str, str], body: bytes) -> str:
+    """What identifies this delivery across the sender's retries."""
+    given = headers.get(_DELIVERY_HEADERS[kind], "").strip()
+    if given:
+        return given[:MAX_DELIVERY_ID_CHARS]
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def topic(kind: str, headers: Mapping[str, str]) -> str | None:
+    value = headers.get(_TOPIC_HEADERS[kind], "").strip()
+    return value or None

@@ -1,0 +1,200 @@
+"""Running it: the intake server (waitress) with the worker as a thread, or the worker alone.
+
+`Service` binds the port, starts the worker thread, and serves until `stop()` — which a SIGTERM
+or SIGINT calls in `serve_forever`.  Stopping is graceful, in this order: new webhooks are
+answered 503 (senders retry), the listening socket closes, requests in flight finish (their
+events are committed before they are answered), then the worker finishes the batch in hand.
+Whatever is not finished stays in the queue file, claimed by this process; the next start
+puts it back in the queue (see `Queue.recover`), so nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from typing_extensions import Self
+from waitress.server import create_server
+
+from hubmap.serve.app import IntakeApp
+from hubmap.serve.config import ServeConfig, load_mappings, secrets_from
+from hubmap.serve.queue import Queue
+from hubmap.serve.worker import Worker
+
+log = logging.getLogger("hubmap.serve")
+
+LOOP_TICK_SECONDS = 0.2  # how often the server loop looks at the stop flag
+DRAIN_SECONDS = 10.0  # how long requests in flight may take to finish on shutdown
+WORKER_STOP_SECONDS = 30.0  # how long the batch in hand may take to finish on shutdown
+# Waitress reads a whole body before the application sees it; it refuses (413) bodies above this
+# many times max_body_bytes by itself, and the application refuses (and counts) the rest.
+WAITRESS_BODY_FACTOR = 4
+
+
+class Service:
+    """Intake server + worker thread in this process (tests and benchmarks run it in a thread)."""
+
+    def __init__(self, config: ServeConfig, environ: dict[str, str], *, worker: bool = True,
+                 sandbox: bool = False):
+        mappings = load_mappings(config)  # HubmapError before anything starts
+        secrets = secrets_from(config, environ)
+        by_file = {path: mapping.name for path, mapping in mappings.items()}
+        for mapping in mappings.values():
+            _refuse_grouping(mapping)
+        self.config = config
+        self.queue = Queue(config.queue_path)
+        self.worker = Worker(config, mappings, self.queue, environ, sandbox=sandbox) \
+            if worker else None
+        self._worker_thread: threading.Thread | None = None
+        self.app = IntakeApp(
+            config, secrets, self.queue,
+            {route.path: [by_file[f] for f in route.mapping_files] for route in config.routes},
+            on_queued=self.worker.wake if self.worker else None,
+            worker_alive=self._worker_alive if self.worker else None)
+        self.server: Any = create_server(
+            self.app, host=config.host, port=config.port, threads=config.threads,
+            max_request_body_size=config.max_body_bytes * WAITRESS_BODY_FACTOR, ident="hubmap",
+            clear_untrusted_proxy_headers=True)
+        self.port = int(self.server.effective_port)
+        self.url = f"http://{config.host}:{self.port}"
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._loop_thread: threading.Thread | None = None
+
+    def _worker_alive(self) -> bool:
+        return self._worker_thread is not None and self._worker_thread.is_alive()
+
+    def _start_worker(self) -> None:
+        if self.worker is not None:
+            self.queue.recover()  # a previous process's claims, at once
+            self._worker_thread = threading.Thread(target=self._run_worker,
+                                                   name="hubmap-worker", daemon=True)
+            self._worker_thread.start()
+
+    def _run_worker(self) -> None:
+        assert self.worker is not None
+        try:
+            self.worker.run()
+        except Exception:  # reported on /healthz and in the log
+            log.exception("the worker stopped")
+
+    # -- in the background (tests, benchmarks) -------------------------------------------------
+
+    def start(self) -> Self:
+        self._start_worker()
+        self._loop_thread = threading.Thread(target=self._serve, name="hubmap-serve",
+                                             daemon=True)
+        self._loop_thread.start()
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start() if self._loop_thread is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- in the foreground (`hubmap serve`) -----------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully."""
+
+        def on_signal(number: int, frame: FrameType | None) -> None:
+            log.info("%s received: stopping", signal.Signals(number).name)
+            self.request_stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._start_worker()
+            log.info("hubmap serve on %s; routes: %s", self.url,
+                     ", ".join(r.path for r in self.config.routes))
+            self._serve()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            self._stop_worker()
+            self.queue.close()
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self.app.draining = True
+        self._stopping.set()
+        self.server.pull_trigger()
+
+    def stop(self) -> None:
+        """Stop serving and the worker (from another thread than the server loop's)."""
+        if self._stopped.is_set():
+            return
+        self.request_stop()
+        if self._loop_thread is not None:
+            self._loop_thread.join()
+        self._stop_worker()
+        self.queue.close()
+        self._stopped.set()
+
+    def _stop_worker(self) -> None:
+        if self.worker is not None and self._worker_thread is not None:
+            self.worker.stop()
+            self._worker_thread.join(WORKER_STOP_SECONDS)
+            if self._worker_thread.is_alive():
+                log.warning("the worker is still sending; its events stay in the queue")
+
+    def _serve(self) -> None:
+        server = self.server
+        loop = server.asyncore.loop
+        poll = server.adj.asyncore_use_poll
+        try:
+            while not self._stopping.is_set():
+                loop(timeout=LOOP_TICK_SECONDS, map=server._map, use_poll=poll, count=1)
+            # Stop accepting: close the listening socket only (the trigger and the open
+            # connections stay, so answers being written still reach their senders).
+            server.asyncore.dispatcher.close(server)
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while time.monotonic() < deadline and self._busy():
+                loop(timeout=0.05, map=server._map, use_poll=poll, count=1)
+        finally:
+            server.task_dispatcher.shutdown(timeout=DRAIN_SECONDS)
+            server.asyncore.close_all(server._map)
+
+    def _busy(self) -> bool:
+        if self.app.in_flight:
+            return True
+        channels = list(self.server.active_channels.values())
+        return any(channel.requests or channel.total_outbufs_len for channel in channels)
+
+
+def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = False) -> None:
+    """`hubmap worker`: only the worker, in the foreground, until SIGTERM or SIGINT."""
+    mappings = load_mappings(config)
+    for mapping in mappings.values():
+        _refuse_grouping(mapping)
+    queue = Queue(config.queue_path)
+    worker = Worker(config, mappings, queue, environ, sandbox=sandbox)
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        log.info("%s received: finishing the batch in hand", signal.Signals(number).name)
+        worker.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        queue.recover()
+        log.info("hubmap worker on %s (queue %s)", ", ".join(worker.work), config.queue_path)
+        worker.run()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        queue.close()
+
+
+def _refuse_grouping(mapping: Any) -> None:
+    from hubmap.problems import HubmapError, Location, Problem
+
+    if mapping.records.group_by is not None:
+        raise HubmapError(Problem(
+            "HM806", f"mapping '{mapping.name}' joins rows with records.group_by; a webhook "
+            "carries whole orders", Location(mapping.file),
+            hint="serve a mapping that reads one order per record"))
