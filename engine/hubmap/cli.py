@@ -18,6 +18,8 @@ from hubmap.report import FORMATS, FORMATTERS, default_format, format_text
 from hubmap.state import DEFAULT_STATE_FILE
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+# The portal refused the mapping (type clash, form lacks fields): nothing written, exit 1.
+PORTAL_REFUSALS = {"HM601", "HM602", "HM605", "HM606"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,10 +138,14 @@ def _settings_error(error: Exception) -> None:
               help="Parallel HubSpot calls (all share the portal's rate limit).")
 @click.option("--sandbox", is_flag=True, help="Run against an embedded local HubSpot stand-in "
               "(no account needed); its data is kept beside the state file.")
+@click.option("--rebuild", is_flag=True, help="Forget the counts stored for this mapping and "
+              "count --input again; give it the full order history (needed after a changed "
+              "merge rule, type or order id).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               help="How to print the summary.")
 def run(mapping: str, input_path: str, input_format: str | None, state_path: str,
-        dry_run: bool, reject_file: str, workers: int, sandbox: bool, output_format: str) -> None:
+        dry_run: bool, reject_file: str, workers: int, sandbox: bool, rebuild: bool,
+        output_format: str) -> None:
     """Send the orders to HubSpot: create properties, count each order once, write contacts."""
     from hubmap import session
 
@@ -147,8 +153,12 @@ def run(mapping: str, input_path: str, input_format: str | None, state_path: str
         summary, sandbox_db = session.run(
             mapping, input_path, environ=dict(os.environ), input_format=input_format,
             state_path=state_path, dry_run=dry_run, reject_file=reject_file, workers=workers,
-            sandbox=sandbox, progress=_progress())
+            sandbox=sandbox, progress=_progress(), rebuild=rebuild)
     except HubmapError as error:
+        if any(p.code in PORTAL_REFUSALS for p in error.problems):
+            # The portal refused (e.g. a property of another type): nothing was written.
+            click.echo(format_text(error.problems), err=True)
+            sys.exit(EXIT_PROBLEMS)
         _fail_mapping(error)
         return
     except (InputFormatError, session.ConfigurationError) as error:
@@ -188,22 +198,32 @@ def apply(mapping: str) -> None:
 
 @main.command()
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
+@click.option("--queue", "queue_path", default="hubmap-queue.db", show_default=True,
+              help="The webhook queue of `hubmap serve`, shown when it exists.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
-def status(state_path: str, output_format: str) -> None:
-    """Show the last runs, and what is pending (unconfirmed contacts, rejected records)."""
+def status(state_path: str, queue_path: str, output_format: str) -> None:
+    """Show the last runs, and what is pending (unconfirmed contacts, rejected records, webhooks
+    that keep failing)."""
     from hubmap import session
+    from hubmap.serve.queue import status_report as queue_report
+    from hubmap.serve.queue import status_text as queue_text
 
+    queue = queue_report(queue_path)
     try:
         report = session.status(state_path)
     except session.ConfigurationError as error:
-        _fail_usage(str(error))
-        return
+        if queue is None:
+            _fail_usage(str(error))
+            return
+        report = {"state": state_path, "scopes": []}
     if output_format == "json":
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json.dumps(dict(report, queue=queue), indent=2, default=str))
         return
     from hubmap.report.summary import status_text
 
     click.echo(status_text(report))
+    if queue is not None:
+        click.echo(queue_text(queue))
 
 
 @main.command()

@@ -142,15 +142,21 @@ def plan_outcomes(
     plan = Plan()
     per_contact: dict[str, Accs] = {}
     counts: dict[str, int] = {}
+    seen: set[str] = set()  # as in a run, an order id counts once
     for outcome in outcomes:
         plan.records += 1
         if isinstance(outcome, Rejected):
             plan.rejected.append(outcome)
         elif isinstance(outcome, Skipped):
             plan.skipped.append(outcome)
+        elif outcome.order_id in seen:
+            plan.skipped.append(Skipped(outcome.where, outcome.order_id,
+                                        "the order id came before in this input; counted once"))
         elif compiled.mapping.is_forms:
+            seen.add(outcome.order_id)
             plan.submissions.append(outcome)
         else:
+            seen.add(outcome.order_id)
             per_contact[outcome.contact] = folder.add(per_contact.get(outcome.contact, {}),
                                                       outcome)
             counts[outcome.contact] = counts.get(outcome.contact, 0) + 1

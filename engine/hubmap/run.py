@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import IO, Any
 
@@ -79,6 +80,7 @@ class Summary:
     # definitions changed since orders were counted (apply to orders counted from now on):
     mapping_changed: list[str] = field(default_factory=list)
     rebuilt: bool = False
+    planned: dict[str, dict[str, str]] = field(default_factory=dict)  # dry run: would be sent
     failures: list[tuple[str, str]] = field(default_factory=list)
     calls: int = 0
     rate_limited: int = 0
@@ -230,9 +232,15 @@ class Runner:
             if self.options.rebuild:
                 self.state.end_rebuild(self.scope)
             outcome = "ok" if self.summary.ok else "partial"
-        except (DailyLimitReached, HubSpotAuthError) as error:
+        except DailyLimitReached as error:
             self.summary.stopped = str(error)
             outcome = "stopped"
+        except HubSpotAuthError as error:
+            # A refused token is a configuration problem: record the run, then let the caller
+            # report it (exit 2), rather than a partly done run.
+            self.summary.stopped = str(error)
+            outcome = "stopped"
+            raise
         finally:
             if self.reject_stream:
                 self.reject_stream.close()
@@ -301,6 +309,11 @@ class Runner:
 
     def _provision(self) -> None:
         if self.options.dry_run:
+            # Write nothing, but refuse what a real run would refuse (a property of another type).
+            existing, groups = provision.read_portal(self.client)
+            comparison = provision.compare(self.mapping, existing, groups)
+            if comparison.refused:
+                raise HubmapError(comparison.problems)
             return
         result = provision.apply(self.client, self.mapping)
         if result.problems:
@@ -554,7 +567,10 @@ class Runner:
                 break
             except KeyError:
                 continue
-        return f"{error.message}{where}"
+        details = [d.message for d in getattr(error, "errors", None) or []
+                   if getattr(d, "message", None) and d.message != error.message]
+        detail = f": {'; '.join(details[:3])}" if details else ""
+        return f"{error.message}{detail}{where}"
 
     def _fail(self, keys: list[str], reason: str | None,
               reasons: dict[str, str] | None = None) -> None:
@@ -571,6 +587,7 @@ class Runner:
                     drifted: list[tuple[str, str, str | None, str | None]]) -> None:
         with self.lock:
             self.dry_changes.update(to_send)
+            self.summary.planned.update(to_send)
             self.summary.drift += len(drifted)
 
     # -- forms ------------------------------------------------------------------------------
@@ -591,7 +608,8 @@ class Runner:
                 return
             try:
                 self.client.submit_form(portal, guid, fields, context=order.context,
-                                        submitted_at=order.time, legal_consent=consent)
+                                        submitted_at=_submitted_at(order.time),
+                                        legal_consent=consent)
             except (DailyLimitReached, HubSpotAuthError):
                 raise
             except HubSpotError as error:
@@ -627,6 +645,17 @@ class Runner:
             for future in futures:
                 future.result()
         self.progress.done()
+
+
+FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
+
+
+def _submitted_at(order_time: datetime) -> datetime | None:
+    """The order's time, so HubSpot dates the conversion right; for orders older than HubSpot
+    accepts (a backfill), no time: HubSpot then dates the submission at its arrival."""
+    if datetime.now(timezone.utc) - order_time > FORMS_MAX_BACKDATE:
+        return None
+    return order_time
 
 
 def _merged_dry(stored: ContactRow | None, dry: ContactRow) -> ContactRow:

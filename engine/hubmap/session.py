@@ -12,6 +12,7 @@ from typing import Any
 from hubmap import provision
 from hubmap.connect import connect, default_sandbox_db
 from hubmap.hubspot import HubSpotConfigError, HubSpotError
+from hubmap.hubspot.errors import HubSpotAuthError
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
 from hubmap.problems import HubmapError, Problem
@@ -52,6 +53,8 @@ def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
         raise ConfigurationError(str(error)) from None
     except HubSpotConfigError as error:
         raise ConfigurationError(str(error)) from None
+    except HubSpotAuthError as error:
+        raise ConfigurationError(f"HubSpot refused the token: {error}") from None
     except HubSpotError as error:
         raise HubmapError(Problem("HM600", f"HubSpot: {error}", _file(mapping_path),
                                   hint="check HUBSPOT_API_BASE, the token's scopes, and "
@@ -78,6 +81,8 @@ def replay(mapping_path: str, environ: dict[str, str], *, state_path: str,
             return runner.run(documents, replayed=[r["id"] for r in pending]), sandbox_db
     except (StateLockedError, HubSpotConfigError) as error:
         raise ConfigurationError(str(error)) from None
+    except HubSpotAuthError as error:
+        raise ConfigurationError(f"HubSpot refused the token: {error}") from None
     finally:
         state.close()
 
@@ -89,6 +94,8 @@ def apply(mapping_path: str, environ: dict[str, str]) -> provision.ApplyResult:
             return provision.apply(conn.client, mapping)
     except HubSpotConfigError as error:
         raise ConfigurationError(str(error)) from None
+    except HubSpotError as error:
+        raise ConfigurationError(f"HubSpot: {error}") from None
 
 
 def portal_problems(paths: list[str], environ: dict[str, str]) -> list[Problem]:
@@ -107,6 +114,8 @@ def portal_problems(paths: list[str], environ: dict[str, str]) -> list[Problem]:
                     problems.extend(provision.portal_problems(checked.mapping, comparison))
     except HubSpotConfigError as error:
         raise ConfigurationError(str(error)) from None
+    except HubSpotError as error:
+        raise ConfigurationError(f"HubSpot: {error}") from None
     return problems
 
 

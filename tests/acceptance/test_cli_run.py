@@ -254,8 +254,6 @@ def test_a_missing_token_is_a_plain_configuration_error(tmp_path, sandbox):
     assert stored_contacts(sandbox.url) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="a 401 stops the run as 'stopped' with exit 1 "
-                   "(run.py catches HubSpotAuthError); configuration problems exit 2")
 def test_a_wrong_token_stops_run_with_exit_2(tmp_path, sandbox):
     orders = write_ndjson(tmp_path / "orders.ndjson", generate_orders(5, 20, seed=3))
     wrong = "pat-na1-WRONGtoken-4242-test"
@@ -265,8 +263,6 @@ def test_a_wrong_token_stops_run_with_exit_2(tmp_path, sandbox):
 
 
 @pytest.mark.parametrize("command", [["apply"], ["validate", "--portal"]])
-@pytest.mark.xfail(strict=True, reason="session.apply / session.portal_problems let "
-                   "HubSpotError (401, connection refused) escape as a traceback")
 def test_a_wrong_token_is_plain_for_apply_and_validate_portal(tmp_path, sandbox, command):
     wrong = "pat-na1-WRONGtoken-4242-test"
     refused = hubmap(*command, str(MAPPING), cwd=tmp_path, token=wrong, url=sandbox.url)

@@ -122,3 +122,16 @@ def test_plan_json_gives_exact_values_per_contact_and_rejections(tmp_path):
 def test_plan_usage_errors_exit_2(tmp_path):
     assert _invoke("plan", str(SHIPPED), "--input", str(tmp_path / "x.txt")).exit_code == 2
     assert _invoke("plan", str(tmp_path / "none.yaml"), "--input", "-").exit_code == 2
+
+
+def test_plan_counts_a_repeated_order_id_once(tmp_path):
+    order = {"id": 7, "email": "a@example.com", "created_at": "2024-01-01T10:00:00Z",
+             "currency": "USD", "total_price": "5.00", "cancelled_at": None,
+             "financial_status": "paid"}
+    orders = tmp_path / "orders.ndjson"
+    orders.write_text(json.dumps(order) + "\n" + json.dumps(order) + "\n")
+    plan = json.loads(_invoke("plan", str(SHIPPED), "--input", str(orders), "--format",
+                              "json").output)
+    assert plan["contacts"][0]["changes"]["total_value_of_orders"]["after"] == "5.00"
+    assert plan["skipped"] == [{"record": "7", "reason":
+                                "the order id came before in this input; counted once"}]

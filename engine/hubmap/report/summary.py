@@ -21,6 +21,17 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
             f"{summary.contacts_unchanged} unchanged, {summary.contacts_failed} failed")
     if summary.properties_created:
         lines.append(f"properties created: {', '.join(summary.properties_created)}")
+    if summary.properties_started:
+        lines.append("new in the mapping, counted from this run on (use --rebuild with the full "
+                     f"history to include older orders): {', '.join(summary.properties_started)}")
+    if summary.mapping_changed:
+        lines.append("changed in the mapping, applied to orders from this run on: "
+                     f"{', '.join(summary.mapping_changed)}")
+    if summary.rebuilt:
+        lines.append("rebuilt: the stored counts were recomputed from this input")
+    for contact, values in sorted(summary.planned.items()):
+        lines.append(f"would write {contact}: "
+                     + ", ".join(f"{name}={value!r}" for name, value in values.items()))
     if summary.drift:
         lines.append(f"drift: {summary.drift} value(s) were changed in HubSpot since hubmap wrote "
                      "them; HubSpot's value was kept as the new starting point (see hubmap status)")
