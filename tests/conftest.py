@@ -7,6 +7,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared machines run at uneven speed: no per-example deadline and no "too slow" failures; what
+# the property tests check is behaviour, not speed (speed is shown by bench/).
+settings.register_profile("hubmap", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("hubmap")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("HUBMAP_SHARED_DATA", ROOT.parent / "shared" / "data"))
