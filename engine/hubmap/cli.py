@@ -19,6 +19,8 @@ from hubmap.state import DEFAULT_STATE_FILE
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 # The portal refused the mapping (type clash, form lacks fields): nothing written, exit 1.
+INPUT_HELP = ("Orders: a .json, .ndjson or .csv file, a folder of them (read in name order), "
+              "or - for standard input.")
 PORTAL_REFUSALS = {"HM601", "HM602", "HM605", "HM606"}
 
 
@@ -95,7 +97,7 @@ def test(paths: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True,
-              help="Orders: a .json, .ndjson or .csv file, or - for standard input.")
+              help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="Override the format guessed from the file name.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
@@ -125,7 +127,7 @@ def _settings_error(error: Exception) -> None:
 @main.command()
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True,
-              help="Orders: a .json, .ndjson or .csv file, or - for standard input.")
+              help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="Override the format guessed from the file name.")
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
