@@ -4,6 +4,11 @@ Pure: the mapping's expressions are compiled once (`CompiledMapping`), then each
 `OrderValues`, or a `Rejected` naming the property and the reason, or a `Skipped` when the
 mapping's `records.when` leaves it out.  A bad record never stops the caller and never raises.
 
+The records' versions are read as `hubmap.versions.version_key` text.  With `refunds`, a document
+that `refunds.match` recognises gives `RefundValues` (and no orders), and an order record gives its
+embedded refunds (`refunds.in_order`) right after its own outcome; `outcomes` yields all of them
+in input order.
+
 `records.group_by` joins line-item rows into orders before they are evaluated (`record_stream`):
 records with the same key that follow one another become one record, the first record's fields
 plus `rows` (all of its records, in input order).  It streams: a group closes once
@@ -19,15 +24,15 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Union
 
-from hubmap import types
+from hubmap import types, versions
 from hubmap.expressions import ExpressionError, compile_source, truthy
 from hubmap.inputs import Document, InputError
-from hubmap.mapping.model import FormsTarget, Mapping, PropertySpec, Source
+from hubmap.mapping.model import FormsTarget, Mapping, PropertySpec, RefundsSpec, Source
 
 # A deliberately plain check: something@domain.tld, no spaces.  HubSpot refuses worse ones.
 EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,.]{2,}$")
@@ -43,6 +48,19 @@ class OrderValues:
     contact: str
     values: dict[str, Any]
     context: dict[str, str] = field(default_factory=dict)  # forms: hutk, pageUri ...
+    version: str | None = None  # records.version as version_key text
+    raw: Any = field(default=None, compare=False, repr=False)  # the record, kept for a replay
+
+
+@dataclass(frozen=True)
+class RefundValues:
+    """What one refund adds to the number values of the order it names."""
+
+    where: str
+    refund_id: str
+    order_id: str
+    values: dict[str, Any]
+    raw: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,9 +82,10 @@ class Skipped:
     where: str
     order_id: str | None
     reason: str
+    version: str | None = None  # a newer version that is skipped withdraws a counted order
 
 
-Outcome = Union[OrderValues, Rejected, Skipped]
+Outcome = Union[OrderValues, Rejected, Skipped, RefundValues]
 Evaluator = Callable[[Any], Any]
 
 GROUP_ROWS_KEY = "rows"
@@ -96,6 +115,8 @@ class CompiledMapping:
         self.order_id = compile_source(records.id)
         self.time = compile_source(records.time)
         self.contact = compile_source(records.contact)
+        self.version = _compile(records.version)
+        self.refunds = _CompiledRefunds(mapping.refunds, mapping) if mapping.refunds else None
         self.by_record: list[tuple[PropertySpec, Evaluator, Evaluator | None]] = [
             (spec, compile_source(spec.source), _compile(spec.when))
             for spec in mapping.properties
@@ -116,12 +137,16 @@ class CompiledMapping:
 
     # -- records -------------------------------------------------------------------------
 
-    def records(self, item: Document | InputError) -> Iterator[tuple[Any, str] | Rejected]:
+    def records(self, item: Document | InputError
+                ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         """The records of one input document, each with where it came from."""
         if isinstance(item, InputError):
             yield Rejected(item.where, item.reason, code="HM502")
             return
         data = item.data
+        if self.refunds is not None and self.refunds.is_document(data):
+            yield from self.refunds.records(data, item.where)
+            return
         if self.path is not None:
             try:
                 data = self.path(data)
@@ -139,13 +164,33 @@ class CompiledMapping:
             yield data, item.where
 
     def record_stream(self, documents: Iterable[Document | InputError]
-                      ) -> Iterator[tuple[Any, str] | Rejected]:
+                      ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         """The records of all documents, in order; joined by records.group_by when it is set."""
         items = (item for document in documents for item in self.records(document))
         if self.group_by is None:
             yield from items
         else:
             yield from _Grouper(self.group_by).groups(items)
+
+    def outcomes(self, documents: Iterable[Document | InputError]) -> Iterator[Outcome]:
+        """Every record of every document evaluated, in input order; a rejected record keeps
+        what a replay needs (`raw_of`), and an order's embedded refunds follow it."""
+        for item in self.record_stream(documents):
+            if isinstance(item, (Rejected, RefundValues)):
+                yield item
+                continue
+            record, where = item
+            raw = self.raw_of(record)
+            result = self.evaluate(record, where)
+            if isinstance(result, Rejected):
+                yield replace(result, raw=raw)
+            elif isinstance(result, OrderValues):
+                yield replace(result, raw=raw)
+            else:
+                yield result
+            if self.refunds is not None and self.refunds.in_order is not None and isinstance(
+                    result, (OrderValues, Skipped)) and result.order_id is not None:
+                yield from self.refunds.embedded(record, where, result.order_id)
 
     def raw_of(self, record: Any) -> Any:
         """What to keep of a record so it can be replayed: a group's rows (grouped again on
@@ -166,8 +211,15 @@ class CompiledMapping:
             if order_id is None:
                 return Rejected(where, "the order has no id (records.id gave nothing)",
                                 code="HM503")
+            version: str | None = None
+            if self.version is not None:
+                raw_version = self.version(record)
+                if raw_version is None or raw_version == "":
+                    return Rejected(where, "the order has no version (records.version gave "
+                                    "nothing)", order_id, code="HM503")
+                version = versions.version_key(raw_version, self.mapping.timezone)
             if self.when is not None and not truthy(self.when(record)):
-                return Skipped(where, order_id, "records.when is false")
+                return Skipped(where, order_id, "records.when is false", version)
             for condition, reason in self.require:
                 if not truthy(condition(record)):
                     return Rejected(where, reason, order_id, code="HM507")
@@ -216,7 +268,7 @@ class CompiledMapping:
                                 code="HM501")
             if value not in (None, ""):
                 context[wire_key] = _text(value)
-        return OrderValues(where, order_id, time, contact, values, context)
+        return OrderValues(where, order_id, time, contact, values, context, version)
 
     def _contact(self, raw: Any) -> str:
         """The normalised contact key, or '!reason' when the record has no usable one."""
@@ -246,6 +298,86 @@ class CompiledMapping:
         return result
 
 
+class _CompiledRefunds:
+    """`refunds` compiled: which documents are refunds, and each refund's id, order and values."""
+
+    def __init__(self, spec: RefundsSpec, mapping: Mapping):
+        self.spec = spec
+        self.mapping = mapping
+        self.match = _compile(spec.match)
+        self.path = _compile(spec.path)
+        self.in_order = _compile(spec.in_order)
+        self.id = compile_source(spec.id)
+        self.order = _compile(spec.order)
+        self.values = [(mapping.property(name), compile_source(source))
+                       for name, source in spec.values]
+
+    def is_document(self, data: Any) -> bool:
+        if self.match is None or not isinstance(data, dict):
+            return False
+        try:
+            return truthy(self.match(data))
+        except ExpressionError:
+            return False
+
+    def records(self, data: Any, where: str) -> Iterator[RefundValues | Rejected]:
+        if self.path is not None:
+            try:
+                data = self.path(data)
+            except ExpressionError as error:
+                yield Rejected(where, f"refunds.path: {error}", code="HM501", raw=data)
+                return
+        items = data if isinstance(data, list) else [data]
+        for index, item in enumerate(items):
+            yield self.evaluate(item, f"{where}#{index}" if len(items) > 1 else where, None)
+
+    def embedded(self, order: Any, where: str, order_id: str) -> Iterator[RefundValues | Rejected]:
+        assert self.in_order is not None
+        try:
+            found = self.in_order(order)
+        except ExpressionError as error:
+            yield Rejected(f"{where} refunds", f"refunds.in_order: {error}", order_id,
+                           code="HM501")
+            return
+        if found is None:
+            return
+        items = found if isinstance(found, list) else [found]
+        for index, item in enumerate(items):
+            yield self.evaluate(item, f"{where} refund #{index}", order_id)
+
+    def evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
+        if not isinstance(refund, dict):
+            return Rejected(where, f"a refund must be an object, not {_kind(refund)}",
+                            code="HM503", raw=refund)
+        refund_id: str | None = None
+        try:
+            refund_id = _order_id(self.id(refund))
+            if refund_id is None:
+                return Rejected(where, "the refund has no id (refunds.id gave nothing)",
+                                code="HM503", raw=refund)
+            if self.order is not None:
+                order_id = _order_id(self.order(refund)) or order_id
+            if order_id is None:
+                return Rejected(where, "the refund names no order (refunds.order gave nothing)",
+                                f"refund {refund_id}", code="HM503", raw=refund)
+            values: dict[str, Any] = {}
+            for spec, evaluator in self.values:
+                raw = evaluator(refund)
+                if raw is None or raw == "":
+                    continue
+                try:
+                    typed = types.coerce(raw, spec, self.mapping.timezone)
+                except types.CoercionError as error:
+                    return Rejected(where, str(error), f"refund {refund_id}",
+                                    property_name=spec.name, code="HM504", raw=refund)
+                if typed is not None:
+                    values[spec.name] = typed
+        except ExpressionError as error:
+            return Rejected(where, str(error), f"refund {refund_id}" if refund_id else None,
+                            code="HM501", raw=refund)
+        return RefundValues(where, refund_id, order_id, values, raw=refund)
+
+
 class _Group:
     """The rows of one open group, and when its key was last seen."""
 
@@ -267,10 +399,10 @@ class _Grouper:
         self.open: OrderedDict[str, _Group] = OrderedDict()  # least recently seen first
         self.closed: OrderedDict[str, None] = OrderedDict()
 
-    def groups(self, items: Iterable[tuple[Any, str] | Rejected]
-               ) -> Iterator[tuple[Any, str] | Rejected]:
+    def groups(self, items: Iterable[tuple[Any, str] | Rejected | RefundValues]
+               ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         for position, item in enumerate(items):
-            if isinstance(item, Rejected):
+            if isinstance(item, (Rejected, RefundValues)):
                 yield item
                 continue
             record, where = item

@@ -20,7 +20,10 @@ depends on the order in which contributions arrive, only on their order times an
 - order key: orders are ordered by order time, then by order id.  Ids made only of digits compare
   as numbers ("999" < "1000", "007" == "7" then by text), other ids as text, and any digit id sorts
   before any other id.  The baseline is older than every order.
-- overwrite: the value of the latest order (by order key); the baseline if there is no order.
+- overwrite: the value of the latest order (by order key), also when that order has none (then
+  the result is None: the property is cleared, so "last purchase" values all come from one
+  purchase); the baseline if there is no order.
+- latest_known: the value of the latest order that has one; the baseline if none has.
 - sum: the exact Decimal sum of all orders plus the baseline (once).
 - prepend: items of newer orders first, the order inside one purchase kept, each item once at its
   newest position, at most `spec.max_items` items and at most `MAX_VALUE_LENGTH` characters once
@@ -32,8 +35,8 @@ depends on the order in which contributions arrive, only on their order times an
   *first order by order time* (ties by the smaller order id) - not the first to arrive, so the
   result is the same whatever order the orders are read in.
 
-A contribution whose value is None (the order has no value for the property) is ignored: it does
-not clear the property.
+A contribution whose value is None (the order has no value for the property) is ignored by every
+rule but overwrite (`takes_none`), for which it is the latest order's answer: no value.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ class Accumulator(Generic[P]):
 # --------------------------------------------------------------------------- value codecs
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
+    """A typed value as JSON-able data (for the state store); `decode_value` reads it back."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, Decimal):
@@ -139,11 +143,11 @@ def _encode(value: Any) -> Any:
     if isinstance(value, date):
         return {"date": value.isoformat()}
     if isinstance(value, tuple | list):
-        return {"items": [_encode(v) for v in value]}
+        return {"items": [encode_value(v) for v in value]}
     raise TypeError(f"cannot store a {type(value).__name__} in an accumulator")
 
 
-def _decode(data: Any) -> Any:
+def decode_value(data: Any) -> Any:
     if data is None or isinstance(data, bool | str):
         return data
     if isinstance(data, dict) and len(data) == 1:
@@ -155,26 +159,26 @@ def _decode(data: Any) -> Any:
         if kind == "date":
             return date.fromisoformat(raw)
         if kind == "items":
-            return tuple(_decode(v) for v in raw)
+            return tuple(decode_value(v) for v in raw)
     raise ValueError(f"not a stored value: {data!r}")
 
 
 def _stamp_dump(stamped: Stamped | None) -> Any:
     if stamped is None:
         return None
-    return [stamped.time.astimezone(UTC).isoformat(), stamped.order_id, _encode(stamped.value)]
+    return [stamped.time.astimezone(UTC).isoformat(), stamped.order_id, encode_value(stamped.value)]
 
 
 def _stamp_load(data: Any) -> Stamped | None:
     if data is None:
         return None
     time, order_id, value = data
-    return Stamped(datetime.fromisoformat(time), str(order_id), _decode(value))
+    return Stamped(datetime.fromisoformat(time), str(order_id), decode_value(value))
 
 
 def _value_order(value: Any) -> str:
     """A deterministic tie-break between different values of the same order (should not happen)."""
-    return repr(_encode(value))
+    return repr(encode_value(value))
 
 
 # ------------------------------------------------------------------------------- the rules
@@ -184,6 +188,7 @@ class Rule(Generic[P]):
     """A merge rule: an associative fold over contributions, with a baseline kept apart."""
 
     name = ""
+    takes_none = False  # whether an order without a value still counts (overwrite)
 
     def __init__(self, spec: PropertySpec | None = None):
         self.spec = spec
@@ -243,14 +248,14 @@ class Rule(Generic[P]):
             "part": self.dump_part(acc.part),
         }
         if acc.has_baseline:
-            data["baseline"] = _encode(acc.baseline)
+            data["baseline"] = encode_value(acc.baseline)
         return data
 
     def load(self, data: dict[str, Any]) -> Accumulator[P]:
         if data.get("v") != DUMP_VERSION or data.get("rule") != self.name:
             raise ValueError(f"not a stored '{self.name}' accumulator: {data!r}")
         has_baseline = "baseline" in data
-        baseline = _decode(data["baseline"]) if has_baseline else None
+        baseline = decode_value(data["baseline"]) if has_baseline else None
         return Accumulator(has_baseline, baseline, self.load_part(data["part"]))
 
 
@@ -293,11 +298,32 @@ class _Latest(Rule[Stamped | None]):
         return _stamp_load(data)
 
 
-class Overwrite(_Latest):
-    name = "overwrite"
+class LatestKnown(_Latest):
+    name = "latest_known"
 
     def finish(self, has_baseline: bool, baseline: Any, part: Stamped | None) -> Any:
         return part.value if part is not None else baseline
+
+
+class Overwrite(LatestKnown):
+    """The latest order's value, or None when the latest order has none."""
+
+    name = "overwrite"
+    takes_none = True
+
+    def add(self, acc: Accumulator[Stamped | None],
+            contribution: Contribution) -> Accumulator[Stamped | None]:
+        return Accumulator(
+            acc.has_baseline, acc.baseline, self.combine_parts(acc.part, self.unit(contribution)))
+
+    def add_value(self, acc: Accumulator[Stamped | None], value: Any, time: datetime,
+                  order_id: str) -> Accumulator[Stamped | None]:
+        held = acc.part
+        if held is not None:
+            key = order_key(time, order_id)
+            if key != held.key() and key < held.key():
+                return acc  # the held order is later: nothing to build
+        return self.add(acc, Contribution(value, time, order_id))
 
 
 class SetOnce(_Latest):
@@ -384,10 +410,10 @@ class _Extreme(Rule[Any]):
         return self._pick(baseline, part)
 
     def dump_part(self, part: Any) -> Any:
-        return _encode(part)
+        return encode_value(part)
 
     def load_part(self, data: Any) -> Any:
-        return _decode(data)
+        return decode_value(data)
 
 
 class Min(_Extreme):
@@ -504,7 +530,7 @@ def _length_prefix(texts: list[str], values: list[Any], keep_blocker: bool = Fal
 
 
 RULES: dict[str, type[Rule[Any]]] = {
-    rule.name: rule for rule in (Overwrite, Sum, Prepend, Min, Max, SetOnce)
+    rule.name: rule for rule in (Overwrite, LatestKnown, Sum, Prepend, Min, Max, SetOnce)
 }
 """Every merge rule by its name in the mapping (`merge:`)."""
 

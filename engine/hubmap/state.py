@@ -1,22 +1,33 @@
-"""The local state store: which orders were counted, each contact's accumulated values, runs.
+"""The local state store: every order with its latest version and contribution, refunds, contacts.
 
 One SQLite file (WAL, every change in a transaction) per project; everything is kept per *scope*
-(a portal and a mapping name), so one file can serve several mappings.  Per contact it keeps:
+(a portal and a mapping name), so one file can serve several mappings.
 
-    baseline   HubSpot's values before hubmap first wrote them (read once, stored before writing)
-    acc        merge accumulators of the orders whose values HubSpot has confirmed
-    pending    merge accumulators of orders counted since (not yet confirmed by HubSpot)
-    written    the values HubSpot confirmed last
-    writing    the values being sent now (stored before the call, so a lost answer is recognised)
+    orders     per order id: contact, order time, version, content digest, status (counted,
+               withdrawn, or sent for a form), its contribution (the typed value each property
+               takes from it), and two sequence numbers: `seq` of the stored version and
+               `first_seq` of the order's first version (see `hubmap.fold.Cutoffs`)
+    refunds    per refund id: the order it names, its digest and the amounts it adds
+    contacts   baseline   HubSpot's values before hubmap first wrote them (read once, stored
+                          before the first write)
+               acc        the merge accumulators of the contact's current contributions (a cache
+                          of their fold: the fast path adds a new order to it, any other change
+                          folds the contact's orders afresh)
+               cutoffs    per property, the version seq up to which orders are inside a value
+                          someone edited in HubSpot (drift on a non-sum rule)
+               written    the values HubSpot confirmed last; `writing` the values being sent now
+                          (stored before the call, so a lost answer is recognised)
+               dirty      values HubSpot has not confirmed yet
 
-An order id enters the ledger in the same transaction that adds it to `pending`, so it is counted
-once whatever happens after; HubSpot always receives absolute values computed from the state, so
-sending them again is harmless.  A second run on the same scope is refused by a lock row that names
-the running process (a lock whose process is gone, on this host, is taken over).
+An order version enters `orders` in the same transaction that folds it into its contact's `acc`
+and marks the contact dirty, so whatever happens after, the next run sends the same absolute
+values.  A second run on the same scope is refused by a lock row naming the running process (a
+lock whose process is gone, on this host, is taken over).
 
 Also kept: rejected records with their reasons (pending until counted, sent or replayed), drift
-found (HubSpot values someone changed), and in `meta` the mapping fingerprint each scope was
-counted with and whether a rebuild of it is unfinished (see `hubmap.run`).
+found, and in `meta` the mapping fingerprint each scope was counted with, the properties started
+later (`started|scope`: property -> seq), unfinished rebuilds, and scopes of a 0.1 state file that
+must be rebuilt (0.1 kept no per-order contributions).
 """
 
 from __future__ import annotations
@@ -27,14 +38,17 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hubmap.ledger import ContactRow, StoredOrder, StoredRefund
+
 DEFAULT_STATE_FILE = "hubmap-state.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CHUNK = 500  # ids per IN (...) query
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,25 +58,46 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS locks (
     scope TEXT PRIMARY KEY, run_id INTEGER, pid INTEGER, host TEXT, since TEXT);
 CREATE TABLE IF NOT EXISTS orders (
-    scope TEXT NOT NULL, order_id TEXT NOT NULL, contact TEXT NOT NULL, order_time TEXT,
+    scope TEXT NOT NULL, order_id TEXT NOT NULL, contact TEXT, order_time TEXT,
     run_id INTEGER, status TEXT NOT NULL DEFAULT 'counted',
+    version TEXT, digest TEXT, contribution TEXT, seq INTEGER, first_seq INTEGER,
     PRIMARY KEY (scope, order_id));
+CREATE TABLE IF NOT EXISTS refunds (
+    scope TEXT NOT NULL, refund_id TEXT NOT NULL, order_id TEXT NOT NULL, digest TEXT NOT NULL,
+    contribution TEXT NOT NULL, seq INTEGER NOT NULL, run_id INTEGER,
+    PRIMARY KEY (scope, refund_id));
 CREATE TABLE IF NOT EXISTS contacts (
     scope TEXT NOT NULL, contact TEXT NOT NULL, hubspot_id TEXT,
-    baseline TEXT, acc TEXT NOT NULL DEFAULT '{}', pending TEXT NOT NULL DEFAULT '{}',
+    baseline TEXT, acc TEXT NOT NULL DEFAULT '{}',
     written TEXT, writing TEXT, dirty INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, updated_at TEXT,
+    cutoffs TEXT NOT NULL DEFAULT '{}', folded_seq INTEGER NOT NULL DEFAULT 0,
+    written_seq INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, contact));
-CREATE INDEX IF NOT EXISTS contacts_dirty ON contacts (scope, dirty);
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
     location TEXT, order_id TEXT, property TEXT, reason TEXT NOT NULL, code TEXT,
     kind TEXT NOT NULL, record TEXT, status TEXT NOT NULL DEFAULT 'pending', at TEXT);
-CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
 CREATE TABLE IF NOT EXISTS drift (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
     contact TEXT NOT NULL, property TEXT NOT NULL, expected TEXT, found TEXT, at TEXT);
 """
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS contacts_dirty ON contacts (scope, dirty);
+CREATE INDEX IF NOT EXISTS orders_contact ON orders (scope, contact);
+CREATE INDEX IF NOT EXISTS refunds_order ON refunds (scope, order_id);
+CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
+"""
+
+# 0.1 (schema 1) files gain these columns; their scopes must be rebuilt (`needs_rebuild`).
+_UPGRADE_COLUMNS = {
+    "orders": ["version TEXT", "digest TEXT", "contribution TEXT", "seq INTEGER",
+               "first_seq INTEGER"],
+    "contacts": ["cutoffs TEXT NOT NULL DEFAULT '{}'",
+                 "folded_seq INTEGER NOT NULL DEFAULT 0",
+                 "written_seq INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 class StateLockedError(RuntimeError):
@@ -88,57 +123,88 @@ def _plain(value: Any) -> Any:
 def _json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain,
+                      separators=(",", ":"))
 
 
 def _unjson(text: str | None) -> Any:
     return None if text is None else json.loads(text, parse_float=Decimal)
 
 
-@dataclass
-class ContactRow:
-    contact: str
-    baseline: dict[str, str | None] | None = None
-    acc: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, Any] = field(default_factory=dict)
-    written: dict[str, str] | None = None
-    writing: dict[str, str] | None = None
-    hubspot_id: str | None = None
-    dirty: bool = False
-    last_error: str | None = None
-
-
 class StateStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
+        self._depth = 0
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self._open_schema()
         except sqlite3.DatabaseError as error:
             raise StateError(f"'{self.path}' is not a usable hubmap state file: {error}") from None
-        version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if version is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(version[0]) > SCHEMA_VERSION:
+
+    def _open_schema(self) -> None:
+        self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        version = int(row[0]) if row else None
+        if version is not None and version > SCHEMA_VERSION:
             raise StateError(f"'{self.path}' was written by a newer hubmap (state version "
-                             f"{version[0]}); upgrade hubmap")
+                             f"{version}); upgrade hubmap")
+        if version == 1:
+            with self.transaction():
+                self._upgrade_from_1()
+        self.db.executescript(_INDEXES)
+        if version != SCHEMA_VERSION:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                            (str(SCHEMA_VERSION),))
+
+    def _upgrade_from_1(self) -> None:
+        """0.1 kept which order ids it counted, not what each contributed: the baselines (what
+        HubSpot held before hubmap) are kept, and every scope is marked to be rebuilt."""
+        for table, columns in _UPGRADE_COLUMNS.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        for (scope,) in self.db.execute(
+                "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders"
+                ).fetchall():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (f"upgraded|{scope}", _now()))
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             self.db.execute("ROLLBACK")
             raise
-        else:
-            self.db.execute("COMMIT")
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    def copy_in_memory(self) -> StateStore:
+        """A private copy in memory: a dry run works on it with the same code as a run."""
+        copy = StateStore.__new__(StateStore)
+        copy.path = f"{self.path} (dry-run copy)"
+        copy._depth = 0
+        copy.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.db.backup(copy.db)
+        return copy
 
     # -- runs and the lock ---------------------------------------------------------------
 
@@ -176,94 +242,160 @@ class StateStore:
             for r in self.db.execute(query, args)
         ]
 
-    # -- the order ledger ----------------------------------------------------------------
+    # -- orders and refunds ----------------------------------------------------------------
 
-    def known_orders(self, scope: str, order_ids: Iterable[str]) -> set[str]:
-        ids = list(order_ids)
-        known: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+    def _in_chunks(self, query: str, scope: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        items = list(keys)
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start:start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            known.update(row[0] for row in self.db.execute(
-                f"SELECT order_id FROM orders WHERE scope=? AND order_id IN ({marks})",
-                (scope, *chunk)))
-        return known
+            yield from self.db.execute(query.format(marks=marks), (scope, *chunk))
 
-    def order_status(self, scope: str, order_id: str) -> str | None:
-        row = self.db.execute("SELECT status FROM orders WHERE scope=? AND order_id=?",
-                              (scope, order_id)).fetchone()
-        return row[0] if row else None
+    _ORDER_COLUMNS = ("order_id, status, contact, order_time, version, digest, contribution, seq, "
+                      "first_seq")
 
-    def set_order(self, scope: str, order_id: str, contact: str, order_time: str, run_id: int,
-                  status: str) -> None:
+    @staticmethod
+    def _order(r: tuple[Any, ...]) -> StoredOrder:
+        return StoredOrder(r[0], r[1], r[2], r[3], r[4], r[5], _unjson(r[6]), r[7] or 0,
+                           r[8] or 0)
+
+    def orders(self, scope: str, order_ids: Iterable[str]) -> dict[str, StoredOrder]:
+        return {r[0]: self._order(r) for r in self._in_chunks(
+            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND order_id IN ({{marks}})",
+            scope, order_ids)}
+
+    def orders_of(self, scope: str, contacts: Iterable[str]) -> dict[str, list[StoredOrder]]:
+        """The counted orders of each contact."""
+        result: dict[str, list[StoredOrder]] = {}
+        for r in self._in_chunks(
+                f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND status='counted' "
+                "AND contact IN ({marks})", scope, contacts):
+            result.setdefault(r[2], []).append(self._order(r))
+        return result
+
+    def refunds(self, scope: str, refund_ids: Iterable[str]) -> dict[str, StoredRefund]:
+        return {r[0]: StoredRefund(r[0], r[1], r[2], _unjson(r[3]), r[4]) for r in self._in_chunks(
+            "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
+            "AND refund_id IN ({marks})", scope, refund_ids)}
+
+    def refunds_for(self, scope: str, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
+        """The refunds stored for each order (in the order they were stored)."""
+        result: dict[str, list[StoredRefund]] = {}
+        for r in self._in_chunks(
+                "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
+                "AND order_id IN ({marks}) ORDER BY seq", scope, order_ids):
+            result.setdefault(r[1], []).append(StoredRefund(r[0], r[1], r[2], _unjson(r[3]), r[4]))
+        return result
+
+    def _next_seqs(self, count: int) -> int:
+        """Reserve `count` sequence numbers; the first is returned (inside a transaction)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
+        first = (int(row[0]) if row else 0) + 1
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(first + count - 1),))
+        return first
+
+    def put_orders(self, scope: str, run_id: int, orders: list[StoredOrder]) -> None:
+        """Store order versions (each gets the next `seq`; `first_seq` is kept from the order's
+        first version); a rejected record of the same order still pending is resolved."""
+        if not orders:
+            return
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?)",
-                       (scope, order_id, contact, order_time, run_id, status))
-            db.execute("UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
-                       "status='pending'", (scope, order_id))
+            first = self._next_seqs(len(orders))
+            for offset, order in enumerate(orders):
+                order.seq = first + offset
+                order.first_seq = order.first_seq or order.seq
+            db.executemany(
+                "INSERT OR REPLACE INTO orders (scope, order_id, contact, order_time, run_id, "
+                "status, version, digest, contribution, seq, first_seq) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(scope, o.order_id, o.contact, o.order_time, run_id, o.status, o.version,
+                  o.digest, _json(o.contribution), o.seq, o.first_seq) for o in orders])
+            db.executemany(
+                "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
+                "status='pending'", [(scope, o.order_id) for o in orders])
+
+    def put_versions(self, scope: str, versions: dict[str, str]) -> None:
+        """A newer version of unchanged content: only the version is kept."""
+        with self.transaction() as db:
+            db.executemany("UPDATE orders SET version=? WHERE scope=? AND order_id=?",
+                           [(v, scope, order_id) for order_id, v in versions.items()])
+
+    def put_refunds(self, scope: str, run_id: int, refunds: list[StoredRefund]) -> None:
+        if not refunds:
+            return
+        with self.transaction() as db:
+            first = self._next_seqs(len(refunds))
+            for offset, refund in enumerate(refunds):
+                refund.seq = first + offset
+            db.executemany(
+                "INSERT OR REPLACE INTO refunds (scope, refund_id, order_id, digest, contribution, "
+                "seq, run_id) VALUES (?,?,?,?,?,?,?)",
+                [(scope, r.refund_id, r.order_id, r.digest, _json(r.contribution), r.seq, run_id)
+                 for r in refunds])
+            db.executemany(
+                "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
+                "status='pending'", [(scope, f"refund {r.refund_id}") for r in refunds])
+
+    def order_counts(self, scope: str) -> dict[str, int]:
+        """Stored orders by status, and refunds (all, and waiting for their order)."""
+        counts = {status: int(n) for status, n in self.db.execute(
+            "SELECT status, COUNT(*) FROM orders WHERE scope=? GROUP BY status", (scope,))}
+        counts["refunds"] = int(self.db.execute(
+            "SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0])
+        counts["refunds_waiting"] = int(self.db.execute(
+            "SELECT COUNT(*) FROM refunds r WHERE r.scope=? AND NOT EXISTS (SELECT 1 FROM orders "
+            "o WHERE o.scope=r.scope AND o.order_id=r.order_id AND o.status != 'withdrawn' AND "
+            "o.contribution IS NOT NULL)", (scope,)).fetchone()[0])
+        return counts
+
+    def count_orders(self, scope: str) -> int:
+        """Orders that count (for a form: that were submitted)."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM orders WHERE scope=? AND status IN ('counted', 'sent')",
+            (scope,)).fetchone()[0])
 
     # -- contacts --------------------------------------------------------------------------
 
     def load_contacts(self, scope: str, contacts: Iterable[str]) -> dict[str, ContactRow]:
-        keys = list(contacts)
-        rows: dict[str, ContactRow] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.execute(
-                    "SELECT contact, baseline, acc, pending, written, writing, hubspot_id, dirty, "
-                    f"last_error FROM contacts WHERE scope=? AND contact IN ({marks})",
-                    (scope, *chunk)):
-                rows[r[0]] = ContactRow(r[0], _unjson(r[1]), _unjson(r[2]), _unjson(r[3]),
-                                        _unjson(r[4]), _unjson(r[5]), r[6], bool(r[7]), r[8])
-        return rows
+        return {r[0]: ContactRow(r[0], _unjson(r[1]), _unjson(r[2]) or {}, _unjson(r[3]) or {},
+                                 r[4], r[5], _unjson(r[6]), _unjson(r[7]), r[8], bool(r[9]), r[10])
+                for r in self._in_chunks(
+                    "SELECT contact, baseline, acc, cutoffs, folded_seq, written_seq, written, "
+                    "writing, hubspot_id, dirty, last_error FROM contacts WHERE scope=? AND "
+                    "contact IN ({marks})", scope, contacts)}
 
-    def dirty_contacts(self, scope: str) -> Iterator[str]:
+    def save_folded(self, scope: str, rows: Iterable[ContactRow]) -> None:
+        """Contacts whose accumulators changed: stored, and marked to be written."""
+        now = _now()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO contacts (scope, contact, acc, folded_seq, dirty, updated_at) "
+                "VALUES (?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
+                "acc=excluded.acc, folded_seq=excluded.folded_seq, dirty=1, "
+                "updated_at=excluded.updated_at",
+                [(scope, r.contact, _json(r.acc), r.folded_seq, now) for r in rows])
+
+    def dirty_contacts(self, scope: str) -> list[str]:
         """Contacts with values HubSpot has not confirmed yet (a snapshot, in key order)."""
-        keys = [r[0] for r in self.db.execute(
+        return [r[0] for r in self.db.execute(
             "SELECT contact FROM contacts WHERE scope=? AND dirty=1 ORDER BY contact", (scope,))]
-        yield from keys
 
     def count_dirty(self, scope: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM contacts WHERE scope=? AND dirty=1",
                                    (scope,)).fetchone()[0])
 
-    def count_orders(self, scope: str) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM orders WHERE scope=?",
-                                   (scope,)).fetchone()[0])
-
-    def save_counted(self, scope: str, run_id: int, rows: Iterable[ContactRow],
-                     orders: Iterable[tuple[str, str, str]]) -> None:
-        """Counted orders (id, contact, time) and their contacts' accumulators, atomically; a
-        rejected record of the same order still pending is resolved by it."""
-        now = _now()
-        orders = list(orders)
-        with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO orders (scope, order_id, contact, order_time, run_id) "
-                "VALUES (?,?,?,?,?)",
-                [(scope, order_id, contact, time, run_id) for order_id, contact, time in orders])
-            db.executemany(
-                "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
-                "status='pending'", [(scope, order_id) for order_id, _, _ in orders])
-            db.executemany(
-                "INSERT INTO contacts (scope, contact, acc, pending, dirty, updated_at) "
-                "VALUES (?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
-                "pending=excluded.pending, dirty=1, updated_at=excluded.updated_at",
-                [(scope, row.contact, _json(row.acc), _json(row.pending), now) for row in rows])
-
-    def save_prepared(self, scope: str, run_id: int, baselines: Iterable[ContactRow],
+    def save_prepared(self, scope: str, run_id: int, rebased: Iterable[ContactRow],
                       drift: Iterable[tuple[str, str, str | None, str | None]],
                       writes: dict[str, dict[str, str]]) -> None:
         """Before a batch is sent, in one transaction: baselines read (or moved by drift) with
-        their accumulators, the drift found, and the values about to be sent (`writing`)."""
+        their cutoffs and accumulators, the drift found, and the values about to be sent."""
         now = _now()
         with self.transaction() as db:
             db.executemany(
-                "UPDATE contacts SET baseline=?, acc=?, hubspot_id=COALESCE(?, hubspot_id) "
-                "WHERE scope=? AND contact=?",
-                [(_json(r.baseline), _json(r.acc), r.hubspot_id, scope, r.contact)
-                 for r in baselines])
+                "UPDATE contacts SET baseline=?, acc=?, cutoffs=?, "
+                "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
+                [(_json(r.baseline), _json(r.acc), _json(r.cutoffs), r.hubspot_id, scope,
+                  r.contact) for r in rebased])
             db.executemany(
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -272,15 +404,14 @@ class StateStore:
                            [(_json(values), scope, contact) for contact, values in writes.items()])
 
     def save_written(self, scope: str, rows: Iterable[ContactRow]) -> None:
-        """HubSpot confirmed: pending joins acc, `writing` becomes `written`."""
+        """HubSpot confirmed: `written` holds what it has now, the contact is no longer dirty."""
         now = _now()
         with self.transaction() as db:
             db.executemany(
-                "UPDATE contacts SET acc=?, pending='{}', written=?, writing=NULL, dirty=0, "
+                "UPDATE contacts SET written=?, written_seq=folded_seq, writing=NULL, dirty=0, "
                 "last_error=NULL, hubspot_id=COALESCE(?, hubspot_id), updated_at=? "
                 "WHERE scope=? AND contact=?",
-                [(_json(r.acc), _json(r.written), r.hubspot_id, now, scope, r.contact)
-                 for r in rows])
+                [(_json(r.written), r.hubspot_id, now, scope, r.contact) for r in rows])
 
     def save_failed(self, scope: str, failures: dict[str, str]) -> None:
         with self.transaction() as db:
@@ -308,39 +439,60 @@ class StateStore:
         return None if row is None else str(row[0])
 
     def fingerprint(self, scope: str) -> dict[str, Any] | None:
-        """What the scope's stored counts were computed with (see `hubmap.run.fingerprint`)."""
+        """What the scope's stored counts were computed with (see `hubmap.sync.fingerprint`)."""
         return _unjson(self._meta(f"fingerprint|{scope}"))
+
+    def started(self, scope: str) -> dict[str, int]:
+        """Properties added to the mapping after orders were stored: property -> the seq up to
+        which orders are left out of it."""
+        return _unjson(self._meta(f"started|{scope}")) or {}
 
     def rebuilding(self, scope: str) -> bool:
         """Whether a rebuild of the scope was started and has not completed."""
         return self._meta(f"rebuilding|{scope}") is not None
 
+    def needs_rebuild(self, scope: str) -> bool:
+        """Whether the scope was counted by hubmap 0.1 and not rebuilt since."""
+        return self._meta(f"upgraded|{scope}") is not None
+
     def save_fingerprint(self, scope: str, fingerprint: dict[str, Any],
                          started: Iterable[str] = ()) -> None:
-        """Record the mapping in use; properties in `started` begin afresh: what is stored of them
-        from an earlier use of the name (accumulators, baseline, values written) is forgotten, so
-        HubSpot's value at their next write becomes their baseline and only orders counted from
-        now on are added to it."""
+        """Record the mapping in use; properties in `started` begin afresh: orders stored so far
+        are left out of them, and what is stored of them from an earlier use of the name
+        (accumulators, baseline, values written, cutoffs) is forgotten, so HubSpot's value at
+        their next write becomes their baseline."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
                        (f"fingerprint|{scope}", _json(fingerprint)))
+            started = list(started)
+            if not started:
+                return
+            row = db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
+            now_seq = int(row[0]) if row else 0
+            cutoffs = self.started(scope)
+            cutoffs.update({name: now_seq for name in started})
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                       (f"started|{scope}", _json(cutoffs)))
             for name in started:
                 path = f'$."{name}"'
                 db.execute(
                     "UPDATE contacts SET acc=json_remove(acc, ?1), "
-                    "pending=json_remove(pending, ?1), baseline=json_remove(baseline, ?1), "
-                    "written=json_remove(written, ?1), "
-                    "writing=json_remove(writing, ?1) WHERE scope=?2", (path, scope))
+                    "baseline=json_remove(baseline, ?1), written=json_remove(written, ?1), "
+                    "writing=json_remove(writing, ?1), cutoffs=json_remove(cutoffs, ?1) "
+                    "WHERE scope=?2", (path, scope))
 
     def start_rebuild(self, scope: str) -> None:
-        """Forget which orders were counted and every contact's accumulators (baselines, and what
+        """Forget the scope's orders, refunds, accumulators and cutoffs (baselines, and what
         HubSpot was sent, are kept); every contact is to be written again.  Until
         `end_rebuild`, the scope is marked as being rebuilt."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"rebuilding|{scope}", _now()))
             db.execute("DELETE FROM orders WHERE scope=?", (scope,))
-            db.execute("UPDATE contacts SET acc='{}', pending='{}', dirty=1 WHERE scope=?",
-                       (scope,))
+            db.execute("DELETE FROM refunds WHERE scope=?", (scope,))
+            db.execute("DELETE FROM meta WHERE key IN (?, ?)",
+                       (f"started|{scope}", f"upgraded|{scope}"))
+            db.execute("UPDATE contacts SET acc='{}', cutoffs='{}', folded_seq=0, written_seq=0, "
+                       "dirty=1 WHERE scope=?", (scope,))
 
     def end_rebuild(self, scope: str) -> None:
         with self.transaction() as db:

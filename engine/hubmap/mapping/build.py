@@ -18,6 +18,7 @@ from hubmap.mapping.model import (
     PropertySpec,
     PropertyType,
     RecordsSpec,
+    RefundsSpec,
     Requirement,
     Source,
     SourceKind,
@@ -41,6 +42,7 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
             when=_jmespath(doc, ("records", "when")) if "when" in records else None,
             group_by=(_jmespath(doc, ("records", "group_by")) if "group_by" in records
                       else None),
+            version=_source(doc, ("records", "version")) if "version" in records else None,
             require=tuple(
                 Requirement(_jmespath(doc, ("records", "require", i, "that")), item["reason"])
                 for i, item in enumerate(records.get("require", ()))
@@ -52,6 +54,21 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
             _property(doc, prop_name) for prop_name in data["properties"]
         ),
         examples=tuple(_example(doc, i) for i in range(len(data.get("examples", [])))),
+        refunds=_refunds(doc) if "refunds" in data else None,
+    )
+
+
+def _refunds(doc: LoadedDocument) -> RefundsSpec:
+    raw = doc.data["refunds"]
+    base = ("refunds",)
+    return RefundsSpec(
+        id=_source(doc, base + ("id",)),
+        values=tuple((name, _source(doc, base + ("values", name))) for name in raw["values"]),
+        match=_jmespath(doc, base + ("match",)) if "match" in raw else None,
+        path=_jmespath(doc, base + ("path",)) if "path" in raw else None,
+        in_order=_jmespath(doc, base + ("in_order",)) if "in_order" in raw else None,
+        order=_source(doc, base + ("order",)) if "order" in raw else None,
+        location=doc.key_location(base),
     )
 
 
@@ -172,5 +189,6 @@ def _example(doc: LoadedDocument, index: int) -> Example:
         expect_contacts=raw.get("expect_contacts"),
         expect_rejected=tuple(raw.get("expect_rejected", ())),
         expect_skipped=raw.get("expect_skipped"),
+        expect_orders=raw.get("expect_orders"),
         location=doc.location(("examples", index)),
     )

@@ -4,7 +4,8 @@ Each check yields Problems located at the key or value that is wrong:
 expressions that do not compile (HM301/HM302), a merge rule that does not fit the type (HM401),
 names HubSpot would refuse (HM402), HubSpot's read-only properties (HM403), rules a form cannot
 honour (HM404), secrets written into a mapping (HM405), type options that do not fit (HM406),
-a property with no value source or several (HM407), and example cases that cannot run (HM411).
+a property with no value source or several (HM407), example cases that cannot run (HM411), and
+refunds that cannot adjust their orders (HM414).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
     problems += _expressions(mapping)
     problems += _properties(mapping, doc)
     problems += _target(mapping, doc)
+    problems += _refunds(mapping, doc)
     problems += _examples(mapping, doc)
     return problems
 
@@ -99,8 +101,18 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
         yield "records.group_by", records.group_by
     if records.when:
         yield "records.when", records.when
+    if records.version:
+        yield "records.version", records.version
     for index, requirement in enumerate(records.require):
         yield f"records.require[{index}].that", requirement.that
+    refunds = mapping.refunds
+    if refunds is not None:
+        for key in ("id", "match", "path", "in_order", "order"):
+            source = getattr(refunds, key)
+            if source is not None:
+                yield f"refunds.{key}", source
+        for name, source in refunds.values:
+            yield f"refunds.values.{name}", source
     target = mapping.target
     if mapping.is_forms:
         for key in ("hutk", "page_uri", "page_name", "ip_address"):
@@ -197,6 +209,37 @@ def _properties(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
                 yield from _zone(raw["timezone"], doc.location(zone_path))
     if mapping.timezone:
         yield from _zone(mapping.timezone, doc.location(("timezone",)))
+
+
+def _refunds(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
+    refunds = mapping.refunds
+    if refunds is None:
+        return
+    if mapping.is_forms:
+        yield Problem("HM414", "a form submission is one purchase as it happened; refunds cannot "
+                      "adjust it", refunds.location,
+                      hint="move refunds to a contacts mapping, or remove them")
+        return
+    if refunds.match is None and refunds.in_order is None:
+        yield Problem("HM414", "refunds need 'match' (refund documents of their own) or "
+                      "'in_order' (refunds inside order records), or both", refunds.location,
+                      hint="for example in_order: refunds")
+    if refunds.match is not None and refunds.order is None:
+        yield Problem("HM414", "refund documents ('match') need 'order': the id of the order "
+                      "each refund belongs to", doc.key_location(("refunds", "match")),
+                      hint="for example order: \"to_string(order_id)\"")
+    specs = {spec.name: spec for spec in mapping.properties}
+    for name, _ in refunds.values:
+        where = doc.key_location(("refunds", "values", name))
+        spec = specs.get(name)
+        if spec is None:
+            yield Problem("HM414", f"'{name}' is not a property of this mapping", where,
+                          hint=_close(name, set(specs)))
+        elif spec.type is not PropertyType.NUMBER or spec.source is None:
+            yield Problem("HM414", f"a refund adds an amount to an order's value, so '{name}' "
+                          f"must be a number property read from the order, not "
+                          f"{'derived' if spec.source is None else spec.type.value}", where,
+                          hint="refund only number properties such as the order's value")
 
 
 def _zone(name: str, where: Location) -> Iterator[Problem]:

@@ -24,6 +24,7 @@ class PropertyType(str, Enum):
 
 class MergeRule(str, Enum):
     OVERWRITE = "overwrite"
+    LATEST_KNOWN = "latest_known"
     SUM = "sum"
     PREPEND = "prepend"
     MIN = "min"
@@ -132,6 +133,20 @@ class RecordsSpec:
     when: Source | None = None
     require: tuple[Requirement, ...] = ()
     group_by: Source | None = None  # JMESPath key joining line-item rows into one record
+    version: Source | None = None  # which version of an order a record is (updated_at ...)
+
+
+@dataclass(frozen=True)
+class RefundsSpec:
+    """Refund records: each adjusts the number values of the order it names (see the schema)."""
+
+    id: Source
+    values: tuple[tuple[str, Source], ...]  # (property name, the amount added to the order's)
+    match: Source | None = None  # which documents are refunds (not orders)
+    path: Source | None = None  # from a refund document to its refund records
+    in_order: Source | None = None  # from an order record to the refunds inside it
+    order: Source | None = None  # the order id a refund names (defaults to its order's)
+    location: Location = field(default_factory=lambda: Location(""), compare=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,7 @@ class Example:
     expect_contacts: dict[str, dict[str, Any]] | None = None
     expect_rejected: tuple[dict[str, Any], ...] = ()
     expect_skipped: int | None = None
+    expect_orders: dict[str, int] | None = None
     location: Location = field(default_factory=lambda: Location(""), compare=False)
 
 
@@ -191,6 +207,7 @@ class Mapping:
     description: str = ""
     timezone: str | None = None
     examples: tuple[Example, ...] = ()
+    refunds: RefundsSpec | None = None
 
     @property
     def is_forms(self) -> bool:
