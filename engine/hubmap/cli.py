@@ -1,4 +1,5 @@
-"""The `hubmap` command line: parse arguments, call the runner, print with a reporter, exit.
+"""The `hubmap` command line: parse arguments, call a use-case (`hubmap.uses`), print its outcome
+with a reporter, exit with the outcome's exit class.
 
 Exit codes: 0 clean, 1 problems found (or records rejected / failed), 2 usage or configuration.
 """
@@ -8,20 +9,34 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any, NoReturn
 
 import click
 
-from hubmap import __version__, runner
-from hubmap.inputs import INPUT_FORMATS, InputFormatError
-from hubmap.problems import HubmapError
+from hubmap import __version__
+from hubmap.inputs import INPUT_FORMATS
 from hubmap.report import FORMATS, FORMATTERS, default_format, format_text
 from hubmap.state import DEFAULT_STATE_FILE
+from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Outcome
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-# The portal refused the mapping (type clash, form lacks fields): nothing written, exit 1.
 INPUT_HELP = ("Orders: a .json, .ndjson or .csv file, a folder of them (read in name order), "
               "or - for standard input.")
-PORTAL_REFUSALS = {"HM601", "HM602", "HM605", "HM606"}
+
+
+def _stop(outcome: Outcome) -> NoReturn:
+    """Print why a use-case could not do its work, and exit with its class."""
+    if outcome.problems:
+        click.echo(format_text(outcome.problems), err=True)
+    if outcome.message:
+        click.echo(f"hubmap: {outcome.message}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+def _value(outcome: Outcome) -> Any:
+    """The use-case's result; when it has none, print why and exit."""
+    if outcome.value is None and outcome.exit_code != EXIT_OK:
+        _stop(outcome)
+    return outcome.value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,43 +55,31 @@ def main() -> None:
                    "(HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE); writes nothing.")
 def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) -> None:
     """Check mapping files (and folders of them) for every problem, with file:line:col."""
-    if portal:
-        from hubmap import session
+    from hubmap.uses import apply, validate as validating
 
-        try:
-            problems = session.portal_problems(list(paths), dict(os.environ))
-        except session.ConfigurationError as error:
-            _fail_usage(str(error))
-            return
-    else:
-        problems = runner.validate(paths)
+    outcome = (apply.portal_problems(list(paths), dict(os.environ)) if portal
+               else validating.validate(paths))
+    problems = _value(outcome)
     output_format = output_format or default_format(dict(os.environ))
     text = FORMATTERS[output_format](problems)
     if output_format == "json" or text:
         click.echo(text)
-    errors = sum(1 for p in problems if p.is_error)
     if output_format == "text":
+        errors = sum(1 for p in problems if p.is_error)
         warnings = len(problems) - errors
         summary = f"{errors} error(s), {warnings} warning(s)" if problems else "no problems"
         click.echo(summary, err=True)
-    sys.exit(EXIT_PROBLEMS if errors else EXIT_OK)
-
-
-def _fail_usage(message: str) -> None:
-    click.echo(f"hubmap: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
-def _fail_mapping(error: HubmapError) -> None:
-    click.echo(format_text(error.problems), err=True)
-    sys.exit(EXIT_USAGE)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def test(paths: tuple[str, ...]) -> None:
     """Run the example cases written in each mapping: orders in, expected values out."""
-    report = runner.test(paths)
+    from hubmap.uses import test as testing
+
+    outcome = testing.test(paths)
+    report = outcome.value
     if report.problems:
         click.echo(format_text(report.problems), err=True)
     for case in report.cases:
@@ -91,107 +94,86 @@ def test(paths: tuple[str, ...]) -> None:
         click.echo(f"note {path}: no example cases", err=True)
     failed = sum(1 for c in report.cases if not c.passed)
     click.echo(f"{len(report.cases) - failed} passed, {failed} failed", err=True)
-    sys.exit(EXIT_OK if report.passed else EXIT_PROBLEMS)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
 @click.argument("mapping")
-@click.option("--input", "input_path", required=True,
-              help=INPUT_HELP)
+@click.option("--input", "input_path", required=True, help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="Override the format guessed from the file name.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def plan(mapping: str, input_path: str, input_format: str | None, output_format: str) -> None:
     """Show what the orders would change on which contact, without writing anything."""
-    try:
-        result = runner.plan(mapping, input_path, input_format)
-    except HubmapError as error:
-        _fail_mapping(error)
-        return
-    except InputFormatError as error:
-        _fail_usage(str(error))
-        return
     from hubmap.report.plan import plan_json, plan_text
+    from hubmap.uses import plan as planning
 
+    outcome = planning.plan(mapping, input_path, input_format)
+    result = _value(outcome)
     click.echo(plan_json(result) if output_format == "json" else plan_text(result))
-    sys.exit(EXIT_PROBLEMS if result.rejected else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 # -- running against HubSpot ------------------------------------------------------------------
 
 
-def _settings_error(error: Exception) -> None:
-    _fail_usage(str(error))
+def _print_run(outcome: Outcome, output_format: str, reject_file: str | None) -> NoReturn:
+    from hubmap.report.summary import summary_text
+
+    result = _value(outcome)
+    if output_format == "json":
+        click.echo(json.dumps(result.summary.to_dict(), indent=2, default=str))
+    else:
+        click.echo(summary_text(result.summary, reject_file, result.sandbox_db), err=True)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
 @click.argument("mapping")
-@click.option("--input", "input_path", required=True,
-              help=INPUT_HELP)
+@click.option("--input", "input_path", required=True, help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="Override the format guessed from the file name.")
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              help="SQLite file where hubmap keeps which orders it counted and what it wrote.")
+              help="SQLite file where hubmap keeps every order's latest version, its refunds "
+                   "and what it wrote.")
 @click.option("--dry-run", is_flag=True, help="Read HubSpot and show what would change; write "
-              "nothing.")
+              "nothing (the run works on a private copy of the state).")
 @click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True,
               help="Where rejected records are written with their reasons.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Parallel HubSpot calls (all share the portal's rate limit).")
 @click.option("--sandbox", is_flag=True, help="Run against an embedded local HubSpot stand-in "
               "(no account needed); its data is kept beside the state file.")
-@click.option("--rebuild", is_flag=True, help="Forget the counts stored for this mapping and "
+@click.option("--rebuild", is_flag=True, help="Forget the orders stored for this mapping and "
               "count --input again; give it the full order history (needed after a changed "
-              "merge rule, type or order id).")
+              "merge rule, type or order id, and once for a state from hubmap 0.1).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               help="How to print the summary.")
 def run(mapping: str, input_path: str, input_format: str | None, state_path: str,
         dry_run: bool, reject_file: str, workers: int, sandbox: bool, rebuild: bool,
         output_format: str) -> None:
-    """Send the orders to HubSpot: create properties, count each order once, write contacts."""
-    from hubmap import session
+    """Send the orders to HubSpot: create properties, keep each order's latest version, write
+    contacts."""
+    from hubmap.uses import run as running
 
-    try:
-        summary, sandbox_db = session.run(
-            mapping, input_path, environ=dict(os.environ), input_format=input_format,
-            state_path=state_path, dry_run=dry_run, reject_file=reject_file, workers=workers,
-            sandbox=sandbox, progress=_progress(), rebuild=rebuild)
-    except HubmapError as error:
-        if any(p.code in PORTAL_REFUSALS for p in error.problems):
-            # The portal refused (e.g. a property of another type): nothing was written.
-            click.echo(format_text(error.problems), err=True)
-            sys.exit(EXIT_PROBLEMS)
-        _fail_mapping(error)
-        return
-    except (InputFormatError, session.ConfigurationError) as error:
-        _fail_usage(str(error))
-        return
-    from hubmap.report.summary import summary_text
-
-    if output_format == "json":
-        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
-    else:
-        click.echo(summary_text(summary, reject_file, sandbox_db), err=True)
-    sys.exit(EXIT_OK if summary.ok else EXIT_PROBLEMS)
+    outcome = running.run(
+        mapping, input_path, environ=dict(os.environ), input_format=input_format,
+        state_path=state_path, dry_run=dry_run, reject_file=reject_file, workers=workers,
+        sandbox=sandbox, progress=_progress(), rebuild=rebuild)
+    _print_run(outcome, output_format, reject_file)
 
 
 @main.command()
 @click.argument("mapping")
 def apply(mapping: str) -> None:
     """Create the property group and the properties a mapping writes (nothing else)."""
-    from hubmap import session
+    from hubmap.uses import apply as applying
 
-    try:
-        result = session.apply(mapping, dict(os.environ))
-    except HubmapError as error:
-        _fail_mapping(error)
-        return
-    except session.ConfigurationError as error:
-        _fail_usage(str(error))
-        return
+    outcome = applying.apply(mapping, dict(os.environ))
+    result = _value(outcome)
     if result.problems:
         click.echo(format_text(result.problems), err=True)
-        sys.exit(EXIT_PROBLEMS)
+        sys.exit(outcome.exit_code)
     click.echo(f"created {len(result.created)} propert(y/ies)"
                + (f": {', '.join(result.created)}" if result.created else "")
                + (f"; added options to {', '.join(result.options_added)}"
@@ -204,25 +186,21 @@ def apply(mapping: str) -> None:
               help="The webhook queue of `hubmap serve`, shown when it exists.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def status(state_path: str, queue_path: str, output_format: str) -> None:
-    """Show the last runs, and what is pending (unconfirmed contacts, rejected records, webhooks
-    that keep failing)."""
-    from hubmap import session
+    """Show the last runs, the stored orders, and what is pending (unconfirmed contacts,
+    rejected records, refunds waiting for their order, webhooks that keep failing)."""
+    from hubmap.report.summary import status_text
     from hubmap.serve.queue import status_report as queue_report
     from hubmap.serve.queue import status_text as queue_text
+    from hubmap.uses import status as stating
 
     queue = queue_report(queue_path)
-    try:
-        report = session.status(state_path)
-    except session.ConfigurationError as error:
-        if queue is None:
-            _fail_usage(str(error))
-            return
-        report = {"state": state_path, "scopes": []}
+    outcome = stating.status(state_path)
+    if outcome.value is None and queue is None:
+        _stop(outcome)
+    report = outcome.value or {"state": state_path, "scopes": []}
     if output_format == "json":
         click.echo(json.dumps(dict(report, queue=queue), indent=2, default=str))
         return
-    from hubmap.report.summary import status_text
-
     click.echo(status_text(report))
     if queue is not None:
         click.echo(queue_text(queue))
@@ -233,24 +211,16 @@ def status(state_path: str, queue_path: str, output_format: str) -> None:
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
 @click.option("--sandbox", is_flag=True, help="Use the embedded stand-in kept beside the state.")
 @click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True)
-def replay(mapping: str, state_path: str, sandbox: bool, reject_file: str) -> None:
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              help="How to print the summary.")
+def replay(mapping: str, state_path: str, sandbox: bool, reject_file: str,
+           output_format: str) -> None:
     """Send rejected and failed records again (after the mapping or data was fixed)."""
-    from hubmap import session
+    from hubmap.uses import replay as replaying
 
-    try:
-        summary, sandbox_db = session.replay(mapping, dict(os.environ), state_path=state_path,
-                                             sandbox=sandbox, reject_file=reject_file,
-                                             progress=_progress())
-    except HubmapError as error:
-        _fail_mapping(error)
-        return
-    except session.ConfigurationError as error:
-        _fail_usage(str(error))
-        return
-    from hubmap.report.summary import summary_text
-
-    click.echo(summary_text(summary, reject_file, sandbox_db), err=True)
-    sys.exit(EXIT_OK if summary.ok else EXIT_PROBLEMS)
+    outcome = replaying.replay(mapping, dict(os.environ), state_path=state_path,
+                               sandbox=sandbox, reject_file=reject_file, progress=_progress())
+    _print_run(outcome, output_format, reject_file)
 
 
 @main.group(invoke_without_command=True)
@@ -268,10 +238,10 @@ def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: 
     Point HUBSPOT_API_BASE and HUBSPOT_FORMS_BASE at the printed address."""
     if ctx.invoked_subcommand is not None:
         return
-    from hubmap.sandbox import SandboxConfig, serve
+    from hubmap.uses import sandbox as sandboxing
 
-    serve(db_path, host=host, port=port,
-          config=SandboxConfig(rate_limit_max=rate_limit, error_rate=error_rate))
+    sandboxing.serve(db_path, host=host, port=port, rate_limit=rate_limit,
+                     error_rate=error_rate)
 
 
 @sandbox.command("show")
@@ -279,29 +249,19 @@ def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: 
 @click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
 def sandbox_show(email: str, db_path: str) -> None:
     """Show one contact of a stand-in database, with its form submissions."""
-    from hubmap.sandbox import show_contact
+    from hubmap.uses import sandbox as sandboxing
 
-    try:
-        contact = show_contact(db_path, email)
-    except FileNotFoundError as error:
-        _fail_usage(str(error))
-        return
-    if contact is None:
-        click.echo(f"no contact {email} in {db_path}", err=True)
-        sys.exit(EXIT_PROBLEMS)
-    click.echo(json.dumps(contact, indent=2, ensure_ascii=False))
+    click.echo(json.dumps(_value(sandboxing.show(db_path, email)), indent=2,
+                          ensure_ascii=False))
 
 
 @sandbox.command("dump")
 @click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
 def sandbox_dump(db_path: str) -> None:
     """Print everything in a stand-in database as JSON."""
-    from hubmap.sandbox import dump
+    from hubmap.uses import sandbox as sandboxing
 
-    try:
-        click.echo(json.dumps(dump(db_path), indent=2, ensure_ascii=False))
-    except FileNotFoundError as error:
-        _fail_usage(str(error))
+    click.echo(json.dumps(_value(sandboxing.dump(db_path)), indent=2, ensure_ascii=False))
 
 
 def _progress():  # type: ignore[no-untyped-def]
@@ -341,23 +301,16 @@ def _intake_options(function):  # type: ignore[no-untyped-def]
 
 def _intake_config(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
                    secret_env: str | None, route_path: str, host: str | None, port: int | None,
-                   state_path: str | None, queue_path: str | None):  # type: ignore[no-untyped-def]
-    import dataclasses
+                   state_path: str | None, queue_path: str | None) -> Any:
     import logging
 
-    from hubmap.serve import config_from_flags, load_config
+    from hubmap.uses import serve as serving
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
-    if config_path:
-        config = load_config(config_path)
-    elif mapping_paths and auth and secret_env:
-        config = config_from_flags(mappings=list(mapping_paths), auth=auth,
-                                   secret_env=secret_env, path=route_path)
-    else:
-        _fail_usage("give --config FILE, or --mapping, --auth and --secret-env")
-    changes = {"host": host, "port": port, "state_path": state_path, "queue_path": queue_path}
-    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    return _value(serving.configure(config_path, mapping_paths, auth, secret_env, route_path,
+                                    host=host, port=port, state_path=state_path,
+                                    queue_path=queue_path))
 
 
 @main.command()
@@ -366,47 +319,32 @@ def _intake_config(config_path: str | None, mapping_paths: tuple[str, ...], auth
               "separately.")
 def serve(no_worker: bool, sandbox: bool, **options: object) -> None:
     """Receive signed shop webhooks, queue them durably, and send them through the mappings."""
-    from hubmap.serve import Service
-    from hubmap.serve.queue import QueueError
+    from hubmap.uses import serve as serving
 
-    try:
-        config = _intake_config(**options)  # type: ignore[arg-type]
-        service = Service(config, dict(os.environ), worker=not no_worker, sandbox=sandbox)
-    except HubmapError as error:
-        _fail_mapping(error)
-        return
-    except (QueueError, OSError) as error:
-        _fail_usage(str(error))
-        return
-    service.serve_forever()
+    config = _intake_config(**options)  # type: ignore[arg-type]
+    _value(serving.service(config, dict(os.environ), worker=not no_worker,
+                           sandbox=sandbox)).serve_forever()
 
 
 @main.command()
 @_intake_options
 def worker(sandbox: bool, **options: object) -> None:
     """Send queued webhooks through the mappings (when `hubmap serve --no-worker` receives)."""
-    from hubmap.serve import run_worker
-    from hubmap.serve.queue import QueueError
+    from hubmap.uses import serve as serving
 
-    try:
-        config = _intake_config(**options)  # type: ignore[arg-type]
-        run_worker(config, dict(os.environ), sandbox=sandbox)
-    except HubmapError as error:
-        _fail_mapping(error)
-    except QueueError as error:
-        _fail_usage(str(error))
+    config = _intake_config(**options)  # type: ignore[arg-type]
+    outcome = serving.worker(config, dict(os.environ), sandbox=sandbox)
+    if not outcome.ok:
+        _stop(outcome)
 
 
 def _queue_path(config_path: str | None, queue_path: str | None) -> str:
-    from hubmap.serve import load_config
-
     if queue_path:
         return queue_path
     if config_path:
-        try:
-            return load_config(config_path).queue_path
-        except HubmapError as error:
-            _fail_mapping(error)
+        from hubmap.uses import serve as serving
+
+        return str(_value(serving.configure(config_path, (), None, None, "")).queue_path)
     return "hubmap-queue.db"
 
 
@@ -426,8 +364,8 @@ def queue_status(config_path: str | None, queue_path: str | None, output_format:
     path = _queue_path(config_path, queue_path)
     report = status_report(path)
     if report is None:
-        _fail_usage(f"no queue file at '{path}' (nothing has been received yet)")
-        return
+        _stop(Outcome(None, EXIT_USAGE,
+                      message=f"no queue file at '{path}' (nothing has been received yet)"))
     click.echo(json.dumps(report, indent=2, default=str) if output_format == "json"
                else status_text(report))
     dead = sum(counts["dead"] for counts in report["mappings"].values())
@@ -448,8 +386,7 @@ def queue_requeue(events: tuple[int, ...], mapping: str | None, config_path: str
 
     path = _queue_path(config_path, queue_path)
     if not Path(path).exists():
-        _fail_usage(f"no queue file at '{path}'")
-        return
+        _stop(Outcome(None, EXIT_USAGE, message=f"no queue file at '{path}'"))
     queue = Queue(path)
     try:
         count = queue.requeue(list(events) or None, mapping)

@@ -157,11 +157,13 @@ class CompiledMapping:
                 yield Rejected(item.where, f"the document has nothing at records.path "
                                f"'{self.mapping.records.path.text}'", code="HM503")  # type: ignore
                 return
-        if isinstance(data, list):
-            for index, record in enumerate(data):
-                yield record, f"{item.where}#{index}" if len(data) > 1 else item.where
-        else:
-            yield data, item.where
+        records = data if isinstance(data, list) else [data]
+        for index, record in enumerate(records):
+            where = f"{item.where}#{index}" if len(records) > 1 else item.where
+            if self.refunds is not None and self.refunds.is_document(record):
+                yield from self.refunds.records(record, where)  # a refund in a list of orders
+            else:
+                yield record, where
 
     def record_stream(self, documents: Iterable[Document | InputError]
                       ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:

@@ -1,19 +1,21 @@
 """Run a mapping's example cases (`hubmap test`): orders in, expected HubSpot values out.
 
-Each case goes through exactly the functions a real run uses (evaluate, fold, derive, wire format);
-a failure names the case, the contact, the property, what was expected and what came out.
+Each case goes through exactly the functions a real run uses (evaluate, the version decisions,
+fold, derive, wire format), its input read in arrival order; a failure names the case, the
+contact, the property, what was expected and what came out.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
+from hubmap.evaluate import CompiledMapping, Rejected
+from hubmap.fold import ContactFolder
 from hubmap.inputs import Document, InputError, read_documents
 from hubmap.mapping.model import Example, Mapping, PropertyType
 from hubmap.plan import Plan, plan_outcomes, submission_fields
@@ -41,20 +43,6 @@ class CaseResult:
         return not self.mismatches and not self.errors
 
 
-def outcomes(compiled: CompiledMapping,
-             documents: Iterator[Document | InputError]) -> Iterator[OrderValues | Rejected | Skipped]:
-    """Evaluate every record of every document (joined by records.group_by, if set)."""
-    for item in compiled.record_stream(documents):
-        if isinstance(item, Rejected):
-            yield item
-        else:
-            record, where = item
-            result = compiled.evaluate(record, where)
-            if isinstance(result, Rejected):
-                result = replace(result, raw=compiled.raw_of(record))
-            yield result
-
-
 def example_documents(mapping: Mapping, example: Example) -> Iterator[Document | InputError]:
     if example.input_file is not None:
         path = Path(mapping.file).parent / example.input_file
@@ -73,7 +61,7 @@ def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
     result = CaseResult(mapping.file, example.name, example.location)
     existing = {k: _as_text(v) for k, v in example.existing.items()}
     try:
-        plan = plan_outcomes(compiled, outcomes(compiled, example_documents(mapping, example)),
+        plan = plan_outcomes(compiled, compiled.outcomes(example_documents(mapping, example)),
                              default_current=existing)
     except Exception as error:  # an input file that cannot be read is a failed case, not a crash
         result.errors.append(f"the case could not run: {error}")
@@ -99,21 +87,28 @@ def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
         for contact in sorted(set(got) - set(wanted)):
             result.errors.append(f"contact '{contact}' came out but is not in expect_contacts")
     _check_rejections(example, plan, result)
-    if example.expect_skipped is not None and example.expect_skipped != len(plan.skipped):
+    if example.expect_skipped is not None and example.expect_skipped != plan.orders.skipped:
         result.errors.append(f"expected {example.expect_skipped} skipped record(s), "
-                             f"got {len(plan.skipped)}")
+                             f"got {plan.orders.skipped}")
+    counts = dict(plan.orders.as_dict(), refunds_waiting=plan.refunds_waiting)
+    for word, want in (example.expect_orders or {}).items():
+        if counts.get(word) != want:
+            result.errors.append(f"expected {want} order record(s) {word}, got {counts.get(word)}")
     return result
 
 
 def _got(compiled: CompiledMapping, plan: Plan, result: CaseResult) -> dict[str, dict[str, str]]:
     if compiled.mapping.is_forms:
         got: dict[str, dict[str, str]] = {}
+        folder = ContactFolder(compiled)
         for order in plan.submissions:
-            fields = submission_fields(compiled, order)
+            fields = submission_fields(compiled, folder, order)
             fields.update({f"context.{k}": v for k, v in order.context.items()})
             got[f"{order.contact} (order {order.order_id})"] = fields
         return got
-    return {contact.contact: contact.values for contact in plan.contacts}
+    # "" is how a value is cleared: to a case, no value
+    return {contact.contact: {k: v for k, v in contact.values.items() if v != ""}
+            for contact in plan.contacts}
 
 
 def _compare(compiled: CompiledMapping, contact: str, expected: dict[str, Any],

@@ -67,6 +67,7 @@ class Decision:
     fast: dict[str, list[str]] = field(default_factory=dict)  # contact -> new order ids
     refold: set[str] = field(default_factory=set)  # contacts to fold afresh
     tally: Tally = field(default_factory=Tally)
+    new: list[OrderValues] = field(default_factory=list)  # records of orders seen first here
 
 
 def order_digest(order: OrderValues) -> str:
@@ -124,6 +125,9 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
             arrival = versions.Arrival(item.version, order_digest(item), item.contact)
         outcome = versions.classify(_stored_view(before), arrival, versioned)
         setattr(tally, outcome, getattr(tally, outcome) + 1)
+        if outcome == versions.NEW:
+            assert isinstance(item, OrderValues)
+            decision.new.append(item)
         if outcome in (versions.NEW, versions.CHANGED):
             assert isinstance(item, OrderValues)
             current[order_id] = StoredOrder(
@@ -367,55 +371,68 @@ class MemoryLedger:
         self.versioned = versioned
         self.orders: dict[str, StoredOrder] = {}
         self.refunds: dict[str, StoredRefund] = {}
+        self.by_contact: dict[str, set[str]] = {}  # counted order ids per contact
+        self.by_order: dict[str, dict[str, StoredRefund]] = {}  # refunds per order id
         self.accs: dict[str, Accs] = {}
         self.tally = Tally()
+        self.first: list[OrderValues] = []  # each order's first counted record (forms submit it)
         self._seq = 0
 
     def take(self, items: list[OrderValues | Skipped | RefundValues]) -> None:
-        ids = {i.order_id for i in items if not isinstance(i, RefundValues) and i.order_id}
-        decision = decide(items, {k: self.orders[k] for k in ids if k in self.orders},
-                          {i.refund_id: self.refunds[i.refund_id] for i in items
-                           if isinstance(i, RefundValues) and i.refund_id in self.refunds},
+        refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
+        held = {r: self.refunds[r] for r in refund_ids if r in self.refunds}
+        ids = {i.order_id for i in items if i.order_id} | {r.order_id for r in held.values()}
+        decision = decide(items, {k: self.orders[k] for k in ids if k in self.orders}, held,
                           self.versioned)
         self.tally.add(decision.tally)
+        self.first.extend(decision.new)
         for order in decision.orders:
             self._seq += 1
             order.seq = self._seq
             order.first_seq = order.first_seq or order.seq
+            old = self.orders.get(order.order_id)
+            if old is not None and old.contact in self.by_contact:
+                self.by_contact[old.contact].discard(order.order_id)
+            if order.status == COUNTED and order.contact is not None:
+                self.by_contact.setdefault(order.contact, set()).add(order.order_id)
             self.orders[order.order_id] = order
         for order_id, version in decision.versions.items():
             self.orders[order_id].version = version
         for refund in decision.refunds:
             self._seq += 1
             refund.seq = self._seq
+            old_refund = self.refunds.get(refund.refund_id)
+            if old_refund is not None:
+                self.by_order.get(old_refund.order_id, {}).pop(refund.refund_id, None)
             self.refunds[refund.refund_id] = refund
+            self.by_order.setdefault(refund.order_id, {})[refund.refund_id] = refund
         for contact, order_ids in decision.fast.items():
             accs = self.accs.get(contact, {})
-            for part in parts_of([self.orders[i] for i in order_ids], self._refunds_by_order(
-                    order_ids), self.folder):
+            for part in parts_of([self.orders[i] for i in order_ids],
+                                 self._refunds_for(order_ids), self.folder):
                 accs = self.folder.add(accs, part)
             self.accs[contact] = accs
         for contact in decision.refold:
-            mine = [o for o in self.orders.values()
-                    if o.status == COUNTED and o.contact == contact]
+            mine = sorted((self.orders[i] for i in self.by_contact.get(contact, ())),
+                          key=lambda o: o.seq)
             self.accs[contact] = self.folder.fold(parts_of(
-                mine, self._refunds_by_order([o.order_id for o in mine]), self.folder))
+                mine, self._refunds_for([o.order_id for o in mine]), self.folder))
 
-    def _refunds_by_order(self, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
-        wanted = set(order_ids)
-        result: dict[str, list[StoredRefund]] = {}
-        for refund in sorted(self.refunds.values(), key=lambda r: r.seq):
-            if refund.order_id in wanted:
-                result.setdefault(refund.order_id, []).append(refund)
-        return result
+    def _refunds_for(self, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
+        return {i: sorted(self.by_order[i].values(), key=lambda r: r.seq)
+                for i in order_ids if self.by_order.get(i)}
+
+    def first_versions(self) -> list[OrderValues]:
+        return list(self.first)
 
     def contacts(self) -> list[str]:
         """Contacts with at least one order stored (counted now or before)."""
         return sorted(self.accs)
 
     def order_count(self, contact: str) -> int:
-        return sum(1 for o in self.orders.values() if o.status == COUNTED and o.contact == contact)
+        return len(self.by_contact.get(contact, ()))
 
     def refunds_waiting(self) -> int:
-        counted = {o.order_id for o in self.orders.values() if o.status == COUNTED}
-        return sum(1 for r in self.refunds.values() if r.order_id not in counted)
+        return sum(1 for r in self.refunds.values()
+                   if self.orders.get(r.order_id) is None
+                   or self.orders[r.order_id].status != COUNTED)

@@ -15,8 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hubmap import session
-from hubmap.run import Summary
+from hubmap.uses import apply as applying
+from hubmap.uses import replay as replaying
+from hubmap.uses import run as running
+from hubmap.uses import status as stating
+from hubmap.uses.summary import Summary
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from hubmap.sandbox.app import dump_store
 
@@ -105,9 +108,26 @@ def environ(sandbox: RunningSandbox) -> dict[str, str]:
 
 def run(mapping: Path, orders_file: Path, sandbox: RunningSandbox, state: Path,
         **options: Any) -> Summary:
-    summary, _ = session.run(str(mapping), str(orders_file), environ=environ(sandbox),
-                             state_path=str(state), **options)
-    return summary
+    """`hubmap run`'s use-case; what stopped it is raised."""
+    return run_env(mapping, orders_file, environ(sandbox), state, **options)
+
+
+def run_env(mapping: Path | str, orders_file: Path | str, env: dict[str, str], state: Path | str,
+            **options: Any) -> Summary:
+    return running.run(str(mapping), str(orders_file), environ=env, state_path=str(state),
+                       **options).unwrap().summary
+
+
+def replay(mapping: Path | str, env: dict[str, str], state_path: Path | str) -> Summary:
+    return replaying.replay(str(mapping), env, state_path=str(state_path)).unwrap().summary
+
+
+def status(state: Path | str) -> dict[str, Any]:
+    return stating.status(str(state)).unwrap()
+
+
+def apply(mapping: Path | str, env: dict[str, str]) -> Any:
+    return applying.apply(str(mapping), env).unwrap()
 
 
 def contacts(sandbox: RunningSandbox) -> dict[str, dict[str, str]]:
@@ -248,18 +268,37 @@ def crashing_documents(path: Path, after: int) -> Any:
         yield document
 
 
-def runner(mapping: Path, sandbox: RunningSandbox, state_path: Path, *,
-           transport: Any = None, **options: Any) -> Any:
-    """A `Runner` over its own state store and client (close `.state` and `.client` after)."""
-    from hubmap.hubspot import HubSpotClient, HubSpotSettings
-    from hubmap.mapping import load_mapping
-    from hubmap.run import Runner, RunOptions
-    from hubmap.state import StateStore
+class Job:
+    """A run's pipeline over its own state store and client, fed documents directly (close
+    `.state` and `.client` after)."""
 
-    client = HubSpotClient(HubSpotSettings.from_env(environ(sandbox)), transport=transport)
-    options.setdefault("input_path", "(test)")
-    return Runner(load_mapping(str(mapping)), client, StateStore(state_path),
-                  RunOptions(**options))
+    def __init__(self, mapping: Path, sandbox: RunningSandbox, state_path: Path, *,
+                 transport: Any = None, dry_run: bool = False, rebuild: bool = False,
+                 workers: int = 4, **options: Any):
+        from hubmap.hubspot import HubSpotClient, HubSpotSettings
+        from hubmap.mapping import load_mapping
+        from hubmap.state import StateStore
+        from hubmap.uses.contacts import SyncOptions
+
+        self.mapping = load_mapping(str(mapping))
+        self.env = environ(sandbox)
+        self.client = HubSpotClient(HubSpotSettings.from_env(self.env), transport=transport)
+        self.state = StateStore(state_path)
+        self.dry_run = dry_run
+        self.rebuild = rebuild
+        self.options = SyncOptions(workers=workers, **options)
+
+    def run(self, documents: Any) -> Summary:
+        return running.sync_documents(self.mapping, self.client, self.state, documents,
+                                      environ=self.env, input_name="(test)",
+                                      dry_run=self.dry_run, rebuild=self.rebuild,
+                                      options=self.options)
+
+
+def runner(mapping: Path, sandbox: RunningSandbox, state_path: Path, *,
+           transport: Any = None, **options: Any) -> Job:
+    options.pop("input_path", None)
+    return Job(mapping, sandbox, state_path, transport=transport, **options)
 
 
 def run_until_crash(mapping: Path, sandbox: RunningSandbox, state_path: Path, source: Path, *,

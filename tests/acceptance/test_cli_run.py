@@ -176,7 +176,7 @@ def test_contacts_hold_exactly_the_independently_computed_values(tmp_path, sandb
     both = write_ndjson(tmp_path / "both.ndjson", orders + more)
     again = run(tmp_path, sandbox.url, both, "--format", "json")
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["already_counted"] == len(orders) - skipped
+    assert json.loads(again.stdout)["unchanged"] == len(orders) - skipped
     assert_exact(sandbox.url, orders + more)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import requests
 
-from hubmap import session
 from hubmap.sandbox import RunningSandbox
 from tests.acceptance import helpers
 from tests.conftest import ROOT
@@ -39,7 +38,7 @@ def sandbox():  # type: ignore[no-untyped-def]
 
 def _pre_existing(sandbox: RunningSandbox, mapping: Path, emails: list[str]) -> None:
     """Contacts HubSpot had before hubmap: a total of 5 and a count of 2 each (the baseline)."""
-    session.apply(str(mapping), helpers.environ(sandbox))
+    helpers.apply(str(mapping), helpers.environ(sandbox))
     for email in emails:
         response = requests.post(
             f"{sandbox.url}/crm/v3/objects/contacts",

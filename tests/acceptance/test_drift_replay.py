@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from hubmap import session
 from hubmap.mapping import load_mapping
 from hubmap.problems import HubmapError
-from hubmap.run import scope_of
+from hubmap.uses.context import scope_of
 from hubmap.state import StateStore
 from tests.acceptance import helpers
 
@@ -69,7 +68,7 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
         assert drift == {(edited, "tiny_total"): "1000.50", (edited, "tiny_last_sku"): "MANUAL"}
     finally:
         store.close()
-    report = session.status(str(state))
+    report = helpers.status(str(state))
     assert {(d["contact"], d["property"]) for d in report["scopes"][0]["drift"]} == set(drift)
 
     # The next run is quiet: the new values are what hubmap wrote.
@@ -83,7 +82,7 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
     before = helpers.held(helpers.contacts(sandbox)[edited])
     rebuilt = helpers.run(mapping, helpers.write_orders(tmp_path / "all.ndjson", everything),
                           sandbox, state, rebuild=True)
-    assert rebuilt.rebuilt and rebuilt.counted == 160
+    assert rebuilt.rebuilt and rebuilt.new == 160
     after = helpers.held(helpers.contacts(sandbox)[edited])
     assert after["tiny_total"] == before["tiny_total"]
     assert after == {**helpers.expected(everything)[edited], "tiny_total": before["tiny_total"]}
@@ -99,30 +98,30 @@ def test_rejected_records_are_kept_and_replayed_after_the_mapping_is_fixed(
     state = tmp_path / "state.db"
     first = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox,
                         state)
-    assert (first.counted, first.rejected, first.ok) == (30, 10, False)
+    assert (first.new, first.rejected, first.ok) == (30, 10, False)
     again = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox,
                         state)
-    assert (again.counted, again.rejected) == (0, 10)
+    assert (again.new, again.rejected) == (0, 10)
 
-    report = session.status(str(state))["scopes"][0]
+    report = helpers.status(str(state))["scopes"][0]
     assert len(report["pending_rejects"]) == 10  # once each, though rejected twice
     assert {r["reason"] for r in report["pending_rejects"]} == {"the order has no SKU"}
     assert [r["outcome"] for r in report["runs"]] == ["partial", "partial"]
 
     fixed = helpers.write_mapping(tmp_path, file_name="fixed.yaml")  # same name, no require
-    summary, _ = session.replay(str(fixed), helpers.environ(sandbox), state_path=str(state))
-    assert (summary.counted, summary.rejected, summary.ok) == (10, 0, True)
+    summary = helpers.replay(str(fixed), helpers.environ(sandbox), state_path=str(state))
+    assert (summary.new, summary.rejected, summary.ok) == (10, 0, True)
     assert summary.mapping_changed == ["records"]
-    assert session.status(str(state))["scopes"][0]["pending_rejects"] == []
+    assert helpers.status(str(state))["scopes"][0]["pending_rejects"] == []
     held = helpers.contacts(sandbox)
     for email, want in helpers.expected([i for i in items if "sku" in i]).items():
         mine = [i for i in items if i["email"] == email]
         assert Decimal(held[email]["tiny_total"]) == sum(Decimal(i["amount"]) for i in mine)
         assert Decimal(held[email]["tiny_count"]) == len(mine)
         assert held[email]["tiny_skus"].split(";") == want["tiny_skus"]
-    replayed_again, _ = session.replay(str(fixed), helpers.environ(sandbox),
+    replayed_again = helpers.replay(str(fixed), helpers.environ(sandbox),
                                        state_path=str(state))
-    assert (replayed_again.records, replayed_again.counted) == (0, 0)
+    assert (replayed_again.records, replayed_again.new) == (0, 0)
 
 
 def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox) -> None:
@@ -134,34 +133,31 @@ def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox)
     more = helpers.write_orders(tmp_path / "b.ndjson", helpers.orders(range(20, 91)))
     dry = helpers.run(mapping, more, sandbox, state, dry_run=True,
                       options={"count_chunk": 9})  # several chunks: each contact summed over all
-    assert (dry.counted, dry.already_counted) == (60, 11)
+    assert (dry.new, dry.unchanged) == (60, 11)
     assert helpers.contacts(sandbox) == before
     real = helpers.run(mapping, more, sandbox, state)
-    assert real.counted == 60  # the dry run stored no order
+    assert real.new == 60  # the dry run stored no order
     helpers.assert_hubspot_holds(sandbox, helpers.orders(range(1, 91)))
 
 
 def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox) -> None:
-    from hubmap.hubspot import HubSpotClient, HubSpotSettings
-    from hubmap.run import Runner, RunOptions
+    from hubmap.inputs import read_documents
 
     mapping = helpers.write_mapping(tmp_path)
     state = tmp_path / "state.db"
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
                 sandbox, state)
     more = helpers.write_orders(tmp_path / "b.ndjson", helpers.orders(range(20, 91)))
-    store = StateStore(state)
+    job = helpers.runner(mapping, sandbox, state, dry_run=True, count_chunk=9)
     try:
-        with HubSpotClient(HubSpotSettings.from_env(helpers.environ(sandbox))) as client:
-            dry = Runner(load_mapping(str(mapping)), client, store,
-                         RunOptions(input_path=str(more), dry_run=True, count_chunk=9))
-            dry.run()
+        dry = job.run(read_documents(str(more)))
     finally:
-        store.close()
-    assert len(dry.dry_changes) == 7
+        job.client.close()
+        job.state.close()
+    assert len(dry.planned) == 7
     helpers.run(mapping, more, sandbox, state)
     held = helpers.contacts(sandbox)
-    for email, values in dry.dry_changes.items():
+    for email, values in dry.planned.items():
         for name, value in values.items():
             assert helpers.held({name: held[email][name]}) == helpers.held({name: value})
 
@@ -189,7 +185,7 @@ def test_a_property_added_to_the_mapping_starts_from_now_unless_rebuilt(
 
     rebuilt = helpers.run(grown, helpers.write_orders(tmp_path / "all.ndjson", old + new), sandbox,
                           state, rebuild=True)
-    assert rebuilt.counted == 100 and rebuilt.drift == 0
+    assert rebuilt.new == 100 and rebuilt.drift == 0
     held = helpers.contacts(sandbox)
     for email, values in held.items():
         assert Decimal(values["tiny_largest"]) == max(Decimal(i["amount"])
@@ -211,7 +207,7 @@ def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox) 
     assert "tiny_total" in refused.value.problems[0].message
 
     summary = helpers.run(changed, source, sandbox, state, rebuild=True)
-    assert summary.counted == 40
+    assert summary.new == 40
     for email, values in helpers.contacts(sandbox).items():
         assert Decimal(values["tiny_total"]) == max(Decimal(i["amount"])
                                                     for i in _mine(items, email))
@@ -241,10 +237,10 @@ def test_an_interrupted_rebuild_must_be_finished_by_a_rebuild(tmp_path: Path, sa
     with pytest.raises(HubmapError) as refused:
         helpers.run(mapping, source, sandbox, state)
     assert [p.code for p in refused.value.problems] == ["HM703"]
-    assert session.status(str(state))["scopes"][0]["rebuild_unfinished"] is True
+    assert helpers.status(str(state))["scopes"][0]["rebuild_unfinished"] is True
     helpers.run(mapping, source, sandbox, state, rebuild=True)
     helpers.assert_hubspot_holds(sandbox, items)
-    assert helpers.run(mapping, source, sandbox, state).counted == 0
+    assert helpers.run(mapping, source, sandbox, state).new == 0
 
 
 FORM_MAPPING = """\
@@ -296,7 +292,7 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
         tmp_path: Path, sandbox) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from hubmap.connect import _sandbox_form
+    from hubmap.uses.context import _sandbox_form
     from hubmap.hubspot import HubSpotClient, HubSpotSettings
     from hubmap.inputs import read_documents
 
@@ -314,23 +310,23 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
 
     job = helpers.runner(mapping, sandbox, state, transport=_RefusingSubmissions(
         {"visitor1@example.com"}))
-    job.environ = env
+    job.env = env
     try:
         first = job.run(read_documents(str(source)))
     finally:
         job.client.close()
         job.state.close()
     assert (first.submissions, first.submissions_failed) == (9, 3)
-    pending = session.status(str(state))["scopes"][0]["pending_rejects"]
+    pending = helpers.status(str(state))["scopes"][0]["pending_rejects"]
     assert sorted(r["order_id"] for r in pending) == ["1", "5", "9"]
     assert {r["kind"] for r in pending} == {"failed"}
 
-    replayed, _ = session.replay(str(mapping), env, state_path=str(state))
+    replayed = helpers.replay(str(mapping), env, state_path=str(state))
     assert (replayed.submissions, replayed.submissions_failed) == (3, 0)
-    assert session.status(str(state))["scopes"][0]["pending_rejects"] == []
+    assert helpers.status(str(state))["scopes"][0]["pending_rejects"] == []
 
-    again, _ = session.run(str(mapping), str(source), environ=env, state_path=str(state))
-    assert (again.already_counted, again.submissions) == (12, 0)
+    again = helpers.run_env(str(mapping), str(source), env, str(state))
+    assert (again.unchanged, again.submissions) == (12, 0)
     sent = [f["value"] for s in sandbox.store.submissions() for f in s["fields"]
             if f["name"] == "tiny_last_sku"]
     assert sorted(sent) == sorted(f"SKU-{n}" for n in range(1, 13))  # each order once
@@ -346,6 +342,6 @@ def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, s
     assert first.rejected > 0
     fixed = helpers.write_mapping(tmp_path, file_name="fixed.yaml")
     second = helpers.run(fixed, source, sandbox, state)  # a run, not a replay
-    assert second.counted == first.rejected
-    assert session.status(str(state))["scopes"][0]["pending_rejects"] == []
+    assert second.new == first.rejected
+    assert helpers.status(str(state))["scopes"][0]["pending_rejects"] == []
     helpers.assert_hubspot_holds(sandbox, items)

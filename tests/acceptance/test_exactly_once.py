@@ -1,6 +1,6 @@
 """Exactly-once over real HTTP: each order is counted once in HubSpot whatever the input repeats,
 whatever order it comes in, and whatever HubSpot's network does (5xx, answers lost after the
-write).  Runs `hubmap.session.run` against the local stand-in; expected values are computed
+write).  Runs `hubmap.uses.run.run` against the local stand-in; expected values are computed
 independently (tests/acceptance/helpers.py).
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hubmap import session
 from hubmap.mapping import load_mapping
-from hubmap.run import scope_of
+from hubmap.uses.context import scope_of
+from hubmap.state import StateLockedError
 from hubmap.state import StateStore
 from tests.acceptance import helpers
 from tests.conftest import MAPPINGS
@@ -34,12 +34,12 @@ def test_the_same_input_twice_counts_nothing_new_and_writes_nothing(tmp_path: Pa
     state = tmp_path / "state.db"
 
     first = helpers.run(mapping, source, sandbox, state)
-    assert (first.counted, first.contacts_created, first.ok) == (60, 7, True)
+    assert (first.new, first.contacts_created, first.ok) == (60, 7, True)
     before = helpers.contacts(sandbox)
     writes_before = sandbox.stats()["byEndpoint"].get("contacts.batch_upsert", 0)
 
     second = helpers.run(mapping, source, sandbox, state)
-    assert (second.counted, second.already_counted) == (0, 60)
+    assert (second.new, second.unchanged) == (0, 60)
     assert (second.contacts_created, second.contacts_updated, second.contacts_unchanged) == (0,
                                                                                              0, 0)
     assert second.calls <= 2  # the property check only: no contact is read or written
@@ -56,8 +56,8 @@ def test_overlapping_inputs_count_every_order_once(tmp_path: Path, sandbox) -> N
     second = helpers.run(mapping, helpers.write_orders(
         tmp_path / "b.ndjson", helpers.orders(range(50, 151))), sandbox, state)
 
-    assert first.counted == 100
-    assert (second.counted, second.already_counted) == (50, 51)
+    assert first.new == 100
+    assert (second.new, second.unchanged) == (50, 51)
     helpers.assert_hubspot_holds(sandbox, helpers.orders(range(1, 151)))
     store = StateStore(state)
     try:
@@ -74,7 +74,7 @@ def test_duplicates_inside_one_input_count_once(tmp_path: Path, sandbox) -> None
     repeated = items + items[::3] + items[:5]
     summary = helpers.run(mapping, helpers.write_orders(tmp_path / "o.ndjson", repeated), sandbox,
                           tmp_path / "state.db", options={"count_chunk": 7})
-    assert (summary.counted, summary.already_counted) == (40, len(repeated) - 40)
+    assert (summary.new, summary.unchanged) == (40, len(repeated) - 40)
     helpers.assert_hubspot_holds(sandbox, items)
 
 
@@ -97,7 +97,7 @@ def test_5xx_and_lost_answers_leave_exactly_the_fault_free_values(tmp_path: Path
         assert faulty.drift == 0  # a lost answer is not mistaken for an edit in HubSpot
         again = helpers.run(mapping, source, sandbox, tmp_path / "faulty.db",
                             options={"batch": 3})
-        assert again.counted == 0
+        assert again.new == 0
         sandbox.configure(error_rate=0.0, drop_after_write_rate=0.0)
         assert helpers.contacts(sandbox).keys() == helpers.contacts(clean).keys()
         faulty_values = {e: helpers.held(v) for e, v in helpers.contacts(sandbox).items()}
@@ -154,7 +154,7 @@ def test_the_shipped_shopify_mapping_counts_each_order_once(tmp_path: Path, sand
                 state)
     second = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", shop_orders[10:]),
                          sandbox, state)
-    assert (second.counted, second.already_counted) == (10, 10)
+    assert (second.new, second.unchanged) == (10, 10)
     held = helpers.contacts(sandbox)
     for n in range(3):
         mine = [o for o in shop_orders if o["email"] == f"shopper{n}@example.com"]
@@ -175,11 +175,11 @@ def test_a_second_run_on_the_same_state_is_refused_while_one_holds_the_lock(
     holder = StateStore(state)
     try:
         run_id = holder.start_run(scope, str(mapping), "elsewhere")  # this process: alive
-        with pytest.raises(session.ConfigurationError, match="another hubmap run"):
+        with pytest.raises(StateLockedError, match="another hubmap run"):
             helpers.run(mapping, source, sandbox, state)
         assert helpers.contacts(sandbox) == {}
         holder.finish_run(scope, run_id, "ok", {})
-        assert helpers.run(mapping, source, sandbox, state).counted == 10
+        assert helpers.run(mapping, source, sandbox, state).new == 10
     finally:
         holder.close()
 
@@ -200,4 +200,4 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path, sandbox) ->
     finally:
         holder.close()
     source = helpers.write_orders(tmp_path / "o.ndjson", helpers.orders(range(1, 11)))
-    assert helpers.run(mapping, source, sandbox, state).counted == 10
+    assert helpers.run(mapping, source, sandbox, state).new == 10

@@ -17,7 +17,6 @@ import pytest
 
 from hubmap import evaluate
 from hubmap.evaluate import GROUP_ROWS_KEY, GROUP_WINDOW, CompiledMapping, Rejected
-from hubmap.examples import outcomes
 from hubmap.inputs import Document, InputFormatError, read_documents
 from hubmap.mapping import load_mapping
 from hubmap.mapping.model import Source, SourceKind
@@ -113,11 +112,11 @@ def test_a_rejected_group_keeps_its_rows_and_a_replay_groups_them_again(compiled
          "InvoiceDate": "2011-01-01 10:00:00", "UnitPrice": "12.75", "Country": "France"},
         {"InvoiceNo": "1", "StockCode": "POST", "Description": "POSTAGE", "Quantity": "1",
          "InvoiceDate": "2011-01-01 10:00:00", "UnitPrice": "18", "Country": "France"}])]
-    (rejected,) = list(outcomes(compiled, iter(documents)))
+    (rejected,) = list(compiled.outcomes(iter(documents)))
     assert isinstance(rejected, Rejected) and "no CustomerID" in rejected.reason
     assert [r["StockCode"] for r in rejected.raw] == ["22423", "POST"]
     fixed = [{**row, "CustomerID": "12345.0"} for row in rejected.raw]
-    (order,) = list(outcomes(compiled, iter([Document(fixed, "replay")])))
+    (order,) = list(compiled.outcomes(iter([Document(fixed, "replay")])))
     assert (order.order_id, order.contact, order.values["total_value_of_orders"]) == (
         "1", "12345", Decimal("30.75"))
 
@@ -130,7 +129,7 @@ def test_group_by_joins_rows_across_files_of_an_input_folder(compiled, tmp_path:
         header + "6,85123A,HEART HOLDER,6,2011-01-01 23:00:00,2.55,17850.0,United Kingdom\n"
         "7,POST,POSTAGE,1,2011-01-01 23:59:00,18.0,17850.0,United Kingdom\n")
     (tmp_path / ".hidden").write_text("not read")
-    plan = plan_outcomes(compiled, outcomes(compiled, read_documents(str(tmp_path))))
+    plan = plan_compiled.outcomes(compiled.outcomes(read_documents(str(tmp_path))))
     (contact,) = plan.contacts
     assert (contact.contact, contact.orders) == ("17850", 2)
     assert contact.values["total_value_of_orders"] == "46.05"
@@ -174,7 +173,7 @@ def test_real_day_files_give_every_customer_exact_totals(compiled, tmp_path: Pat
     files = [shared_data("online_retail", "by-day", name) for name in DAYS]
     for path in files:
         (tmp_path / path.name).symlink_to(path)
-    plan = plan_outcomes(compiled, outcomes(compiled, read_documents(str(tmp_path))))
+    plan = plan_compiled.outcomes(compiled.outcomes(read_documents(str(tmp_path))))
     expected = independent_totals(files)
 
     got = {c.contact: c.values for c in plan.contacts}

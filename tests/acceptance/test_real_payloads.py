@@ -17,8 +17,9 @@ import pytest
 
 from hubmap.evaluate import CompiledMapping, Rejected
 from hubmap.mapping import load_mapping
+from hubmap.fold import ContactFolder
 from hubmap.plan import Plan, submission_fields
-from hubmap.runner import plan
+from hubmap.uses import plan as planning
 from tests.conftest import MAPPINGS, shared_data
 
 WOO_CONTACTS = MAPPINGS / "woocommerce-orders-contacts.yaml"
@@ -47,13 +48,13 @@ def _plan_of(mapping: Path, *files: str, platform: str = "woocommerce",
     """Plan a mapping over some shared files (copied into one folder when there are several)."""
     paths = [shared_data(platform, name) for name in files]
     if len(paths) == 1:
-        return plan(str(mapping), str(paths[0]))
+        return _plan(str(mapping), str(paths[0]))
     assert tmp_path is not None
     folder = tmp_path / platform
     folder.mkdir()
     for path in paths:
         shutil.copy(path, folder / path.name)
-    return plan(str(mapping), str(folder))
+    return _plan(str(mapping), str(folder))
 
 
 def _values(result: Plan) -> dict[str, dict[str, str]]:
@@ -166,7 +167,8 @@ def test_woocommerce_checkout_form_context_and_fields() -> None:
     # No 'hubspotutk' meta entry in this order, so no hutk is sent (it cannot be guessed).
     assert order.context == {"pageUri": "https://ddev.site/shop/", "pageName": "Order 459",
                              "ipAddress": "189.147.41.13"}
-    fields = submission_fields(CompiledMapping(load_mapping(str(WOO_FORM))), order)
+    compiled = CompiledMapping(load_mapping(str(WOO_FORM)))
+    fields = submission_fields(compiled, ContactFolder(compiled), order)
     assert fields["last_order_value"] == "4.00"
     assert fields["last_order_date"] == "2023-03-28"
     assert fields["last_order_status"] == "wc-processing"
@@ -211,7 +213,7 @@ def test_every_real_record_is_counted_skipped_or_rejected_with_a_reason(platform
     folder = shared_data(platform)
     for name in PLATFORM_MAPPINGS[platform]:
         for path in sorted(folder.glob("*.json")):
-            result = plan(str(MAPPINGS / name), str(path))
+            result = _plan(str(MAPPINGS / name), str(path))
             counted = sum(c.orders for c in result.contacts) + len(result.submissions)
             assert result.records == counted + len(result.skipped) + len(result.rejected), path
             assert all(isinstance(r, Rejected) and r.reason.strip() for r in result.rejected)
@@ -224,13 +226,17 @@ def test_shopify_checkout_form_reads_the_storefronts_hubspotutk_attribute(tmp_pa
     order["order"]["note_attributes"].append({"name": "hubspotutk", "value": hutk})
     path = tmp_path / "order.json"
     path.write_text(json.dumps(order))
-    (submission,) = plan(str(MAPPINGS / "shopify-checkout-form.yaml"), str(path)).submissions
+    (submission,) = _plan(str(MAPPINGS / "shopify-checkout-form.yaml"), str(path)).submissions
     assert submission.order_id == "order-450789469"
     assert submission.context == {"hutk": hutk, "pageUri": "http://www.example.com?source=abc",
                                   "pageName": "Checkout #1001", "ipAddress": "0.0.0.0"}
 
-    checkouts = plan(str(MAPPINGS / "shopify-checkout-form.yaml"),
+    checkouts = _plan(str(MAPPINGS / "shopify-checkout-form.yaml"),
                      str(shared_data("shopify", "checkouts.json")))
     (cart,) = checkouts.submissions  # the same id as the order, kept apart by its prefix
     assert cart.order_id == "checkout-450789469"
     assert "hutk" not in cart.context  # the real checkout carries no hubspotutk attribute
+
+
+def _plan(mapping: str, input_path: str) -> Plan:
+    return planning.plan(mapping, input_path).unwrap()

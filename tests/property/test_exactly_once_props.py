@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubmap.evaluate import CompiledMapping
-from hubmap.examples import outcomes
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
-from hubmap.plan import ContactFolder, plan_outcomes
-from hubmap.run import scope_of
+from hubmap.fold import ContactFolder
+from hubmap.plan import plan_outcomes
+from hubmap.sync import wire_values
+from hubmap.uses.context import scope_of
 from hubmap.sandbox import RunningSandbox
 from hubmap.state import StateStore
 from tests.acceptance import helpers
@@ -87,7 +88,7 @@ def _assert_state_is_one_clean_fold(mapping_path: Path, sandbox: RunningSandbox,
                                     state_path: Path, items: list[dict[str, Any]]) -> None:
     mapping = load_mapping(str(mapping_path))
     compiled = CompiledMapping(mapping)
-    clean = plan_outcomes(compiled, outcomes(compiled, iter([Document(i, "clean") for i in items])))
+    clean = plan_outcomes(compiled, compiled.outcomes(iter([Document(i, "clean") for i in items])))
     folder = ContactFolder(compiled)
     scope = scope_of(mapping, sandbox.url, str(helpers.PORTAL_ID))
     store = StateStore(state_path)
@@ -97,8 +98,7 @@ def _assert_state_is_one_clean_fold(mapping_path: Path, sandbox: RunningSandbox,
         rows = store.load_contacts(scope, [c.contact for c in clean.contacts])
         for contact in clean.contacts:
             row = rows[contact.contact]
-            assert row.pending == {}
-            stored = folder.to_wire(folder.final_values(folder.load(row.acc), row.baseline or {}))
+            stored = wire_values(folder, folder.load(row.acc), row.baseline or {})
             assert stored == contact.values
             assert row.written == contact.values
     finally:

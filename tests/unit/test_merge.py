@@ -56,9 +56,23 @@ def test_overwrite_baseline_is_older_than_any_order() -> None:
     assert fold(OVERWRITE, [early], baseline="hubspot") == "order"
 
 
-def test_none_values_do_not_clear() -> None:
-    assert fold(OVERWRITE, [c("kept", 1), c(None, 2, "2")]) == "kept"
+LATEST_KNOWN = spec(PropertyType.STRING, MergeRule.LATEST_KNOWN)
+
+
+def test_overwrite_takes_the_latest_order_even_without_a_value() -> None:
+    # the latest purchase had no value: the property is cleared, whatever the arrival order
+    assert fold(OVERWRITE, [c("older", 1), c(None, 2, "2")]) is None
+    assert fold(OVERWRITE, [c(None, 2, "2"), c("older", 1)]) is None
+    assert fold(OVERWRITE, [c(None, 1, "1"), c("newer", 2, "2")]) == "newer"
+    # ... also over a baseline: the baseline only stands when there is no order
+    assert fold(OVERWRITE, [c(None, 1)], baseline="hubspot") is None
+
+
+def test_latest_known_and_the_other_rules_ignore_missing_values() -> None:
+    assert fold(LATEST_KNOWN, [c("kept", 1), c(None, 2, "2")]) == "kept"
+    assert fold(LATEST_KNOWN, [c(None, 2, "2")], baseline="hubspot") == "hubspot"
     assert fold(SUM, [c(Decimal(1), 1), c(None, 2, "2")]) == Decimal(1)
+    assert fold(SET_ONCE, [c(None, 0, "0"), c("first", 1)]) == "first"
 
 
 def test_sum_is_exact_and_adds_baseline_once() -> None:

@@ -31,6 +31,8 @@ def plan_json(plan: Plan) -> str:
         ],
         "skipped": [{"record": s.order_id or s.where, "reason": s.reason} for s in plan.skipped],
         "records": plan.records,
+        "orders": plan.orders.as_dict(),
+        "refunds_waiting": plan.refunds_waiting,
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -47,8 +49,15 @@ def plan_text(plan: Plan) -> str:
     for rejected in plan.rejected:
         prop = f" {rejected.property_name}:" if rejected.property_name else ""
         lines.append(f"rejected {rejected.record} ({rejected.where}):{prop} {rejected.reason}")
+    for skipped in plan.skipped:
+        lines.append(f"skipped {skipped.order_id or skipped.where} ({skipped.where}): "
+                     f"{skipped.reason}")
+    o = plan.orders
     lines.append(
         f"{plan.records} record(s): {len(plan.contacts)} contact(s), "
-        f"{len(plan.submissions)} submission(s), {len(plan.rejected)} rejected, "
-        f"{len(plan.skipped)} skipped")
+        f"{len(plan.submissions)} submission(s); orders {o.new} new, {o.changed} changed, "
+        f"{o.unchanged} unchanged, {o.stale} stale, {o.withdrawn} withdrawn, {o.skipped} "
+        f"skipped; {len(plan.rejected)} rejected"
+        + (f"; refunds {o.refunds} ({plan.refunds_waiting} waiting for their order)"
+           if o.refunds or plan.refunds_waiting else ""))
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from hubmap.run import Progress
+from hubmap.uses.summary import Progress
 
 PLAIN_EVERY_SECONDS = 5.0
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubmap.run import Summary
+from hubmap.uses.summary import Summary
 
 
 def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | None) -> str:
+    o = summary.orders
     lines = [
-        f"records read: {summary.records}  counted: {summary.counted}  already counted: "
-        f"{summary.already_counted}  skipped: {summary.skipped}  rejected: {summary.rejected}",
+        f"records read: {summary.records}  orders: {o.new} new, {o.changed} changed, "
+        f"{o.unchanged} unchanged, {o.stale} stale, {o.withdrawn} withdrawn  skipped: "
+        f"{o.skipped}  rejected: {summary.rejected}",
     ]
+    if o.refunds or o.refunds_changed or o.refunds_unchanged or summary.refunds_waiting:
+        lines.append(f"refunds: {o.refunds} new, {o.refunds_changed} changed, "
+                     f"{o.refunds_unchanged} unchanged; {summary.refunds_waiting} waiting for "
+                     "their order")
     if summary.submissions or summary.submissions_failed:
         lines.append(f"form submissions: {summary.submissions} sent, "
                      f"{summary.submissions_failed} failed")
@@ -29,6 +35,8 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
                      f"{', '.join(summary.mapping_changed)}")
     if summary.rebuilt:
         lines.append("rebuilt: the stored counts were recomputed from this input")
+    if summary.dry_run:
+        lines.append("dry run: nothing was written (HubSpot was read; the state is unchanged)")
     for contact, values in sorted(summary.planned.items()):
         lines.append(f"would write {contact}: "
                      + ", ".join(f"{name}={value!r}" for name, value in values.items()))
@@ -57,8 +65,13 @@ def status_text(report: dict[str, Any]) -> str:
         lines.append("nothing has run yet")
     for scope in report["scopes"]:
         lines.append(f"{scope['scope']}: {scope['orders_counted']} orders counted, "
+                     f"{scope['orders_withdrawn']} withdrawn, {scope['refunds']} refunds "
+                     f"({scope['refunds_waiting']} waiting for their order), "
                      f"{scope['contacts_unconfirmed']} contacts waiting for HubSpot, "
                      f"{len(scope['pending_rejects'])} rejected records pending")
+        if scope.get("rebuild_needed"):
+            lines.append("  written by hubmap 0.1: run once with --rebuild and the full order "
+                         "history")
         for failed in scope["contacts_failed"][:10]:
             lines.append(f"  failed {failed['contact']}: {failed['reason']}")
         for reject in scope["pending_rejects"][:10]:
@@ -68,6 +81,8 @@ def status_text(report: dict[str, Any]) -> str:
         for run in scope["runs"]:
             counts = run["counts"]
             lines.append(f"  run {run['id']} {run['started']} -> {run['ended'] or '...'} "
-                         f"{run['outcome']}: {counts.get('counted', 0)} counted, "
+                         f"{run['outcome']}: {counts.get('new', 0)} new, "
+                         f"{counts.get('changed', 0)} changed, "
+                         f"{counts.get('withdrawn', 0)} withdrawn, "
                          f"{counts.get('rejected', 0)} rejected, {counts.get('calls', 0)} calls")
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Modules, one job each: `config` (the YAML file or flags, checked), `auth` (signatures, tokens,
 delivery ids), `queue` (the SQLite queue: events, jobs, leases, dead letters), `app` (the WSGI
-intake: checks, store, answer; /healthz, /metrics), `worker` (batches through `Runner`, retries,
+intake: checks, store, answer; /healthz, /metrics), `worker` (batches through `hubmap.uses.run.sync_documents`, retries,
 dead letters), `service` (waitress + worker thread, graceful stop; the worker alone).
 """
 

@@ -1,18 +1,21 @@
-"""The worker: take queued webhooks in batches, run each mapping over them with `Runner` (the
-same pipeline as `hubmap run`: state ledger, rate limiter, batch writes, forms), and settle each
-event's job from what the state then says.
+"""The worker: take queued webhooks in batches, run each mapping over them with
+`hubmap.uses.run.sync_documents` (the same pipeline as `hubmap run`: stored order versions,
+refunds, rate limiter, batch writes, forms), and settle each event's job from what the state
+then says.
 
-An event is *sent* for a mapping when every order in it is in the mapping's ledger and HubSpot
-has confirmed it: for a contacts mapping, the order is counted and its contact is no longer
-waiting for HubSpot; for a forms mapping, the order's submission is marked sent.  It is *skipped*
+An event is *sent* for a mapping when every order and refund in it is stored and HubSpot has
+confirmed it: for a contacts mapping, the order's version (or a newer one) is stored and its
+contact is no longer waiting for HubSpot; for a forms mapping, the order's submission is marked
+sent.  It is *skipped*
 when the mapping skips all its records (records.when).  Otherwise the attempt failed: the job goes
 back into the queue with a growing wait (retry_seconds, doubled each time, up to
 max_retry_seconds) and, after max_attempts, becomes a *dead letter* with its reason.  A record
 the mapping rejects (no email, another currency ...) is a dead letter at once: waiting will not
 fix it; fix the mapping or the data, then `hubmap queue requeue`.
 
-Because the runner's ledger knows every counted order id, running an event again (after a crash,
-a requeue, or a shop's retry with a new delivery id) never counts its order twice.
+Because the state keeps every order's latest version, running an event again (after a crash, a
+requeue, or a shop's retry with a new delivery id) never counts its order twice, and an older
+copy arriving after a newer one is stale.
 """
 
 from __future__ import annotations
@@ -25,19 +28,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from hubmap.connect import connect, default_sandbox_db
-from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
-from hubmap.examples import outcomes
+from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.hubspot import HubSpotError
 from hubmap.hubspot.errors import HubSpotConfigError
 from hubmap.hubspot.retry import RetryPolicy
 from hubmap.inputs import Document
 from hubmap.mapping.model import FormsTarget, Mapping
+from hubmap.ledger import SENT
 from hubmap.problems import HubmapError
-from hubmap.run import Runner, RunOptions
 from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
+from hubmap.uses.contacts import SyncOptions
+from hubmap.uses.context import connect, default_sandbox_db, scope_of
+from hubmap.uses.run import sync_documents
 
 log = logging.getLogger("hubmap.serve")
 
@@ -45,7 +49,6 @@ RECOVER_EVERY_SECONDS = 30.0  # how often jobs of vanished workers are looked fo
 PRUNE_EVERY_SECONDS = 3600.0
 LOCKED_RETRY_SECONDS = 2.0  # another run holds the mapping's state: try again soon
 REQUEST_MAX_WAIT_SECONDS = 20.0  # retries of one HubSpot call inside an attempt
-FORM_SENT = "sent"  # the ledger status `Runner` gives an order whose form submission succeeded
 RUN_WORKERS = 2  # parallel HubSpot calls inside one run (a batch is at most a few calls)
 
 
@@ -55,18 +58,6 @@ class ProvisionOnce:
 
     def __init__(self) -> None:
         self.done: set[str] = set()
-
-
-class _WebhookRunner(Runner):
-    """`Runner` whose provisioning (properties, form check) runs once per worker, not per batch."""
-
-    gate: ProvisionOnce
-
-    def _provision(self) -> None:
-        if self.mapping.name in self.gate.done:
-            return
-        super()._provision()
-        self.gate.done.add(self.mapping.name)
 
 
 @dataclass
@@ -177,16 +168,18 @@ class Worker:
                 continue
             document = Document(data, f"webhook event {job.event_id} ({job.route})")
             documents.append(document)
-            evaluated[job.event_id] = list(outcomes(work.compiled, iter([document])))
-        runner: _WebhookRunner | None = None
+            evaluated[job.event_id] = list(work.compiled.outcomes(iter([document])))
+        scope = scope_of(work.mapping, client.settings.api_base, client.settings.portal_id)
+        failures: dict[str, str] = {}
         error: str | None = None
         try:
-            runner = _WebhookRunner(work.mapping, client, state, RunOptions(
-                input_path=f"webhooks ({len(documents)} event(s))", workers=RUN_WORKERS),
-                None, environ)
-            runner.gate = self.gate
-            summary = runner.run(documents)
+            summary = sync_documents(
+                work.mapping, client, state, documents, environ=environ,
+                input_name=f"webhooks ({len(documents)} event(s))",
+                provision=name not in self.gate.done, options=SyncOptions(workers=RUN_WORKERS))
+            self.gate.done.add(name)
             error = summary.stopped
+            failures = dict(summary.failures)
         except StateLockedError as locked:
             log.info("%s: %s; trying again shortly", name, locked)
             retry_at = time.time() + LOCKED_RETRY_SECONDS
@@ -200,8 +193,6 @@ class Worker:
             error = f"unexpected error: {failure!r}"
         if error:
             self.gate.done.discard(name)
-        scope = runner.scope if runner is not None else None
-        failures = dict(runner.summary.failures) if runner is not None else {}
         for job in claimed:
             if job.event_id in evaluated:
                 settled.append(self._settle(job, evaluated[job.event_id], work, state, scope,
@@ -215,21 +206,25 @@ class Worker:
         return len(claimed)
 
     def _settle(self, job: Claimed, results: list[Any], work: _Work, state: StateStore,
-                scope: str | None, failures: dict[str, str], error: str | None) -> Outcome:
+                scope: str, failures: dict[str, str], error: str | None) -> Outcome:
         rejected = [r for r in results if isinstance(r, Rejected)]
         if rejected:
             reasons = "; ".join(f"{r.record}: {r.reason}" for r in rejected)
             return Outcome(job.event_id, DEAD, f"rejected by the mapping: {reasons}")
-        orders = [r for r in results if isinstance(r, OrderValues)]
-        if not orders:
+        orders = [r for r in results if isinstance(r, OrderValues)
+                  or (isinstance(r, Skipped) and r.order_id is not None
+                      and state.orders(scope, [r.order_id]))]
+        refunds = [r for r in results if isinstance(r, RefundValues)]
+        if not orders and not refunds:
             reasons = "; ".join(r.reason for r in results if isinstance(r, Skipped))
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
-        waiting = [o for o in orders if scope is None or not _delivered(o, work, state, scope)]
+        waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
+        waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
         if not waiting:
             return Outcome(job.event_id, SENT)
         reason = error or "; ".join(
-            failures.get(o.order_id) or failures.get(o.contact) or _last_error(o, state, scope)
-            for o in waiting)
+            failures.get(w.order_id) or failures.get(getattr(w, "contact", "")) or
+            _last_error(w.order_id, state, scope) for w in waiting)
         attempts = job.attempts + 1
         if attempts >= self.config.worker.max_attempts:
             return Outcome(job.event_id, DEAD, f"{attempts} attempt(s) failed; last: {reason}")
@@ -237,19 +232,33 @@ class Worker:
                        time.time() + self.config.worker.retry_delay(attempts))
 
 
-def _delivered(order: OrderValues, work: _Work, state: StateStore, scope: str) -> bool:
-    """Whether the order is counted and HubSpot confirmed it (the ledger, not this run, says)."""
-    if isinstance(work.mapping.target, FormsTarget):
-        return state.order_status(scope, order.order_id) == FORM_SENT
-    if not state.known_orders(scope, [order.order_id]):
+def _delivered(order_id: str, work: _Work, state: StateStore, scope: str) -> bool:
+    """Whether the order (this version or a newer one) is stored and HubSpot confirmed it."""
+    stored = state.orders(scope, [order_id]).get(order_id)
+    if stored is None:
         return False
-    row = state.load_contacts(scope, [order.contact]).get(order.contact)
-    return row is not None and not row.dirty
+    if isinstance(work.mapping.target, FormsTarget):
+        return stored.status == SENT
+    if stored.contact is None:
+        return True  # a withdrawn order never counted: nothing to write
+    row = state.load_contacts(scope, [stored.contact]).get(stored.contact)
+    return row is None or not row.dirty
 
 
-def _last_error(order: OrderValues, state: StateStore, scope: str | None) -> str:
-    if scope is not None:
-        row = state.load_contacts(scope, [order.contact]).get(order.contact)
+def _refund_delivered(refund: RefundValues, state: StateStore, scope: str) -> bool:
+    if refund.refund_id not in state.refunds(scope, [refund.refund_id]):
+        return False
+    stored = state.orders(scope, [refund.order_id]).get(refund.order_id)
+    if stored is None or stored.contact is None:
+        return True  # waiting for its order: it applies when the order comes
+    row = state.load_contacts(scope, [stored.contact]).get(stored.contact)
+    return row is None or not row.dirty
+
+
+def _last_error(order_id: str, state: StateStore, scope: str) -> str:
+    stored = state.orders(scope, [order_id]).get(order_id)
+    if stored is not None and stored.contact is not None:
+        row = state.load_contacts(scope, [stored.contact]).get(stored.contact)
         if row is not None and row.last_error:
             return str(row.last_error)
-    return f"order {order.order_id}: HubSpot has not confirmed it yet"
+    return f"order {order_id}: HubSpot has not confirmed it yet"

@@ -1,5 +1,7 @@
-"""Where a command's HubSpot is: the real one (settings from the environment) or an embedded
-stand-in (`--sandbox`), started in this process with a fresh token, so no account is needed.
+"""What the use-cases open: the state store, and where HubSpot is - the real one (settings
+from the environment) or an embedded stand-in (`--sandbox`), started in this process with a fresh
+token, so no account is needed - plus the scope a run's state is kept under and `${ENV}`
+references of a mapping.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import requests
 from hubmap import provision
 from hubmap.hubspot import HubSpotClient, HubSpotSettings
 from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
+from hubmap.problems import HubmapError, Location, Problem
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from hubmap.state import StateError, StateStore
+from hubmap.uses.outcome import ConfigurationError
 
 SANDBOX_FORM_GUID_VARIABLE = "HUBSPOT_FORM_GUID"
 
@@ -111,3 +116,33 @@ def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mappi
 def default_sandbox_db(state_path: str) -> str:
     """Keep the embedded sandbox's data next to the state file, so it can be looked at later."""
     return str(Path(state_path).with_name(Path(state_path).stem + "-sandbox.db"))
+
+
+def open_state(path: str) -> StateStore:
+    try:
+        return StateStore(path)
+    except StateError as error:
+        raise ConfigurationError(str(error)) from None
+
+
+def scope_of(mapping: Mapping, api_base: str, portal_id: str | None) -> str:
+    """What the state keeps apart: the portal (HUBSPOT_PORTAL_ID, else the API host) and the
+    mapping's name.  Not the full address: a stand-in on another port is the same portal."""
+    from urllib.parse import urlparse
+
+    portal = f"portal {portal_id}" if portal_id else urlparse(api_base).netloc or api_base
+    return f"{portal}|{mapping.name}"
+
+
+def resolve_env(text: str, environ: dict[str, str]) -> str:
+    """Fill ${NAME} references from the environment; a missing one is a configuration error."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ or not environ[name]:
+            raise HubmapError(Problem("HM411", f"environment variable {name} is not set",
+                                      Location("<environment>"),
+                                      hint=f"export {name}=... before running"))
+        return environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, text)

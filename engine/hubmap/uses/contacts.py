@@ -1,0 +1,278 @@
+"""A run's contacts part: store each record's effect on its order, then write changed contacts.
+
+Two phases, so that HubSpot sees each contact once per run (one batch read and one batch upsert
+per 100 contacts):
+
+1. count: records stream in chunks; in one transaction per chunk, the order and refund versions
+   `hubmap.sync.decide` picks are stored, and each touched contact's fold is brought up to date -
+   the fast path adds new orders to its stored fold, any other change folds its orders afresh -
+   and the contact is marked dirty;
+2. write: dirty contacts, 100 at a time, in parallel workers: read HubSpot's current values (the
+   baseline of a contact hubmap has not written yet is stored before the first write; drift is
+   reported and rebased, `hubmap.sync.rebase`), store the values about to be sent, upsert the
+   ones that differ ("" clears a value), and on HubSpot's answer mark the contact confirmed.  A
+   crash anywhere leaves contacts dirty; the next run sends the same absolute values again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from hubmap import sync
+from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
+from hubmap.fold import ContactFolder
+from hubmap.hubspot import HubSpotError
+from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
+from hubmap.ledger import ContactRow
+from hubmap.state import StateStore
+from hubmap.uses.rejects import RejectSink
+from hubmap.uses.summary import Progress, Summary
+
+COUNT_CHUNK = 2_000  # records taken in per state transaction
+BATCH = 100  # HubSpot's batch limit
+DEFAULT_WORKERS = 4
+
+
+@dataclass
+class SyncOptions:
+    workers: int = DEFAULT_WORKERS
+    count_chunk: int = COUNT_CHUNK
+    batch: int = BATCH
+
+
+class ContactsSync:
+    def __init__(self, compiled: CompiledMapping, client: Any, state: StateStore, scope: str,
+                 run_id: int, summary: Summary, rejects: RejectSink, options: SyncOptions,
+                 progress: Progress, lock: threading.Lock):
+        self.compiled = compiled
+        self.mapping = compiled.mapping
+        self.folder = ContactFolder(compiled)
+        self.client = client
+        self.state = state
+        self.scope = scope
+        self.run_id = run_id
+        self.summary = summary
+        self.rejects = rejects
+        self.options = options
+        self.progress = progress
+        self.lock = lock  # one SQLite connection, shared by the write workers
+        self.properties = [spec.name for spec in self.mapping.properties]
+        self.versioned = self.mapping.records.version is not None
+        self.started = state.started(scope)
+
+    # -- phase 1: count ------------------------------------------------------------------
+
+    def count(self, outcomes: Iterable[Any]) -> None:
+        self.progress.phase("counting orders", None)
+        chunk: list[OrderValues | Skipped | RefundValues] = []
+        rejected: list[Rejected] = []
+        for outcome in outcomes:
+            self.summary.records += 1
+            if isinstance(outcome, Rejected):
+                rejected.append(outcome)
+            else:
+                chunk.append(outcome)
+            if len(chunk) + len(rejected) >= self.options.count_chunk:
+                self._take(chunk, rejected)
+                chunk, rejected = [], []
+        self._take(chunk, rejected)
+        self.progress.done()
+
+    def _take(self, chunk: list[OrderValues | Skipped | RefundValues],
+              rejected: list[Rejected]) -> None:
+        self.summary.rejected += len(rejected)
+        self.rejects.rejected(rejected)
+        if chunk:
+            with self.lock:
+                self._count_chunk(chunk)
+        self.progress.advance(len(chunk) + len(rejected))
+
+    def _count_chunk(self, items: list[OrderValues | Skipped | RefundValues]) -> None:
+        state, scope = self.state, self.scope
+        with state.transaction():
+            refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
+            stored_refunds = state.refunds(scope, refund_ids)
+            order_ids = {i.order_id for i in items if i.order_id is not None}
+            order_ids |= {r.order_id for r in stored_refunds.values()}
+            stored = state.orders(scope, order_ids)
+            decision = sync.decide(items, stored, stored_refunds, self.versioned)
+            self.summary.orders.add(decision.tally)
+            state.put_orders(scope, self.run_id, decision.orders)
+            state.put_versions(scope, decision.versions)
+            state.put_refunds(scope, self.run_id, decision.refunds)
+            touched = set(decision.fast) | decision.refold
+            if not touched:
+                return
+            rows = state.load_contacts(scope, touched)
+            for contact in touched:
+                rows.setdefault(contact, ContactRow(contact))
+            stored_now = {o.order_id: o for o in decision.orders}
+            fast_ids = [i for ids in decision.fast.values() for i in ids]
+            refunds = state.refunds_for(scope, fast_ids)
+            for contact, ids in decision.fast.items():
+                row = rows[contact]
+                accs = self.folder.load(row.acc)
+                cutoffs = sync.cutoffs_of(row, self.started)
+                for part in sync.parts_of([stored_now[i] for i in ids], refunds, self.folder):
+                    accs = self.folder.add(accs, part, cutoffs)
+                    row.folded_seq = max(row.folded_seq, part.seq)
+                row.acc = self.folder.dump(accs)
+            self._refold([rows[c] for c in decision.refold])
+            state.save_folded(scope, [rows[c] for c in touched])
+
+    def _refold(self, rows: list[ContactRow]) -> None:
+        """Fold each contact's stored orders afresh (its refunds added, its cutoffs applied)."""
+        if not rows:
+            return
+        orders = self.state.orders_of(self.scope, [r.contact for r in rows])
+        refunds = self.state.refunds_for(
+            self.scope, [o.order_id for mine in orders.values() for o in mine])
+        for row in rows:
+            mine = sorted(orders.get(row.contact, []), key=lambda o: o.seq)
+            parts = sync.parts_of(mine, refunds, self.folder)
+            row.acc = self.folder.dump(self.folder.fold(parts, sync.cutoffs_of(row, self.started)))
+            row.folded_seq = max([p.seq for p in parts], default=0)
+
+    # -- phase 2: write ------------------------------------------------------------------
+
+    def write(self) -> None:
+        keys = self.state.dirty_contacts(self.scope)
+        self.progress.phase("writing contacts", len(keys))
+        size = self.options.batch
+        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
+        workers = max(1, min(self.options.workers, len(batches) or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(self._write_batch, batches):
+                pass
+        self.progress.done()
+
+    def _write_batch(self, keys: list[str]) -> None:
+        with self.lock:
+            rows = self.state.load_contacts(self.scope, keys)
+        try:
+            current = self.client.batch_read_contacts(keys, id_property=self.compiled.match_on,
+                                                      properties=self.properties)
+        except (DailyLimitReached, HubSpotAuthError):
+            raise
+        except HubSpotError as error:
+            self._fail(keys, f"reading the contacts failed: {error}")
+            return
+        rebased, drifted, refold = self._prepare(keys, rows, current)
+        if refold:
+            with self.lock:
+                self._refold(refold)
+        to_send: dict[str, dict[str, str]] = {}
+        unchanged: list[ContactRow] = []
+        for key in keys:
+            row = rows[key]
+            now = self._now(current.get(key))
+            values = sync.wire_values(self.folder, self.folder.load(row.acc), row.baseline or {})
+            diff = sync.changes(self.folder, now, values)
+            row.written = values
+            if diff:
+                to_send[key] = {name: change.after for name, change in diff.items()}
+            else:
+                unchanged.append(row)
+        with self.lock:
+            self.state.save_prepared(self.scope, self.run_id, rebased, drifted,
+                                     {k: rows[k].written or {} for k in to_send})
+            self.summary.drift += len(drifted)
+        confirmed = list(unchanged)
+        if to_send:
+            confirmed += self._send(to_send, rows)
+        with self.lock:
+            self.summary.contacts_unchanged += len(unchanged)
+            self.state.save_written(self.scope, confirmed)
+        self.progress.advance(len(keys))
+
+    def _now(self, found: dict[str, Any] | None) -> dict[str, str | None]:
+        return {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
+
+    def _prepare(self, keys: list[str], rows: dict[str, ContactRow], current: Any
+                 ) -> tuple[list[ContactRow], list[tuple[str, str, str | None, str | None]],
+                            list[ContactRow]]:
+        """Baselines read, drift found and rebased; the contacts a rebase must fold afresh."""
+        rebased: list[ContactRow] = []
+        drifted: list[tuple[str, str, str | None, str | None]] = []
+        refold: list[ContactRow] = []
+        for key in keys:
+            row = rows[key]
+            found = current.get(key)
+            now = self._now(found)
+            if found is not None and found.get("id"):
+                row.hubspot_id = str(found["id"])
+            if row.baseline is None:
+                row.baseline = now
+                rebased.append(row)
+                continue
+            drift = sync.drift(self.folder, row, now, self.properties)
+            if drift:
+                drifted.extend((key, name, expected, now.get(name)) for name, expected in drift)
+                if sync.rebase(self.folder, row, drift, now):
+                    refold.append(row)
+            missing = [name for name in self.properties if name not in row.baseline]
+            if missing:  # properties new to the state: HubSpot's value is their baseline
+                row.baseline = {**row.baseline, **{name: now.get(name) for name in missing}}
+            if drift or missing:
+                rebased.append(row)
+        return rebased, drifted, refold
+
+    def _send(self, to_send: dict[str, dict[str, str]],
+              rows: dict[str, ContactRow]) -> list[ContactRow]:
+        try:
+            result = self.client.batch_upsert_contacts(to_send, id_property=self.compiled.match_on)
+        except (DailyLimitReached, HubSpotAuthError):
+            raise
+        except HubSpotError as error:
+            self._fail(list(to_send), f"HubSpot refused the batch: {error}")
+            return []
+        confirmed = []
+        failures: dict[str, str] = {}
+        created = updated = 0
+        for key in to_send:
+            error = result.error_for(key)
+            if error is not None:
+                failures[key] = explain(self.mapping, error)
+                continue
+            done = result.result_for(key)
+            row = rows[key]
+            if done is not None:
+                row.hubspot_id = done.id or row.hubspot_id
+                created += bool(done.new)
+                updated += not done.new
+            confirmed.append(row)
+        with self.lock:
+            self.summary.contacts_created += created
+            self.summary.contacts_updated += updated
+        if failures:
+            self._fail(list(failures), None, failures)
+        return confirmed
+
+    def _fail(self, keys: list[str], reason: str | None,
+              reasons: dict[str, str] | None = None) -> None:
+        reasons = reasons or {key: reason or "failed" for key in keys}
+        with self.lock:
+            self.summary.contacts_failed += len(reasons)
+            self.summary.failures.extend(reasons.items())
+            self.state.save_failed(self.scope, reasons)
+
+
+def explain(mapping: Any, error: Any) -> str:
+    """HubSpot's reasons for refusing an item, with the mapping line of the property named."""
+    names = list(getattr(error, "property_names", []) or [])
+    where = ""
+    for name in names:
+        try:
+            where = f" (property '{name}', {mapping.property(name).location})"
+            break
+        except KeyError:
+            continue
+    details = [d.message for d in getattr(error, "errors", None) or []
+               if getattr(d, "message", None) and d.message != error.message]
+    detail = f": {'; '.join(details[:3])}" if details else ""
+    return f"{error.message}{detail}{where}"
+

@@ -1,0 +1,157 @@
+"""A run's forms part: one submission per order, the first time one of its versions counts.
+
+A submission is one purchase and a conversion in HubSpot, so an order is never submitted twice:
+a later version (a refund, an edit) is counted in the summary (changed, stale, unchanged) and
+remembered, not submitted again, and a withdrawn order cannot be taken back.  HubSpot has no
+idempotency key for submissions: an answer lost in transit may be retried and recorded twice by
+HubSpot (the contact's values are the same either way, as a form overwrites them).  A submission
+HubSpot refused is kept with its record, for `hubmap replay`.  Orders older than HubSpot accepts
+for `submittedAt` (a month) are submitted without it, so HubSpot dates them at arrival.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from hubmap import sync, versions
+from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
+from hubmap.fold import ContactFolder, encode_values
+from hubmap.hubspot import HubSpotError
+from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
+from hubmap.ledger import COUNTED, SENT, StoredOrder
+from hubmap.mapping.model import FormsTarget
+from hubmap.plan import submission_fields
+from hubmap.state import StateStore
+from hubmap.uses.contacts import explain
+from hubmap.uses.context import resolve_env
+from hubmap.uses.rejects import RejectSink
+from hubmap.uses.summary import Progress, Summary
+
+FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
+
+
+def submitted_at(order_time: datetime, now: datetime) -> datetime | None:
+    """The order's time, so HubSpot dates the conversion right; for orders older than HubSpot
+    accepts (a backfill), no time: HubSpot then dates the submission at its arrival."""
+    if now - order_time > FORMS_MAX_BACKDATE:
+        return None
+    return order_time
+
+
+class FormsSync:
+    def __init__(self, compiled: CompiledMapping, client: Any, state: StateStore, scope: str,
+                 run_id: int, summary: Summary, rejects: RejectSink, workers: int,
+                 progress: Progress, lock: threading.Lock, environ: dict[str, str],
+                 now: datetime):
+        self.compiled = compiled
+        self.mapping = compiled.mapping
+        target = self.mapping.target
+        assert isinstance(target, FormsTarget)
+        self.target = target
+        self.client = client
+        self.state = state
+        self.scope = scope
+        self.run_id = run_id
+        self.summary = summary
+        self.rejects = rejects
+        self.workers = workers
+        self.progress = progress
+        self.lock = lock
+        self.environ = environ
+        self.now = now
+        self.versioned = self.mapping.records.version is not None
+
+    def run(self, outcomes: Iterable[Any]) -> None:
+        portal = resolve_env(self.target.portal_id, self.environ)
+        guid = resolve_env(self.target.form_guid, self.environ)
+        consent = _consent(self.target)
+        self.progress.phase("submitting forms", None)
+        seen: dict[str, StoredOrder | None] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            futures = []
+            for outcome in outcomes:
+                self.summary.records += 1
+                if isinstance(outcome, Rejected):
+                    self.summary.rejected += 1
+                    self.rejects.rejected([outcome])
+                    continue
+                if not isinstance(outcome, (OrderValues, Skipped)):
+                    continue
+                if outcome.order_id is None:
+                    self.summary.orders.skipped += 1
+                    continue
+                if outcome.order_id not in seen:
+                    with self.lock:
+                        seen[outcome.order_id] = self.state.orders(
+                            self.scope, [outcome.order_id]).get(outcome.order_id)
+                before = seen[outcome.order_id]
+                view = None if before is None else versions.Stored(
+                    COUNTED, before.version, before.digest, before.contact)
+                digest = sync.order_digest(outcome) if isinstance(outcome, OrderValues) else None
+                arrival = versions.Arrival(outcome.version, digest)
+                result = versions.classify(view, arrival, self.versioned)
+                tally = self.summary.orders
+                setattr(tally, result, getattr(tally, result) + 1)
+                if result == versions.NEW:
+                    assert isinstance(outcome, OrderValues)
+                    seen[outcome.order_id] = self._stored(outcome, digest)
+                    futures.append(pool.submit(self._submit, outcome, portal, guid, consent))
+                elif result == versions.CHANGED and before is not None and isinstance(
+                        outcome, OrderValues):
+                    # remembered (not submitted again), so older copies are known as stale
+                    seen[outcome.order_id] = self._stored(outcome, digest, before.first_seq)
+                    with self.lock:
+                        self.state.put_orders(self.scope, self.run_id, [seen[outcome.order_id]])
+                elif result == versions.WITHDRAWN and before is not None:
+                    self.summary.failures.append((outcome.order_id, "withdrawn after its form "
+                                                  "was submitted: a submission cannot be taken "
+                                                  "back"))
+            for future in futures:
+                future.result()
+        self.progress.done()
+
+    def _stored(self, order: OrderValues, digest: str | None, first_seq: int = 0) -> StoredOrder:
+        return StoredOrder(order.order_id, SENT, order.contact, order.time.isoformat(),
+                           order.version, digest, encode_values(order.values),
+                           first_seq=first_seq)
+
+    def _submit(self, order: OrderValues, portal: str, guid: str,
+                consent: dict[str, Any] | None) -> None:
+        fields = submission_fields(self.compiled, ContactFolder(self.compiled), order)
+        try:
+            self.client.submit_form(portal, guid, fields, context=order.context,
+                                    submitted_at=submitted_at(order.time, self.now),
+                                    legal_consent=consent)
+        except (DailyLimitReached, HubSpotAuthError):
+            raise
+        except HubSpotError as error:
+            reason = explain(self.mapping, error)
+            with self.lock:
+                self.summary.submissions_failed += 1
+                self.summary.failures.append((order.order_id, reason))
+            self.rejects.add([{"where": order.where, "order_id": order.order_id,
+                               "kind": "failed", "reason": reason, "code": "HM607",
+                               "record": order.raw}])
+            return
+        with self.lock:
+            digest = sync.order_digest(order)
+            self.state.put_orders(self.scope, self.run_id, [self._stored(order, digest)])
+            self.summary.submissions += 1
+        self.progress.advance()
+
+
+def _consent(target: FormsTarget) -> dict[str, Any] | None:
+    consent = target.legal_consent
+    if consent is None:
+        return None
+    return {"consent": {
+        "consentToProcess": consent.consent_to_process,
+        "text": consent.text,
+        "communications": [
+            {"value": c["value"], "subscriptionTypeId": c["subscription_type_id"],
+             "text": c["text"]} for c in consent.communications],
+    }}

@@ -1,0 +1,57 @@
+"""`hubmap serve` and `hubmap worker`: build the intake service (or the worker alone) from a
+configuration, refusing a mapping or a queue that cannot be used before anything listens."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hubmap.problems import HubmapError
+from hubmap.uses.outcome import EXIT_USAGE, Outcome
+
+
+def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
+              secret_env: str | None, route_path: str, **overrides: Any) -> Outcome:
+    """The serve configuration from a file, or one route from flags."""
+    from hubmap.serve import config_from_flags, load_config
+
+    try:
+        if config_path:
+            config = load_config(config_path)
+        elif mapping_paths and auth and secret_env:
+            config = config_from_flags(mappings=list(mapping_paths), auth=auth,
+                                       secret_env=secret_env, path=route_path)
+        else:
+            return Outcome(None, EXIT_USAGE,
+                           message="give --config FILE, or --mapping, --auth and --secret-env")
+    except HubmapError as error:
+        return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return Outcome(dataclasses.replace(config, **changes))
+
+
+def service(config: Any, environ: dict[str, str], *, worker: bool, sandbox: bool) -> Outcome:
+    """The intake server with its worker thread, ready to `serve_forever`."""
+    from hubmap.serve import Service
+    from hubmap.serve.queue import QueueError
+
+    try:
+        return Outcome(Service(config, environ, worker=worker, sandbox=sandbox))
+    except HubmapError as error:
+        return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
+    except (QueueError, OSError) as error:
+        return Outcome(None, EXIT_USAGE, message=str(error), error=error)
+
+
+def worker(config: Any, environ: dict[str, str], *, sandbox: bool) -> Outcome:
+    """Run the worker alone until it is stopped."""
+    from hubmap.serve import run_worker
+    from hubmap.serve.queue import QueueError
+
+    try:
+        run_worker(config, environ, sandbox=sandbox)
+    except HubmapError as error:
+        return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
+    except QueueError as error:
+        return Outcome(None, EXIT_USAGE, message=str(error), error=error)
+    return Outcome(None)
