@@ -32,7 +32,7 @@ from typing import Any, Union
 from hubmap import types, versions
 from hubmap.expressions import ExpressionError, compile_source, truthy
 from hubmap.inputs import Document, InputError
-from hubmap.mapping.model import FormsTarget, Mapping, PropertySpec, RefundsSpec, Source
+from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
 
 # A deliberately plain check: something@domain.tld, no spaces.  HubSpot refuses worse ones.
 EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,.]{2,}$")
@@ -46,6 +46,8 @@ class OrderValues:
     order_id: str
     time: datetime
     contact: str
+    # typed values by property; None for an overwrite property this order has no value for (a
+    # property whose `when` is false for the order is left out: the order takes no part in it)
     values: dict[str, Any]
     context: dict[str, str] = field(default_factory=dict)  # forms: hutk, pageUri ...
     version: str | None = None  # records.version as version_key text
@@ -216,15 +218,16 @@ class CompiledMapping:
             version: str | None = None
             if self.version is not None:
                 raw_version = self.version(record)
-                if raw_version is None or raw_version == "":
-                    return Rejected(where, "the order has no version (records.version gave "
-                                    "nothing)", order_id, code="HM503")
-                version = versions.version_key(raw_version, self.mapping.timezone)
+                if raw_version is not None and raw_version != "":
+                    version = versions.version_key(raw_version, self.mapping.timezone)
             if self.when is not None and not truthy(self.when(record)):
                 return Skipped(where, order_id, "records.when is false", version)
             for condition, reason in self.require:
                 if not truthy(condition(record)):
                     return Rejected(where, reason, order_id, code="HM507")
+            if self.version is not None and version is None:
+                return Rejected(where, "the order has no version (records.version gave "
+                                "nothing)", order_id, code="HM503")
             raw_time = self.time(record)
             if raw_time is None:
                 return Rejected(where, "the order has no time (records.time gave nothing)",
@@ -252,12 +255,16 @@ class CompiledMapping:
                 if spec.required:
                     return Rejected(where, "no value, and the property is required", order_id,
                                     property_name=spec.name, code="HM506")
+                if spec.merge is MergeRule.OVERWRITE:
+                    values[spec.name] = None  # this purchase has none: the value is cleared
                 continue
             try:
                 typed = types.coerce(raw, spec, self.mapping.timezone)
             except types.CoercionError as error:
                 return Rejected(where, str(error), order_id, property_name=spec.name, code="HM504")
             if typed is None or typed == []:
+                if spec.merge is MergeRule.OVERWRITE:
+                    values[spec.name] = None
                 continue
             values[spec.name] = typed
 

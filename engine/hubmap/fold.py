@@ -72,7 +72,6 @@ class ContactFolder:
             for spec in compiled.mapping.properties
             if spec.source is not None
         }
-        self.takes_none = [name for name, rule in self.rules.items() if rule.takes_none]
 
     # -- folding -------------------------------------------------------------------------
 
@@ -85,10 +84,7 @@ class ContactFolder:
         rules = self.rules
         result = dict(accs)
         values = part.values
-        names: Iterable[str] = values
-        if self.takes_none:
-            names = list(values) + [n for n in self.takes_none if n not in values]
-        for name in names:
+        for name in values:
             rule = rules.get(name)
             if rule is None or (cutoffs and cutoffs.excludes(name, part)):
                 continue  # a property no longer in the mapping, or cut off

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping as MappingType
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +95,7 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
     touched: dict[str, list[str]] = {}  # order id -> outcomes in this chunk
     contacts_before: dict[str, str | None] = {}
     refunds_now: dict[str, StoredRefund] = {}
+    newer_only: set[str] = set()  # same content, newer version: only the version is stored
     for item in items:
         if isinstance(item, RefundValues):
             digest = refund_digest(item)
@@ -141,16 +142,21 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
                 first_seq=before.first_seq if before is not None else 0)
         elif outcome == versions.UNCHANGED and before is not None and versions.newer(
                 item.version, before.version):
-            if before is stored.get(order_id):
-                decision.versions[order_id] = item.version  # type: ignore[assignment]
-            else:  # stored in this chunk already: keep the newer version with it
-                before.version = item.version
+            current[order_id] = replace(before, version=item.version)  # the same content
+            newer_only.add(order_id)
         if outcome in (versions.NEW, versions.CHANGED, versions.WITHDRAWN, versions.SKIPPED):
             touched.setdefault(order_id, []).append(outcome)
     decision.refunds = list(refunds_now.values())
+    for order_id in newer_only - set(touched):
+        decision.versions[order_id] = current[order_id].version  # type: ignore[union-attr,assignment]
     for order_id, outcomes in touched.items():
         now = current.get(order_id)
-        if now is not None and now is not stored.get(order_id):
+        held = stored.get(order_id)
+        if now is not None and held is not None and now is not held and (
+                now.status, now.digest, now.contact) == (held.status, held.digest, held.contact):
+            if now.version != held.version:  # touched by a refund only: the same version row
+                decision.versions[order_id] = now.version  # type: ignore[assignment]
+        elif now is not None and now is not held:
             decision.orders.append(now)
         counted_now = now.contact if now is not None and now.status == COUNTED else None
         counted_before = contacts_before.get(order_id)
