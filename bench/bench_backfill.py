@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from hubmap.connect import connect
 from hubmap.mapping import load_mapping
-from hubmap.run import Runner, RunOptions
 from hubmap.sandbox import dump
+from hubmap.inputs import read_documents
 from hubmap.state import StateStore
+from hubmap.uses.contacts import SyncOptions
+from hubmap.uses.context import connect
+from hubmap.uses.run import sync_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "mappings" / "online-retail-contacts.yaml"
@@ -133,18 +135,21 @@ def backfill(files: list[Path], work: Path, workers: int) -> dict:
     state = StateStore(work / "state.db")
     try:
         with connect({}, sandbox=True, sandbox_db=sandbox_db, mapping=mapping) as conn:
-            runner = Runner(mapping, conn.client, state,
-                            RunOptions(input_path=str(folder), workers=workers,
-                                       reject_file=str(work / "rejected.ndjson")),
-                            environ=conn.environ)
             started = time.perf_counter()
-            summary = runner.run()
+            summary = sync_documents(mapping, conn.client, state,
+                                     read_documents(str(folder)), environ=conn.environ,
+                                     input_name=str(folder),
+                                     reject_file=str(work / "rejected.ndjson"),
+                                     options=SyncOptions(workers=workers))
             seconds = time.perf_counter() - started
+        orders = state.count_orders(state.scopes()[0])
     finally:
         state.close()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the check's own work
+    state_bytes = sum(p.stat().st_size for p in work.glob("state.db*"))
     return {"summary": summary, "seconds": seconds, "peak_mib": peak_kib / 1024,
-            "contacts": dump(sandbox_db)["contacts"]}
+            "contacts": dump(sandbox_db)["contacts"], "state_bytes": state_bytes,
+            "orders_stored": orders}
 
 
 def one(args: argparse.Namespace) -> int:
@@ -158,8 +163,10 @@ def one(args: argparse.Namespace) -> int:
     lower_bound = PROVISIONING_CALLS + 2 * math.ceil(contacts / BATCH)
     figures = {
         "days": len(files), "rows": rows, "invoices": invoices, "records": summary.records,
-        "counted": summary.counted, "rejected": summary.rejected, "skipped": summary.skipped,
-        "already_counted": summary.already_counted, "contacts": contacts,
+        "new": summary.new, "rejected": summary.rejected, "skipped": summary.skipped,
+        "unchanged": summary.unchanged, "contacts": contacts,
+        "state_bytes": result["state_bytes"],
+        "state_bytes_per_order": round(result["state_bytes"] / max(1, result["orders_stored"])),
         "seconds": round(result["seconds"], 2),
         "rows_per_second": round(rows / result["seconds"]),
         "invoices_per_second": round(invoices / result["seconds"]),
@@ -171,13 +178,15 @@ def one(args: argparse.Namespace) -> int:
         print(json.dumps(figures))
     else:
         print(f"{figures['days']} days, {rows:,} rows, {invoices:,} invoices -> "
-              f"{summary.counted:,} orders counted, {summary.rejected:,} rejected "
+              f"{summary.new:,} orders counted, {summary.rejected:,} rejected "
               f"(no CustomerID), {summary.skipped} skipped, {contacts:,} contacts")
         print(f"time {figures['seconds']} s: {figures['rows_per_second']:,} rows/s, "
               f"{figures['invoices_per_second']:,} invoices/s")
         print(f"HubSpot calls {summary.calls} (lower bound {lower_bound}: "
               f"{PROVISIONING_CALLS} provisioning + 2 x {math.ceil(contacts / BATCH)} batches)")
         print(f"peak memory (max RSS, stand-in in the same process) {figures['peak_rss_mib']} MiB")
+        print(f"state file {figures['state_bytes']:,} bytes for {result['orders_stored']:,} "
+              f"orders: {figures['state_bytes_per_order']:,} bytes per order (all tables)")
         print(f"per-customer totals vs independent computation: "
               f"{'all ' + str(len(expected)) + ' match' if not problems else 'MISMATCH'}")
         for problem in problems[:20]:

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from hubmap.evaluate import CompiledMapping
-from hubmap.examples import outcomes
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
 from hubmap.plan import plan_outcomes
@@ -97,7 +96,7 @@ def hubmap_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """The per-contact HubSpot values, exactly as `hubmap plan` computes them."""
     compiled = CompiledMapping(load_mapping(str(MAPPING)))
     documents = (Document(order, "bench") for order in orders)
-    plan = plan_outcomes(compiled, outcomes(compiled, documents))
+    plan = plan_outcomes(compiled, compiled.outcomes(documents))
     return {contact.contact: contact.values for contact in plan.contacts}
 
 

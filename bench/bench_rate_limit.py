@@ -39,7 +39,9 @@ import requests
 
 from hubmap.hubspot import HubSpotClient, HubSpotSettings, RequestRecord
 from hubmap.mapping import load_mapping
-from hubmap.run import RunOptions, Runner
+from hubmap.inputs import read_documents
+from hubmap.uses.contacts import SyncOptions
+from hubmap.uses.run import sync_documents
 from hubmap.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             state = StateStore(Path(folder) / "state.db")
             started = time.monotonic()
             with HubSpotClient(settings, on_request=times) as client:
-                options = RunOptions(input_path=str(orders_path), workers=args.workers)
-                summary = Runner(mapping, client, state, options).run()
+                summary = sync_documents(mapping, client, state,
+                                         read_documents(str(orders_path)), environ={},
+                                         input_name=str(orders_path),
+                                         options=SyncOptions(workers=args.workers))
             wall = time.monotonic() - started
             state.close()
             served = requests.get(f"{url}/_sandbox/stats", timeout=10).json()

@@ -188,8 +188,8 @@ class CompiledMapping:
             result = self.evaluate(record, where)
             if isinstance(result, Rejected):
                 yield replace(result, raw=raw)
-            elif isinstance(result, OrderValues):
-                yield replace(result, raw=raw)
+            elif isinstance(result, OrderValues) and self.mapping.is_forms:
+                yield replace(result, raw=raw)  # a failed submission is kept for a replay
             else:
                 yield result
             if self.refunds is not None and self.refunds.in_order is not None and isinstance(

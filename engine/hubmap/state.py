@@ -50,18 +50,20 @@ SCHEMA_VERSION = 2
 CHUNK = 500  # ids per IN (...) query
 
 
-_SCHEMA = """
+_ORDERS_TABLE = """
+CREATE TABLE IF NOT EXISTS orders (
+    scope TEXT NOT NULL, order_id TEXT NOT NULL, contact TEXT, order_time TEXT,
+    run_id INTEGER, status TEXT NOT NULL DEFAULT 'counted',
+    version TEXT, digest TEXT, contribution TEXT, seq INTEGER, first_seq INTEGER,
+    PRIMARY KEY (scope, order_id))"""
+
+_SCHEMA = _ORDERS_TABLE + """;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, mapping_file TEXT,
     input TEXT, started_at TEXT NOT NULL, ended_at TEXT, outcome TEXT, counts TEXT);
 CREATE TABLE IF NOT EXISTS locks (
     scope TEXT PRIMARY KEY, run_id INTEGER, pid INTEGER, host TEXT, since TEXT);
-CREATE TABLE IF NOT EXISTS orders (
-    scope TEXT NOT NULL, order_id TEXT NOT NULL, contact TEXT, order_time TEXT,
-    run_id INTEGER, status TEXT NOT NULL DEFAULT 'counted',
-    version TEXT, digest TEXT, contribution TEXT, seq INTEGER, first_seq INTEGER,
-    PRIMARY KEY (scope, order_id));
 CREATE TABLE IF NOT EXISTS refunds (
     scope TEXT NOT NULL, refund_id TEXT NOT NULL, order_id TEXT NOT NULL, digest TEXT NOT NULL,
     contribution TEXT NOT NULL, seq INTEGER NOT NULL, run_id INTEGER,
@@ -90,14 +92,10 @@ CREATE INDEX IF NOT EXISTS refunds_order ON refunds (scope, order_id);
 CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
 """
 
-# 0.1 (schema 1) files gain these columns; their scopes must be rebuilt (`needs_rebuild`).
-_UPGRADE_COLUMNS = {
-    "orders": ["version TEXT", "digest TEXT", "contribution TEXT", "seq INTEGER",
-               "first_seq INTEGER"],
-    "contacts": ["cutoffs TEXT NOT NULL DEFAULT '{}'",
-                 "folded_seq INTEGER NOT NULL DEFAULT 0",
-                 "written_seq INTEGER NOT NULL DEFAULT 0"],
-}
+# 0.1 (schema 1) files: the contacts table gains these columns, the orders table is made anew.
+_UPGRADE_CONTACT_COLUMNS = ["cutoffs TEXT NOT NULL DEFAULT '{}'",
+                            "folded_seq INTEGER NOT NULL DEFAULT 0",
+                            "written_seq INTEGER NOT NULL DEFAULT 0"]
 
 
 class StateLockedError(RuntimeError):
@@ -161,17 +159,18 @@ class StateStore:
 
     def _upgrade_from_1(self) -> None:
         """0.1 kept which order ids it counted, not what each contributed: the baselines (what
-        HubSpot held before hubmap) are kept, and every scope is marked to be rebuilt."""
-        for table, columns in _UPGRADE_COLUMNS.items():
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            for column in columns:
-                if column.split()[0] not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-        for (scope,) in self.db.execute(
-                "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders"
-                ).fetchall():
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                            (f"upgraded|{scope}", _now()))
+        HubSpot held before hubmap) and what was written are kept, the order ledger is dropped
+        (a rebuild recounts it), and every scope is marked to be rebuilt."""
+        scopes = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders")]
+        self.db.execute("DROP TABLE orders")
+        self.db.execute(_ORDERS_TABLE)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(contacts)")}
+        for column in _UPGRADE_CONTACT_COLUMNS:
+            if column.split()[0] not in have:
+                self.db.execute(f"ALTER TABLE contacts ADD COLUMN {column}")
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [(f"upgraded|{scope}", _now()) for scope in scopes])
 
     def close(self) -> None:
         self.db.close()
