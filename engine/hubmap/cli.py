@@ -17,7 +17,7 @@ from hubmap import __version__
 from hubmap.inputs import INPUT_FORMATS
 from hubmap.report import FORMATS, FORMATTERS, default_format, format_text
 from hubmap.state import DEFAULT_STATE_FILE
-from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Outcome
+from hubmap.uses.outcome import EXIT_OK, Outcome
 
 INPUT_HELP = ("Orders: a .json, .ndjson or .csv file, a folder of them (read in name order), "
               "or - for standard input.")
@@ -359,17 +359,14 @@ def queue_group() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def queue_status(config_path: str | None, queue_path: str | None, output_format: str) -> None:
     """Jobs by mapping and status, and the dead letters with their reasons."""
-    from hubmap.serve import status_report, status_text
+    from hubmap.serve.queue import status_text
+    from hubmap.uses import serve as serving
 
-    path = _queue_path(config_path, queue_path)
-    report = status_report(path)
-    if report is None:
-        _stop(Outcome(None, EXIT_USAGE,
-                      message=f"no queue file at '{path}' (nothing has been received yet)"))
+    outcome = serving.queue_status(_queue_path(config_path, queue_path))
+    report = _value(outcome)
     click.echo(json.dumps(report, indent=2, default=str) if output_format == "json"
                else status_text(report))
-    dead = sum(counts["dead"] for counts in report["mappings"].values())
-    sys.exit(EXIT_PROBLEMS if dead else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 @queue_group.command("requeue")
@@ -380,19 +377,10 @@ def queue_status(config_path: str | None, queue_path: str | None, output_format:
 def queue_requeue(events: tuple[int, ...], mapping: str | None, config_path: str | None,
                   queue_path: str | None) -> None:
     """Put dead letters back into the queue (all, or the EVENT ids given) with fresh attempts."""
-    from pathlib import Path
+    from hubmap.uses import serve as serving
 
-    from hubmap.serve import Queue
-
-    path = _queue_path(config_path, queue_path)
-    if not Path(path).exists():
-        _stop(Outcome(None, EXIT_USAGE, message=f"no queue file at '{path}'"))
-    queue = Queue(path)
-    try:
-        count = queue.requeue(list(events) or None, mapping)
-    finally:
-        queue.close()
-    click.echo(f"{count} dead letter(s) queued again")
+    outcome = serving.requeue(_queue_path(config_path, queue_path), list(events) or None, mapping)
+    click.echo(f"{_value(outcome)} dead letter(s) queued again")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping as MappingType
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import Context, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 from hubmap import merge, types

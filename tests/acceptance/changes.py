@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from tests.acceptance.helpers import parse_time
+
 CAP = 6  # prepend cap of the mapping's list property
 
 MAPPING = """\
@@ -186,7 +188,7 @@ def expected(delivered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             per_contact.setdefault(record["email"], []).append(record)
     result = {}
     for email, mine in per_contact.items():
-        mine.sort(key=lambda r: (_time(r["at"]), int(r["id"])))
+        mine.sort(key=lambda r: (parse_time(r["at"]), int(r["id"])))
         amounts = [Decimal(r["amount"]) - off.get(int(r["id"]), Decimal(0)) for r in mine]
         newest_first: list[str] = []
         for record in reversed(mine):
@@ -199,7 +201,7 @@ def expected(delivered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "c_largest": max(amounts),
             "c_last_sku": mine[-1]["sku"],
             "c_first_sku": mine[0]["sku"],
-            "c_first_at": _time(mine[0]["at"]),
+            "c_first_at": parse_time(mine[0]["at"]),
             "c_skus": newest_first[:CAP],
         }
         if "note" in mine[-1]:
@@ -208,12 +210,6 @@ def expected(delivered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             values["c_phone"] = phones[-1]  # the latest order that has one
         result[email] = values
     return result
-
-
-def _time(text: str) -> datetime:
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=timezone.utc)
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def held(values: dict[str, str]) -> dict[str, Any]:
@@ -225,7 +221,7 @@ def held(values: dict[str, str]) -> dict[str, Any]:
         if name in NUMBERS:
             result[name] = Decimal(text)
         elif name == "c_first_at":
-            result[name] = _time(text)
+            result[name] = parse_time(text)
         elif name == "c_skus":
             result[name] = text.split(";")
         else:

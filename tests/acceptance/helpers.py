@@ -161,7 +161,7 @@ def write_orders(path: Path, items: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
-def _time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     """An ISO time as HubSpot shows it, or epoch milliseconds as hubmap sends it."""
     if text.isdigit():
         return datetime.fromtimestamp(int(text) / 1000, tz=timezone.utc)
@@ -169,7 +169,7 @@ def _time(text: str) -> datetime:
 
 
 def _key(item: dict[str, Any]) -> tuple[datetime, int]:
-    return (_time(item["at"]), int(item["id"]))
+    return (parse_time(item["at"]), int(item["id"]))
 
 
 def expected(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -190,7 +190,7 @@ def expected(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "tiny_count": Decimal(len(mine)),
             "tiny_last_sku": mine[-1]["sku"],
             "tiny_first_sku": mine[0]["sku"],
-            "tiny_first_date": _time(mine[0]["at"]),
+            "tiny_first_date": parse_time(mine[0]["at"]),
             "tiny_skus": newest_first[:PREPEND_CAP],
         }
     return result
@@ -203,7 +203,7 @@ def held(values: dict[str, str]) -> dict[str, Any]:
         if name in NUMBERS:
             result[name] = Decimal(text)
         elif name == "tiny_first_date":
-            result[name] = _time(text)
+            result[name] = parse_time(text)
         elif name == "tiny_skus":
             result[name] = text.split(";")
         elif name.startswith("tiny_"):

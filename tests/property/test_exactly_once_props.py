@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,27 +25,14 @@ from hubmap.uses.context import scope_of
 from hubmap.sandbox import RunningSandbox
 from hubmap.state import StateStore
 from tests.acceptance import helpers
-
-crash_points = st.one_of(
-    st.none(),
-    st.tuples(st.just("call"), st.integers(1, 14), st.booleans()),
-    st.tuples(st.just("record"), st.integers(0, 40), st.just(False)),
-)
-
-
-@pytest.fixture(scope="module")
-def sandbox():  # type: ignore[no-untyped-def]
-    running = helpers.start()
-    yield running
-    running.stop()
-
+from tests.property.crashes import CRASH_POINTS
 
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     ids=st.lists(st.integers(1, 60), min_size=1, max_size=30, unique=True),
     contacts_count=st.integers(1, 6),
-    runs=st.lists(st.tuples(st.integers(0, 2**16), crash_points), min_size=1, max_size=4),
+    runs=st.lists(st.tuples(st.integers(0, 2**16), CRASH_POINTS), min_size=1, max_size=4),
     count_chunk=st.integers(1, 8),
     batch=st.integers(1, 5),
     workers=st.integers(1, 3),

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,20 +22,7 @@ from hubmap.state import StateStore
 from hubmap.sync import cutoffs_of, parts_of, wire_values
 from hubmap.uses.context import scope_of
 from tests.acceptance import changes, helpers
-
-crash_points = st.one_of(
-    st.none(),
-    st.tuples(st.just("call"), st.integers(1, 12), st.booleans()),
-    st.tuples(st.just("record"), st.integers(0, 30), st.just(False)),
-)
-
-
-@pytest.fixture(scope="module")
-def sandbox():  # type: ignore[no-untyped-def]
-    running = helpers.start()
-    yield running
-    running.stop()
-
+from tests.property.crashes import CRASH_POINTS
 
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -44,7 +30,7 @@ def sandbox():  # type: ignore[no-untyped-def]
     seed=st.integers(0, 2**16),
     orders=st.integers(1, 10),
     contacts_count=st.integers(1, 4),
-    runs=st.lists(st.tuples(st.integers(0, 2**16), crash_points), min_size=1, max_size=4),
+    runs=st.lists(st.tuples(st.integers(0, 2**16), CRASH_POINTS), min_size=1, max_size=4),
     count_chunk=st.integers(1, 8),
     batch=st.integers(1, 4),
     workers=st.integers(1, 3),

@@ -17,7 +17,7 @@ from typing import Any
 
 from hubmap.expressions import ExpressionSyntaxError, compile_source
 from hubmap.mapping.loader import LoadedDocument
-from hubmap.mapping.model import Mapping, MergeRule, PropertySpec, PropertyType, Source
+from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source
 from hubmap.problems import Location, Problem, Severity
 
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -34,7 +34,7 @@ from hubmap.hubspot.errors import HubSpotConfigError
 from hubmap.hubspot.retry import RetryPolicy
 from hubmap.inputs import Document
 from hubmap.mapping.model import FormsTarget, Mapping
-from hubmap.ledger import SENT
+from hubmap import ledger
 from hubmap.problems import HubmapError
 from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
@@ -238,7 +238,7 @@ def _delivered(order_id: str, work: _Work, state: StateStore, scope: str) -> boo
     if stored is None:
         return False
     if isinstance(work.mapping.target, FormsTarget):
-        return stored.status == SENT
+        return stored.status == ledger.SENT
     if stored.contact is None:
         return True  # a withdrawn order never counted: nothing to write
     row = state.load_contacts(scope, [stored.contact]).get(stored.contact)

@@ -1,5 +1,6 @@
-"""`hubmap serve` and `hubmap worker`: build the intake service (or the worker alone) from a
-configuration, refusing a mapping or a queue that cannot be used before anything listens."""
+"""`hubmap serve`, `hubmap worker` and `hubmap queue`: build the intake service (or the worker
+alone) from a configuration, refusing a mapping or a queue that cannot be used before anything
+listens; show the queue, and put dead letters back into it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import dataclasses
 from typing import Any
 
 from hubmap.problems import HubmapError
-from hubmap.uses.outcome import EXIT_USAGE, Outcome
+from pathlib import Path
+
+from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Outcome
 
 
 def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
@@ -55,3 +58,28 @@ def worker(config: Any, environ: dict[str, str], *, sandbox: bool) -> Outcome:
     except QueueError as error:
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
     return Outcome(None)
+
+
+def queue_status(path: str) -> Outcome:
+    """Jobs by mapping and status, and the dead letters (exit 1 when there are any)."""
+    from hubmap.serve import status_report
+
+    report = status_report(path)
+    if report is None:
+        return Outcome(None, EXIT_USAGE,
+                       message=f"no queue file at '{path}' (nothing has been received yet)")
+    dead = sum(counts["dead"] for counts in report["mappings"].values())
+    return Outcome(report, EXIT_PROBLEMS if dead else EXIT_OK)
+
+
+def requeue(path: str, events: list[int] | None, mapping: str | None) -> Outcome:
+    """Dead letters (all, or those `events`, of one `mapping` or all) queued again."""
+    from hubmap.serve import Queue
+
+    if not Path(path).exists():
+        return Outcome(None, EXIT_USAGE, message=f"no queue file at '{path}'")
+    queue = Queue(path)
+    try:
+        return Outcome(queue.requeue(events, mapping))
+    finally:
+        queue.close()
