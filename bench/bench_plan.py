@@ -84,8 +84,10 @@ def generate(count: int, contacts: int, seed: int = SEED) -> Iterator[dict[str, 
         }
         if rng.random() < 0.05:
             order["financial_status"] = "partially_refunded"
-            order["refunds"] = [{"transactions": [
-                {"kind": "refund", "status": "success", "amount": str(items[0][3])}]}]
+            order["refunds"] = [{"id": 900_000 + number, "order_id": order["id"],
+                                 "transactions": [{"kind": "refund", "status": "success",
+                                                   "amount": str(items[0][3]),
+                                                   "currency": "USD"}]}]
         yield order
 
 
@@ -97,7 +99,8 @@ def hubmap_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
     compiled = CompiledMapping(load_mapping(str(MAPPING)))
     documents = (Document(order, "bench") for order in orders)
     plan = plan_outcomes(compiled, compiled.outcomes(documents))
-    return {contact.contact: contact.values for contact in plan.contacts}
+    return {contact.contact: {k: v for k, v in contact.values.items() if v != ""}  # "": none
+            for contact in plan.contacts}
 
 
 # ------------------------------------------------------------------------ hand-written
@@ -134,9 +137,6 @@ def hand_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
         if order.get("cancelled_at") is not None or order.get("financial_status") == "voided":
             continue
         if not order.get("financial_status") or order.get("currency") != "USD":
-            continue
-        if order.get("refunds") and order.get("presentment_currency") not in (
-                None, order["currency"]):
             continue
         email = (order.get("email") or "").strip().lower()
         if "@" not in email:
@@ -180,11 +180,11 @@ def hand_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
             latest[f"last_products_bought_product_{n}_name"] = item.get("name")
             latest[f"last_products_bought_product_{n}_price"] = Decimal(item["price"]).quantize(
                 CENT, ROUND_HALF_UP)
-        held = state["latest"]
-        for name, current in latest.items():
-            if current in (None, "") or (name in held and held[name][0] > key):
-                continue
-            held[name] = (key, current)
+        if "latest_key" not in state or state["latest_key"] < key:
+            # "last purchase" values all come from the latest order; what it lacks is empty
+            state["latest_key"] = key
+            state["latest"] = {name: (key, current) for name, current in latest.items()
+                               if current not in (None, "")}
         _prepend(state["skus"], skus, key, SKU_CAP)
         _prepend(state["products"], titles, key, PRODUCT_CAP)
         _prepend(state["brands"], [i.get("vendor") for i in items], key, BRAND_CAP)

@@ -336,15 +336,14 @@ class StateStore:
                 "status='pending'", [(scope, f"refund {r.refund_id}") for r in refunds])
 
     def order_counts(self, scope: str) -> dict[str, int]:
-        """Stored orders by status, and refunds (all, and waiting for their order)."""
+        """Stored orders by status, and refunds (all, and those whose order has not come)."""
         counts = {status: int(n) for status, n in self.db.execute(
             "SELECT status, COUNT(*) FROM orders WHERE scope=? GROUP BY status", (scope,))}
         counts["refunds"] = int(self.db.execute(
             "SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0])
         counts["refunds_waiting"] = int(self.db.execute(
             "SELECT COUNT(*) FROM refunds r WHERE r.scope=? AND NOT EXISTS (SELECT 1 FROM orders "
-            "o WHERE o.scope=r.scope AND o.order_id=r.order_id AND o.status != 'withdrawn' AND "
-            "o.contribution IS NOT NULL)", (scope,)).fetchone()[0])
+            "o WHERE o.scope=r.scope AND o.order_id=r.order_id)", (scope,)).fetchone()[0])
         return counts
 
     def count_orders(self, scope: str) -> int:

@@ -68,10 +68,16 @@ class Decision:
     refold: set[str] = field(default_factory=set)  # contacts to fold afresh
     tally: Tally = field(default_factory=Tally)
     new: list[OrderValues] = field(default_factory=list)  # records of orders seen first here
+    # the record each stored order version came from: its typed values, so the fold need not
+    # read back what was just stored
+    records: dict[str, OrderValues] = field(default_factory=dict)
 
 
-def order_digest(order: OrderValues) -> str:
-    return versions.digest([order.contact, order.time.isoformat(), encode_values(order.values)])
+def order_digest(order: OrderValues, encoded: dict[str, Any] | None = None) -> str:
+    """The digest of what an order contributes (`encoded`: its values' stored form)."""
+    if encoded is None:
+        encoded = encode_values(order.values)
+    return versions.digest([order.contact, order.time.isoformat(), encoded])
 
 
 def refund_digest(refund: RefundValues) -> str:
@@ -120,10 +126,12 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
         if order_id not in contacts_before:
             contacts_before[order_id] = before.contact if before is not None and \
                 before.status == COUNTED else None
+        encoded: dict[str, Any] = {}
         if isinstance(item, Skipped):
             arrival = versions.Arrival(item.version, None)
         else:
-            arrival = versions.Arrival(item.version, order_digest(item), item.contact)
+            encoded = encode_values(item.values)
+            arrival = versions.Arrival(item.version, order_digest(item, encoded), item.contact)
         outcome = versions.classify(_stored_view(before), arrival, versioned)
         setattr(tally, outcome, getattr(tally, outcome) + 1)
         if outcome == versions.NEW:
@@ -133,8 +141,8 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
             assert isinstance(item, OrderValues)
             current[order_id] = StoredOrder(
                 order_id, COUNTED, item.contact, item.time.isoformat(), item.version,
-                arrival.digest, encode_values(item.values),
-                first_seq=before.first_seq if before is not None else 0)
+                arrival.digest, encoded, first_seq=before.first_seq if before is not None else 0)
+            decision.records[order_id] = item
         elif outcome == versions.WITHDRAWN or (outcome == versions.SKIPPED and item.version):
             current[order_id] = StoredOrder(
                 order_id, WITHDRAWN, before.contact if before is not None else None,
@@ -174,16 +182,24 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
 
 
 def parts_of(orders: Iterable[StoredOrder], refunds: MappingType[str, list[StoredRefund]],
-             folder: ContactFolder) -> list[OrderPart]:
-    """What the fold reads of stored orders: each order's values with its refunds added."""
+             folder: ContactFolder,
+             records: MappingType[str, OrderValues] | None = None) -> list[OrderPart]:
+    """What the fold reads of stored orders: each order's values with its refunds added.
+    `records`: the evaluated records of versions stored just now, read instead of their
+    stored form."""
     parts = []
     for order in orders:
-        values = decode_values(order.contribution or {})
+        record = records.get(order.order_id) if records else None
+        if record is not None:
+            values: MappingType[str, Any] = record.values
+            time = record.time
+        else:
+            values = decode_values(order.contribution or {})
+            time = datetime.fromisoformat(order.order_time or "")
         mine = refunds.get(order.order_id)
         if mine:
             values = folder.adjusted(values, [decode_values(r.contribution) for r in mine])
-        parts.append(OrderPart(order.order_id, datetime.fromisoformat(order.order_time or ""),
-                               values, order.seq, order.first_seq))
+        parts.append(OrderPart(order.order_id, time, values, order.seq, order.first_seq))
     return parts
 
 
@@ -415,7 +431,7 @@ class MemoryLedger:
         for contact, order_ids in decision.fast.items():
             accs = self.accs.get(contact, {})
             for part in parts_of([self.orders[i] for i in order_ids],
-                                 self._refunds_for(order_ids), self.folder):
+                                 self._refunds_for(order_ids), self.folder, decision.records):
                 accs = self.folder.add(accs, part)
             self.accs[contact] = accs
         for contact in decision.refold:
@@ -439,6 +455,5 @@ class MemoryLedger:
         return len(self.by_contact.get(contact, ()))
 
     def refunds_waiting(self) -> int:
-        return sum(1 for r in self.refunds.values()
-                   if self.orders.get(r.order_id) is None
-                   or self.orders[r.order_id].status != COUNTED)
+        """Refunds whose order has not come (a withdrawn order's refunds wait for nothing)."""
+        return sum(1 for r in self.refunds.values() if r.order_id not in self.orders)

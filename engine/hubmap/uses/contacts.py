@@ -117,7 +117,8 @@ class ContactsSync:
                 row = rows[contact]
                 accs = self.folder.load(row.acc)
                 cutoffs = sync.cutoffs_of(row, self.started)
-                for part in sync.parts_of([stored_now[i] for i in ids], refunds, self.folder):
+                for part in sync.parts_of([stored_now[i] for i in ids], refunds, self.folder,
+                                          decision.records):
                     accs = self.folder.add(accs, part, cutoffs)
                     row.folded_seq = max(row.folded_seq, part.seq)
                 row.acc = self.folder.dump(accs)

@@ -2,7 +2,7 @@
 
 The words for orders (`hubmap.sync.Tally`): new, changed, unchanged, stale, withdrawn, skipped;
 for refunds: refunds (seen for the first time), refunds_changed, refunds_unchanged, and
-refunds_waiting (stored, their order not counted yet - a state figure at the end of the run).
+refunds_waiting (stored, their order has not come yet - a state figure at the end of the run).
 """
 
 from __future__ import annotations
