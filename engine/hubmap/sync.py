@@ -395,6 +395,7 @@ class MemoryLedger:
         self.refunds: dict[str, StoredRefund] = {}
         self.by_contact: dict[str, set[str]] = {}  # counted order ids per contact
         self.by_order: dict[str, dict[str, StoredRefund]] = {}  # refunds per order id
+        self.texts: dict[str, str] = {}  # each stored order's contribution, as JSON text
         self.accs: dict[str, Accs] = {}
         self.tally = Tally()
         self.first: list[OrderValues] = []  # each order's first counted record (forms submit it)
@@ -412,6 +413,11 @@ class MemoryLedger:
             self._seq += 1
             order.seq = self._seq
             order.first_seq = order.first_seq or order.seq
+            if order.contribution is not None:
+                # kept as compact text: read back only when the contact is folded afresh
+                self.texts[order.order_id] = json.dumps(order.contribution,
+                                                        separators=(",", ":"))
+                order.contribution = None
             old = self.orders.get(order.order_id)
             if old is not None and old.contact in self.by_contact:
                 self.by_contact[old.contact].discard(order.order_id)
@@ -435,10 +441,13 @@ class MemoryLedger:
                 accs = self.folder.add(accs, part)
             self.accs[contact] = accs
         for contact in decision.refold:
-            mine = sorted((self.orders[i] for i in self.by_contact.get(contact, ())),
-                          key=lambda o: o.seq)
+            mine = sorted((self._with_contribution(self.orders[i])
+                           for i in self.by_contact.get(contact, ())), key=lambda o: o.seq)
             self.accs[contact] = self.folder.fold(parts_of(
                 mine, self._refunds_for([o.order_id for o in mine]), self.folder))
+
+    def _with_contribution(self, order: StoredOrder) -> StoredOrder:
+        return replace(order, contribution=json.loads(self.texts[order.order_id]))
 
     def _refunds_for(self, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
         return {i: sorted(self.by_order[i].values(), key=lambda r: r.seq)

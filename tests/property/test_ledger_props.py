@@ -89,7 +89,8 @@ def test_without_versions_the_later_arrival_wins(history, seed: int, chunk: int)
 def _assert_fast_path_is_a_fresh_fold(ledger: MemoryLedger) -> None:
     folder = ledger.folder
     for contact in ledger.contacts():
-        mine = sorted((ledger.orders[i] for i in ledger.by_contact.get(contact, ())),
+        mine = sorted((ledger._with_contribution(ledger.orders[i])
+                       for i in ledger.by_contact.get(contact, ())),
                       key=lambda o: o.seq)
         fresh = folder.fold(parts_of(mine, ledger._refunds_for([o.order_id for o in mine]),
                                      folder))
