@@ -336,9 +336,12 @@ class StateStore:
                 "status='pending'", [(scope, f"refund {r.refund_id}") for r in refunds])
 
     def order_counts(self, scope: str) -> dict[str, int]:
-        """Stored orders by status, and refunds (all, and those whose order has not come)."""
+        """Stored orders by status (counted, withdrawn, sent, skipped), and refunds (all, and
+        those whose order has not come)."""
+        # a withdrawn row without a contact was never counted: a skipped record remembered
         counts = {status: int(n) for status, n in self.db.execute(
-            "SELECT status, COUNT(*) FROM orders WHERE scope=? GROUP BY status", (scope,))}
+            "SELECT CASE WHEN status='withdrawn' AND contact IS NULL THEN 'skipped' ELSE status "
+            "END, COUNT(*) FROM orders WHERE scope=? GROUP BY 1", (scope,))}
         counts["refunds"] = int(self.db.execute(
             "SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0])
         counts["refunds_waiting"] = int(self.db.execute(

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from hubmap.sandbox import RunningSandbox
-from tests.acceptance import helpers
+from tests.acceptance import changes, helpers
 from tests.conftest import ROOT
 
 KILLS = 4
@@ -160,6 +160,37 @@ def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(tmp_path:
     sandbox.configure(latency_ms=0)
     helpers.assert_hubspot_holds(sandbox, items)
     assert _progress(state) == (4000, 1500)
+
+
+@pytest.mark.slow
+def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_path: Path,
+                                                                          sandbox) -> None:
+    """Versions, stale copies, withdrawals and refunds, with SIGKILLs while counting and while
+    writing: the run to the end leaves the fold over each order's latest version."""
+    mapping = changes.write_mapping(tmp_path)
+    rng = random.Random(int(os.environ.get("HUBMAP_KILL_SEED", "2")))
+    records = changes.every_record(changes.history(7, orders=1500, contacts=600))
+    feed = records + rng.sample(records, len(records) // 2)  # repeats and stale copies
+    rng.shuffle(feed)
+    source = helpers.write_orders(tmp_path / "changes.ndjson", feed)
+    state = tmp_path / "state.db"
+    sandbox.configure(latency_ms=KILL_LATENCY_MS)
+    seen: list[tuple[int, int]] = []
+    for kill in range(KILLS):
+        process = _cli(mapping, source, state, sandbox)
+        time.sleep(rng.uniform(0.3, 2.5))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=RUN_TIMEOUT)
+        seen.append(_progress(state))
+    print("progress at each kill (orders stored, contacts confirmed):", seen)
+    assert any(orders > 0 for orders, _ in seen), seen  # killed after taking records in
+    assert any(written < 600 for _, written in seen), seen  # ... and before the end
+    final = _cli(mapping, source, state, sandbox)
+    out, err = final.communicate(timeout=RUN_TIMEOUT)
+    assert final.returncode == 0, err
+    sandbox.configure(latency_ms=0)
+    got = {email: changes.held(values) for email, values in helpers.contacts(sandbox).items()}
+    assert {e: v for e, v in got.items() if v} == changes.expected(feed)
 
 
 @pytest.mark.slow

@@ -83,6 +83,9 @@ def status_text(report: dict[str, Any]) -> str:
             lines.append(f"  run {run['id']} {run['started']} -> {run['ended'] or '...'} "
                          f"{run['outcome']}: {counts.get('new', 0)} new, "
                          f"{counts.get('changed', 0)} changed, "
+                         f"{counts.get('unchanged', 0)} unchanged, "
+                         f"{counts.get('stale', 0)} stale, "
                          f"{counts.get('withdrawn', 0)} withdrawn, "
+                         f"{counts.get('refunds', 0)} refunds, "
                          f"{counts.get('rejected', 0)} rejected, {counts.get('calls', 0)} calls")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ def report(state_path: str) -> dict[str, Any]:
                 "scope": scope,
                 "orders_counted": counts.get("counted", 0) + counts.get("sent", 0),
                 "orders_withdrawn": counts.get("withdrawn", 0),
+                "orders_skipped": counts.get("skipped", 0),  # remembered, never counted
                 "refunds": counts["refunds"],
                 "refunds_waiting": counts["refunds_waiting"],
                 "contacts_unconfirmed": state.count_dirty(scope),
