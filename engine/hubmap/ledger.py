@@ -47,3 +47,7 @@ class ContactRow:
     hubspot_id: str | None = None
     dirty: bool = False
     last_error: str | None = None
+    counted: str = ""  # what the fold holds: `hubmap.fence.Counted` text
+    fence_written: str | None = None  # the fence HubSpot confirmed last
+    fence_writing: str | None = None  # the fence being sent now
+    sending: dict[str, str] | None = None  # the values a write will send (prepared, not sent)

@@ -47,7 +47,7 @@ def _hubspot_type(spec: PropertySpec) -> str:
 
 
 def definitions(mapping: Mapping) -> list[Definition]:
-    group = mapping.group.name if mapping.group else DEFAULT_GROUP
+    group = group_name(mapping)
     result = []
     for spec in mapping.properties:
         body: dict[str, Any] = {
@@ -87,13 +87,19 @@ def definitions(mapping: Mapping) -> list[Definition]:
     return result
 
 
+def group_name(mapping: Mapping) -> str:
+    return mapping.group.name if mapping.group else DEFAULT_GROUP
+
+
 def compare(mapping: Mapping, existing: list[dict[str, Any]],
-            groups: list[dict[str, Any]]) -> Comparison:
+            groups: list[dict[str, Any]], extra: list[Definition] | None = None) -> Comparison:
+    """What the portal lacks or holds otherwise than the mapping (and `extra` definitions, such
+    as the mapping's fence) needs."""
     by_name = {p["name"]: p for p in existing}
     result = Comparison()
     if mapping.group and mapping.group.name not in {g.get("name") for g in groups}:
         result.group = {"name": mapping.group.name, "label": mapping.group.label}
-    for definition in definitions(mapping):
+    for definition in definitions(mapping) + list(extra or ()):
         have = by_name.get(definition.name)
         if have is None:
             result.missing.append(definition)
@@ -154,16 +160,19 @@ def read_portal(client: HubSpotClient) -> tuple[list[dict[str, Any]], list[dict[
 @dataclass
 class ApplyResult:
     created: list[str] = field(default_factory=list)
+    existing: list[dict[str, Any]] = field(default_factory=list)  # the portal's, before
     options_added: list[str] = field(default_factory=list)
     group_created: bool = False
     problems: list[Problem] = field(default_factory=list)
 
 
-def apply(client: HubSpotClient, mapping: Mapping) -> ApplyResult:
-    """Create the group and missing properties, add options; refuse (writing nothing) on a clash."""
+def apply(client: HubSpotClient, mapping: Mapping,
+          extra: list[Definition] | None = None) -> ApplyResult:
+    """Create the group and missing properties, add options; refuse (writing nothing) on a clash.
+    `extra`: definitions beyond the mapping's properties (its fence)."""
     existing, groups = read_portal(client)
-    comparison = compare(mapping, existing, groups)
-    result = ApplyResult(problems=list(comparison.problems))
+    comparison = compare(mapping, existing, groups, extra)
+    result = ApplyResult(problems=list(comparison.problems), existing=existing)
     if comparison.refused:
         return result
     if comparison.group:

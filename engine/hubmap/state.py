@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -74,7 +75,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     written TEXT, writing TEXT, dirty INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, updated_at TEXT,
     cutoffs TEXT NOT NULL DEFAULT '{}', folded_seq INTEGER NOT NULL DEFAULT 0,
-    written_seq INTEGER NOT NULL DEFAULT 0,
+    written_seq INTEGER NOT NULL DEFAULT 0, counted TEXT NOT NULL DEFAULT '',
+    fence_written TEXT, fence_writing TEXT, sending TEXT,
     PRIMARY KEY (scope, contact));
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
@@ -95,7 +97,9 @@ CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
 # 0.1 (schema 1) files: the contacts table gains these columns, the orders table is made anew.
 _UPGRADE_CONTACT_COLUMNS = ["cutoffs TEXT NOT NULL DEFAULT '{}'",
                             "folded_seq INTEGER NOT NULL DEFAULT 0",
-                            "written_seq INTEGER NOT NULL DEFAULT 0"]
+                            "written_seq INTEGER NOT NULL DEFAULT 0",
+                            "counted TEXT NOT NULL DEFAULT ''", "fence_written TEXT",
+                            "fence_writing TEXT", "sending TEXT"]
 
 
 class StateLockedError(RuntimeError):
@@ -359,22 +363,24 @@ class StateStore:
 
     def load_contacts(self, scope: str, contacts: Iterable[str]) -> dict[str, ContactRow]:
         return {r[0]: ContactRow(r[0], _unjson(r[1]), _unjson(r[2]) or {}, _unjson(r[3]) or {},
-                                 r[4], r[5], _unjson(r[6]), _unjson(r[7]), r[8], bool(r[9]), r[10])
+                                 r[4], r[5], _unjson(r[6]), _unjson(r[7]), r[8], bool(r[9]), r[10],
+                                 r[11], r[12], r[13], _unjson(r[14]))
                 for r in self._in_chunks(
                     "SELECT contact, baseline, acc, cutoffs, folded_seq, written_seq, written, "
-                    "writing, hubspot_id, dirty, last_error FROM contacts WHERE scope=? AND "
-                    "contact IN ({marks})", scope, contacts)}
+                    "writing, hubspot_id, dirty, last_error, counted, fence_written, "
+                    "fence_writing, sending FROM contacts WHERE scope=? AND contact IN ({marks})",
+                    scope, contacts)}
 
     def save_folded(self, scope: str, rows: Iterable[ContactRow]) -> None:
         """Contacts whose accumulators changed: stored, and marked to be written."""
         now = _now()
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO contacts (scope, contact, acc, folded_seq, dirty, updated_at) "
-                "VALUES (?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
-                "acc=excluded.acc, folded_seq=excluded.folded_seq, dirty=1, "
-                "updated_at=excluded.updated_at",
-                [(scope, r.contact, _json(r.acc), r.folded_seq, now) for r in rows])
+                "INSERT INTO contacts (scope, contact, acc, folded_seq, counted, dirty, "
+                "updated_at) VALUES (?,?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
+                "acc=excluded.acc, folded_seq=excluded.folded_seq, counted=excluded.counted, "
+                "dirty=1, updated_at=excluded.updated_at",
+                [(scope, r.contact, _json(r.acc), r.folded_seq, r.counted, now) for r in rows])
 
     def dirty_contacts(self, scope: str) -> list[str]:
         """Contacts with values HubSpot has not confirmed yet (a snapshot, in key order)."""
@@ -387,9 +393,11 @@ class StateStore:
 
     def save_prepared(self, scope: str, run_id: int, rebased: Iterable[ContactRow],
                       drift: Iterable[tuple[str, str, str | None, str | None]],
-                      writes: dict[str, dict[str, str]]) -> None:
-        """Before a batch is sent, in one transaction: baselines read (or moved by drift) with
-        their cutoffs and accumulators, the drift found, and the values about to be sent."""
+                      prepared: Iterable[ContactRow]) -> None:
+        """Before anything is sent, in one transaction: baselines read (or moved by drift) with
+        their cutoffs and accumulators, the drift found, and for each prepared contact the
+        values and the fence it is to hold (`writing`, `fence_writing`) and what a write sends
+        (`sending`)."""
         now = _now()
         with self.transaction() as db:
             db.executemany(
@@ -401,8 +409,17 @@ class StateStore:
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
                 "VALUES (?,?,?,?,?,?,?)",
                 [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift])
-            db.executemany("UPDATE contacts SET writing=? WHERE scope=? AND contact=?",
-                           [(_json(values), scope, contact) for contact, values in writes.items()])
+            db.executemany(
+                "UPDATE contacts SET writing=?, fence_writing=?, sending=?, "
+                "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
+                [(_json(r.writing), r.fence_writing, _json(r.sending), r.hubspot_id, scope,
+                  r.contact) for r in prepared])
+
+    def prepared_contacts(self, scope: str) -> list[str]:
+        """Dirty contacts with a write prepared (in key order)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT contact FROM contacts WHERE scope=? AND dirty=1 AND sending IS NOT NULL "
+            "ORDER BY contact", (scope,))]
 
     def save_written(self, scope: str, rows: Iterable[ContactRow]) -> None:
         """HubSpot confirmed: `written` holds what it has now, the contact is no longer dirty."""
@@ -410,9 +427,10 @@ class StateStore:
         with self.transaction() as db:
             db.executemany(
                 "UPDATE contacts SET written=?, written_seq=folded_seq, writing=NULL, dirty=0, "
-                "last_error=NULL, hubspot_id=COALESCE(?, hubspot_id), updated_at=? "
-                "WHERE scope=? AND contact=?",
-                [(_json(r.written), r.hubspot_id, now, scope, r.contact) for r in rows])
+                "fence_written=?, fence_writing=NULL, sending=NULL, last_error=NULL, "
+                "hubspot_id=COALESCE(?, hubspot_id), updated_at=? WHERE scope=? AND contact=?",
+                [(_json(r.written), r.fence_written, r.hubspot_id, now, scope, r.contact)
+                 for r in rows])
 
     def save_failed(self, scope: str, failures: dict[str, str]) -> None:
         with self.transaction() as db:
@@ -438,6 +456,43 @@ class StateStore:
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def ledger_id(self) -> str:
+        """This state file's id, written into every fence (made at first use)."""
+        with self.transaction() as db:
+            held = self._meta("ledger")
+            if held is None:
+                held = secrets.token_hex(8)
+                db.execute("INSERT INTO meta VALUES ('ledger', ?)", (held,))
+        return held
+
+    def fence_property(self, scope: str) -> str | None:
+        """The fence property of the scope's mapping (chosen at its first run)."""
+        return self._meta(f"fence|{scope}")
+
+    def save_fence_property(self, scope: str, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"fence|{scope}", name))
+
+    def mapping_files(self, portal_scope_prefix: str) -> dict[str, str]:
+        """Each scope of a portal with the mapping file of its last run."""
+        result: dict[str, str] = {}
+        for scope, file in self.db.execute(
+                "SELECT scope, mapping_file FROM runs WHERE scope LIKE ? ESCAPE '\\' "
+                "ORDER BY id", (portal_scope_prefix.replace("%", "\\%").replace("_", "\\_")
+                                + "%",)):
+            result[scope] = file
+        return result
+
+    def rename_scope(self, old: str, new: str) -> None:
+        """A mapping's new name: everything kept of the old name is the new name's."""
+        with self.transaction() as db:
+            for table in ("runs", "orders", "refunds", "contacts", "rejects", "drift"):
+                db.execute(f"UPDATE {table} SET scope=? WHERE scope=?", (new, old))
+            for (key,) in db.execute("SELECT key FROM meta WHERE key LIKE ?",
+                                     (f"%|{old}",)).fetchall():
+                db.execute("UPDATE meta SET key=? WHERE key=?",
+                           (key[: -len(old)] + new, key))
 
     def fingerprint(self, scope: str) -> dict[str, Any] | None:
         """What the scope's stored counts were computed with (see `hubmap.sync.fingerprint`)."""
@@ -493,7 +548,7 @@ class StateStore:
             db.execute("DELETE FROM meta WHERE key IN (?, ?)",
                        (f"started|{scope}", f"upgraded|{scope}"))
             db.execute("UPDATE contacts SET acc='{}', cutoffs='{}', folded_seq=0, written_seq=0, "
-                       "dirty=1 WHERE scope=?", (scope,))
+                       "counted='', dirty=1 WHERE scope=?", (scope,))
 
     def end_rebuild(self, scope: str) -> None:
         with self.transaction() as db:

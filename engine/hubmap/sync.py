@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from hubmap import versions
+from hubmap import fence, versions
 from hubmap.evaluate import OrderValues, RefundValues, Skipped
 from hubmap.fold import Accs, ContactFolder, Cutoffs, OrderPart, decode_values, encode_values
 from hubmap.mapping.model import Mapping, Source
@@ -201,6 +201,18 @@ def parts_of(orders: Iterable[StoredOrder], refunds: MappingType[str, list[Store
             values = folder.adjusted(values, [decode_values(r.contribution) for r in mine])
         parts.append(OrderPart(order.order_id, time, values, order.seq, order.first_seq))
     return parts
+
+
+def counted_of(orders: Iterable[StoredOrder],
+               refunds: MappingType[str, list[StoredRefund]]) -> fence.Counted:
+    """What a contact's fold holds, for its fence: its orders and their refunds, by content."""
+    counted = fence.Counted()
+    for order in orders:
+        counted = counted.add(fence.order_mark(order.order_id, None, order.digest))
+        for refund in refunds.get(order.order_id, ()):
+            counted = counted.add(fence.order_mark(f"refund {refund.refund_id}", None,
+                                                   refund.digest))
+    return counted
 
 
 def cutoffs_of(row: ContactRow, started: MappingType[str, int]) -> Cutoffs:

@@ -63,7 +63,7 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
             if e != edited} == others
     store = StateStore(state)
     try:
-        scope = scope_of(load_mapping(str(mapping)), sandbox.url, str(helpers.PORTAL_ID))
+        scope = scope_of(load_mapping(str(mapping)), str(helpers.PORTAL_ID))
         drift = {(d["contact"], d["property"]): d["found"] for d in store.drift_items(scope)}
         assert drift == {(edited, "tiny_total"): "1000.50", (edited, "tiny_last_sku"): "MANUAL"}
     finally:

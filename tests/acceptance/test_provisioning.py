@@ -75,6 +75,7 @@ EXPECTED_TYPES = {
     "colours": ("enumeration", "checkbox"),
     "skus_bought": ("string", "textarea"),
 }
+FENCE = "hubmap_fence_provisioning"  # the mapping's fence: which state wrote a contact
 ORDERS = [
     {"id": 1, "email": "Ann@Example.com", "created_at": "2024-05-01T10:00:00+02:00",
      "total": "10.10", "vip": True, "tier": "gold", "items": [{"sku": "A", "colour": "red"}]},
@@ -129,7 +130,7 @@ def test_run_creates_the_properties_first_with_their_types_in_the_group(sandbox,
     result = run(mapping, sandbox.url, "--format", "json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert sorted(summary["properties_created"]) == sorted(EXPECTED_TYPES)
+    assert sorted(summary["properties_created"]) == sorted([*EXPECTED_TYPES, FENCE])
 
     # Every property call came before the first contact call.
     endpoints = [r["endpoint"] for r in sandbox.stats()["requests"]]
@@ -138,7 +139,8 @@ def test_run_creates_the_properties_first_with_their_types_in_the_group(sandbox,
     assert all(not e.startswith(("properties.", "groups.")) for e in endpoints[first_contact:])
 
     made = custom_properties(sandbox)
-    assert {name: (p["type"], p["fieldType"]) for name, p in made.items()} == EXPECTED_TYPES
+    assert {name: (p["type"], p["fieldType"]) for name, p in made.items()} == {
+        **EXPECTED_TYPES, FENCE: ("string", "textarea")}
     assert {p["groupName"] for p in made.values()} == {GROUP}
     groups = api(sandbox, "GET", "/crm/v3/properties/contacts/groups").json()["results"]
     assert {"name": GROUP, "label": "Shop orders"}.items() <= next(

@@ -75,7 +75,7 @@ def test_a_0_1_state_is_refused_until_rebuilt_and_the_rebuild_keeps_its_baseline
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 21), contacts_count=1)
     email = items[0]["email"]
-    scope = scope_of(load_mapping(str(mapping)), sandbox.url, str(helpers.PORTAL_ID))
+    scope = scope_of(load_mapping(str(mapping)), str(helpers.PORTAL_ID))
     state = tmp_path / "state.db"
     first = items[:12]
     _hubmap_0_1_state(state, scope, email, first)

@@ -76,7 +76,7 @@ def _assert_state_is_one_clean_fold(mapping_path: Path, sandbox: RunningSandbox,
     compiled = CompiledMapping(mapping)
     clean = plan_outcomes(compiled, compiled.outcomes(iter([Document(i, "clean") for i in items])))
     folder = ContactFolder(compiled)
-    scope = scope_of(mapping, sandbox.url, str(helpers.PORTAL_ID))
+    scope = scope_of(mapping, str(helpers.PORTAL_ID))
     store = StateStore(state_path)
     try:
         assert store.count_orders(scope) == len(items)

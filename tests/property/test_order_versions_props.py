@@ -76,7 +76,7 @@ def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
 def _assert_cached_folds_are_fresh_folds(mapping_path: Path, sandbox, state_path: Path) -> None:
     mapping = load_mapping(str(mapping_path))
     folder = ContactFolder(CompiledMapping(mapping))
-    scope = scope_of(mapping, sandbox.url, str(helpers.PORTAL_ID))
+    scope = scope_of(mapping, str(helpers.PORTAL_ID))
     store = StateStore(state_path)
     try:
         assert store.count_dirty(scope) == 0

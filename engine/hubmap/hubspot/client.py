@@ -249,6 +249,7 @@ class HubSpotClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._counters = _Counters()
+        self._account: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -282,6 +283,15 @@ class HubSpotClient:
                 transport_errors=c.transport_errors,
                 daily_remaining=self.limiter.daily_remaining,
             )
+
+    # ------------------------------------------------------------------ the portal
+
+    def account_details(self) -> dict[str, Any]:
+        """The portal the token belongs to (``GET /account-info/v3/details``: ``portalId``,
+        time zone, currency), read once per client."""
+        if self._account is None:
+            self._account = self._api("GET", "/account-info/v3/details")
+        return self._account
 
     # ------------------------------------------------------------------ properties
 

@@ -49,6 +49,9 @@ class ReadOnlyClient:
 
     # -- reads -----------------------------------------------------------------------------
 
+    def account_details(self) -> dict[str, Any]:
+        return self.client.account_details()
+
     def list_properties(self, object_type: str = "contacts") -> list[dict[str, Any]]:
         return self.client.list_properties(object_type)
 

@@ -1,6 +1,7 @@
-"""A local HubSpot stand-in: an HTTP server that answers the CRM contacts, properties and forms
-endpoints as strictly as HubSpot does, so mappings can be tried without a HubSpot account and tests
-and benchmarks talk real HTTP to something real.
+"""A local HubSpot stand-in: an HTTP server that answers the CRM contacts (including merges and
+secondary emails), properties, forms and account-info endpoints as strictly as HubSpot does, so
+mappings can be tried without a HubSpot account and tests and benchmarks talk real HTTP to
+something real.
 
 Modules: `config` (settings), `server` (start/stop/serve), `app` (WSGI routing and gatekeeping),
 `contacts`, `properties`, `forms` (the endpoints), `values` (value checks), `catalog` (built-in

@@ -6,6 +6,14 @@ JSON body -> handler inside one store transaction -> rate-limit headers -> maybe
 connection after a committed write. Numbered (`/crm/v3/...`) and date-based
 (`/crm/objects/2026-03/...`) paths map to the same handlers. `/_sandbox/...` admin routes skip
 all of it.
+
+`GET /account-info/v3/details` (and `/account-info/2026-03/details`) answers the account behind
+the token: the configured `portal_id`, so two sandboxes with different `SandboxConfig.portal_id`
+stand in for two portals. Admin routes (not HubSpot's): `GET /_sandbox/dump`,
+`POST /_sandbox/reset`, `GET|POST /_sandbox/config`, `GET /_sandbox/stats`,
+`GET /_sandbox/contacts/{email}`, and `POST /_sandbox/contacts/{id}/additional_emails`
+`{"emails": ["b@x.com", ...]}`, which replaces a contact's read-only `hs_additional_emails`
+(secondary addresses; `[]` clears them) and answers the contact (see `contacts`).
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
@@ -65,6 +75,8 @@ ROUTES: dict[str, Route] = {
     "contacts.batch_create": Route(CRM, True, True),
     "contacts.batch_update": Route(CRM, True, True),
     "contacts.batch_upsert": Route(CRM, True, True),
+    "contacts.merge": Route(CRM, True, True),
+    "account.details": Route(CRM, False, False),
     "properties.list": Route(CRM, False, False),
     "properties.create": Route(CRM, True, True),
     "properties.get": Route(CRM, False, False),
@@ -88,6 +100,17 @@ ROUTES: dict[str, Route] = {
     "admin.config": Route(ADMIN, False, False),
     "admin.stats": Route(ADMIN, False, False),
     "admin.contact": Route(ADMIN, False, False),
+    "admin.additional_emails": Route(ADMIN, False, True),
+}
+
+#: What `GET /account-info/v3/details` answers besides the portal id (a US portal on na1).
+ACCOUNT_TIME_ZONE = "US/Eastern"
+ACCOUNT_DETAILS = {
+    "accountType": "STANDARD",
+    "timeZone": ACCOUNT_TIME_ZONE,
+    "companyCurrency": "USD",
+    "uiDomain": "app.hubspot.com",
+    "dataHostingLocation": "na1",
 }
 
 
@@ -102,6 +125,7 @@ def _rules() -> list[Rule]:
             Rule(f"{prefix}/batch/create", endpoint="contacts.batch_create", methods=["POST"]),
             Rule(f"{prefix}/batch/update", endpoint="contacts.batch_update", methods=["POST"]),
             Rule(f"{prefix}/batch/upsert", endpoint="contacts.batch_upsert", methods=["POST"]),
+            Rule(f"{prefix}/merge", endpoint="contacts.merge", methods=["POST"]),
             Rule(f"{prefix}/<key>", endpoint="contacts.read", methods=["GET"]),
             Rule(f"{prefix}/<key>", endpoint="contacts.update", methods=["PATCH"]),
             Rule(f"{prefix}/<key>", endpoint="contacts.archive", methods=["DELETE"]),
@@ -124,6 +148,12 @@ def _rules() -> list[Rule]:
         ]
     submit = "/submissions/v3/integration"
     rules += [
+        Rule("/account-info/v3/details", endpoint="account.details", methods=["GET"]),
+        Rule(
+            "/account-info/<date_version:version>/details",
+            endpoint="account.details",
+            methods=["GET"],
+        ),
         Rule("/marketing/v3/forms", endpoint="forms.list", methods=["GET"]),
         Rule("/marketing/v3/forms", endpoint="forms.create", methods=["POST"]),
         Rule("/marketing/v3/forms/<form_id>", endpoint="forms.get", methods=["GET"]),
@@ -138,6 +168,11 @@ def _rules() -> list[Rule]:
         Rule("/_sandbox/config", endpoint="admin.config", methods=["GET", "POST"]),
         Rule("/_sandbox/stats", endpoint="admin.stats", methods=["GET"]),
         Rule("/_sandbox/contacts/<email>", endpoint="admin.contact", methods=["GET"]),
+        Rule(
+            "/_sandbox/contacts/<contact_id>/additional_emails",
+            endpoint="admin.additional_emails",
+            methods=["POST"],
+        ),
     ]
     return rules
 
@@ -361,6 +396,8 @@ class SandboxApp:
             "contacts.batch_create": lambda r, a, b, cfg: c.batch_create(b, cfg),
             "contacts.batch_update": lambda r, a, b, cfg: c.batch_update(b, cfg),
             "contacts.batch_upsert": lambda r, a, b, cfg: c.batch_upsert(b, cfg),
+            "contacts.merge": lambda r, a, b, cfg: c.merge(b, cfg),
+            "account.details": lambda r, a, b, cfg: (200, account_details(cfg)),
             "properties.list": lambda r, a, b, cfg: p.list_all(),
             "properties.create": lambda r, a, b, cfg: p.create(b),
             "properties.get": lambda r, a, b, cfg: p.get(a["name"]),
@@ -417,6 +454,19 @@ class SandboxApp:
             if view is None:
                 return _error_response(errors.not_found(f"No contact with email {args['email']}"))
             return _json_response(200, view)
+        if endpoint == "admin.additional_emails":
+            try:
+                body = _json_body(request)
+                if not isinstance(body, dict) or "emails" not in body:
+                    raise errors.bad_json('the body must be {"emails": [...]}')
+                key = args["contact_id"]
+                if not (key.isascii() and key.isdigit()):
+                    raise errors.not_found(f"No contact with id {key}")
+                with self.store.transaction():
+                    record = self.contacts.set_additional_emails(int(key), body["emails"])
+                return _json_response(200, record)
+            except ApiError as error:
+                return _error_response(error)
         if endpoint == "admin.reset":
             self.reset()
             return _json_response(200, {"status": "reset"})
@@ -431,6 +481,29 @@ class SandboxApp:
             return _error_response(errors.validation_error(str(error)))
         except ApiError as error:
             return _error_response(error)
+
+
+def account_details(config: SandboxConfig) -> dict[str, Any]:
+    """`GET /account-info/v3/details`: the configured portal, US/Eastern, USD, na1."""
+    offset_ms = _utc_offset_ms(ACCOUNT_TIME_ZONE)
+    sign = "-" if offset_ms < 0 else "+"
+    minutes = abs(offset_ms) // 60_000
+    return {
+        "portalId": config.portal_id,
+        **ACCOUNT_DETAILS,
+        "additionalCurrencies": [],
+        "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+        "utcOffsetMilliseconds": offset_ms,
+    }
+
+
+def _utc_offset_ms(zone: str) -> int:
+    """The zone's current UTC offset; US/Eastern standard time if the tz database is missing."""
+    try:
+        offset = datetime.now(ZoneInfo(zone)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        offset = None
+    return int(offset.total_seconds() * 1000) if offset is not None else -18_000_000
 
 
 class _RateLimited(ApiError):

@@ -54,8 +54,15 @@ READ_ONLY = frozenset(
         "recent_conversion_date",
         "first_conversion_event_name",
         "first_conversion_date",
+        "hs_additional_emails",
+        "hs_merged_object_ids",
     }
 )
+#: A contact's secondary addresses, `;`-separated (HUBSPOT-API.md §10); HubSpot writes it (merges,
+#: form submissions), the API cannot.
+ADDITIONAL_EMAILS = "hs_additional_emails"
+#: Ids of the contacts merged into this one, `;`-separated (HUBSPOT-API.md §10).
+MERGED_OBJECT_IDS = "hs_merged_object_ids"
 
 
 def _builtin(
@@ -110,6 +117,8 @@ def builtin_properties() -> list[dict[str, Any]]:
         _builtin("country", "Country/Region", "string", "text"),
         _builtin("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", options=lifecycle),
         _builtin("hs_object_id", "Record ID", "number", "number"),
+        _builtin(ADDITIONAL_EMAILS, "Additional email addresses", "enumeration", "select"),
+        _builtin(MERGED_OBJECT_IDS, "Merged Contact IDs", "enumeration", "checkbox"),
         _builtin("createdate", "Create Date", "datetime", "date"),
         _builtin("lastmodifieddate", "Last Modified Date", "datetime", "date"),
         _builtin("num_conversion_events", "Number of Form Submissions", "number", "number", conv),

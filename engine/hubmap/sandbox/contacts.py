@@ -6,6 +6,24 @@ every problem (`errors[].in` names the input, e.g. `inputs[3]`), as HubSpot does
 errors; an email or unique value already taken rejects the whole batch with 409 naming the first
 one (HubSpot's batch create behaviour); ids that do not exist are reported per item in a 207
 (`OBJECT_NOT_FOUND`, one error listing the ids) while the found ones succeed.
+
+Identity, as HubSpot keeps it (HUBSPOT-API.md §10):
+- `hs_additional_emails` (read-only, `;`-separated) holds a contact's secondary addresses. A
+  lookup by email (`idProperty=email` on reads, updates, batch read and batch upsert) finds the
+  contact whose primary `email` is the address, else the one listing it as a secondary; the
+  result is that record, so its `email` can differ from the key asked for. An upsert keyed by a
+  secondary address updates that contact and leaves its primary email alone. Creating or
+  changing a contact to an address some other contact has (primary or secondary) is a 409.
+  Changing the primary email drops the old one (it is not kept as a secondary); making a
+  secondary the primary takes it out of `hs_additional_emails`.
+- `POST .../contacts/merge {"primaryObjectId", "objectIdToMerge"}` folds the second contact
+  into the first (see `merge`). The merged id lives on in the survivor's
+  `hs_merged_object_ids`: reads by id (`GET /{id}`, batch read by id/`hs_object_id`) and
+  updates by id follow it to the survivor, which answers with its own id. DELETE does not
+  follow it (a merged id is simply gone: 204).
+- Tests give a contact secondary addresses through the admin route
+  `POST /_sandbox/contacts/{id}/additional_emails {"emails": [...]}` (replaces the list) or
+  `RunningSandbox.set_additional_emails(id, emails)`, both ending in `set_additional_emails`.
 """
 
 from __future__ import annotations
@@ -14,11 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubmap.sandbox import errors
-from hubmap.sandbox.catalog import READ_ONLY
+from hubmap.sandbox.catalog import ADDITIONAL_EMAILS, MERGED_OBJECT_IDS, READ_ONLY
 from hubmap.sandbox.config import SandboxConfig
 from hubmap.sandbox.errors import ApiError, PropertyProblem
 from hubmap.sandbox.store import ContactRecord, Store
-from hubmap.sandbox.values import check_value, display_value, is_valid_email, now_iso
+from hubmap.sandbox.values import (
+    check_value,
+    display_value,
+    is_valid_email,
+    join_multi,
+    now_iso,
+    split_multi,
+)
 
 #: Returned on reads that do not name `properties`.
 DEFAULT_PROPERTIES = ("firstname", "lastname", "email")
@@ -29,6 +54,9 @@ IDENTITY_PROPERTIES = ("email", "firstname", "lastname")
 #: Batch reads asking for property history are capped lower (HUBSPOT-API.md §3).
 MAX_BATCH_WITH_HISTORY = 50
 OBJECT_ID = "hs_object_id"
+EMAIL = "email"
+#: Properties a merge combines itself instead of "the primary's value, else the merged one's".
+MERGE_COMBINED = (EMAIL, ADDITIONAL_EMAILS, MERGED_OBJECT_IDS)
 NOT_FOUND_MESSAGE = (
     "Could not get some CONTACT objects, they may be deleted or not exist. "
     "Check that ids are valid."
@@ -164,7 +192,7 @@ class Contacts:
         """409 if the email or a unique property value already belongs to another contact."""
         email = values.get("email")
         if email:
-            other = self.store.find_contact("email", email)
+            other = self.store.find_contact_by_email(email)
             if other is not None and other != own_id:
                 return errors.conflict(f"Contact already exists. Existing ID: {other}")
         for name in self._unique_names():
@@ -181,11 +209,11 @@ class Contacts:
     def resolve(self, key: str, id_property: str | None) -> int | None:
         """The contact id for `key` read as `id_property` (id, email or a unique property)."""
         if id_property in (None, "", OBJECT_ID):
-            return (
-                int(key)
-                if key.isascii() and key.isdigit() and self.store.get_contact(int(key))
-                else None
-            )
+            if not (key.isascii() and key.isdigit()):
+                return None
+            if self.store.get_contact(int(key)) is not None:
+                return int(key)
+            return self.store.find_contact_by_merged_id(int(key))
         if id_property == "email":
             return self.store.find_contact_by_email(key)
         definition = self.store.get_property(id_property)
@@ -306,14 +334,133 @@ class Contacts:
         conflict = self._conflict(values, contact_id)
         if conflict:
             raise conflict
-        self.store.update_contact(contact_id, values, now_iso())
+        self._write(contact_id, values, now_iso())
         return 200, self.serialize(self._load(contact_id), everything_set=True)
 
     def archive(self, key: str) -> tuple[int, None]:
-        contact_id = self.resolve(key, None)
-        if contact_id is not None:
-            self.store.delete_contact(contact_id)
+        # Only a live record's own id: an id merged into another contact is gone (no redirect).
+        if key.isascii() and key.isdigit() and self.store.get_contact(int(key)) is not None:
+            self.store.delete_contact(int(key))
         return 204, None  # HubSpot answers 204 for unknown ids too
+
+    def _write(self, contact_id: int, values: dict[str, str], now: str) -> None:
+        """Update a contact; a new primary email that was one of its secondary ones leaves
+        `hs_additional_emails` (the old primary is not kept)."""
+        email = values.get(EMAIL)
+        if email:
+            record = self._load(contact_id)
+            secondary = split_multi(record.values.get(ADDITIONAL_EMAILS))
+            if email in secondary:
+                values = {
+                    **values,
+                    ADDITIONAL_EMAILS: join_multi([e for e in secondary if e != email]),
+                }
+        self.store.update_contact(contact_id, values, now)
+
+    def merge(self, body: Any, config: SandboxConfig) -> tuple[int, dict[str, Any]]:
+        """`POST .../merge`: `objectIdToMerge` is folded into `primaryObjectId`, which survives.
+
+        The primary's values win; a property it has no value for takes the merged contact's.
+        The merged contact's primary and secondary emails become secondary emails of the
+        survivor (its primary, if the survivor had none); the survivor's
+        `hs_merged_object_ids` gains the merged id and every id merged into that one before.
+        Hutks and form submissions move to the survivor; the merged record is gone, its id
+        redirects to the survivor.
+        """
+        del config
+        if not isinstance(body, dict):
+            raise errors.bad_json("the body must be an object")
+        keys = []
+        for name in ("primaryObjectId", "objectIdToMerge"):
+            value = body.get(name)
+            if not isinstance(value, str) or not value:
+                raise errors.bad_json(f"{name} must be a non-empty string")
+            keys.append(value)
+        primary_key, merged_key = keys
+        if primary_key == merged_key:
+            raise self._self_merge(primary_key)
+        primary_id = self.resolve(primary_key, None)
+        merged_id = self.resolve(merged_key, None)
+        missing = [
+            key
+            for key, found in ((primary_key, primary_id), (merged_key, merged_id))
+            if found is None
+        ]
+        if missing or primary_id is None or merged_id is None:
+            raise errors.not_found(
+                f"Could not merge CONTACT objects: {', '.join(missing)} "
+                f"{'does' if len(missing) == 1 else 'do'} not exist"
+            )
+        if primary_id == merged_id:
+            raise self._self_merge(merged_key, primary_id)
+        primary, merged = self._load(primary_id), self._load(merged_id)
+        values = {
+            name: value
+            for name, value in merged.values.items()
+            if name not in MERGE_COMBINED and name not in primary.values
+        }
+        emails = [
+            *split_multi(primary.values.get(ADDITIONAL_EMAILS)),
+            merged.values.get(EMAIL, ""),
+            *split_multi(merged.values.get(ADDITIONAL_EMAILS)),
+        ]
+        email = primary.values.get(EMAIL)
+        if not email:
+            email = next((e for e in emails if e), "")
+            if email:
+                values[EMAIL] = email
+        secondary = join_multi([e for e in emails if e != email])
+        if secondary:
+            values[ADDITIONAL_EMAILS] = secondary
+        values[MERGED_OBJECT_IDS] = join_multi(
+            [
+                *split_multi(primary.values.get(MERGED_OBJECT_IDS)),
+                str(merged_id),
+                *split_multi(merged.values.get(MERGED_OBJECT_IDS)),
+            ]
+        )
+        self.store.merge_contacts(primary_id, merged_id, values, now_iso())
+        return 200, self.serialize(self._load(primary_id), everything_set=True)
+
+    @staticmethod
+    def _self_merge(key: str, survivor: int | None = None) -> ApiError:
+        detail = f" (it was merged into {survivor})" if survivor is not None else ""
+        return errors.validation_error(
+            f"Cannot merge object {key} into itself{detail}; primaryObjectId and "
+            "objectIdToMerge must name two different objects",
+            [
+                {
+                    "message": "primaryObjectId and objectIdToMerge are the same object",
+                    "code": "INVALID_MERGE",
+                    "context": {"ids": [key]},
+                }
+            ],
+        )
+
+    def set_additional_emails(self, contact_id: int, emails: Any) -> dict[str, Any]:
+        """Not HubSpot's: replace a contact's `hs_additional_emails` (the admin backdoor; the
+        API refuses the read-only property). Addresses are lower-cased; one that is the
+        contact's own primary email is a 400, one another contact has (primary or secondary)
+        a 409. Returns the contact with all its values."""
+        if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+            raise errors.bad_json("emails must be a list of email addresses")
+        record = self.store.get_contact(contact_id)
+        if record is None:
+            raise errors.not_found(f"No contact with id {contact_id}")
+        clean = [e.strip().lower() for e in emails]
+        bad = [e for e in clean if not is_valid_email(e) or ";" in e]
+        if bad:
+            raise errors.validation_error(f"Not valid email addresses: {', '.join(bad)}")
+        if record.values.get(EMAIL) in clean:
+            raise errors.validation_error(
+                f"{record.values[EMAIL]} is the primary email of contact {contact_id}"
+            )
+        for email in clean:
+            other = self.store.find_contact_by_email(email)
+            if other is not None and other != contact_id:
+                raise errors.conflict(f"Contact already exists. Existing ID: {other}")
+        self.store.update_contact(contact_id, {ADDITIONAL_EMAILS: join_multi(clean)}, now_iso())
+        return self.serialize(self._load(contact_id), everything_set=True)
 
     # -- batch endpoints ----------------------------------------------------------------------
 
@@ -437,7 +584,7 @@ class Contacts:
         now = now_iso()
         results = []
         for contact_id, values in targets:
-            self.store.update_contact(contact_id, values, now)
+            self._write(contact_id, values, now)
             results.append(self.serialize(self._load(contact_id), everything_set=True))
         return Batch(results, self._not_found_errors(missing), requested_at).response()
 
@@ -489,8 +636,15 @@ class Contacts:
         values_list = self._check_all(inputs, config.portal_id, problems)
         planned: list[tuple[int | None, dict[str, str]]] = []
         for (id_property, key), values in zip(keys, values_list, strict=True):
-            merged = {id_property: key, **values} if id_property not in values else values
-            planned.append((self.resolve(key, id_property), merged))
+            contact_id = self.resolve(key, id_property)
+            # A new contact gets the key as its value; a found one already has it (as its primary
+            # email, or as a secondary one, which does not become the primary).
+            if contact_id is None and id_property not in values:
+                values = {id_property: key, **values}
+            planned.append((contact_id, values))
+        self._reject_duplicates(
+            [("id", str(contact_id)) for contact_id, _ in planned if contact_id is not None]
+        )
         self._reject_duplicates(self._unique_keys([values for _, values in planned]))
         for contact_id, values in planned:
             conflict = self._conflict(values, contact_id)
@@ -503,7 +657,7 @@ class Contacts:
             if contact_id is None:
                 contact_id = self.store.create_contact(values, now)
             else:
-                self.store.update_contact(contact_id, values, now)
+                self._write(contact_id, values, now)
             results.append(
                 {**self.serialize(self._load(contact_id), everything_set=True), "new": is_new}
             )

@@ -4,7 +4,10 @@ A submission is checked the way HubSpot checks it (HUBSPOT-API.md §2) and every
 reported in one 400 (`errors[].errorType`). A valid one is stored with its context and creates or
 updates the contact by email with the submitted contact (`0-1`) values — or, without an email,
 updates the contact already tied to the hutk — records the hutk on that contact and bumps its
-conversion properties, as HubSpot does.
+conversion properties, as HubSpot does. An email that is one of a contact's secondary addresses
+(`hs_additional_emails`) finds that contact and becomes its primary email; the old primary
+becomes a secondary one (HubSpot: a form submission with a secondary email can make it the
+primary one, HUBSPOT-API.md §10).
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubmap.sandbox import errors
+from hubmap.sandbox.catalog import ADDITIONAL_EMAILS
 from hubmap.sandbox.config import SandboxConfig
 from hubmap.sandbox.store import Store
-from hubmap.sandbox.values import MAX_STRING_LENGTH, check_value, is_valid_email, now_iso
+from hubmap.sandbox.values import (
+    MAX_STRING_LENGTH,
+    check_value,
+    is_valid_email,
+    join_multi,
+    now_iso,
+    split_multi,
+)
 
 CONTACT = "0-1"
 COMPANY = "0-2"
@@ -475,6 +486,14 @@ class Forms:
             contact_id = self.store.find_contact_by_hutk(hutk)
         if contact_id is None and not email:
             return None
+        if contact_id is not None and email:
+            found = self.store.get_contact(contact_id)
+            primary = found.values.get("email", "") if found else ""
+            if primary != email:  # found by a secondary address: swap it with the primary
+                secondary = split_multi(found.values.get(ADDITIONAL_EMAILS) if found else None)
+                values[ADDITIONAL_EMAILS] = join_multi(
+                    [e for e in secondary if e != email] + [primary]
+                )
         # A unique value already held by another contact is left out rather than failing the form.
         for name, value in list(values.items()):
             definition = self.store.get_property(name)

@@ -68,6 +68,13 @@ class RunningSandbox:
     def stats(self) -> dict[str, Any]:
         return self.app.stats.snapshot()
 
+    def set_additional_emails(self, contact_id: int | str, emails: list[str]) -> dict[str, Any]:
+        """Give a contact secondary addresses (`hs_additional_emails`, replacing the list) as
+        HubSpot's UI would; the API refuses the read-only property. Same checks as
+        `POST /_sandbox/contacts/{id}/additional_emails`; raises `ApiError` on a problem."""
+        with self.store.transaction():
+            return self.app.contacts.set_additional_emails(int(contact_id), emails)
+
     def stop(self) -> None:
         if self._stopped:
             return

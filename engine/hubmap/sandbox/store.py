@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubmap.sandbox.catalog import BUILTIN_GROUPS, builtin_properties
+from hubmap.sandbox.catalog import (
+    ADDITIONAL_EMAILS,
+    BUILTIN_GROUPS,
+    MERGED_OBJECT_IDS,
+    builtin_properties,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -249,8 +254,46 @@ class Store:
             ).fetchone()
         return None if row[0] is None else int(row[0])
 
+    def _find_in_list(self, name: str, item: str) -> int | None:
+        """The id of a contact whose `;`-separated property `name` contains `item` (lowest id)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(contact_id) FROM contact_values WHERE name = ? "
+                "AND instr(';' || value || ';', ';' || ? || ';') > 0",
+                (name, item),
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def find_contact_by_email(self, email: str) -> int | None:
-        return self.find_contact("email", email.lower())
+        """The contact whose primary email is `email` (case-insensitive), else the one listing it
+        in `hs_additional_emails`."""
+        email = email.lower()
+        found = self.find_contact("email", email)
+        if found is None and email and ";" not in email:
+            found = self._find_in_list(ADDITIONAL_EMAILS, email)
+        return found
+
+    def find_contact_by_merged_id(self, contact_id: int) -> int | None:
+        """The surviving contact that `contact_id` was merged into (`hs_merged_object_ids`)."""
+        return self._find_in_list(MERGED_OBJECT_IDS, str(contact_id))
+
+    def merge_contacts(
+        self, primary_id: int, merged_id: int, values: dict[str, str], now: str
+    ) -> None:
+        """Fold `merged_id` into `primary_id`: its hutks and form submissions move over, it is
+        deleted, and `values` (already decided by the caller) are written on the survivor."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO contact_hutks (contact_id, hutk) "
+                "SELECT ?, hutk FROM contact_hutks WHERE contact_id = ? ORDER BY rowid",
+                (primary_id, merged_id),
+            )
+            self._db.execute(
+                "UPDATE submissions SET contact_id = ? WHERE contact_id = ?",
+                (primary_id, merged_id),
+            )
+            self._db.execute("DELETE FROM contacts WHERE id = ?", (merged_id,))
+            self.update_contact(primary_id, values, now)
 
     def delete_contact(self, contact_id: int) -> None:
         with self.transaction():

@@ -30,6 +30,16 @@ def is_valid_email(value: str) -> bool:
     return EMAIL_PATTERN.fullmatch(value) is not None and not value.startswith(".")
 
 
+def split_multi(value: str | None) -> list[str]:
+    """The items of a `;`-separated value (empty items dropped)."""
+    return [item for item in (value or "").split(MULTI_VALUE_SEPARATOR) if item]
+
+
+def join_multi(items: list[str]) -> str:
+    """`;`-join `items`, each once, in first-seen order."""
+    return MULTI_VALUE_SEPARATOR.join(dict.fromkeys(item for item in items if item))
+
+
 def iso_utc(moment: datetime) -> str:
     """`2024-05-16T10:20:30.123Z`, HubSpot's timestamp format."""
     return (

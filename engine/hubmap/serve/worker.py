@@ -40,7 +40,8 @@ from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.contacts import SyncOptions
-from hubmap.uses.context import connect, default_sandbox_db, scope_of
+from hubmap.uses.outcome import ConfigurationError
+from hubmap.uses.context import connect, default_sandbox_db, portal_of, scope_of
 from hubmap.uses.run import sync_documents
 
 log = logging.getLogger("hubmap.serve")
@@ -53,11 +54,11 @@ RUN_WORKERS = 2  # parallel HubSpot calls inside one run (a batch is at most a f
 
 
 class ProvisionOnce:
-    """Remembers that a mapping's properties (and form) were checked, so each batch of events
-    does not list HubSpot's properties again; forgotten after a failed run."""
+    """Remembers what provisioning found per scope (properties, form, fences checked), so each
+    batch of events does not list HubSpot's properties again; forgotten after a failed run."""
 
     def __init__(self) -> None:
-        self.done: set[str] = set()
+        self.done: dict[str, Any] = {}
 
 
 @dataclass
@@ -169,15 +170,15 @@ class Worker:
             document = Document(data, f"webhook event {job.event_id} ({job.route})")
             documents.append(document)
             evaluated[job.event_id] = list(work.compiled.outcomes(iter([document])))
-        scope = scope_of(work.mapping, client.settings.api_base, client.settings.portal_id)
+        scope: str | None = None
         failures: dict[str, str] = {}
         error: str | None = None
         try:
+            scope = scope_of(work.mapping, portal_of(client))
             summary = sync_documents(
                 work.mapping, client, state, documents, environ=environ,
                 input_name=f"webhooks ({len(documents)} event(s))",
-                provision=name not in self.gate.done, options=SyncOptions(workers=RUN_WORKERS))
-            self.gate.done.add(name)
+                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS))
             error = summary.stopped
             failures = dict(summary.failures)
         except StateLockedError as locked:
@@ -186,13 +187,13 @@ class Worker:
             self.queue.finish(name, [Outcome(job.event_id, QUEUED, str(locked), retry_at,
                                              failed=False) for job in claimed])
             return len(claimed)
-        except (HubmapError, HubSpotError, HubSpotConfigError) as failure:
+        except (HubmapError, HubSpotError, HubSpotConfigError, ConfigurationError) as failure:
             error = str(failure)
         except Exception as failure:  # a worker must outlive any one batch
             log.exception("%s: the run failed", name)
             error = f"unexpected error: {failure!r}"
-        if error:
-            self.gate.done.discard(name)
+        if error and scope is not None:
+            self.gate.done.pop(scope, None)
         for job in claimed:
             if job.event_id in evaluated:
                 settled.append(self._settle(job, evaluated[job.event_id], work, state, scope,
@@ -206,25 +207,28 @@ class Worker:
         return len(claimed)
 
     def _settle(self, job: Claimed, results: list[Any], work: _Work, state: StateStore,
-                scope: str, failures: dict[str, str], error: str | None) -> Outcome:
+                scope: str | None, failures: dict[str, str], error: str | None) -> Outcome:
         rejected = [r for r in results if isinstance(r, Rejected)]
         if rejected:
             reasons = "; ".join(f"{r.record}: {r.reason}" for r in rejected)
             return Outcome(job.event_id, DEAD, f"rejected by the mapping: {reasons}")
         orders = [r for r in results if isinstance(r, OrderValues)
                   or (isinstance(r, Skipped) and r.order_id is not None
-                      and state.orders(scope, [r.order_id]))]
+                      and (scope is None or state.orders(scope, [r.order_id])))]
         refunds = [r for r in results if isinstance(r, RefundValues)]
         if not orders and not refunds:
             reasons = "; ".join(r.reason for r in results if isinstance(r, Skipped))
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
-        waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
-        waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
+        if scope is None:  # the run could not start: nothing of this event is delivered
+            waiting: list[Any] = orders + refunds
+        else:
+            waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
+            waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
         if not waiting:
             return Outcome(job.event_id, SENT)
         reason = error or "; ".join(
             failures.get(w.order_id) or failures.get(getattr(w, "contact", "")) or
-            _last_error(w.order_id, state, scope) for w in waiting)
+            _last_error(w.order_id, state, scope or "") for w in waiting)
         attempts = job.attempts + 1
         if attempts >= self.config.worker.max_attempts:
             return Outcome(job.event_id, DEAD, f"{attempts} attempt(s) failed; last: {reason}")

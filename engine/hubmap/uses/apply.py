@@ -4,24 +4,43 @@ clash writes nothing); for a forms mapping, the form must carry every field the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from hubmap import provision
+from hubmap import fence, provision
 from hubmap.mapping import load_mapping
 from hubmap.mapping.model import FormsTarget, Mapping
-from hubmap.problems import HubmapError, Problem
+from hubmap.problems import HubmapError, Location, Problem
 from hubmap.uses.context import connect, resolve_env
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 
 
-def provision_for_run(client: Any, mapping: Mapping, environ: dict[str, str]) -> list[str]:
-    """Create what the mapping needs; the names of the properties created."""
-    result = provision.apply(client, mapping)
+@dataclass
+class Provisioned:
+    created: list[str] = field(default_factory=list)  # properties created now
+    # fences of other mappings that write some of the same properties (a renamed mapping's)
+    other_fences: list[str] = field(default_factory=list)
+
+
+def provision_for_run(client: Any, mapping: Mapping, environ: dict[str, str],
+                      fence_name: str | None = None) -> Provisioned:
+    """Create what the mapping needs (and its fence property, for a contacts mapping)."""
+    extra = []
+    if fence_name is not None:
+        names = [spec.name for spec in mapping.properties]
+        extra.append(provision.Definition(fence_name, fence.definition(
+            fence_name, mapping.name, names, provision.group_name(mapping)),
+            Location(mapping.file)))
+    result = provision.apply(client, mapping, extra)
     if result.problems:
         raise HubmapError(result.problems)
     if isinstance(mapping.target, FormsTarget):
         check_form(client, mapping, environ)
-    return result.created
+    ours = {spec.name for spec in mapping.properties}
+    others = sorted(p["name"] for p in result.existing
+                    if str(p.get("name", "")).startswith(fence.FENCE_PREFIX)
+                    and p["name"] != fence_name and fence.owned_properties(p) & ours)
+    return Provisioned(result.created, others)
 
 
 def check_form(client: Any, mapping: Mapping, environ: dict[str, str]) -> None:

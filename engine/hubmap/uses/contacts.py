@@ -19,22 +19,39 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from hubmap import sync
+from hubmap import fence, sync
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.fold import ContactFolder
 from hubmap.hubspot import HubSpotError
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
+from hubmap.problems import HubmapError, Location, Problem
 from hubmap.state import StateStore
 from hubmap.uses.rejects import RejectSink
 from hubmap.uses.summary import Progress, Summary
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
+MAX_FENCE_PROBLEMS = 20  # contacts named when fences stop a run
 BATCH = 100  # HubSpot's batch limit
 DEFAULT_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Fences:
+    """What the fence check of a run needs (see `hubmap.fence`)."""
+
+    ours: str  # this mapping's fence property
+    ledger: str  # this state's id
+    others: tuple[str, ...] = ()  # fences of other mappings writing some of the same properties
+    caps: dict[str, int] = field(default_factory=dict)  # list properties' item caps
+    rebuild: bool = False  # a rebuild takes over any fence, starting from its baseline
+
+    @property
+    def read(self) -> list[str]:
+        return [self.ours, *self.others]
 
 
 @dataclass
@@ -47,7 +64,7 @@ class SyncOptions:
 class ContactsSync:
     def __init__(self, compiled: CompiledMapping, client: Any, state: StateStore, scope: str,
                  run_id: int, summary: Summary, rejects: RejectSink, options: SyncOptions,
-                 progress: Progress, lock: threading.Lock):
+                 progress: Progress, lock: threading.Lock, fences: Fences):
         self.compiled = compiled
         self.mapping = compiled.mapping
         self.folder = ContactFolder(compiled)
@@ -60,6 +77,7 @@ class ContactsSync:
         self.options = options
         self.progress = progress
         self.lock = lock  # one SQLite connection, shared by the write workers
+        self.fences = fences
         self.properties = [spec.name for spec in self.mapping.properties]
         self.versioned = self.mapping.records.version is not None
         self.started = state.started(scope)
@@ -117,11 +135,15 @@ class ContactsSync:
                 row = rows[contact]
                 accs = self.folder.load(row.acc)
                 cutoffs = sync.cutoffs_of(row, self.started)
-                for part in sync.parts_of([stored_now[i] for i in ids], refunds, self.folder,
-                                          decision.records):
+                mine = [stored_now[i] for i in ids]
+                for part in sync.parts_of(mine, refunds, self.folder, decision.records):
                     accs = self.folder.add(accs, part, cutoffs)
                     row.folded_seq = max(row.folded_seq, part.seq)
                 row.acc = self.folder.dump(accs)
+                added = sync.counted_of(mine, refunds)
+                held = fence.Counted.parse(row.counted)
+                row.counted = fence.Counted(held.orders + added.orders,
+                                            held.marks ^ added.marks).text()
             self._refold([rows[c] for c in decision.refold])
             state.save_folded(scope, [rows[c] for c in touched])
 
@@ -137,65 +159,116 @@ class ContactsSync:
             parts = sync.parts_of(mine, refunds, self.folder)
             row.acc = self.folder.dump(self.folder.fold(parts, sync.cutoffs_of(row, self.started)))
             row.folded_seq = max([p.seq for p in parts], default=0)
+            row.counted = sync.counted_of(mine, refunds).text()
 
     # -- phase 2: write ------------------------------------------------------------------
 
     def write(self) -> None:
+        """Read and check every dirty contact first, then write: a fence that is not this
+        state's stops the run before anything is written (HM708)."""
         keys = self.state.dirty_contacts(self.scope)
+        self.progress.phase("reading contacts", len(keys))
+        problems: list[Problem] = []
+        for found in self._in_batches(self._prepare_batch, keys):
+            problems.extend(found)
+        self.progress.done()
+        if problems:
+            raise HubmapError(problems[:MAX_FENCE_PROBLEMS] + ([Problem(
+                "HM708", f"... and {len(problems) - MAX_FENCE_PROBLEMS} more contact(s) like "
+                "these", Location(self.mapping.file), hint=problems[0].hint)]
+                if len(problems) > MAX_FENCE_PROBLEMS else []))
+        keys = self.state.prepared_contacts(self.scope)
         self.progress.phase("writing contacts", len(keys))
+        for _ in self._in_batches(self._send_batch, keys):
+            pass
+        self.progress.done()
+
+    def _in_batches(self, work: Any, keys: list[str]) -> Iterable[Any]:
         size = self.options.batch
         batches = [keys[i:i + size] for i in range(0, len(keys), size)]
         workers = max(1, min(self.options.workers, len(batches) or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(self._write_batch, batches):
-                pass
-        self.progress.done()
+            yield from pool.map(work, batches)
 
-    def _write_batch(self, keys: list[str]) -> None:
+    def _prepare_batch(self, keys: list[str]) -> list[Problem]:
+        """Read a batch of contacts, check their fences, and store what each is to hold."""
         with self.lock:
             rows = self.state.load_contacts(self.scope, keys)
         try:
-            current = self.client.batch_read_contacts(keys, id_property=self.compiled.match_on,
-                                                      properties=self.properties)
+            current = self.client.batch_read_contacts(
+                keys, id_property=self.compiled.match_on,
+                properties=self.properties + self.fences.read)
         except (DailyLimitReached, HubSpotAuthError):
             raise
         except HubSpotError as error:
             self._fail(keys, f"reading the contacts failed: {error}")
-            return
-        rebased, drifted, refold = self._prepare(keys, rows, current)
+            return []
+        problems: list[Problem] = []
+        checked: list[str] = []
+        for key in keys:
+            row = rows[key]
+            found = (current.get(key) or {}).get("properties", {})
+            seen = fence.verdict(self.fences.ours, found, row.fence_written, row.fence_writing,
+                                 self.fences.others)
+            if seen.kind == fence.FOREIGN and not self.fences.rebuild:
+                problems.append(Problem(
+                    "HM708", f"contact {key}: {seen.reason}", Location(self.mapping.file),
+                    hint="run with the state file that wrote these contacts, or run once with "
+                    "--rebuild and the full order history (it starts from the baseline the "
+                    "fence keeps, never from HubSpot's totals)"))
+                continue
+            if self.fences.rebuild and seen.fence is not None:
+                # the baseline the fence kept, not HubSpot's totals (which hold counted orders)
+                row.baseline = {name: seen.fence.baseline.get(name) for name in self.properties}
+            row.sending = {seen.property: ""} if (
+                seen.property not in (None, self.fences.ours) and seen.fence is not None) else {}
+            checked.append(key)
+        rebased, drifted, refold = self._rebase(checked, rows, current)
         if refold:
             with self.lock:
                 self._refold(refold)
-        to_send: dict[str, dict[str, str]] = {}
+        prepared: list[ContactRow] = []
         unchanged: list[ContactRow] = []
-        for key in keys:
+        for key in checked:
             row = rows[key]
-            now = self._now(current.get(key))
+            found = current.get(key)
+            now = self._now(found)
             values = sync.wire_values(self.folder, self.folder.load(row.acc), row.baseline or {})
-            diff = sync.changes(self.folder, now, values)
-            row.written = values
-            if diff:
-                to_send[key] = {name: change.after for name, change in diff.items()}
-            else:
-                unchanged.append(row)
+            text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
+                                  row.baseline or {}, self.fences.caps).text()
+            sending = dict(row.sending or {})  # a fence of the same contacts to clear
+            sending.update({n: c.after for n, c in sync.changes(self.folder, now, values).items()})
+            if ((found or {}).get("properties", {}).get(self.fences.ours) or None) != text:
+                sending[self.fences.ours] = text
+            row.writing, row.fence_writing, row.sending = values, text, sending
+            (prepared if sending else unchanged).append(row)
+            if not sending:
+                row.written, row.fence_written = values, text
         with self.lock:
-            self.state.save_prepared(self.scope, self.run_id, rebased, drifted,
-                                     {k: rows[k].written or {} for k in to_send})
+            self.state.save_prepared(self.scope, self.run_id, rebased, drifted, prepared)
+            self.state.save_written(self.scope, unchanged)
             self.summary.drift += len(drifted)
-        confirmed = list(unchanged)
-        if to_send:
-            confirmed += self._send(to_send, rows)
-        with self.lock:
             self.summary.contacts_unchanged += len(unchanged)
+        self.progress.advance(len(keys))
+        return problems
+
+    def _send_batch(self, keys: list[str]) -> None:
+        with self.lock:
+            rows = self.state.load_contacts(self.scope, keys)
+        to_send = {key: row.sending for key, row in rows.items() if row.sending}
+        confirmed = self._send(to_send, rows) if to_send else []
+        for row in confirmed:
+            row.written, row.fence_written = row.writing, row.fence_writing
+        with self.lock:
             self.state.save_written(self.scope, confirmed)
         self.progress.advance(len(keys))
 
     def _now(self, found: dict[str, Any] | None) -> dict[str, str | None]:
         return {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
 
-    def _prepare(self, keys: list[str], rows: dict[str, ContactRow], current: Any
-                 ) -> tuple[list[ContactRow], list[tuple[str, str, str | None, str | None]],
-                            list[ContactRow]]:
+    def _rebase(self, keys: list[str], rows: dict[str, ContactRow], current: Any
+                ) -> tuple[list[ContactRow], list[tuple[str, str, str | None, str | None]],
+                           list[ContactRow]]:
         """Baselines read, drift found and rebased; the contacts a rebase must fold afresh."""
         rebased: list[ContactRow] = []
         drifted: list[tuple[str, str, str | None, str | None]] = []
@@ -211,15 +284,14 @@ class ContactsSync:
                 rebased.append(row)
                 continue
             drift = sync.drift(self.folder, row, now, self.properties)
-            if drift:
+            if drift and not self.fences.rebuild:
                 drifted.extend((key, name, expected, now.get(name)) for name, expected in drift)
                 if sync.rebase(self.folder, row, drift, now):
                     refold.append(row)
             missing = [name for name in self.properties if name not in row.baseline]
             if missing:  # properties new to the state: HubSpot's value is their baseline
                 row.baseline = {**row.baseline, **{name: now.get(name) for name in missing}}
-            if drift or missing:
-                rebased.append(row)
+            rebased.append(row)
         return rebased, drifted, refold
 
     def _send(self, to_send: dict[str, dict[str, str]],

@@ -17,7 +17,14 @@ from typing import Any
 import requests
 
 from hubmap import provision
-from hubmap.hubspot import HubSpotClient, HubSpotSettings
+from hubmap.hubspot import (
+    HubSpotAuthError,
+    HubSpotClient,
+    HubSpotError,
+    HubSpotServerError,
+    HubSpotSettings,
+    HubSpotTransportError,
+)
 from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
@@ -125,13 +132,31 @@ def open_state(path: str) -> StateStore:
         raise ConfigurationError(str(error)) from None
 
 
-def scope_of(mapping: Mapping, api_base: str, portal_id: str | None) -> str:
-    """What the state keeps apart: the portal (HUBSPOT_PORTAL_ID, else the API host) and the
-    mapping's name.  Not the full address: a stand-in on another port is the same portal."""
-    from urllib.parse import urlparse
+def scope_of(mapping: Mapping, portal_id: str) -> str:
+    """What the state keeps apart: the portal (as HubSpot names it) and the mapping's name."""
+    return f"portal {portal_id}|{mapping.name}"
 
-    portal = f"portal {portal_id}" if portal_id else urlparse(api_base).netloc or api_base
-    return f"{portal}|{mapping.name}"
+
+def portal_of(client: Any) -> str:
+    """The id of the portal the token belongs to, as HubSpot reports it; HUBSPOT_PORTAL_ID, when
+    set, must name the same portal (the state of one portal is never used for another)."""
+    try:
+        reported = client.account_details().get("portalId")
+    except (HubSpotAuthError, HubSpotTransportError, HubSpotServerError):
+        raise  # HubSpot not reached, or the token refused: said as such by the caller
+    except HubSpotError as error:
+        raise ConfigurationError(
+            f"HubSpot did not say which portal the token belongs to (GET "
+            f"/account-info/v3/details: {error}); hubmap keeps each portal's state apart by it")
+    if reported in (None, ""):
+        raise ConfigurationError("HubSpot's account details name no portalId for this token")
+    portal = str(reported)
+    configured = client.settings.portal_id
+    if configured and str(configured) != portal:
+        raise ConfigurationError(
+            f"HUBSPOT_PORTAL_ID is {configured}, but the token belongs to portal {portal}; "
+            "unset HUBSPOT_PORTAL_ID or use the token of that portal")
+    return portal
 
 
 def resolve_env(text: str, environ: dict[str, str]) -> str:

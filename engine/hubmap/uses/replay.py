@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
-from hubmap.uses.context import connect, default_sandbox_db, open_state, scope_of
+from hubmap.uses.context import connect, default_sandbox_db, open_state, portal_of, scope_of
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 from hubmap.uses.run import RunResult, sync_documents
 from hubmap.uses.summary import Progress
@@ -26,8 +26,7 @@ def replay(mapping_path: str, environ: dict[str, str], *, state_path: str,
         state = open_state(state_path)
         try:
             with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping) as conn:
-                scope = scope_of(mapping, conn.client.settings.api_base,
-                                 conn.client.settings.portal_id)
+                scope = scope_of(mapping, portal_of(conn.client))
                 pending = [r for r in state.pending_rejects(scope)
                            if r.get("record") is not None and r.get("code") not in NOT_REPLAYED]
                 documents = [Document(r["record"], _replayed_where(r["where"])) for r in pending]

@@ -24,18 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hubmap import sync
+from hubmap import fence, sync
 from hubmap.evaluate import CompiledMapping
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.hubspot.readonly import ReadOnlyClient
 from hubmap.inputs import Document, InputError, read_documents
 from hubmap.mapping import load_mapping
-from hubmap.mapping.model import Mapping
+from hubmap.mapping.model import Mapping, MergeRule
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.state import StateStore
-from hubmap.uses.apply import provision_for_run
-from hubmap.uses.contacts import ContactsSync, SyncOptions
-from hubmap.uses.context import connect, default_sandbox_db, open_state, scope_of
+from hubmap.uses.apply import Provisioned, provision_for_run
+from hubmap.uses.contacts import ContactsSync, Fences, SyncOptions
+from hubmap.uses.context import connect, default_sandbox_db, open_state, portal_of, scope_of
 from hubmap.uses.forms import FormsSync
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 from hubmap.uses.rejects import RejectSink
@@ -85,11 +85,13 @@ def opened(documents: Iterator[Document | InputError]) -> Iterator[Document | In
 def sync_documents(mapping: Mapping, client: Any, state: StateStore,
                    documents: Iterable[Document | InputError], *, environ: dict[str, str],
                    input_name: str, reject_file: str | None = None, rebuild: bool = False,
-                   dry_run: bool = False, provision: bool = True,
+                   dry_run: bool = False, provisioned: dict[str, Provisioned] | None = None,
                    options: SyncOptions | None = None, progress: Progress | None = None,
                    replayed: Iterable[int] = (), now: datetime | None = None) -> Summary:
     """Send `documents` through `mapping` (see the module docstring).  `replayed`: ids of stored
-    rejected records that `documents` hold again, marked resolved once taken in."""
+    rejected records that `documents` hold again, marked resolved once taken in.
+    `provisioned`: what provisioning found, by scope, kept by a caller that runs the same mapping
+    often (the webhook worker): a scope in it is not provisioned again."""
     if rebuild and dry_run:
         raise HubmapError(Problem(
             "HM704", "a rebuild cannot be a dry run: it forgets the stored counts",
@@ -103,7 +105,7 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
     started = time.monotonic()
     summary = Summary(dry_run=dry_run)
     compiled = CompiledMapping(mapping)
-    scope = scope_of(mapping, client.settings.api_base, client.settings.portal_id)
+    scope = scope_of(mapping, portal_of(client))
     _check_state(mapping, state, scope, rebuild, summary)
     run_id = state.start_run(scope, mapping.file, input_name)
     lock = threading.Lock()
@@ -111,8 +113,13 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
     outcome = "failed"
     try:
         state.save_fingerprint(scope, sync.fingerprint(mapping), summary.properties_started)
-        if provision:
-            summary.properties_created = provision_for_run(client, mapping, environ)
+        fence_name = None if mapping.is_forms else fence_property_for(state, scope, mapping)
+        done = (provisioned or {}).get(scope)
+        if done is None:
+            done = provision_for_run(client, mapping, environ, fence_name)
+            summary.properties_created = done.created
+            if provisioned is not None:
+                provisioned[scope] = done
         if rebuild:
             state.start_rebuild(scope)
             summary.rebuilt = True
@@ -121,8 +128,12 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
             FormsSync(compiled, client, state, scope, run_id, summary, rejects, options.workers,
                       progress, lock, environ, now or datetime.now(timezone.utc)).run(outcomes)
         else:
+            assert fence_name is not None
+            fences = Fences(fence_name, state.ledger_id(), tuple(done.other_fences),
+                            {s.name: s.max_items for s in mapping.properties
+                             if s.merge is MergeRule.PREPEND}, rebuild)
             contacts = ContactsSync(compiled, client, state, scope, run_id, summary, rejects,
-                                    options, progress, lock)
+                                    options, progress, lock, fences)
             contacts.count(outcomes)
             ids = list(replayed)
             if ids:
@@ -153,6 +164,16 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         if dry_run:
             state.close()
     return summary
+
+
+def fence_property_for(state: StateStore, scope: str, mapping: Mapping) -> str:
+    """The scope's fence property: chosen from the mapping's name at its first run, then kept
+    (so a renamed mapping whose state followed it keeps its fence)."""
+    name = state.fence_property(scope)
+    if name is None:
+        name = fence.property_name(mapping.name)
+        state.save_fence_property(scope, name)
+    return name
 
 
 def _check_state(mapping: Mapping, state: StateStore, scope: str, rebuild: bool,
