@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     last_error TEXT, updated_at TEXT,
     cutoffs TEXT NOT NULL DEFAULT '{}', folded_seq INTEGER NOT NULL DEFAULT 0,
     written_seq INTEGER NOT NULL DEFAULT 0, counted TEXT NOT NULL DEFAULT '',
-    fence_written TEXT, fence_writing TEXT, sending TEXT,
+    fence_written TEXT, fence_writing TEXT, sending TEXT, alias_of TEXT,
     PRIMARY KEY (scope, contact));
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
@@ -99,7 +99,7 @@ _UPGRADE_CONTACT_COLUMNS = ["cutoffs TEXT NOT NULL DEFAULT '{}'",
                             "folded_seq INTEGER NOT NULL DEFAULT 0",
                             "written_seq INTEGER NOT NULL DEFAULT 0",
                             "counted TEXT NOT NULL DEFAULT ''", "fence_written TEXT",
-                            "fence_writing TEXT", "sending TEXT"]
+                            "fence_writing TEXT", "sending TEXT", "alias_of TEXT"]
 
 
 class StateLockedError(RuntimeError):
@@ -381,6 +381,53 @@ class StateStore:
                 "acc=excluded.acc, folded_seq=excluded.folded_seq, counted=excluded.counted, "
                 "dirty=1, updated_at=excluded.updated_at",
                 [(scope, r.contact, _json(r.acc), r.folded_seq, r.counted, now) for r in rows])
+
+    def aliases(self, scope: str, contacts: Iterable[str]) -> dict[str, str]:
+        """Contact keys that are another key's HubSpot record (merged, a secondary address, an
+        email changed in HubSpot): key -> the key whose fold holds its orders."""
+        return {r[0]: r[1] for r in self._in_chunks(
+            "SELECT contact, alias_of FROM contacts WHERE scope=? AND alias_of IS NOT NULL AND "
+            "contact IN ({marks})", scope, contacts)}
+
+    def keys_of_records(self, scope: str, record_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The contact keys (not aliases) the state knows under each HubSpot record id."""
+        result: dict[str, list[str]] = {}
+        for contact, record in self._in_chunks(
+                "SELECT contact, hubspot_id FROM contacts WHERE scope=? AND alias_of IS NULL "
+                "AND hubspot_id IN ({marks})", scope, record_ids):
+            result.setdefault(record, []).append(contact)
+        return result
+
+    def alias(self, scope: str, canonical: str, others: Iterable[str],
+              digest_of: Any) -> None:
+        """Make `others` aliases of `canonical`: their orders become its orders (each order's
+        digest recomputed for its new contact by `digest_of(order, contact)`), the contact is
+        to be folded afresh and written; the aliases are no longer written themselves."""
+        others = [o for o in others if o != canonical]
+        with self.transaction() as db:
+            moved = [o for mine in self.orders_of(scope, others).values() for o in mine]
+            db.executemany(
+                "UPDATE orders SET contact=?, digest=? WHERE scope=? AND order_id=?",
+                [(canonical, digest_of(o, canonical), scope, o.order_id) for o in moved])
+            db.executemany(
+                "UPDATE orders SET contact=? WHERE scope=? AND contact=? AND status!='counted'",
+                [(canonical, scope, other) for other in others])
+            db.executemany(
+                "UPDATE contacts SET alias_of=?, dirty=0, sending=NULL WHERE scope=? AND "
+                "contact=?", [(canonical, scope, other) for other in others])
+            db.executemany("UPDATE contacts SET alias_of=? WHERE scope=? AND alias_of=?",
+                           [(canonical, scope, other) for other in others])
+            db.execute("INSERT INTO contacts (scope, contact, dirty) VALUES (?,?,1) "
+                       "ON CONFLICT (scope, contact) DO UPDATE SET dirty=1, alias_of=NULL",
+                       (scope, canonical))
+
+    def save_identity(self, scope: str, row: ContactRow) -> None:
+        """A contact that took in other keys' orders: its joined baseline, the fence it is known
+        by, its HubSpot record."""
+        with self.transaction() as db:
+            db.execute("UPDATE contacts SET baseline=?, fence_written=?, hubspot_id=? WHERE "
+                       "scope=? AND contact=?", (_json(row.baseline), row.fence_written,
+                                                 row.hubspot_id, scope, row.contact))
 
     def dirty_contacts(self, scope: str) -> list[str]:
         """Contacts with values HubSpot has not confirmed yet (a snapshot, in key order)."""

@@ -215,6 +215,28 @@ def counted_of(orders: Iterable[StoredOrder],
     return counted
 
 
+def stored_digest(order: StoredOrder, contact: str) -> str:
+    """The digest a stored order has once it belongs to `contact` (as `order_digest` gives)."""
+    return versions.digest([contact, order.order_time, order.contribution or {}])
+
+
+def joined_baseline(baselines: Iterable[MappingType[str, str | None] | None]
+                    ) -> dict[str, str | None] | None:
+    """The baseline of keys joined into one HubSpot record: per property, the first key's value
+    that is not empty (the record's primary key comes first: HubSpot keeps the survivor's)."""
+    result: dict[str, str | None] = {}
+    seen = False
+    for baseline in baselines:
+        if baseline is None:
+            continue
+        seen = True
+        for name, value in baseline.items():
+            if result.get(name) in (None, "") and value not in (None, ""):
+                result[name] = value
+            result.setdefault(name, value)
+    return result if seen else None
+
+
 def cutoffs_of(row: ContactRow, started: MappingType[str, int]) -> Cutoffs:
     return Cutoffs(row.cutoffs, started)
 

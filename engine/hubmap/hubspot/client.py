@@ -406,7 +406,10 @@ class HubSpotClient:
         wanted: dict[str, str] = {}
         for raw in ids:
             wanted.setdefault(normalize_key(raw, id_property), str(raw).strip())
-        props = list(dict.fromkeys([*properties, *([id_property] if id_property else [])]))
+        identity = [id_property] if id_property else []
+        if id_property == "email":
+            identity += [ADDITIONAL_EMAILS, MERGED_IDS]
+        props = list(dict.fromkeys([*properties, *identity]))
         path = f"{self._settings.objects_path('contacts')}/batch/read"
         found: dict[str, dict[str, Any]] = {}
         not_found: list[str] = []
@@ -429,10 +432,12 @@ class HubSpotClient:
                 continue
             chunk_found: dict[str, dict[str, Any]] = {}
             for obj in data.get("results", []):
-                key = _object_key(obj, id_property)
-                if key in chunk_keys:
+                keys = {_object_key(obj, id_property)} & chunk_keys
+                if id_property == "email":  # a record found through a secondary address
+                    keys |= _additional_emails(obj) & chunk_keys
+                for key in keys:
                     chunk_found[key] = obj
-                else:
+                if not keys:
                     unmatched.append(obj)
             missing = set()
             for item in data.get("errors", []):
@@ -522,6 +527,33 @@ class HubSpotClient:
                     details=err.details,
                 )
         return BatchUpsertResult(results=results, errors=errors, id_property=id_property)
+
+    def batch_update_contacts(self, inputs: Mapping[str, Mapping[str, str]]) -> BatchUpsertResult:
+        """Update contacts by HubSpot record id (``{record id: {property: value}}``), 100 per
+        call: for a contact whose email (or match key) changed in HubSpot, or that a merge made
+        one record with another.  Results and errors are keyed by record id."""
+        for key, props in inputs.items():
+            for name, value in props.items():
+                if not isinstance(value, str):
+                    raise TypeError(f"property {name!r} of {key!r} is {type(value).__name__}, "
+                                    "not str: HubSpot takes every value as a string")
+        path = f"{self._settings.objects_path('contacts')}/batch/update"
+        results: dict[str, UpsertedContact] = {}
+        errors: dict[str, ItemError] = {}
+        keyed = [(str(key), {"id": str(key), "properties": dict(props)})
+                 for key, props in inputs.items()]
+        for chunk in chunked(keyed):
+            ok, failed = self._batch_isolating(
+                path, chunk, body=lambda part: {"inputs": [item for _, item in part]},
+                key_of_result=lambda r: str(r.get("id", "")), id_property=None)
+            for key, obj in ok.items():
+                results[key] = UpsertedContact(key=key, id=str(obj.get("id", key)), new=False,
+                                               properties=dict(obj.get("properties") or {}))
+            for key, err in failed.items():
+                errors[key] = ItemError(key=key, message=err.message, status=err.status,
+                                        category=err.category, code=err.code,
+                                        correlation_id=err.correlation_id, details=err.details)
+        return BatchUpsertResult(results=results, errors=errors, id_property="hs_object_id")
 
     # ------------------------------------------------------------------ forms
 
@@ -839,6 +871,15 @@ def _named_keys(
             if norm in keys:
                 named.add(norm)
     return named
+
+
+ADDITIONAL_EMAILS = "hs_additional_emails"  # a contact's other addresses, ';'-separated
+MERGED_IDS = "hs_merged_object_ids"  # the records merged into this one, ';'-separated
+
+
+def _additional_emails(obj: Mapping[str, Any]) -> set[str]:
+    text = str((obj.get("properties") or {}).get(ADDITIONAL_EMAILS) or "")
+    return {normalize_key(e, "email") for e in text.split(";") if e.strip()}
 
 
 def _object_key(obj: Mapping[str, Any], id_property: str | None) -> str:

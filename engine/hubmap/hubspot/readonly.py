@@ -39,6 +39,7 @@ class ReadOnlyClient:
         self.client = client
         self.planned = Planned()
         self._known: set[str] = set()  # contacts read that HubSpot has
+        self._names: dict[str, str] = {}  # record id -> the key it was read by
 
     @property
     def settings(self) -> HubSpotSettings:
@@ -66,6 +67,8 @@ class ReadOnlyClient:
         result = self.client.batch_read_contacts(ids, id_property=id_property,
                                                  properties=properties)
         self._known.update(result.found)
+        for key, record in result.found.items():  # what a write by record id is shown as
+            self._names.setdefault(str(record.get("id", "")), key)
         return result
 
     # -- writes, recorded ------------------------------------------------------------------
@@ -92,6 +95,13 @@ class ReadOnlyClient:
             self.planned.contacts[key] = dict(values)
             results[normal] = UpsertedContact(key, "", normal not in self._known, dict(values))
         return BatchUpsertResult(results, {}, id_property)
+
+    def batch_update_contacts(self, inputs: Mapping[str, Mapping[str, str]]) -> BatchUpsertResult:
+        results = {}
+        for key, values in inputs.items():
+            self.planned.contacts[self._names.get(str(key), f"record {key}")] = dict(values)
+            results[str(key)] = UpsertedContact(str(key), str(key), False, dict(values))
+        return BatchUpsertResult(results, {}, "hs_object_id")
 
     def submit_form(self, portal_id: Any, form_guid: str, fields: Any, context: Any = None,
                     submitted_at: Any = None, legal_consent: Any = None,

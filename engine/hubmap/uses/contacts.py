@@ -19,13 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hubmap import fence, sync
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.fold import ContactFolder
-from hubmap.hubspot import HubSpotError
+from hubmap.hubspot import HubSpotError, normalize_key
+from hubmap.hubspot.client import MERGED_IDS
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
@@ -35,6 +36,9 @@ from hubmap.uses.summary import Progress, Summary
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
 MAX_FENCE_PROBLEMS = 20  # contacts named when fences stop a run
+# Passes of the write phase: contact keys found to be one HubSpot record are folded into one in
+# a pass, and written in the next (a merge of merges needs another).
+MAX_IDENTITY_PASSES = 3
 BATCH = 100  # HubSpot's batch limit
 DEFAULT_WORKERS = 4
 
@@ -78,6 +82,7 @@ class ContactsSync:
         self.progress = progress
         self.lock = lock  # one SQLite connection, shared by the write workers
         self.fences = fences
+        self.aliased = False  # keys were joined into one fold in this pass
         self.properties = [spec.name for spec in self.mapping.properties]
         self.versioned = self.mapping.records.version is not None
         self.started = state.started(scope)
@@ -114,6 +119,11 @@ class ContactsSync:
         with state.transaction():
             refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
             stored_refunds = state.refunds(scope, refund_ids)
+            aliases = state.aliases(scope, {i.contact for i in items
+                                            if isinstance(i, OrderValues)})
+            if aliases:  # keys that are another key's HubSpot record: its fold takes them
+                items = [replace(i, contact=aliases[i.contact]) if isinstance(i, OrderValues)
+                         and i.contact in aliases else i for i in items]
             order_ids = {i.order_id for i in items if i.order_id is not None}
             order_ids |= {r.order_id for r in stored_refunds.values()}
             stored = state.orders(scope, order_ids)
@@ -166,6 +176,13 @@ class ContactsSync:
     def write(self) -> None:
         """Read and check every dirty contact first, then write: a fence that is not this
         state's stops the run before anything is written (HM708)."""
+        for _ in range(MAX_IDENTITY_PASSES):
+            self.aliased = False
+            self._write_pass()
+            if not self.aliased:
+                break
+
+    def _write_pass(self) -> None:
         keys = self.state.dirty_contacts(self.scope)
         self.progress.phase("reading contacts", len(keys))
         problems: list[Problem] = []
@@ -203,11 +220,17 @@ class ContactsSync:
         except HubSpotError as error:
             self._fail(keys, f"reading the contacts failed: {error}")
             return []
+        records = self._records(keys, rows, current)
+        joined = self._one_record_one_fold(keys, rows, records)
         problems: list[Problem] = []
         checked: list[str] = []
         for key in keys:
+            if key in joined:
+                continue  # folded into another key: written in the next pass
             row = rows[key]
-            found = (current.get(key) or {}).get("properties", {})
+            record = records.get(key)
+            row.hubspot_id = str(record["id"]) if record and record.get("id") else None
+            found = (record or {}).get("properties", {})
             seen = fence.verdict(self.fences.ours, found, row.fence_written, row.fence_writing,
                                  self.fences.others)
             if seen.kind == fence.FOREIGN and not self.fences.rebuild:
@@ -223,7 +246,7 @@ class ContactsSync:
             row.sending = {seen.property: ""} if (
                 seen.property not in (None, self.fences.ours) and seen.fence is not None) else {}
             checked.append(key)
-        rebased, drifted, refold = self._rebase(checked, rows, current)
+        rebased, drifted, refold = self._rebase(checked, rows, records)
         if refold:
             with self.lock:
                 self._refold(refold)
@@ -231,7 +254,7 @@ class ContactsSync:
         unchanged: list[ContactRow] = []
         for key in checked:
             row = rows[key]
-            found = current.get(key)
+            found = records.get(key)
             now = self._now(found)
             values = sync.wire_values(self.folder, self.folder.load(row.acc), row.baseline or {})
             text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
@@ -251,6 +274,68 @@ class ContactsSync:
             self.summary.contacts_unchanged += len(unchanged)
         self.progress.advance(len(keys))
         return problems
+
+    def _records(self, keys: list[str], rows: dict[str, ContactRow],
+                 current: Any) -> dict[str, dict[str, Any]]:
+        """Each key's HubSpot record: found by its key, or - when the key is no longer on it (an
+        email changed in HubSpot) - by the record id the state learnt at the last write."""
+        records = {k: current.get(k) for k in keys if current.get(k) is not None}
+        lost = {rows[k].hubspot_id: k for k in keys if k not in records and rows[k].hubspot_id}
+        if lost:
+            by_id = self.client.batch_read_contacts(list(lost), id_property=None,
+                                                    properties=self.properties + self.fences.read)
+            for record_id, key in lost.items():
+                record = by_id.get(str(record_id))
+                if record is not None:
+                    records[key] = record
+        return records
+
+    def _one_record_one_fold(self, keys: list[str], rows: dict[str, ContactRow],
+                             records: dict[str, dict[str, Any]]) -> set[str]:
+        """Keys that turn out to be one HubSpot record (a merge, a secondary address, an email
+        changed in HubSpot) become one fold: the orders of all go to one key (the record's
+        primary email, else the smallest key), written in the next pass.  The keys joined."""
+        groups: dict[str, set[str]] = {}
+        ids_of: dict[str, set[str]] = {}
+        for key, record in records.items():
+            merged = str((record.get("properties") or {}).get(MERGED_IDS) or "")
+            ids = {str(record["id"])} | {i for i in merged.split(";") if i}
+            ids_of[str(record["id"])] = ids
+            groups.setdefault(str(record["id"]), set()).add(key)
+        with self.lock:
+            known = self.state.keys_of_records(self.scope, {i for ids in ids_of.values()
+                                                            for i in ids})
+        joined: set[str] = set()
+        for record_id, group in groups.items():
+            members = set(group) | {k for i in ids_of[record_id] for k in known.get(i, ())}
+            if len(members) < 2:
+                continue
+            primary = normalize_key(str((records[next(iter(group))].get("properties") or {})
+                                        .get(self.compiled.match_on) or ""),
+                                    self.compiled.match_on)
+            canonical = primary if primary in members else min(members)
+            self._join(canonical, members, records[next(iter(group))], rows)
+            joined |= members & set(keys)
+        return joined
+
+    def _join(self, canonical: str, members: set[str], record: dict[str, Any],
+              rows: dict[str, ContactRow]) -> None:
+        with self.lock:
+            held = self.state.load_contacts(self.scope, members)
+            self.state.alias(self.scope, canonical, members - {canonical}, sync.stored_digest)
+            row = self.state.load_contacts(self.scope, [canonical]).get(canonical) or \
+                ContactRow(canonical)
+            row.baseline = sync.joined_baseline(
+                [held[k].baseline for k in [canonical, *sorted(members - {canonical})]
+                 if k in held])
+            fence_now = (record.get("properties") or {}).get(self.fences.ours)
+            if fence_now and fence_now in {h.fence_written for h in held.values()}:
+                row.fence_written = fence_now  # one of the joined keys wrote the record's fence
+            row.hubspot_id = str(record["id"])
+            self._refold([row])
+            self.state.save_identity(self.scope, row)
+            self.state.save_folded(self.scope, [row])
+            self.aliased = True
 
     def _send_batch(self, keys: list[str]) -> None:
         with self.lock:
@@ -277,8 +362,6 @@ class ContactsSync:
             row = rows[key]
             found = current.get(key)
             now = self._now(found)
-            if found is not None and found.get("id"):
-                row.hubspot_id = str(found["id"])
             if row.baseline is None:
                 row.baseline = now
                 rebased.append(row)
@@ -296,22 +379,40 @@ class ContactsSync:
 
     def _send(self, to_send: dict[str, dict[str, str]],
               rows: dict[str, ContactRow]) -> list[ContactRow]:
+        """Write: a contact whose HubSpot record is known by its id, and new ones by their key."""
+        by_id = {key: rows[key].hubspot_id for key in to_send if rows[key].hubspot_id}
+        confirmed = self._sent(
+            {k: v for k, v in to_send.items() if k not in by_id}, rows,
+            lambda inputs: self.client.batch_upsert_contacts(
+                inputs, id_property=self.compiled.match_on), {})
+        if by_id:
+            confirmed += self._sent(
+                {by_id[k]: v for k, v in to_send.items() if k in by_id}, rows,
+                self.client.batch_update_contacts, {v: k for k, v in by_id.items()})
+        return confirmed
+
+    def _sent(self, inputs: dict[str, dict[str, str]], rows: dict[str, ContactRow],
+              call: Any, keys_of: dict[str, str]) -> list[ContactRow]:
+        """One kind of write; `keys_of`: the contact key of each input key (record ids)."""
+        if not inputs:
+            return []
         try:
-            result = self.client.batch_upsert_contacts(to_send, id_property=self.compiled.match_on)
+            result = call(inputs)
         except (DailyLimitReached, HubSpotAuthError):
             raise
         except HubSpotError as error:
-            self._fail(list(to_send), f"HubSpot refused the batch: {error}")
+            self._fail([keys_of.get(k, k) for k in inputs], f"HubSpot refused the batch: {error}")
             return []
         confirmed = []
         failures: dict[str, str] = {}
         created = updated = 0
-        for key in to_send:
-            error = result.error_for(key)
+        for sent in inputs:
+            key = keys_of.get(sent, sent)
+            error = result.error_for(sent)
             if error is not None:
                 failures[key] = explain(self.mapping, error)
                 continue
-            done = result.result_for(key)
+            done = result.result_for(sent)
             row = rows[key]
             if done is not None:
                 row.hubspot_id = done.id or row.hubspot_id
