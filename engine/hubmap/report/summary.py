@@ -33,6 +33,9 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
     if summary.mapping_changed:
         lines.append("changed in the mapping, applied to orders from this run on: "
                      f"{', '.join(summary.mapping_changed)}")
+    if summary.renamed_from:
+        lines.append(f"renamed: this mapping was '{summary.renamed_from}'; its state, orders and "
+                     "fences follow the new name")
     if summary.rebuilt:
         lines.append("rebuilt: the stored counts were recomputed from this input")
     if summary.dry_run:

@@ -134,7 +134,12 @@ def open_state(path: str) -> StateStore:
 
 def scope_of(mapping: Mapping, portal_id: str) -> str:
     """What the state keeps apart: the portal (as HubSpot names it) and the mapping's name."""
-    return f"portal {portal_id}|{mapping.name}"
+    return portal_scopes(portal_id) + mapping.name
+
+
+def portal_scopes(portal_id: str) -> str:
+    """What every scope of one portal starts with."""
+    return f"portal {portal_id}|"
 
 
 def portal_of(client: Any) -> str:

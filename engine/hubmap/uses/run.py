@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from pathlib import Path
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,14 @@ from hubmap.problems import HubmapError, Location, Problem
 from hubmap.state import StateStore
 from hubmap.uses.apply import Provisioned, provision_for_run
 from hubmap.uses.contacts import ContactsSync, Fences, SyncOptions
-from hubmap.uses.context import connect, default_sandbox_db, open_state, portal_of, scope_of
+from hubmap.uses.context import (
+    connect,
+    default_sandbox_db,
+    open_state,
+    portal_of,
+    portal_scopes,
+    scope_of,
+)
 from hubmap.uses.forms import FormsSync
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 from hubmap.uses.rejects import RejectSink
@@ -105,7 +113,9 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
     started = time.monotonic()
     summary = Summary(dry_run=dry_run)
     compiled = CompiledMapping(mapping)
-    scope = scope_of(mapping, portal_of(client))
+    portal = portal_of(client)
+    scope = scope_of(mapping, portal)
+    summary.renamed_from = _follow_rename(mapping, state, scope, portal)
     _check_state(mapping, state, scope, rebuild, summary)
     run_id = state.start_run(scope, mapping.file, input_name)
     lock = threading.Lock()
@@ -164,6 +174,24 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         if dry_run:
             state.close()
     return summary
+
+
+def _follow_rename(mapping: Mapping, state: StateStore, scope: str, portal: str) -> str | None:
+    """A mapping whose `name:` changed takes its state along: a scope new to the state, whose
+    file ran before under another name with the same identities, is that mapping renamed.  Its
+    old name, or None.  (A rename that is not seen here - another file, another state - meets
+    the old name's fences at the first contact, and is refused there.)"""
+    if state.fingerprint(scope) is not None:
+        return None
+    identity = sync.fingerprint(mapping)["identity"]
+    here = Path(mapping.file).resolve()
+    before = [old for old, file in state.mapping_files(portal_scopes(portal)).items()
+        if old != scope and file and Path(file).resolve() == here
+        and (state.fingerprint(old) or {}).get("identity") == identity]
+    if len(before) != 1:
+        return None
+    state.rename_scope(before[0], scope)
+    return before[0].split("|", 1)[1]
 
 
 def fence_property_for(state: StateStore, scope: str, mapping: Mapping) -> str:

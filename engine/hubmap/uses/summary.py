@@ -31,6 +31,7 @@ class Summary:
     # definitions changed since orders were counted (apply to orders counted from now on):
     mapping_changed: list[str] = field(default_factory=list)
     rebuilt: bool = False
+    renamed_from: str | None = None  # the mapping's earlier name, whose state it took along
     dry_run: bool = False
     planned: dict[str, dict[str, str]] = field(default_factory=dict)  # dry run: would be sent
     failures: list[tuple[str, str]] = field(default_factory=list)
