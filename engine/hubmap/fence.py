@@ -15,7 +15,8 @@ Every contact a contacts mapping writes carries, in a hubmap-owned property of t
 
 Before a run adds to a contact it checks the fence (`verdict`): the value must be the one this
 state wrote last (or was writing when an answer was lost); a contact it has no record of must
-carry no fence of this mapping, nor of another mapping writing the same properties.  Otherwise
+carry no fence of this mapping, nor of another mapping writing exactly the same properties (this
+mapping under an earlier name).  Otherwise
 the run stops before writing anything, unless it rebuilds - then the fence's baseline is the
 starting point.
 
@@ -191,6 +192,6 @@ def verdict(ours: str, found: MappingType[str, str | None], written: str | None,
         other = found.get(name) or None
         if other is not None:
             fence = read(other)
-            return Verdict(FOREIGN, fence, name, f"it carries the fence {name} of another "
-                           "mapping that writes the same properties (a renamed mapping?)")
+            return Verdict(FOREIGN, fence, name, f"it carries the fence {name} of a mapping "
+                           "that writes the same properties (this mapping under another name?)")
     return Verdict(FRESH)

@@ -18,7 +18,7 @@ from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 @dataclass
 class Provisioned:
     created: list[str] = field(default_factory=list)  # properties created now
-    # fences of other mappings that write some of the same properties (a renamed mapping's)
+    # fences of other mappings that write the same properties (this mapping's, renamed)
     other_fences: list[str] = field(default_factory=list)
 
 
@@ -36,10 +36,12 @@ def provision_for_run(client: Any, mapping: Mapping, environ: dict[str, str],
         raise HubmapError(result.problems)
     if isinstance(mapping.target, FormsTarget):
         check_form(client, mapping, environ)
+    # Another mapping's fence over exactly these properties is this mapping under another name
+    # (two shops' mappings feeding one portal write other sets, and keep their own fences).
     ours = {spec.name for spec in mapping.properties}
     others = sorted(p["name"] for p in result.existing
                     if str(p.get("name", "")).startswith(fence.FENCE_PREFIX)
-                    and p["name"] != fence_name and fence.owned_properties(p) & ours)
+                    and p["name"] != fence_name and fence.owned_properties(p) == ours)
     return Provisioned(result.created, others)
 
 
