@@ -48,6 +48,10 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
                      "them; HubSpot's value was kept as the new starting point (see hubmap status)")
     lines.append(f"HubSpot calls: {summary.calls} ({summary.rate_limited} answered 429, "
                  f"{summary.retries} retried)  time: {summary.seconds:.1f} s")
+    for warning in summary.warnings[:10]:
+        lines.append(f"warning: {warning}")
+    if len(summary.warnings) > 10:
+        lines.append(f"... and {len(summary.warnings) - 10} more warnings (--format json)")
     for key, reason in summary.failures[:20]:
         lines.append(f"failed {key}: {reason}")
     if len(summary.failures) > 20:

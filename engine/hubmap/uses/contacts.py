@@ -243,6 +243,13 @@ class ContactsSync:
             if self.fences.rebuild and seen.fence is not None:
                 # the baseline the fence kept, not HubSpot's totals (which hold counted orders)
                 row.baseline = {name: seen.fence.baseline.get(name) for name in self.properties}
+                counted = fence.Counted.parse(row.counted).orders
+                if counted < seen.fence.orders:
+                    with self.lock:
+                        self.summary.warnings.append(
+                            f"contact {key}: its fence says {seen.fence.orders} orders and "
+                            f"refunds were counted, this rebuild has {counted}: was the order "
+                            "history complete?")
             row.sending = {seen.property: ""} if (
                 seen.property not in (None, self.fences.ours) and seen.fence is not None) else {}
             checked.append(key)

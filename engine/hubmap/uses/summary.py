@@ -35,6 +35,7 @@ class Summary:
     dry_run: bool = False
     planned: dict[str, dict[str, str]] = field(default_factory=dict)  # dry run: would be sent
     failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth a look, not a failure
     calls: int = 0
     rate_limited: int = 0
     retries: int = 0
