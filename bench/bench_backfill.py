@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "mappings" / "online-retail-contacts.yaml"
 DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "online_retail" / "by-day"
 BATCH = 100  # HubSpot's batch size: one read and one upsert per this many contacts
-PROVISIONING_CALLS = 4  # list properties, list groups, create the group, create properties
+# which portal (account details), list properties, list groups, create the group, create properties
+PROVISIONING_CALLS = 5
 KEY_PROPERTY = "shop_customer_id"
 
 
