@@ -422,12 +422,14 @@ class StateStore:
                        (scope, canonical))
 
     def save_identity(self, scope: str, row: ContactRow) -> None:
-        """A contact that took in other keys' orders: its joined baseline, the fence it is known
-        by, its HubSpot record."""
+        """A contact that took in other keys' orders: its joined baseline, what HubSpot holds of
+        it (the values and fence of the key that wrote the record), its HubSpot record."""
         with self.transaction() as db:
-            db.execute("UPDATE contacts SET baseline=?, fence_written=?, hubspot_id=? WHERE "
-                       "scope=? AND contact=?", (_json(row.baseline), row.fence_written,
-                                                 row.hubspot_id, scope, row.contact))
+            db.execute("UPDATE contacts SET baseline=?, written=?, writing=?, fence_written=?, "
+                       "fence_writing=?, written_seq=?, hubspot_id=? WHERE scope=? AND contact=?",
+                       (_json(row.baseline), _json(row.written), _json(row.writing),
+                        row.fence_written, row.fence_writing, row.written_seq, row.hubspot_id,
+                        scope, row.contact))
 
     def dirty_contacts(self, scope: str) -> list[str]:
         """Contacts with values HubSpot has not confirmed yet (a snapshot, in key order)."""

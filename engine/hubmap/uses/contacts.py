@@ -26,7 +26,7 @@ from hubmap import fence, sync
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.fold import ContactFolder
 from hubmap.hubspot import HubSpotError, normalize_key
-from hubmap.hubspot.client import MERGED_IDS
+from hubmap.hubspot.client import ADDITIONAL_EMAILS, MERGED_IDS
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
@@ -289,8 +289,10 @@ class ContactsSync:
         records = {k: current.get(k) for k in keys if current.get(k) is not None}
         lost = {rows[k].hubspot_id: k for k in keys if k not in records and rows[k].hubspot_id}
         if lost:
-            by_id = self.client.batch_read_contacts(list(lost), id_property=None,
-                                                    properties=self.properties + self.fences.read)
+            by_id = self.client.batch_read_contacts(
+                list(lost), id_property=None,
+                properties=[*self.properties, *self.fences.read, self.compiled.match_on,
+                            ADDITIONAL_EMAILS, MERGED_IDS])
             for record_id, key in lost.items():
                 record = by_id.get(str(record_id))
                 if record is not None:
@@ -317,16 +319,19 @@ class ContactsSync:
             members = set(group) | {k for i in ids_of[record_id] for k in known.get(i, ())}
             if len(members) < 2:
                 continue
-            primary = normalize_key(str((records[next(iter(group))].get("properties") or {})
+            record = records[min(group)]
+            primary = normalize_key(str((record.get("properties") or {})
                                         .get(self.compiled.match_on) or ""),
                                     self.compiled.match_on)
             canonical = primary if primary in members else min(members)
-            self._join(canonical, members, records[next(iter(group))], rows)
+            self._join(canonical, members, record)
             joined |= members & set(keys)
         return joined
 
-    def _join(self, canonical: str, members: set[str], record: dict[str, Any],
-              rows: dict[str, ContactRow]) -> None:
+    def _join(self, canonical: str, members: set[str], record: dict[str, Any]) -> None:
+        """Fold `members` into `canonical`.  The joined contact is known to HubSpot as the key
+        whose fence the record carries: it takes over what that key wrote, so the values
+        HubSpot holds are not taken for drift (nor counted again)."""
         with self.lock:
             held = self.state.load_contacts(self.scope, members)
             self.state.alias(self.scope, canonical, members - {canonical}, sync.stored_digest)
@@ -336,8 +341,12 @@ class ContactsSync:
                 [held[k].baseline for k in [canonical, *sorted(members - {canonical})]
                  if k in held])
             fence_now = (record.get("properties") or {}).get(self.fences.ours)
-            if fence_now and fence_now in {h.fence_written for h in held.values()}:
-                row.fence_written = fence_now  # one of the joined keys wrote the record's fence
+            writer = next((held[k] for k in sorted(held) if fence_now
+                           and fence_now in (held[k].fence_written, held[k].fence_writing)), None)
+            if writer is not None:
+                row.written, row.writing = writer.written, writer.writing
+                row.fence_written, row.fence_writing = writer.fence_written, writer.fence_writing
+                row.written_seq = writer.written_seq
             row.hubspot_id = str(record["id"])
             self._refold([row])
             self.state.save_identity(self.scope, row)
