@@ -576,3 +576,63 @@ def test_orders_for_the_changed_email_join_the_old_keys_fold(tmp_path: Path) -> 
         if process.returncode != 0:
             failed[seed] = output.strip().splitlines()[-1:]
     assert not failed, f"not exact under PYTHONHASHSEED {sorted(failed)}: {failed}"
+
+
+CUSTOMER_MAPPING = """\
+version: 1
+name: customers
+records:
+  id: id
+  time: at
+  contact: cid
+target:
+  kind: contacts
+  match_on: shop_customer_id
+group:
+  name: ecommerce
+  label: E-commerce
+properties:
+  tiny_total:
+    label: Tiny total
+    type: number
+    from: amount
+    merge: sum
+  tiny_count:
+    label: Tiny count
+    type: number
+    value: 1
+    merge: sum
+"""
+
+
+def test_contacts_matched_on_a_unique_property_and_merged_hold_the_fold_of_both(
+        tmp_path: Path, sandbox: RunningSandbox) -> None:
+    """The same for a custom unique `match_on`: after a merge the merged-away customer id is no
+    longer on any record, and its key is found by the record id hubmap learnt."""
+    mapping = tmp_path / "customers.yaml"
+    mapping.write_text(CUSTOMER_MAPPING, encoding="utf-8")
+    state = tmp_path / "state.db"
+
+    def order(number: int, cid: str, amount: str) -> dict[str, Any]:
+        return {"id": number, "cid": cid, "at": f"2024-05-0{number}T10:00:00Z", "amount": amount}
+
+    first = [order(1, "C-1", "10.00"), order(2, "C-2", "20.00"), order(3, "C-2", "0.30")]
+    helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state)
+
+    def by_customer() -> dict[str, dict[str, Any]]:
+        found = api(sandbox, "GET", "/_sandbox/dump")["contacts"]
+        return {c["properties"].get("shop_customer_id"): c for c in found}
+
+    held = by_customer()
+    api(sandbox, "POST", "/crm/v3/objects/contacts/merge",
+        {"primaryObjectId": str(held["C-1"]["id"]), "objectIdToMerge": str(held["C-2"]["id"])})
+    both = first + [order(4, "C-2", "4.00"), order(5, "C-1", "0.05")]
+    again = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
+                        state)
+    assert again.ok and again.new == 2 and again.contacts_created == 0
+    (survivor,) = by_customer().values()  # one record, holding every order once
+    assert (Decimal(survivor["properties"]["tiny_total"]),
+            survivor["properties"]["tiny_count"]) == (Decimal("34.35"), "5")
+    repeat = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
+                         state)
+    assert (repeat.new, repeat.contacts_updated, repeat.contacts_created) == (0, 0, 0)

@@ -409,6 +409,8 @@ class HubSpotClient:
         identity = [id_property] if id_property else []
         if id_property == "email":
             identity += [ADDITIONAL_EMAILS, MERGED_IDS]
+        elif not id_property or id_property == "hs_object_id":
+            identity += [MERGED_IDS]
         props = list(dict.fromkeys([*properties, *identity]))
         path = f"{self._settings.objects_path('contacts')}/batch/read"
         found: dict[str, dict[str, Any]] = {}
@@ -435,6 +437,8 @@ class HubSpotClient:
                 keys = {_object_key(obj, id_property)} & chunk_keys
                 if id_property == "email":  # a record found through a secondary address
                     keys |= _additional_emails(obj) & chunk_keys
+                elif not id_property or id_property == "hs_object_id":  # a merged record's id
+                    keys |= _merged_ids(obj) & chunk_keys
                 for key in keys:
                     chunk_found[key] = obj
                 if not keys:
@@ -880,6 +884,11 @@ MERGED_IDS = "hs_merged_object_ids"  # the records merged into this one, ';'-sep
 def _additional_emails(obj: Mapping[str, Any]) -> set[str]:
     text = str((obj.get("properties") or {}).get(ADDITIONAL_EMAILS) or "")
     return {normalize_key(e, "email") for e in text.split(";") if e.strip()}
+
+
+def _merged_ids(obj: Mapping[str, Any]) -> set[str]:
+    text = str((obj.get("properties") or {}).get(MERGED_IDS) or "")
+    return {i.strip() for i in text.split(";") if i.strip()}
 
 
 def _object_key(obj: Mapping[str, Any], id_property: str | None) -> str:
