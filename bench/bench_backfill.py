@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from hubmap.inputs import read_documents
 from hubmap.mapping import load_mapping
 from hubmap.sandbox import dump
-from hubmap.inputs import read_documents
 from hubmap.state import StateStore
 from hubmap.uses.contacts import SyncOptions
 from hubmap.uses.context import connect

@@ -38,11 +38,11 @@ from typing import Any
 import requests
 
 from hubmap.hubspot import HubSpotClient, HubSpotSettings, RequestRecord
-from hubmap.mapping import load_mapping
 from hubmap.inputs import read_documents
+from hubmap.mapping import load_mapping
+from hubmap.state import StateStore
 from hubmap.uses.contacts import SyncOptions
 from hubmap.uses.run import sync_documents
-from hubmap.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "mappings" / "shopify-orders-contacts.yaml"

@@ -55,7 +55,8 @@ def main() -> None:
                    "(HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE); writes nothing.")
 def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) -> None:
     """Check mapping files (and folders of them) for every problem, with file:line:col."""
-    from hubmap.uses import apply, validate as validating
+    from hubmap.uses import apply
+    from hubmap.uses import validate as validating
 
     outcome = (apply.portal_problems(list(paths), dict(os.environ)) if portal
                else validating.validate(paths))

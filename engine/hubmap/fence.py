@@ -31,7 +31,8 @@ import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterable, Mapping as MappingType
+from collections.abc import Iterable
+from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from typing import Any
 

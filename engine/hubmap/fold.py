@@ -19,7 +19,8 @@ orders were all withdrawn, does not keep an old value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping as MappingType
+from collections.abc import Iterable
+from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Inexact, InvalidOperation, Overflow

@@ -17,7 +17,8 @@ what to send, drift, and whether a changed mapping can go on from the stored sta
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping as MappingType
+from collections.abc import Iterable
+from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,10 +26,10 @@ from typing import Any
 from hubmap import fence, versions
 from hubmap.evaluate import OrderValues, RefundValues, Skipped
 from hubmap.fold import Accs, ContactFolder, Cutoffs, OrderPart, decode_values, encode_values
+from hubmap.ledger import COUNTED, WITHDRAWN, ContactRow, StoredOrder, StoredRefund
 from hubmap.mapping.model import Mapping, Source
 from hubmap.merge import Sum
 from hubmap.problems import HubmapError, Location, Problem
-from hubmap.ledger import COUNTED, WITHDRAWN, ContactRow, StoredOrder, StoredRefund
 from hubmap.types import parse_decimal
 
 TALLY_WORDS = ("new", "changed", "unchanged", "stale", "withdrawn", "skipped", "refunds",

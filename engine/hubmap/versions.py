@@ -30,7 +30,8 @@ from enum import Enum
 from typing import Any
 
 from hubmap import types
-from hubmap.ledger import COUNTED, WITHDRAWN as WITHDRAWN_STATUS
+from hubmap.ledger import COUNTED
+from hubmap.ledger import WITHDRAWN as WITHDRAWN_STATUS
 
 NEW, UNCHANGED, CHANGED, STALE, WITHDRAWN, SKIPPED = (
     "new", "unchanged", "changed", "stale", "withdrawn", "skipped")

@@ -15,13 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from hubmap.sandbox.app import dump_store
 from hubmap.uses import apply as applying
 from hubmap.uses import replay as replaying
 from hubmap.uses import run as running
 from hubmap.uses import status as stating
 from hubmap.uses.summary import Summary
-from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from hubmap.sandbox.app import dump_store
 
 TOKEN = "exactly-once-test-token"
 PORTAL_ID = 1234567

@@ -13,8 +13,8 @@ import requests
 
 from hubmap.mapping import load_mapping
 from hubmap.problems import HubmapError
-from hubmap.uses.context import scope_of
 from hubmap.state import StateStore
+from hubmap.uses.context import scope_of
 from tests.acceptance import helpers
 
 
@@ -292,9 +292,9 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
         tmp_path: Path, sandbox) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from hubmap.uses.context import _sandbox_form
     from hubmap.hubspot import HubSpotClient, HubSpotSettings
     from hubmap.inputs import read_documents
+    from hubmap.uses.context import _sandbox_form
 
     mapping = tmp_path / "form.yaml"
     mapping.write_text(FORM_MAPPING, encoding="utf-8")

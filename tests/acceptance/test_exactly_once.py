@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from hubmap.mapping import load_mapping
+from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.context import scope_of
-from hubmap.state import StateLockedError
-from hubmap.state import StateStore
 from tests.acceptance import helpers
 from tests.conftest import MAPPINGS
 

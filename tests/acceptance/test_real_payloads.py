@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from hubmap.evaluate import CompiledMapping, Rejected
-from hubmap.mapping import load_mapping
 from hubmap.fold import ContactFolder
+from hubmap.mapping import load_mapping
 from hubmap.plan import Plan, submission_fields
 from hubmap.uses import plan as planning
 from tests.conftest import MAPPINGS, shared_data

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.acceptance import helpers
+
 
 @pytest.fixture(scope="module")
 def sandbox():  # type: ignore[no-untyped-def]

@@ -16,16 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubmap.evaluate import CompiledMapping
+from hubmap.fold import ContactFolder
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
-from hubmap.fold import ContactFolder
 from hubmap.plan import plan_outcomes
-from hubmap.sync import wire_values
-from hubmap.uses.context import scope_of
 from hubmap.sandbox import RunningSandbox
 from hubmap.state import StateStore
+from hubmap.sync import wire_values
+from hubmap.uses.context import scope_of
 from tests.acceptance import helpers
 from tests.property.crashes import CRASH_POINTS
+
 
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -24,6 +24,7 @@ from hubmap.uses.context import scope_of
 from tests.acceptance import changes, helpers
 from tests.property.crashes import CRASH_POINTS
 
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(

@@ -10,21 +10,12 @@ import pytest
 import requests
 
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from tests.unit.sandbox_api import Api
 
 TOKEN = "test-token"
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 
-
-class Api:
-    """A requests session bound to one sandbox, sending the Bearer token."""
-
-    def __init__(self, session: requests.Session, url: str) -> None:
-        self.session = session
-        self.url = url
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, timeout=10, **kwargs)
 
 
 @pytest.fixture

@@ -9,19 +9,12 @@ import pytest
 import requests
 
 from hubmap.sandbox import SandboxConfig, start_sandbox
+from tests.unit.sandbox_api import Api
 
 TOKEN = "test-token"
 PROPERTIES = "/crm/v3/properties/contacts"
 GROUPS = PROPERTIES + "/groups"
 
-
-class Api:
-    def __init__(self, session: requests.Session, url: str) -> None:
-        self.session = session
-        self.url = url
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, timeout=10, **kwargs)
 
 
 @pytest.fixture

@@ -12,8 +12,14 @@ PLAIN_EVERY_SECONDS = 5.0
 
 class _RichProgress(Progress):
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
-                                   SpinnerColumn, TextColumn, TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as Bar
 
         self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                        MofNCompleteColumn(), TimeElapsedColumn(), transient=False)

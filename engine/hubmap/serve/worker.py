@@ -28,20 +28,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from hubmap import ledger
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.hubspot import HubSpotError
 from hubmap.hubspot.errors import HubSpotConfigError
 from hubmap.hubspot.retry import RetryPolicy
 from hubmap.inputs import Document
 from hubmap.mapping.model import FormsTarget, Mapping
-from hubmap import ledger
 from hubmap.problems import HubmapError
 from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.contacts import SyncOptions
-from hubmap.uses.outcome import ConfigurationError
 from hubmap.uses.context import connect, default_sandbox_db, portal_of, scope_of
+from hubmap.uses.outcome import ConfigurationError
 from hubmap.uses.run import sync_documents
 
 log = logging.getLogger("hubmap.serve")

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-from pathlib import Path
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from hubmap import fence, sync

@@ -5,11 +5,10 @@ listens; show the queue, and put dead letters back into it."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from hubmap.problems import HubmapError
-from pathlib import Path
-
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Outcome
 
 
