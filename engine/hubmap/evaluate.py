@@ -31,6 +31,7 @@ from typing import Any, Union
 
 from hubmap import types, versions
 from hubmap.expressions import ExpressionError, compile_source, truthy
+from hubmap.expressions.functions import CATALOGS
 from hubmap.inputs import Document, InputError
 from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
 
@@ -105,10 +106,12 @@ FORM_CONTEXT_KEYS = {"hutk": "hutk", "page_uri": "pageUri", "page_name": "pageNa
 
 
 class CompiledMapping:
-    """A mapping with every expression compiled once, ready to evaluate many records."""
+    """A mapping with every expression compiled once, ready to evaluate many records.
+    `catalogs`: the mapping's catalogs, loaded (`hubmap.catalogs`), for `lookup`."""
 
-    def __init__(self, mapping: Mapping):
+    def __init__(self, mapping: Mapping, catalogs: Any = None):
         self.mapping = mapping
+        self.catalogs = catalogs
         records = mapping.records
         self.path = _compile(records.path)
         self.group_by = _compile(records.group_by)
@@ -118,7 +121,8 @@ class CompiledMapping:
         self.time = compile_source(records.time)
         self.contact = compile_source(records.contact)
         self.version = _compile(records.version)
-        self.refunds = _CompiledRefunds(mapping.refunds, mapping) if mapping.refunds else None
+        self.refunds = (_CompiledRefunds(mapping.refunds, mapping, catalogs) if mapping.refunds
+                        else None)
         self.by_record: list[tuple[PropertySpec, Evaluator, Evaluator | None]] = [
             (spec, compile_source(spec.source), _compile(spec.when))
             for spec in mapping.properties
@@ -206,6 +210,13 @@ class CompiledMapping:
     # -- one record ----------------------------------------------------------------------
 
     def evaluate(self, record: Any, where: str) -> Outcome:
+        token = CATALOGS.set(self.catalogs)
+        try:
+            return self._evaluate(record, where)
+        finally:
+            CATALOGS.reset(token)
+
+    def _evaluate(self, record: Any, where: str) -> Outcome:
         if not isinstance(record, dict):
             return Rejected(where, f"a record must be an object, not {_kind(record)}",
                             code="HM503")
@@ -294,6 +305,13 @@ class CompiledMapping:
 
     def derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         """Derived properties computed from a contact's merged (typed) values."""
+        token = CATALOGS.set(self.catalogs)
+        try:
+            return self._derive(merged)
+        finally:
+            CATALOGS.reset(token)
+
+    def _derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         data = {name: _json_like(value) for name, value in merged.items()}
         for spec, evaluator in self.derived:
@@ -310,9 +328,10 @@ class CompiledMapping:
 class _CompiledRefunds:
     """`refunds` compiled: which documents are refunds, and each refund's id, order and values."""
 
-    def __init__(self, spec: RefundsSpec, mapping: Mapping):
+    def __init__(self, spec: RefundsSpec, mapping: Mapping, catalogs: Any = None):
         self.spec = spec
         self.mapping = mapping
+        self.catalogs = catalogs
         self.match = _compile(spec.match)
         self.path = _compile(spec.path)
         self.in_order = _compile(spec.in_order)
@@ -355,6 +374,13 @@ class _CompiledRefunds:
             yield self.evaluate(item, f"{where} refund #{index}", order_id)
 
     def evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
+        token = CATALOGS.set(self.catalogs)
+        try:
+            return self._evaluate(refund, where, order_id)
+        finally:
+            CATALOGS.reset(token)
+
+    def _evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
         if not isinstance(refund, dict):
             return Rejected(where, f"a refund must be an object, not {_kind(refund)}",
                             code="HM503", raw=refund)

@@ -14,12 +14,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping, Rejected
 from hubmap.fold import ContactFolder
 from hubmap.inputs import Document, InputError, read_documents
 from hubmap.mapping.model import Example, Mapping, PropertyType
 from hubmap.plan import Plan, plan_outcomes, submission_fields
-from hubmap.problems import Location
+from hubmap.problems import HubmapError, Location
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,14 @@ def example_documents(mapping: Mapping, example: Example) -> Iterator[Document |
 
 
 def run_examples(mapping: Mapping) -> list[CaseResult]:
-    compiled = CompiledMapping(mapping)
+    """Every example case of `mapping` (with its catalogs, read from their files)."""
+    try:
+        catalogs = load_catalogs(mapping)
+    except HubmapError as error:  # a catalog that cannot be read fails every case, with why
+        return [CaseResult(mapping.file, e.name, e.location,
+                           errors=[f"the case could not run: {error}"])
+                for e in mapping.examples]
+    compiled = CompiledMapping(mapping, catalogs)
     return [run_example(compiled, example) for example in mapping.examples]
 
 

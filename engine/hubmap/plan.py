@@ -38,6 +38,7 @@ class Plan:
     records: int = 0
     orders: Tally = field(default_factory=Tally)
     refunds_waiting: int = 0
+    warnings: list[str] = field(default_factory=list)  # catalog keys not found ...
 
 
 def plan_outcomes(

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hubmap.catalogs import Catalog, Catalogs
 from hubmap.expressions import (
     FILTER_DOCS,
     FUNCTION_DOCS,
@@ -19,7 +20,7 @@ from hubmap.expressions import (
     compile_source,
     truthy,
 )
-from hubmap.expressions.functions import REMOVED_FUNCTIONS, SHOP_FUNCTIONS
+from hubmap.expressions.functions import CATALOGS, REMOVED_FUNCTIONS, SHOP_FUNCTIONS
 from hubmap.expressions.jmes import ARITIES, compile_expression
 from hubmap.mapping.model import Source, SourceKind
 from tests.conftest import shared_data
@@ -40,7 +41,12 @@ def jp(text: str) -> Any:
 def test_every_documented_function_example_runs(name: str) -> None:
     doc = FUNCTION_DOCS[name]
     assert name in doc.signature and doc.description
-    result = compile_expression(doc.example)(doc.example_input)
+    token = CATALOGS.set(Catalogs({n: Catalog(n, rows) for n, rows in doc.catalogs.items()})
+                         if doc.catalogs else None)
+    try:
+        result = compile_expression(doc.example)(doc.example_input)
+    finally:
+        CATALOGS.reset(token)
     assert result == doc.example_output
     assert type(result) is type(doc.example_output)
 

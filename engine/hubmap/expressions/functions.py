@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any, NamedTuple
@@ -486,14 +487,36 @@ def type_of(value: Any) -> str:
 # ------------------------------------------------------------------------------------ registry
 
 
+CATALOGS: ContextVar[Any] = ContextVar("hubmap_catalogs", default=None)
+"""The catalogs of the mapping being evaluated (`hubmap.catalogs.Catalogs`): set around each
+record's evaluation by `CompiledMapping`, read by `lookup` (data, not I/O)."""
+
+
+def lookup(name: Any, key: Any) -> Any:
+    """The row of catalog `name` for `key` (null when it has none), or a list of rows for a list
+    of keys."""
+    catalogs = CATALOGS.get()
+    if not isinstance(name, str) or catalogs is None or name not in catalogs:
+        declared = ", ".join(catalogs.names()) if catalogs is not None else ""
+        raise ExpressionError(f"lookup: there is no catalog named {name!r}"
+                              + (f" (the mapping declares {declared})" if declared else
+                                 " (declare it under catalogs:)"))
+    catalog = catalogs[name]
+    if isinstance(key, list):
+        return [catalog.get(k) for k in key]
+    return catalog.get(key)
+
+
 class FunctionDoc(NamedTuple):
-    """How a function is documented: `signature`, one line, and an example that tests run."""
+    """How a function is documented: `signature`, one line, and an example that tests run
+    (`catalogs`: catalog name -> {key: row}, for functions that look things up)."""
 
     signature: str
     description: str
     example: str
     example_input: Any
     example_output: Any
+    catalogs: Any = None
 
 
 @dataclass(frozen=True)
@@ -539,6 +562,7 @@ SHOP_FUNCTIONS: dict[str, ShopFunction] = {
         _f("get", get, 2, 2),
         _f("attribute", attribute, 2, 2),
         _f("items_where", items_where, 3, 3),
+        _f("lookup", lookup, 2, 2),
         # JMESPath's own functions, replaced by exact versions (same names, same meaning):
         _f("to_number", to_number, 1, 1),
         _f("to_string", to_text, 1, 1),
@@ -807,6 +831,16 @@ FUNCTION_DOCS: dict[str, FunctionDoc] = {
         "items_where(line_items, 'vendor', 'Apple')[].sku",
         {"line_items": [{"sku": "A1", "vendor": "Apple"}, {"sku": "S1", "vendor": "Sony"}]},
         ["A1"],
+    ),
+    "lookup": FunctionDoc(
+        "lookup(catalog, key)",
+        "The row of a catalog (`catalogs:`) for a key, null when it has none (counted as a "
+        "warning); for a list of keys, the list of rows.",
+        "lookup('products', line_items[0].sku).parent.handle",
+        {"line_items": [{"sku": "IPOD2008GREEN"}]},
+        "ipod-nano",
+        {"products": {"IPOD2008GREEN": {"sku": "IPOD2008GREEN",
+                                         "parent": {"handle": "ipod-nano"}}}},
     ),
     "get": FunctionDoc(
         "get(object, key)",

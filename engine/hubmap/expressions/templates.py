@@ -45,7 +45,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from hubmap.expressions import functions as fn
-from hubmap.expressions.functions import ExpressionError, ExpressionSyntaxError, FunctionDoc
+from hubmap.expressions.functions import ExpressionError, ExpressionSyntaxError, FunctionDoc, lookup
 from hubmap.types import describe, format_decimal, text_of
 
 SYNTAX_CODE = "HM302"
@@ -574,6 +574,7 @@ def _environment() -> ShopSandbox:
     )
     env.globals.clear()
     env.globals["range"] = _Range(0)  # replaced by a fresh budget in every rendering
+    env.globals["lookup"] = lookup  # a catalog row: lookup('products', record.sku)
     kept = {name: f for name, f in env.filters.items() if name in JINJA_FILTERS_KEPT}
     env.filters.clear()
     env.filters.update(kept)

@@ -7,6 +7,7 @@ from typing import Any
 from hubmap.mapping.loader import JsonPath, LoadedDocument
 from hubmap.mapping.model import (
     DEFAULT_MAX_ITEMS,
+    CatalogSpec,
     ContactsTarget,
     Example,
     FormsTarget,
@@ -55,7 +56,18 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
         ),
         examples=tuple(_example(doc, i) for i in range(len(data.get("examples", [])))),
         refunds=_refunds(doc) if "refunds" in data else None,
+        catalogs=tuple(_catalog(doc, name) for name in data.get("catalogs", {})),
     )
+
+
+def _catalog(doc: LoadedDocument, name: str) -> CatalogSpec:
+    raw = doc.data["catalogs"][name]
+    base = ("catalogs", name)
+    return CatalogSpec(
+        name=name, file=raw["file"], key=_source(doc, base + ("key",)),
+        path=_jmespath(doc, base + ("path",)) if "path" in raw else None,
+        each=_jmespath(doc, base + ("each",)) if "each" in raw else None,
+        location=doc.key_location(base))
 
 
 def _refunds(doc: LoadedDocument) -> RefundsSpec:

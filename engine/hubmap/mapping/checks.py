@@ -4,8 +4,9 @@ Each check yields Problems located at the key or value that is wrong:
 expressions that do not compile (HM301/HM302), a merge rule that does not fit the type (HM401),
 names HubSpot would refuse (HM402), HubSpot's read-only properties (HM403), rules a form cannot
 honour (HM404), secrets written into a mapping (HM405), type options that do not fit (HM406),
-a property with no value source or several (HM407), example cases that cannot run (HM411), and
-refunds that cannot adjust their orders (HM414).
+a property with no value source or several (HM407), example cases that cannot run (HM411),
+refunds that cannot adjust their orders (HM414), catalogs that cannot be read (HM415), lookups of
+catalogs the mapping does not declare (HM416) and catalog keys that give no row a key (HM417).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hubmap.expressions import ExpressionSyntaxError, compile_source
+from hubmap.expressions import ExpressionError, ExpressionSyntaxError, compile_source
 from hubmap.mapping.loader import LoadedDocument
 from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source
 from hubmap.problems import Location, Problem, Severity
@@ -60,6 +61,7 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
     problems += _properties(mapping, doc)
     problems += _target(mapping, doc)
     problems += _refunds(mapping, doc)
+    problems += _catalogs(mapping, doc)
     problems += _examples(mapping, doc)
     return problems
 
@@ -105,6 +107,11 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
         yield "records.version", records.version
     for index, requirement in enumerate(records.require):
         yield f"records.require[{index}].that", requirement.that
+    for catalog in mapping.catalogs:
+        for key in ("key", "path", "each"):
+            source = getattr(catalog, key)
+            if source is not None:
+                yield f"catalogs.{catalog.name}.{key}", source
     refunds = mapping.refunds
     if refunds is not None:
         for key in ("id", "match", "path", "in_order", "order"):
@@ -240,6 +247,42 @@ def _refunds(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
                           f"must be a number property read from the order, not "
                           f"{'derived' if spec.source is None else spec.type.value}", where,
                           hint="refund only number properties such as the order's value")
+
+
+LOOKUP = re.compile(r"\blookup\(\s*'([^']*)'")
+
+
+def _catalogs(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
+    from hubmap.catalogs import catalog_path, load_catalog
+    from hubmap.problems import HubmapError
+
+    declared = {c.name for c in mapping.catalogs}
+    for where, source in _all_sources(mapping):
+        for found in LOOKUP.finditer(source.text or ""):
+            if found.group(1) not in declared:
+                yield Problem("HM416", f"lookup('{found.group(1)}', ...) names no catalog of "
+                              f"this mapping (in {where})", source.location_at(found.start(1)),
+                              hint=_close(found.group(1), declared) if declared else
+                              "declare the catalog under catalogs: with its file and key")
+    for spec in mapping.catalogs:
+        path = catalog_path(mapping, spec)
+        if not path.is_file():
+            yield Problem("HM415", f"catalog file '{spec.file}' does not exist",
+                          doc.location(("catalogs", spec.name, "file")),
+                          hint=f"the path is relative to the mapping's folder ({path.parent})")
+            continue
+        try:
+            catalog = load_catalog(mapping, spec)
+        except (HubmapError, ExpressionError) as error:
+            yield Problem("HM415", f"catalog '{spec.name}' cannot be read: {error}",
+                          doc.location(("catalogs", spec.name, "file")),
+                          hint="check the file, path and each")
+            continue
+        if not catalog.rows:
+            yield Problem("HM417", f"catalog '{spec.name}': the key gives no row of "
+                          f"'{spec.file}' a value", spec.key.location,
+                          hint="name a field every row has, such as sku or id (with each: for "
+                               "lists inside rows, such as variants)")
 
 
 def _zone(name: str, where: Location) -> Iterator[Problem]:

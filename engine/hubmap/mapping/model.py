@@ -150,6 +150,18 @@ class RefundsSpec:
 
 
 @dataclass(frozen=True)
+class CatalogSpec:
+    """A table the mapping looks things up in (see the schema's `catalogs`)."""
+
+    name: str
+    file: str  # relative to the mapping file
+    key: Source
+    path: Source | None = None
+    each: Source | None = None
+    location: Location = field(default_factory=lambda: Location(""), compare=False)
+
+
+@dataclass(frozen=True)
 class ContactsTarget:
     match_on: str = "email"
     match_label: str | None = None
@@ -208,6 +220,7 @@ class Mapping:
     timezone: str | None = None
     examples: tuple[Example, ...] = ()
     refunds: RefundsSpec | None = None
+    catalogs: tuple[CatalogSpec, ...] = ()
 
     @property
     def is_forms(self) -> bool:

@@ -33,6 +33,7 @@ def plan_json(plan: Plan) -> str:
         "records": plan.records,
         "orders": plan.orders.as_dict(),
         "refunds_waiting": plan.refunds_waiting,
+        "warnings": plan.warnings,
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -49,6 +50,8 @@ def plan_text(plan: Plan) -> str:
     for rejected in plan.rejected:
         prop = f" {rejected.property_name}:" if rejected.property_name else ""
         lines.append(f"rejected {rejected.record} ({rejected.where}):{prop} {rejected.reason}")
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
     for skipped in plan.skipped:
         lines.append(f"skipped {skipped.order_id or skipped.where} ({skipped.where}): "
                      f"{skipped.reason}")

@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from hubmap import ledger
+from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.hubspot import HubSpotError
 from hubmap.hubspot.errors import HubSpotConfigError
@@ -76,7 +77,9 @@ class Worker:
         self.queue = queue
         self.environ = dict(environ)
         self.sandbox = sandbox
-        self.work = {m.name: _Work(m, CompiledMapping(m)) for m in mappings.values()}
+        # each mapping compiled with its catalogs (read at start; read again when a file changes)
+        self.work = {m.name: _Work(m, CompiledMapping(m, load_catalogs(m)))
+                     for m in mappings.values()}
         self.owner = process_owner()
         self.gate = ProvisionOnce()
         self.stop_event = threading.Event()
@@ -157,6 +160,12 @@ class Worker:
         claimed = self.queue.claim(name, self.config.worker.batch_size, self.owner)
         if not claimed:
             return 0
+        if work.compiled.catalogs is not None and work.compiled.catalogs.stale():
+            try:
+                work.compiled = CompiledMapping(work.mapping, load_catalogs(work.mapping))
+                log.info("%s: a catalog file changed; read again", name)
+            except HubmapError as unreadable:  # keep the catalogs in hand
+                log.warning("%s: a changed catalog cannot be read: %s", name, unreadable)
         self.batches += 1
         settled: list[Outcome] = []
         documents: list[Document] = []
@@ -178,7 +187,8 @@ class Worker:
             summary = sync_documents(
                 work.mapping, client, state, documents, environ=environ,
                 input_name=f"webhooks ({len(documents)} event(s))",
-                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS))
+                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS),
+                compiled=work.compiled)
             error = summary.stopped
             failures = dict(summary.failures)
         except StateLockedError as locked:

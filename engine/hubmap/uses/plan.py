@@ -3,6 +3,7 @@ every contact is shown as if HubSpot had nothing yet)."""
 
 from __future__ import annotations
 
+from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping
 from hubmap.inputs import read_documents
 from hubmap.mapping import load_mapping
@@ -12,8 +13,12 @@ from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 
 def plan(mapping_path: str, input_path: str, input_format: str | None = None) -> Outcome:
     def work() -> Plan:
-        compiled = CompiledMapping(load_mapping(mapping_path))
-        return plan_outcomes(compiled, compiled.outcomes(read_documents(input_path,
+        mapping = load_mapping(mapping_path)
+        catalogs = load_catalogs(mapping)
+        compiled = CompiledMapping(mapping, catalogs)
+        plan = plan_outcomes(compiled, compiled.outcomes(read_documents(input_path,
                                                                         input_format)))
+        plan.warnings = catalogs.warnings()
+        return plan
 
     return outcome_of(work, lambda p: EXIT_PROBLEMS if p.rejected else EXIT_OK, mapping_path)

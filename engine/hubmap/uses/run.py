@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hubmap import fence, sync
+from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.hubspot.readonly import ReadOnlyClient
@@ -95,11 +96,13 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
                    input_name: str, reject_file: str | None = None, rebuild: bool = False,
                    dry_run: bool = False, provisioned: dict[str, Provisioned] | None = None,
                    options: SyncOptions | None = None, progress: Progress | None = None,
-                   replayed: Iterable[int] = (), now: datetime | None = None) -> Summary:
+                   replayed: Iterable[int] = (), now: datetime | None = None,
+                   compiled: CompiledMapping | None = None) -> Summary:
     """Send `documents` through `mapping` (see the module docstring).  `replayed`: ids of stored
     rejected records that `documents` hold again, marked resolved once taken in.
     `provisioned`: what provisioning found, by scope, kept by a caller that runs the same mapping
-    often (the webhook worker): a scope in it is not provisioned again."""
+    often (the webhook worker): a scope in it is not provisioned again; `compiled`: the mapping
+    compiled with its catalogs, kept by such a caller (else they are read now)."""
     if rebuild and dry_run:
         raise HubmapError(Problem(
             "HM704", "a rebuild cannot be a dry run: it forgets the stored counts",
@@ -112,7 +115,7 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         client = ReadOnlyClient(client)
     started = time.monotonic()
     summary = Summary(dry_run=dry_run)
-    compiled = CompiledMapping(mapping)
+    compiled = compiled or CompiledMapping(mapping, load_catalogs(mapping))
     portal = portal_of(client)
     scope = scope_of(mapping, portal)
     summary.renamed_from = _follow_rename(mapping, state, scope, portal)
@@ -152,6 +155,8 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         if rebuild:
             state.end_rebuild(scope)
         summary.refunds_waiting = state.order_counts(scope)["refunds_waiting"]
+        if compiled.catalogs is not None:
+            summary.warnings += compiled.catalogs.warnings()
         outcome = "ok" if summary.ok else "partial"
     except DailyLimitReached as error:
         summary.stopped = str(error)
