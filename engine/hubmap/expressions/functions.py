@@ -487,6 +487,24 @@ def type_of(value: Any) -> str:
 # ------------------------------------------------------------------------------------ registry
 
 
+def without(values: Any, exclude: Any) -> list[Any] | None:
+    """The items of `values` not in `exclude`, each once, in order (null list gives null)."""
+    if values is None:
+        return None
+    items = as_list(values, "without")
+    check_size(len(items), "without")
+    dropped = {plain_key(v) for v in as_list(exclude, "without")} if exclude is not None else set()
+    kept: list[Any] = []
+    seen: set[Any] = set()
+    for item in items:
+        key = plain_key(item)
+        if item is None or key in dropped or key in seen:
+            continue
+        seen.add(key)
+        kept.append(item)
+    return kept
+
+
 CATALOGS: ContextVar[Any] = ContextVar("hubmap_catalogs", default=None)
 """The catalogs of the mapping being evaluated (`hubmap.catalogs.Catalogs`): set around each
 record's evaluation by `CompiledMapping`, read by `lookup` (data, not I/O)."""
@@ -563,6 +581,7 @@ SHOP_FUNCTIONS: dict[str, ShopFunction] = {
         _f("attribute", attribute, 2, 2),
         _f("items_where", items_where, 3, 3),
         _f("lookup", lookup, 2, 2),
+        _f("without", without, 2, 2),
         # JMESPath's own functions, replaced by exact versions (same names, same meaning):
         _f("to_number", to_number, 1, 1),
         _f("to_string", to_text, 1, 1),
@@ -841,6 +860,14 @@ FUNCTION_DOCS: dict[str, FunctionDoc] = {
         "ipod-nano",
         {"products": {"IPOD2008GREEN": {"sku": "IPOD2008GREEN",
                                          "parent": {"handle": "ipod-nano"}}}},
+    ),
+    "without": FunctionDoc(
+        "without(list, exclude)",
+        "The items of a list that are not in `exclude`, each once, in order: related products "
+        "without those just bought.",
+        "without(upsell_ids, line_items[].product_id)",
+        {"upsell_ids": [31, 36, 31, 81], "line_items": [{"product_id": 36}]},
+        [31, 81],
     ),
     "get": FunctionDoc(
         "get(object, key)",
