@@ -2,7 +2,7 @@
 
 `load_catalogs(mapping)` reads each catalog the mapping declares (JSON, NDJSON or CSV, relative
 to the mapping file), takes its rows (`path`, and `each` for lists inside rows - a row of `each`
-carries the row it came from as `parent`) and keys them by `key` (numbers and their digits as text
+carries the row it came from as `parent`, without that list) and keys them by `key` (numbers and their digits as text
 are the same key; the first row with a key wins).  The result is plain data handed to
 `CompiledMapping`, whose expressions read it with `lookup('name', key)`; a key that is not in the
 catalog gives null and is counted (`Catalog.misses`), never a reject.  `stale()` tells a server
@@ -11,7 +11,11 @@ that a file changed, so it can load it again without a restart.
 
 from __future__ import annotations
 
+import json
 import os
+from array import array
+import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hubmap.expressions import ExpressionError, compile_source
-from hubmap.inputs import Document, InputError, InputFormatError, read_documents
+from hubmap.inputs import InputError, InputFormatError, read_documents
 from hubmap.mapping.model import CatalogSpec, Mapping
 from hubmap.problems import HubmapError, Problem
 
@@ -27,30 +31,57 @@ PARENT = "parent"  # the field of an `each` row that holds the row it came from
 
 
 class Catalog:
-    """One catalog's rows by key, and how many looked-up keys it did not have."""
+    """One catalog's rows by key, and how many looked-up keys it did not have.
 
-    def __init__(self, name: str, rows: dict[str, Any], file: Path | None = None,
+    Rows loaded from a file are kept as compact JSON text (an `each` row's parent once, by
+    number) and read back when looked up, the last `PARSED_KEPT` read kept: a 100,000-product
+    export takes about the memory of its text, not the many times more of its Python objects."""
+
+    def __init__(self, name: str, rows: dict[str, Any] | None = None, file: Path | None = None,
                  mtime: float | None = None):
         self.name = name
-        self.rows = rows
+        self.rows: dict[str, Any] = rows or {}  # key -> row, or the row's number when stored
+        self.texts: list[str] = []  # stored rows, by number
+        self.parent_of = array("l")  # each stored row's parent number (-1: none)
+        self.parents: list[str] = []
         self.file = file
         self.mtime = mtime
         self.misses = 0
         self.missed: set[str] = set()  # a few of the keys not found, for messages
+        self._parsed: OrderedDict[str, Any] = OrderedDict()
+
+    def store(self, key: str, text: str, parent: int) -> None:
+        if key not in self.rows:
+            self.rows[key] = len(self.texts)
+            self.texts.append(text)
+            self.parent_of.append(parent)
 
     def get(self, key: Any) -> Any:
         if key is None or key == "":
             return None
         text = key_text(key)
-        row = self.rows.get(text)
-        if row is None:
+        held = self.rows.get(text)
+        if held is None:
             self.misses += 1
             if len(self.missed) < MISSED_KEPT:
                 self.missed.add(text)
+            return None
+        if not isinstance(held, int) or isinstance(held, bool):
+            return held
+        row = self._parsed.get(text)
+        if row is None:
+            row = _parse(self.texts[held])
+            parent = self.parent_of[held]
+            if parent >= 0:
+                row[PARENT] = _parse(self.parents[parent])
+            self._parsed[text] = row
+            if len(self._parsed) > PARSED_KEPT:
+                self._parsed.popitem(last=False)
         return row
 
 
 MISSED_KEPT = 5
+PARSED_KEPT = 1_000
 
 
 @dataclass
@@ -104,44 +135,159 @@ def load_catalogs(mapping: Mapping) -> Catalogs:
     return Catalogs({spec.name: load_catalog(mapping, spec) for spec in mapping.catalogs})
 
 
+
 def load_catalog(mapping: Mapping, spec: CatalogSpec) -> Catalog:
     path = catalog_path(mapping, spec)
     try:
-        documents = list(read_documents(str(path)))
+        documents = _documents(path, spec)
+        key = compile_source(spec.key)
+        each = compile_source(spec.each) if spec.each is not None else None
+        catalog = Catalog(spec.name, file=path, mtime=_mtime(path))
+        for row in documents:
+            if isinstance(row, InputError):
+                raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {row.where}: "
+                                          f"{row.reason}", spec.location,
+                                          hint="fix the catalog file"))
+            if each is None:
+                _keep(catalog, key, row, row, -1)
+                continue
+            inner = each(row) if isinstance(row, dict) else None
+            if not isinstance(inner, list) or not inner:
+                continue
+            # the parent is kept without the list its rows came from (they are the rows)
+            catalog.parents.append(_text({k: v for k, v in row.items() if v is not inner}))
+            for item in inner:
+                if isinstance(item, dict):
+                    _keep(catalog, key, {**item, PARENT: row}, item, len(catalog.parents) - 1)
     except (InputFormatError, OSError) as error:
         raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {error}", spec.location,
                                   hint="the file is relative to the mapping's folder; .json, "
                                        ".ndjson or .csv")) from None
-    bad = [d for d in documents if isinstance(d, InputError)]
-    if bad:
-        raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {bad[0].where}: "
-                                  f"{bad[0].reason}", spec.location, hint="fix the catalog file"))
-    key = compile_source(spec.key)
-    rows: dict[str, Any] = {}
-    for row in _rows(spec, [d for d in documents if isinstance(d, Document)]):
-        try:
-            value = key(row) if isinstance(row, dict) else None
-        except ExpressionError:
-            value = None
-        if value is None or value == "":
-            continue
-        rows.setdefault(key_text(value), row)
-    return Catalog(spec.name, rows, path, _mtime(path))
+    except ValueError as error:  # JSON that does not parse
+        raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {path}: not valid JSON: "
+                                  f"{error}", spec.location, hint="fix the catalog file")) from None
+    return catalog
 
 
-def _rows(spec: CatalogSpec, documents: list[Document]) -> Iterator[Any]:
-    path = compile_source(spec.path) if spec.path is not None else None
-    each = compile_source(spec.each) if spec.each is not None else None
-    for document in documents:
-        data = path(document.data) if path is not None else document.data
-        for row in data if isinstance(data, list) else [data]:
-            if each is None:
-                yield row
-                continue
-            inner = each(row) if isinstance(row, dict) else None
-            for item in inner if isinstance(inner, list) else ():
-                if isinstance(item, dict):
-                    yield {**item, PARENT: row}
+def _keep(catalog: Catalog, key: Any, row: Any, stored: Any, parent: int) -> None:
+    """Store `stored` (the row without its parent) under the key `row` gives."""
+    try:
+        value = key(row) if isinstance(row, dict) else None
+    except ExpressionError:
+        value = None
+    if value is not None and value != "":
+        catalog.store(key_text(value), _text(stored), parent)
+
+
+def _documents(path: Path, spec: CatalogSpec) -> Iterator[Any]:
+    """The rows of a catalog file before `each`: a JSON file's array (at `path`, read item by
+    item when `path` is one field name or absent, so the whole file is never objects at once),
+    or each NDJSON line / CSV row."""
+    if not path.is_file():
+        raise InputFormatError(f"catalog file '{path}' does not exist")
+    if path.suffix.lower() != ".json":
+        for document in read_documents(str(path)):
+            yield document if isinstance(document, InputError) else document.data
+        return
+    field_name = spec.path.text if spec.path is not None else None
+    if field_name is None or _FIELD.fullmatch(field_name):
+        with path.open("r", encoding="utf-8-sig") as stream:
+            items = _array_items(_Buffer(stream), field_name)
+            if items is not None:
+                yield from items
+                return
+    data = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=Decimal)
+    if spec.path is not None:
+        data = compile_source(spec.path)(data)
+    yield from data if isinstance(data, list) else [data]
+
+
+READ_CHUNK = 1 << 20  # characters read at a time from a JSON catalog
+
+
+class _Buffer:
+    """A JSON text read from a file as needed: values are decoded from a window that is read
+    further when a value runs past its end, and cut behind each value decoded."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.text = ""
+        self.at = 0
+        self.done = False
+
+    def more(self) -> bool:
+        if self.done:
+            return False
+        chunk = self.stream.read(READ_CHUNK)
+        if not chunk:
+            self.done = True
+            return False
+        self.text = self.text[self.at:] + chunk
+        self.at = 0
+        return True
+
+    def skip(self) -> str:
+        """Past white space; the next character ("" at the end)."""
+        while True:
+            self.at = _SPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
+            if self.at < len(self.text) or not self.more():
+                return self.text[self.at:self.at + 1]
+
+    def value(self) -> Any:
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.at)
+            except ValueError:
+                if self.more():
+                    continue
+                raise
+            if end == len(self.text) and self.more():
+                continue  # a number may go on in the next chunk
+            self.at = end
+            return value
+
+    def take(self, char: str) -> bool:
+        if self.skip() == char:
+            self.at += 1
+            return True
+        return False
+
+
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+_SPACE = re.compile(r"\s*")
+
+
+def _array_items(source: _Buffer, field_name: str | None) -> Iterator[Any] | None:
+    """The items of the document's array (the document itself, or its top-level `field_name`),
+    decoded one at a time; None when the document is not shaped so."""
+    if field_name is None:
+        return _items_from(source) if source.take("[") else None
+    if not source.take("{"):
+        return None
+    while source.skip() not in ("}", ""):
+        name = source.value()
+        if not source.take(":"):
+            return None
+        if name == field_name:
+            return _items_from(source) if source.take("[") else None
+        source.value()  # another member: read past it
+        source.take(",")
+    return iter(())  # the field is absent: no rows
+
+
+def _items_from(source: _Buffer) -> Iterator[Any]:
+    while source.skip() not in ("]", ""):
+        yield source.value()
+        source.take(",")
+
+
+def _text(row: Any) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _parse(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal)
 
 
 def _mtime(path: Path) -> float | None:

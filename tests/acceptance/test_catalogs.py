@@ -95,7 +95,7 @@ def test_validate_locates_what_makes_a_catalog_unusable(tmp_path: Path) -> None:
     assert problems["HM415"].location.line == 5  # the file line
     assert problems["HM416"].location.line == 34 and "products" in problems["HM416"].hint
     no_key = MAPPING.replace("key: sku", "key: barcode")
-    (problem,) = check_file(_folder(tmp_path, no_key)).problems
+    (problem,) = check_file(_folder(tmp_path, no_key), deep=True).problems
     assert (problem.code, problem.location.line) == ("HM417", 8)  # the key line
 
 

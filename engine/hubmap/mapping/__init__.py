@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubmap.mapping.build import build_mapping
-from hubmap.mapping.checks import raw_problems, semantic_problems
+from hubmap.mapping.checks import catalog_problems, raw_problems, semantic_problems
 from hubmap.mapping.loader import LoadedDocument, load_file
 from hubmap.mapping.model import Mapping
 from hubmap.mapping.schema import schema_problems
@@ -28,12 +28,14 @@ class CheckedMapping:
         return self.mapping is not None and not any(p.is_error for p in self.problems)
 
 
-def check_file(path: str | Path) -> CheckedMapping:
+def check_file(path: str | Path, *, deep: bool = False) -> CheckedMapping:
+    """Every problem of one mapping file; `deep` also reads its catalogs (what `validate` does;
+    a run reads them once, when it starts)."""
     doc = load_file(path)
-    return check_document(doc)
+    return check_document(doc, deep=deep)
 
 
-def check_document(doc: LoadedDocument) -> CheckedMapping:
+def check_document(doc: LoadedDocument, *, deep: bool = False) -> CheckedMapping:
     problems = list(doc.problems)
     if doc.data is None:
         return CheckedMapping(doc.file, None, _sorted(problems))
@@ -50,6 +52,8 @@ def check_document(doc: LoadedDocument) -> CheckedMapping:
     if not structural and doc.ok:
         mapping = build_mapping(doc)
         problems += semantic_problems(mapping, doc)
+        if deep and not any(p.is_error for p in problems):
+            problems += catalog_problems(mapping, doc)
     return CheckedMapping(doc.file, mapping, _sorted(problems))
 
 

@@ -12,7 +12,7 @@ from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome
 def validate(paths: Sequence[str]) -> Outcome:
     files, problems = collect_files(list(paths))
     for path in files:
-        problems.extend(check_file(path).problems)
+        problems.extend(check_file(path, deep=True).problems)
     return Outcome(problems, EXIT_PROBLEMS if _errors(problems) else EXIT_OK)
 
 
