@@ -35,6 +35,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping
 from hubmap.inputs import Document
 from hubmap.mapping import load_mapping
@@ -96,7 +97,8 @@ def generate(count: int, contacts: int, seed: int = SEED) -> Iterator[dict[str, 
 
 def hubmap_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """The per-contact HubSpot values, exactly as `hubmap plan` computes them."""
-    compiled = CompiledMapping(load_mapping(str(MAPPING)))
+    mapping = load_mapping(str(MAPPING))
+    compiled = CompiledMapping(mapping, load_catalogs(mapping))
     documents = (Document(order, "bench") for order in orders)
     plan = plan_outcomes(compiled, compiled.outcomes(documents))
     return {contact.contact: {k: v for k, v in contact.values.items() if v != ""}  # "": none

@@ -1,21 +1,24 @@
 """Property provisioning: the HubSpot property definitions a mapping needs, compared with a portal.
 
 `definitions(mapping)` derives the group and each property's definition (type, fieldType, label,
-options, unique value).  `compare(mapping, existing)` says what is missing, which enumeration
-options to add, and which existing properties disagree with the mapping (refused: hubmap never
-writes into a property of another type).  `apply(client, mapping)` creates what is missing after
-the whole comparison passed, so a refusal writes nothing.  `hubmap validate --portal` uses
-`compare` alone.
+options, unique value).  The group is the mapping's `group`; without one, a contacts mapping uses
+HubSpot's own `contactinformation` and a forms mapping a group of its own named after the mapping
+(`forms_group`), so the fields to put on the form are easy to find in HubSpot's form editor.
+`compare(mapping, existing)` says what is missing, which enumeration options to add, and which
+existing properties disagree with the mapping (refused: hubmap never writes into a property of
+another type).  `apply(client, mapping)` creates what is missing after the whole comparison
+passed, so a refusal writes nothing.  `hubmap validate --portal` uses `compare` alone.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from hubmap.hubspot import HubSpotClient
 from hubmap.mapping.build import default_label
-from hubmap.mapping.model import ContactsTarget, Mapping, PropertySpec, PropertyType
+from hubmap.mapping.model import ContactsTarget, Group, Mapping, PropertySpec, PropertyType
 from hubmap.problems import Location, Problem
 
 OBJECT_TYPE = "contacts"
@@ -88,7 +91,28 @@ def definitions(mapping: Mapping) -> list[Definition]:
 
 
 def group_name(mapping: Mapping) -> str:
-    return mapping.group.name if mapping.group else DEFAULT_GROUP
+    group = property_group(mapping)
+    return group.name if group else DEFAULT_GROUP
+
+
+def property_group(mapping: Mapping) -> Group | None:
+    """The group hubmap creates the mapping's properties in: the mapping's `group`, else for a
+    forms mapping its own (`forms_group`); None: HubSpot's `contactinformation`."""
+    if mapping.group:
+        return mapping.group
+    if mapping.is_forms:
+        return forms_group(mapping.name)
+    return None
+
+
+def forms_group(mapping_name: str) -> Group:
+    """A forms mapping's own group: its name in HubSpot's spelling (lower-case letters, digits
+    and underscores, from a letter; `shopify-checkout-form` -> `shopify_checkout_form`), labelled
+    with the mapping's name."""
+    name = re.sub(r"[^a-z0-9]+", "_", mapping_name.lower()).strip("_")
+    if not name or not name[0].isalpha():
+        name = f"hubmap_{name}".rstrip("_")
+    return Group(name, mapping_name)
 
 
 def compare(mapping: Mapping, existing: list[dict[str, Any]],
@@ -97,8 +121,6 @@ def compare(mapping: Mapping, existing: list[dict[str, Any]],
     as the mapping's fence) needs."""
     by_name = {p["name"]: p for p in existing}
     result = Comparison()
-    if mapping.group and mapping.group.name not in {g.get("name") for g in groups}:
-        result.group = {"name": mapping.group.name, "label": mapping.group.label}
     for definition in definitions(mapping) + list(extra or ()):
         have = by_name.get(definition.name)
         if have is None:
@@ -128,6 +150,11 @@ def compare(mapping: Mapping, existing: list[dict[str, Any]],
                 result.add_options[definition.name] = list(have.get("options") or []) + [
                     dict(o, displayOrder=len(have_values) + i)
                     for i, o in enumerate(missing_options)]
+    group = property_group(mapping)
+    # a forms mapping's own group is made only when a property is to go in it
+    wanted = mapping.group is not None or bool(result.missing)
+    if group and wanted and group.name not in {g.get("name") for g in groups}:
+        result.group = {"name": group.name, "label": group.label}
     return result
 
 

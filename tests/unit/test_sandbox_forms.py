@@ -353,3 +353,114 @@ def test_secure_submit_needs_the_token(
     ok = session.post(url, json=submission(), headers=AUTH, timeout=10)
     assert ok.status_code == 200
     assert "X-HubSpot-RateLimit-Remaining" in ok.headers
+
+
+# -- hutk, required and hidden fields (the stand-in's rules: see hubmap.sandbox.forms) ----------
+
+
+@pytest.mark.parametrize(
+    "hutk", ["not-a-cookie", HUTK.upper(), HUTK[:-1], HUTK + "0", "g" * 32, " " + HUTK[1:]]
+)
+def test_an_invalid_hutk_fails_the_whole_submission_in_hubspot_words(
+    sandbox: RunningSandbox, session: requests.Session, form_id: str, hutk: str
+) -> None:
+    response = submit(sandbox, session, form_id, submission(context={"hutk": hutk}))
+    assert error_types(response) == ["INVALID_HUTK"]
+    assert response.json()["errors"][0]["message"] == (
+        f"Error in 'context.hutk'. '{hutk}' is not a valid Hutk"
+    )
+    dumped = session.get(sandbox.url + "/_sandbox/dump", timeout=10).json()
+    assert dumped["submissions"] == [] and dumped["contacts"] == []
+    # the same submission without the hutk lands, on the email
+    assert submit(sandbox, session, form_id, submission(context={})).status_code == 200
+    view = session.get(sandbox.url + "/_sandbox/contacts/jane@example.com", timeout=10).json()
+    assert view["hutks"] == []
+
+
+def _form(sandbox: RunningSandbox, session: requests.Session, fields: list[dict[str, Any]]):
+    return session.post(
+        sandbox.url + "/marketing/v3/forms",
+        headers=AUTH,
+        timeout=10,
+        json={"name": "Hidden", "fieldGroups": [{"fields": fields}]},
+    )
+
+
+EMAIL_FIELD = {"objectTypeId": "0-1", "name": "email", "fieldType": "email", "required": True}
+
+
+def test_hidden_fields_are_on_the_form_and_take_values(
+    sandbox: RunningSandbox, session: requests.Session
+) -> None:
+    created = _form(
+        sandbox,
+        session,
+        [
+            EMAIL_FIELD,
+            {
+                "objectTypeId": "0-1",
+                "name": "firstname",
+                "fieldType": "single_line_text",
+                "hidden": True,
+            },
+        ],
+    )
+    assert created.status_code == 201, created.text
+    form = created.json()
+    assert [f["hidden"] for f in form["fieldGroups"][0]["fields"]] == [False, True]
+    body = submission(
+        fields=[
+            {"objectTypeId": "0-1", "name": "email", "value": "hid@example.com"},
+            {"objectTypeId": "0-1", "name": "firstname", "value": "Hidde"},
+        ]
+    )
+    assert submit(sandbox, session, form["id"], body).status_code == 200
+    view = session.get(sandbox.url + "/_sandbox/contacts/hid@example.com", timeout=10).json()
+    assert view["properties"]["firstname"] == "Hidde"
+    # left out, a hidden field that is not required is no problem
+    body = submission(fields=[{"objectTypeId": "0-1", "name": "email", "value": "h@example.com"}])
+    assert submit(sandbox, session, form["id"], body).status_code == 200
+
+
+def test_a_hidden_required_field_is_required_of_the_api(
+    sandbox: RunningSandbox, session: requests.Session
+) -> None:
+    created = _form(
+        sandbox,
+        session,
+        [
+            EMAIL_FIELD,
+            {
+                "objectTypeId": "0-1",
+                "name": "firstname",
+                "fieldType": "single_line_text",
+                "hidden": True,
+                "required": True,
+                "defaultValue": "Shopper",
+            },
+        ],
+    )
+    assert created.status_code == 201, created.text
+    body = submission(fields=[{"objectTypeId": "0-1", "name": "email", "value": "h@example.com"}])
+    response = submit(sandbox, session, created.json()["id"], body)
+    assert error_types(response) == ["REQUIRED_FIELD"]
+    assert response.json()["errors"][0]["message"] == (
+        "Error in 'fields.firstname'. Required field 'firstname' is missing"
+    )
+
+
+def test_hidden_must_be_a_boolean(sandbox: RunningSandbox, session: requests.Session) -> None:
+    response = _form(
+        sandbox,
+        session,
+        [
+            EMAIL_FIELD,
+            {
+                "objectTypeId": "0-1",
+                "name": "firstname",
+                "fieldType": "single_line_text",
+                "hidden": "yes",
+            },
+        ],
+    )
+    assert response.status_code == 400

@@ -18,13 +18,24 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
         lines.append(f"refunds: {o.refunds} new, {o.refunds_changed} changed, "
                      f"{o.refunds_unchanged} unchanged; {summary.refunds_waiting} waiting for "
                      "their order")
-    if summary.submissions or summary.submissions_failed:
+    if summary.forms or summary.submissions or summary.submissions_failed:
         lines.append(f"form submissions: {summary.submissions} sent, "
                      f"{summary.submissions_failed} failed")
+        if summary.submissions_without_hutk:
+            lines.append(
+                f"sent without the hutk: {summary.submissions_without_hutk} (HubSpot answered "
+                "INVALID_HUTK, so they were sent again without it: the conversion is on the "
+                "contact, not tied to the visitor's page views; check how the shop copies the "
+                "hubspotutk cookie): " + _some(summary.hutk_refused))
     else:
         lines.append(
             f"contacts: {summary.contacts_created} created, {summary.contacts_updated} updated, "
             f"{summary.contacts_unchanged} unchanged, {summary.contacts_failed} failed")
+    reasons: dict[str, list[str]] = {}
+    for key, reason in summary.skipped_orders:
+        reasons.setdefault(reason, []).append(key)
+    for reason, keys in reasons.items():
+        lines.append(f"skipped {len(keys)} order(s), {reason}: {_some(keys)}")
     if summary.properties_created:
         lines.append(f"properties created: {', '.join(summary.properties_created)}")
     if summary.properties_started:
@@ -64,6 +75,14 @@ def summary_text(summary: Summary, reject_file: str | None, sandbox_db: str | No
         lines.append(f"sandbox data: {sandbox_db} (look with: hubmap sandbox show EMAIL "
                      f"--db {sandbox_db})")
     return "\n".join(lines)
+
+
+def _some(keys: list[str], shown: int = 10) -> str:
+    """The first keys, and how many more (`--format json` lists them all)."""
+    text = ", ".join(keys[:shown])
+    if len(keys) > shown:
+        text += f" ... and {len(keys) - shown} more (--format json)"
+    return text
 
 
 def status_text(report: dict[str, Any]) -> str:

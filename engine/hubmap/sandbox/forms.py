@@ -8,6 +8,21 @@ conversion properties, as HubSpot does. An email that is one of a contact's seco
 (`hs_additional_emails`) finds that contact and becomes its primary email; the old primary
 becomes a secondary one (HubSpot: a form submission with a secondary email can make it the
 primary one, HUBSPOT-API.md §10).
+
+Rules the stand-in decides where HubSpot's notes leave them open:
+
+- **hutk**: a valid `context.hutk` is what HubSpot's tracking code writes into the `hubspotutk`
+  cookie, 32 lower-case hexadecimal characters; anything else is an invented value and fails the
+  whole submission with `INVALID_HUTK` ("Error in 'context.hutk'. '…' is not a valid Hutk"), as
+  HubSpot does (HUBSPOT-API.md §2, §9, §10).  A submission without a hutk is fine.
+- **Required fields**: a field the definition marks `required` that the submission leaves out
+  (or sends empty) fails it with `REQUIRED_FIELD`.
+- **Hidden fields** (`hidden: true`) are fields of the form like the others: a submission may
+  fill them (values for fields the form lacks fail with `FIELD_NOT_IN_FORM_DEFINITION`), and a
+  hidden field that is required is required here too - the API fills in no default value (the
+  notes list `hidden` beside `required` on the definition and say nothing that exempts it).
+- **submittedAt** more than 30 days back fails with `INVALID_METADATA`; without one, the
+  submission is dated at its arrival.
 """
 
 from __future__ import annotations
@@ -38,7 +53,7 @@ COMPANY = "0-2"
 MAX_SUBMITTED_FIELDS = 1000
 #: submittedAt may be back-dated by at most about one month.
 MAX_SUBMISSION_AGE_MS = 30 * 86_400_000
-#: The hubspotutk cookie value: 32 lower-case hex characters.
+#: The hubspotutk cookie value: 32 lower-case hex characters (anything else: INVALID_HUTK).
 HUTK_PATTERN = re.compile(r"[0-9a-f]{32}")
 THANKS = "Thanks for submitting the form."
 FORM_FIELD_TYPES = frozenset(
@@ -146,8 +161,9 @@ class Forms:
             raise errors.validation_error(
                 f"{where}.fieldType must be one of {', '.join(sorted(FORM_FIELD_TYPES))}"
             )
-        if "required" in field and not isinstance(field["required"], bool):
-            raise errors.validation_error(f"{where}.required must be a boolean")
+        for flag in ("required", "hidden"):
+            if flag in field and not isinstance(field[flag], bool):
+                raise errors.validation_error(f"{where}.{flag} must be a boolean")
         if object_type == CONTACT and self.store.get_property(name) is None:
             raise errors.validation_error(f"{where}: contact property '{name}' does not exist")
         if (object_type, name) in seen:
@@ -338,11 +354,7 @@ class Forms:
         hutk = context.get("hutk")
         if isinstance(hutk, str) and not HUTK_PATTERN.fullmatch(hutk):
             problems.append(
-                _problem(
-                    "context.hutk",
-                    "The hutk is not a valid hubspotutk cookie value",
-                    "INVALID_HUTK",
-                )
+                _problem("context.hutk", f"'{hutk}' is not a valid Hutk", "INVALID_HUTK")
             )
         ip = context.get("ipAddress")
         if isinstance(ip, str):

@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,7 @@ from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.contacts import SyncOptions
+from hubmap.uses.forms import too_old
 from hubmap.uses.context import connect, default_sandbox_db, portal_of, scope_of
 from hubmap.uses.outcome import ConfigurationError
 from hubmap.uses.run import sync_documents
@@ -222,12 +224,17 @@ class Worker:
         if rejected:
             reasons = "; ".join(f"{r.record}: {r.reason}" for r in rejected)
             return Outcome(job.event_id, DEAD, f"rejected by the mapping: {reasons}")
-        orders = [r for r in results if isinstance(r, OrderValues)
+        now = datetime.now(timezone.utc)
+        forms = isinstance(work.mapping.target, FormsTarget)
+        old = [r for r in results if forms and isinstance(r, OrderValues) and too_old(r.time, now)]
+        orders = [r for r in results if (isinstance(r, OrderValues) and r not in old)
                   or (isinstance(r, Skipped) and r.order_id is not None
                       and (scope is None or state.orders(scope, [r.order_id])))]
         refunds = [r for r in results if isinstance(r, RefundValues)]
         if not orders and not refunds:
-            reasons = "; ".join(r.reason for r in results if isinstance(r, Skipped))
+            reasons = "; ".join([r.reason for r in results if isinstance(r, Skipped)]
+                                + [f"order {r.order_id} is older than a form submission may be "
+                                   "(skipped: the contacts mapping carries history)" for r in old])
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
         if scope is None:  # the run could not start: nothing of this event is delivered
             waiting: list[Any] = orders + refunds

@@ -5,8 +5,16 @@ a later version (a refund, an edit) is counted in the summary (changed, stale, u
 remembered, not submitted again, and a withdrawn order cannot be taken back.  HubSpot has no
 idempotency key for submissions: an answer lost in transit may be retried and recorded twice by
 HubSpot (the contact's values are the same either way, as a form overwrites them).  A submission
-HubSpot refused is kept with its record, for `hubmap replay`.  Orders older than HubSpot accepts
-for `submittedAt` (a month) are submitted without it, so HubSpot dates them at arrival.
+HubSpot refused is kept with its record, for `hubmap replay`.
+
+Each submission carries the order's time as `submittedAt`.  An order older than HubSpot accepts
+for it (a month) is not submitted: sent without a time it would be recorded as today's
+conversion, so it is skipped with its reason (the contacts mapping is what carries order history).
+
+A hutk HubSpot calls invalid (`INVALID_HUTK`: the visitor cookie was not copied right) fails the
+whole submission; the order is then submitted once more without it - the conversion still lands
+on the contact, by email, only not tied to the visitor's page views - and the summary counts and
+names those orders.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from hubmap import sync, versions
 from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
 from hubmap.fold import ContactFolder, encode_values
 from hubmap.hubspot import HubSpotError
-from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
+from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError, HubSpotValidationError
 from hubmap.ledger import COUNTED, SENT, StoredOrder
 from hubmap.mapping.model import FormsTarget
 from hubmap.plan import submission_fields
@@ -32,14 +40,24 @@ from hubmap.uses.rejects import RejectSink
 from hubmap.uses.summary import Progress, Summary
 
 FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
+INVALID_HUTK = "INVALID_HUTK"
+#: Why an order older than that is skipped.
+TOO_OLD = (f"placed more than {FORMS_MAX_BACKDATE.days} days ago: HubSpot refuses a form "
+           "submission dated more than a month back, and one sent without its date would count "
+           "as today's conversion; send past orders with a contacts mapping (kind: contacts, "
+           "such as mappings/shopify-orders-contacts.yaml), which keeps the order history")
 
 
-def submitted_at(order_time: datetime, now: datetime) -> datetime | None:
-    """The order's time, so HubSpot dates the conversion right; for orders older than HubSpot
-    accepts (a backfill), no time: HubSpot then dates the submission at its arrival."""
-    if now - order_time > FORMS_MAX_BACKDATE:
-        return None
-    return order_time
+def too_old(order_time: datetime, now: datetime) -> bool:
+    """Whether HubSpot would refuse the order's time as `submittedAt` (a backfill)."""
+    return now - order_time > FORMS_MAX_BACKDATE
+
+
+def only_invalid_hutk(error: HubSpotError) -> bool:
+    """Whether HubSpot refused the submission for its hutk alone (then it is sent again
+    without it; with other errors too, a second try would fail anyway)."""
+    codes = {detail.code for detail in error.errors}
+    return isinstance(error, HubSpotValidationError) and codes == {INVALID_HUTK}
 
 
 class FormsSync:
@@ -69,6 +87,7 @@ class FormsSync:
         portal = resolve_env(self.target.portal_id, self.environ)
         guid = resolve_env(self.target.form_guid, self.environ)
         consent = _consent(self.target)
+        self.summary.forms = True
         self.progress.phase("submitting forms", None)
         seen: dict[str, StoredOrder | None] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
@@ -95,6 +114,11 @@ class FormsSync:
                 arrival = versions.Arrival(outcome.version, digest)
                 result = versions.classify(view, arrival, self.versioned)
                 tally = self.summary.orders
+                if result == versions.NEW and too_old(outcome.time, self.now):
+                    # not stored: never submitted (a later copy is judged by its time again)
+                    tally.skipped += 1
+                    self.summary.skipped_orders.append((outcome.order_id, TOO_OLD))
+                    continue
                 setattr(tally, result, getattr(tally, result) + 1)
                 if result == versions.NEW:
                     assert isinstance(outcome, OrderValues)
@@ -122,10 +146,17 @@ class FormsSync:
     def _submit(self, order: OrderValues, portal: str, guid: str,
                 consent: dict[str, Any] | None) -> None:
         fields = submission_fields(self.compiled, ContactFolder(self.compiled), order)
+        context = dict(order.context)
+        without_hutk = False
         try:
-            self.client.submit_form(portal, guid, fields, context=order.context,
-                                    submitted_at=submitted_at(order.time, self.now),
-                                    legal_consent=consent)
+            try:
+                self._send(portal, guid, fields, context, order, consent)
+            except HubSpotValidationError as refused:
+                if not (context.get("hutk") and only_invalid_hutk(refused)):
+                    raise
+                del context["hutk"]
+                self._send(portal, guid, fields, context, order, consent)
+                without_hutk = True
         except (DailyLimitReached, HubSpotAuthError):
             raise
         except HubSpotError as error:
@@ -141,7 +172,15 @@ class FormsSync:
             digest = sync.order_digest(order)
             self.state.put_orders(self.scope, self.run_id, [self._stored(order, digest)])
             self.summary.submissions += 1
+            if without_hutk:
+                self.summary.submissions_without_hutk += 1
+                self.summary.hutk_refused.append(order.order_id)
         self.progress.advance()
+
+    def _send(self, portal: str, guid: str, fields: dict[str, str], context: dict[str, str],
+              order: OrderValues, consent: dict[str, Any] | None) -> None:
+        self.client.submit_form(portal, guid, fields, context=context, submitted_at=order.time,
+                                legal_consent=consent)
 
 
 def _consent(target: FormsTarget) -> dict[str, Any] | None:

@@ -23,8 +23,12 @@ class Summary:
     contacts_updated: int = 0
     contacts_unchanged: int = 0
     contacts_failed: int = 0
+    forms: bool = False  # a forms mapping's run: submissions, not contacts
     submissions: int = 0
     submissions_failed: int = 0
+    # sent again without the hutk after HubSpot answered INVALID_HUTK (counted in submissions)
+    submissions_without_hutk: int = 0
+    hutk_refused: list[str] = field(default_factory=list)  # their order ids
     drift: int = 0
     properties_created: list[str] = field(default_factory=list)
     properties_started: list[str] = field(default_factory=list)  # new to the state: from now on
@@ -35,6 +39,8 @@ class Summary:
     dry_run: bool = False
     planned: dict[str, dict[str, str]] = field(default_factory=dict)  # dry run: would be sent
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # orders skipped with a reason (counted in `skipped`): forms orders too old to submit
+    skipped_orders: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not a failure
     calls: int = 0
     rate_limited: int = 0
@@ -57,6 +63,7 @@ class Summary:
         data = {k: v for k, v in self.__dict__.items() if k != "orders"}
         data.update(self.orders.as_dict())
         data["failures"] = [{"key": k, "reason": r} for k, r in self.failures]
+        data["skipped_orders"] = [{"key": k, "reason": r} for k, r in self.skipped_orders]
         return data
 
 

@@ -1,0 +1,283 @@
+"""The shipped checkout forms and contacts mappings over real shop payloads plus real product
+catalogs: the top-3 items by line value, their product URLs and images, the upsell and similar
+items from the catalog's own relations (never a product just bought), the cart URL, and the
+categories and brands bought.
+
+The real catalogs are in the shared data folder: Shopify's `catalog/product.json` (MIT, also
+shipped as `mappings/examples/shopify/product.json`) and WooCommerce's
+`catalog/products-load-all.json` (GPL-2.0, so never copied into the repository: each test puts it
+beside a copy of the shipped mapping in a temporary folder, where the mapping's `catalogs.*.file`
+finds it).  The tests skip when the shared data is absent.  Expected values are worked out by hand
+from the payloads (the arithmetic is in the comments), not copied from hubmap's output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hubmap.evaluate import CompiledMapping
+from hubmap.fold import ContactFolder
+from hubmap.mapping import load_mapping
+from hubmap.plan import Plan, submission_fields
+from hubmap.uses import plan as planning
+from tests.conftest import MAPPINGS, shared_data
+
+SHOPIFY_FORM = "shopify-checkout-form.yaml"
+SHOPIFY_CONTACTS = "shopify-orders-contacts.yaml"
+WOO_FORM = "woocommerce-checkout-form.yaml"
+WOO_CONTACTS = "woocommerce-orders-contacts.yaml"
+
+IPOD_IMAGE = "http://static.shopify.com/s/files/1/6909/3384/products/ipod-nano.png?0"
+WOO_UPLOADS = "thuy-nonjtpk.mystagingwebsite.com/wp-content/uploads/2018/01/"
+
+
+def _shopify_folder(tmp_path: Path, name: str) -> Path:
+    """The shipped Shopify mapping and its example files, with the shared Shopify catalog as its
+    products catalog (the recommendations are the shipped ones, written for the project)."""
+    folder = tmp_path / "shopify-mapping"
+    examples = folder / "examples" / "shopify"
+    if not examples.exists():
+        shutil.copytree(MAPPINGS / "examples" / "shopify", examples)
+    shutil.copy(shared_data("shopify", "catalog", "product.json"), examples / "product.json")
+    shutil.copy(MAPPINGS / name, folder / name)
+    return folder / name
+
+
+def _woo_folder(tmp_path: Path, name: str) -> Path:
+    """The shipped WooCommerce mapping with the shared (GPL) products page as its catalog."""
+    folder = tmp_path / "woo-mapping"
+    examples = folder / "examples" / "woocommerce"
+    examples.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared_data("woocommerce", "catalog", "products-load-all.json"),
+                examples / "products.json")
+    shutil.copy(MAPPINGS / name, folder / name)
+    return folder / name
+
+
+def _write(tmp_path: Path, name: str, document: Any) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def _plan(mapping: Path, orders: Path) -> Plan:
+    return planning.plan(str(mapping), str(orders)).unwrap()
+
+
+def _fields(mapping: Path, orders: Path) -> tuple[dict[str, str], Plan]:
+    """The one submission's fields, as they are sent."""
+    result = _plan(mapping, orders)
+    assert not result.rejected, result.rejected
+    (order,) = result.submissions
+    compiled = CompiledMapping(load_mapping(str(mapping)))
+    return submission_fields(compiled, ContactFolder(compiled), order), result
+
+
+def _contact(mapping: Path, orders: Path) -> dict[str, str]:
+    (contact,) = _plan(mapping, orders).contacts
+    return {k: v for k, v in contact.values.items() if v != ""}
+
+
+# ---------------------------------------------------------------------------------- Shopify
+
+
+def test_the_shipped_shopify_catalog_is_the_real_one() -> None:
+    shipped = (MAPPINGS / "examples" / "shopify" / "product.json").read_bytes()
+    assert shipped == shared_data("shopify", "catalog", "product.json").read_bytes()
+
+
+def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path: Path) -> None:
+    mapping = _shopify_folder(tmp_path, SHOPIFY_FORM)
+    fields, result = _fields(mapping, shared_data("shopify", "order.json"))
+    # Order #1001: three variants of product 632910392, each 199.00 x 1 = 199.00.  Equal values
+    # keep the order's item order: green, red, black.  Each variant's catalog row (keyed by SKU)
+    # gives the product's handle "ipod-nano" and, as no variant has an image of its own, the
+    # product's one image.
+    items = [("IPod Nano - 8gb - green", 39072856), ("IPod Nano - 8gb - red", 49148385),
+             ("IPod Nano - 8gb - black", 457924702)]
+    for n, (name, variant) in enumerate(items, start=1):
+        assert fields[f"last_products_bought_product_{n}_name"] == name
+        assert fields[f"last_products_bought_product_{n}_price"] == "199.00"
+        # no order_status_url in this (2008) order: the placeholder domain of the mapping
+        assert fields[f"last_products_bought_product_{n}_url"] == (
+            f"https://your-shop.myshopify.com/products/ipod-nano?variant={variant}")
+        assert fields[f"last_products_bought_product_{n}_image_url"] == IPOD_IMAGE
+    # recommendations.csv lists, for the three SKUs bought, the other colours; without the three
+    # bought, only the pink variant (808950810) is left, as upsell and as similar item.
+    for kind in ("upsell", "similar"):
+        assert fields[f"last_products_bought_{kind}_1_name"] == "IPod Nano - 8GB - Pink"
+        assert fields[f"last_products_bought_{kind}_1_url"] == (
+            "https://your-shop.myshopify.com/products/ipod-nano?variant=808950810")
+        assert fields[f"last_products_bought_{kind}_1_image_url"] == IPOD_IMAGE
+        assert f"last_products_bought_{kind}_2_name" not in fields  # not sent: nothing to say
+    assert fields["last_order_value"] == "409.94"
+    assert fields["last_order_cart_url"] == (
+        "https://your-shop.myshopify.com/cart/39072856:1,49148385:1,457924702:1")
+    assert result.submissions[0].context["pageName"] == "Checkout #1001"
+    assert result.warnings == []  # every SKU looked up is in the catalogs
+
+
+def test_shopify_order_status_url_gives_the_shop_domain(tmp_path: Path) -> None:
+    mapping = _shopify_folder(tmp_path, SHOPIFY_FORM)
+    order = json.loads(shared_data("shopify", "order.json").read_text())
+    # What newer API versions add: the order status page, on the shop's own domain.
+    order["order"]["order_status_url"] = (
+        "https://shop.example.com/690933842/orders/b1946ac92492d2347c6235b4d2611184/authenticate"
+        "?key=abc")
+    fields, _ = _fields(mapping, _write(tmp_path, "order.json", order))
+    assert fields["last_products_bought_product_1_url"] == (
+        "https://shop.example.com/products/ipod-nano?variant=39072856")
+    assert fields["last_order_cart_url"] == (
+        "https://shop.example.com/cart/39072856:1,49148385:1,457924702:1")
+
+
+def test_shopify_abandoned_checkout_sends_its_cart_not_the_purchase_fields(tmp_path: Path) -> None:
+    mapping = _shopify_folder(tmp_path, SHOPIFY_FORM)
+    fields, _ = _fields(mapping, shared_data("shopify", "checkouts.json"))
+    assert fields["abandoned_cart_total_value"] == "409.94"
+    assert fields["abandoned_cart_url"].startswith("https://checkout.local/orders/690933842/")
+    assert not [name for name in fields if name.startswith("last_")]
+
+
+def test_shopify_contacts_record_categories_and_brands_from_the_catalog(tmp_path: Path) -> None:
+    values = _contact(_shopify_folder(tmp_path, SHOPIFY_CONTACTS),
+                      shared_data("shopify", "order.json"))
+    # The line items have "vendor": null; the catalog's product has product_type "Cult Products"
+    # and vendor "Apple" (one value each, however many variants were bought).
+    assert values["categories_bought"] == "Cult Products"
+    assert values["brands_bought"] == "Apple"
+
+
+# ------------------------------------------------------------------------------ WooCommerce
+
+# An order written for these tests over the real products page (ids 31-37, 81, 208, 282).
+WOO_ORDER = {
+    "id": 7501, "number": "7501", "status": "processing", "currency": "USD",
+    "date_created_gmt": "2024-10-02T15:20:00", "total": "81.00",
+    "billing": {"email": "sam@example.com"},
+    "_links": {"self": [{"href": "https://example.com/wp-json/wc/v3/orders/7501"}]},
+    "line_items": [
+        {"id": 1, "name": "Book the Green Room", "product_id": 282, "variation_id": 0,
+         "quantity": 1, "price": 10},
+        {"id": 2, "name": "Tshirt", "product_id": 36, "variation_id": 0, "quantity": 2,
+         "price": 12},
+        {"id": 3, "name": "Hoodie", "product_id": 33, "variation_id": 0, "quantity": 1,
+         "price": 42},
+        {"id": 4, "name": "Woo Singles", "product_id": 81, "variation_id": 0, "quantity": 1,
+         "price": 5},
+    ],
+}
+
+
+def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path: Path) -> None:
+    mapping = _woo_folder(tmp_path, WOO_FORM)
+    fields, result = _fields(mapping, _write(tmp_path, "order.json", WOO_ORDER))
+    # Line values: Book 10 x 1 = 10, Tshirt 12 x 2 = 24, Hoodie 42 x 1 = 42, Woo Singles 5.
+    # Top 3: Hoodie, Tshirt, Book; URL and image from the catalog (the items carry no image).
+    top = [("Hoodie", "42.00", "https://example.com/product/hoodie/",
+            f"https://i0.wp.com/{WOO_UPLOADS}hoodie.jpg?fit=801%2C801&ssl=1"),
+           ("Tshirt", "12.00", "https://example.com/product/tshirt/",
+            f"https://i1.wp.com/{WOO_UPLOADS}tshirt.jpg?fit=801%2C801&ssl=1"),
+           ("Book the Green Room", "10.00", "https://example.com/product/book-the-green-room/",
+            f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")]
+    for n, (name, price, url, image) in enumerate(top, start=1):
+        assert fields[f"last_products_bought_product_{n}_name"] == name
+        assert fields[f"last_products_bought_product_{n}_price"] == price
+        assert fields[f"last_products_bought_product_{n}_url"] == url
+        assert fields[f"last_products_bought_product_{n}_image_url"] == image
+    # related_ids: Hoodie (33) [31, 32, 30], Tshirt (36) [37, 34, 35], Book (282) [31, 22, 369,
+    # 414, 56].  Without those bought and each once: 31, 32, 30, 37, 34, ...; 30 is not on this
+    # page, so the first three the catalog has are 31, 32 and 37.
+    similar = [("Hoodie with Pocket", "hoodie-with-pocket", "i0", "801%2C801"),
+               ("Hoodie with Zipper", "hoodie-with-zipper", "i1", "800%2C800"),
+               ("Vneck Tshirt", "vneck-tee", None, None)]
+    for n, (name, slug, host, fit) in enumerate(similar, start=1):
+        assert fields[f"last_products_bought_similar_{n}_name"] == name
+        assert fields[f"last_products_bought_similar_{n}_url"] == (
+            f"https://example.com/product/{slug}/")
+        image = (f"https://{host}.wp.com/{WOO_UPLOADS}{slug}.jpg?fit={fit}&ssl=1" if host
+                 else f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")
+        assert fields[f"last_products_bought_similar_{n}_image_url"] == image
+    # Upsell: only the Book has relations, upsell_ids [99, 1234566] and cross_sell_ids [1234,
+    # 234234, 3], none of them on this page: no upsell item is sent, and the misses are warnings.
+    assert not [name for name in fields if "_upsell_" in name]
+    (warning,) = result.warnings
+    assert "catalog 'products'" in warning and "'1234566'" in warning
+    assert fields["last_order_value"] == "81.00"
+    assert fields["last_order_cart_url"] == (
+        "https://example.com/checkout-link/?products=282:1,36:2,33:1,81:1")
+
+
+def test_woocommerce_upsell_relations_on_the_page_are_sent(tmp_path: Path) -> None:
+    mapping = _woo_folder(tmp_path, WOO_FORM)
+    catalog = mapping.parent / "examples" / "woocommerce" / "products.json"
+    page = json.loads(catalog.read_text())
+    # The real page lists upsells and cross-sells that are on other pages; one more page, with
+    # products 99 and 1234 (ids the real Book the Green Room names), joined to it.
+    page["data"] += [
+        {"id": 99, "name": "Green Room Upgrade", "permalink": "https://example.com/product/upgrade/",
+         "images": [{"src": "https://example.com/upgrade.jpg"}], "categories": []},
+        {"id": 1234, "name": "Snacks", "permalink": "https://example.com/product/snacks/",
+         "images": [], "categories": []}]
+    catalog.write_text(json.dumps(page))
+    fields, _ = _fields(mapping, _write(tmp_path, "order.json", WOO_ORDER))
+    # Book (282): upsell_ids 99, 1234566 (still not there), then cross_sell_ids 1234, 234234, 3.
+    assert fields["last_products_bought_upsell_1_name"] == "Green Room Upgrade"
+    assert fields["last_products_bought_upsell_1_url"] == "https://example.com/product/upgrade/"
+    assert fields["last_products_bought_upsell_1_image_url"] == "https://example.com/upgrade.jpg"
+    assert fields["last_products_bought_upsell_2_name"] == "Snacks"
+    assert "last_products_bought_upsell_2_image_url" not in fields  # it has no image
+    assert "last_products_bought_upsell_3_name" not in fields
+
+
+def test_woocommerce_real_orders_rank_their_items_by_line_value(tmp_path: Path) -> None:
+    mapping = _woo_folder(tmp_path, WOO_FORM)
+    # Order 324: 13.5 x 1, 13.5 x 2, 10.799999999999999 x 3 (32.399999999999997, exactly), 13.5 x 4
+    # = 54, 8.1 x 5 = 40.5, 8.1 x 6 = 48.6, 1.8 x 7, 2.7 x 8: Woo Ninja, Woo Album #3, #1.
+    fields, _ = _fields(mapping, shared_data("woocommerce", "order-details-partially-refunded.json"))
+    assert [fields[f"last_products_bought_product_{n}_name"] for n in (1, 2, 3)] == [
+        "Woo Ninja", "Woo Album #3", "Woo Album #1"]
+    assert [fields[f"last_products_bought_product_{n}_price"] for n in (1, 2, 3)] == [
+        "13.50", "8.10", "8.10"]
+    # Its products (10-54) are not on the real page: no URL, no recommendations (warnings).
+    assert "last_products_bought_product_1_url" not in fields
+    assert fields["last_order_cart_url"] == (
+        "https://thuy-test.mystagingwebsite.com/checkout-link/?products="
+        "54:1,42:2,48:3,45:4,12:5,14:6,11:7,10:8")
+
+
+def test_woocommerce_cart_link_names_variations(tmp_path: Path) -> None:
+    mapping = _woo_folder(tmp_path, WOO_FORM)
+    orders = json.loads(shared_data("woocommerce", "orders-load-all.json").read_text())
+    (order_560,) = [o for o in orders["data"] if o["id"] == 560]
+    fields, _ = _fields(mapping, _write(tmp_path, "order-560.json", order_560))
+    # 16.2 x 3 = 48.6, 31.5 x 10 = 315, 18 x 2, 31.5 x 3 = 94.5, 18 x 2, 31.5 x 4 = 126 (variation
+    # 71), 31.5 x 2, 27 x 7 = 189 (variation 70): 315, 189, 126.
+    assert [fields[f"last_products_bought_product_{n}_name"] for n in (1, 2, 3)] == [
+        "Happy Ninja", "Ship Your Idea - Blue, XL", "Ship Your Idea - Black, L"]
+    assert fields["last_order_cart_url"] == (
+        "https://thuy-test.mystagingwebsite.com/checkout-link/?products="
+        "23:3,24:10,22:2,63:3,19:2,71:4,16:2,70:7")
+
+
+def test_woocommerce_contacts_record_categories_from_the_real_catalog(tmp_path: Path) -> None:
+    values = _contact(_woo_folder(tmp_path, WOO_CONTACTS),
+                      _write(tmp_path, "order.json", WOO_ORDER))
+    # In the order's item order: Book the Green Room "Events", Tshirt "Tshirts", Hoodie "Hoodies";
+    # Woo Singles has no category.  The real page has no brands (WooCommerce Brands came later).
+    assert values["categories_bought"] == "Events;Tshirts;Hoodies"
+    assert "brands_bought" not in values
+
+
+def test_the_real_attribution_order_gets_its_shops_cart_link() -> None:
+    # Shipped as is (its example catalog does not have product 36): the real order's own REST
+    # link names the shop, https://example.com.
+    result = _plan(MAPPINGS / WOO_FORM, shared_data("woocommerce", "order-with-attribution-info.json"))
+    (order,) = result.submissions
+    compiled = CompiledMapping(load_mapping(str(MAPPINGS / WOO_FORM)))
+    fields = submission_fields(compiled, ContactFolder(compiled), order)
+    assert fields["last_products_bought_product_1_name"] == "Beanie with Logo"
+    assert fields["last_order_cart_url"] == "https://example.com/checkout-link/?products=36:1"
