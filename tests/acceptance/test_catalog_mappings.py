@@ -101,21 +101,21 @@ def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path:
     for n, (name, variant) in enumerate(items, start=1):
         assert fields[f"last_products_bought_product_{n}_name"] == name
         assert fields[f"last_products_bought_product_{n}_price"] == "199.00"
-        # no order_status_url in this (2008) order: the placeholder domain of the mapping
+        # no order_status_url in this (2008) order: the shop's domain from its landing_site
         assert fields[f"last_products_bought_product_{n}_url"] == (
-            f"https://your-shop.myshopify.com/products/ipod-nano?variant={variant}")
+            f"https://www.example.com/products/ipod-nano?variant={variant}")
         assert fields[f"last_products_bought_product_{n}_image_url"] == IPOD_IMAGE
     # recommendations.csv lists, for the three SKUs bought, the other colours; without the three
     # bought, only the pink variant (808950810) is left, as upsell and as similar item.
     for kind in ("upsell", "similar"):
         assert fields[f"last_products_bought_{kind}_1_name"] == "IPod Nano - 8GB - Pink"
         assert fields[f"last_products_bought_{kind}_1_url"] == (
-            "https://your-shop.myshopify.com/products/ipod-nano?variant=808950810")
+            "https://www.example.com/products/ipod-nano?variant=808950810")
         assert fields[f"last_products_bought_{kind}_1_image_url"] == IPOD_IMAGE
         assert f"last_products_bought_{kind}_2_name" not in fields  # not sent: nothing to say
     assert fields["last_order_value"] == "409.94"
     assert fields["last_order_cart_url"] == (
-        "https://your-shop.myshopify.com/cart/39072856:1,49148385:1,457924702:1")
+        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
     assert result.submissions[0].context["pageName"] == "Checkout #1001"
     assert result.warnings == []  # every SKU looked up is in the catalogs
 
