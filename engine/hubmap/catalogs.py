@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from array import array
 import re
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field

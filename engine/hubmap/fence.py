@@ -131,6 +131,10 @@ class Counted:
     def add(self, mark: int) -> Counted:
         return Counted(self.orders + 1, self.marks ^ mark)
 
+    def join(self, other: Counted) -> Counted:
+        """Both counts together (the marks are XORed, so the order does not matter)."""
+        return Counted(self.orders + other.orders, self.marks ^ other.marks)
+
     def text(self) -> str:
         return f"{self.orders}:{self.marks:016x}"
 

@@ -458,9 +458,9 @@ class StateStore:
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
                 "VALUES (?,?,?,?,?,?,?)",
                 [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift])
-            db.executemany(
+            db.executemany(  # the record id as just read: none when HubSpot has no such contact
                 "UPDATE contacts SET writing=?, fence_writing=?, sending=?, "
-                "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
+                "hubspot_id=? WHERE scope=? AND contact=?",
                 [(_json(r.writing), r.fence_writing, _json(r.sending), r.hubspot_id, scope,
                   r.contact) for r in prepared])
 

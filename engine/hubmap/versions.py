@@ -31,7 +31,6 @@ from typing import Any
 
 from hubmap import types
 from hubmap.ledger import COUNTED
-from hubmap.ledger import WITHDRAWN as WITHDRAWN_STATUS
 
 NEW, UNCHANGED, CHANGED, STALE, WITHDRAWN, SKIPPED = (
     "new", "unchanged", "changed", "stale", "withdrawn", "skipped")
@@ -103,7 +102,7 @@ def digest(parts: Any) -> str:
 class Stored:
     """What the state holds of one order id."""
 
-    status: str  # COUNTED or WITHDRAWN_STATUS
+    status: str  # COUNTED or WITHDRAWN (hubmap.ledger)
     version: str | None
     digest: str | None  # of the counted content; None when withdrawn
     contact: str | None
@@ -137,17 +136,3 @@ def classify(stored: Stored | None, arrival: Arrival, versioned: bool) -> str:
         return STALE
     return CHANGED
 
-
-def after(stored: Stored | None, arrival: Arrival, outcome: str) -> Stored | None:
-    """What the state holds of the order once `arrival` is taken in."""
-    if outcome in (NEW, CHANGED):
-        return Stored(COUNTED, arrival.version, arrival.digest, arrival.contact)
-    if outcome == WITHDRAWN:
-        assert stored is not None
-        return Stored(WITHDRAWN_STATUS, arrival.version, None, stored.contact)
-    if outcome == UNCHANGED and stored is not None and newer(arrival.version, stored.version):
-        return Stored(stored.status, arrival.version, stored.digest, stored.contact)
-    if outcome == SKIPPED and arrival.version is not None:
-        # remembered so that an older copy that does count, arriving later, is known as stale
-        return Stored(WITHDRAWN_STATUS, arrival.version, None, None)
-    return stored

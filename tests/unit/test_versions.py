@@ -15,7 +15,6 @@ from hubmap.versions import (
     UNCHANGED,
     Arrival,
     Stored,
-    after,
     classify,
     newer,
     version_key,
@@ -72,13 +71,3 @@ WITHDRAWN_V2 = Stored(WITHDRAWN, version_key(2), None, "a@example.com")
 def test_what_a_record_of_a_known_order_does(stored, arrival, versioned, outcome) -> None:
     assert classify(stored, arrival, versioned) == outcome
 
-
-def test_what_is_kept_after_each_outcome() -> None:
-    newer_same = Arrival(version_key(5), "content-a")
-    kept = after(COUNTED_V2, newer_same, UNCHANGED)
-    assert kept is not None and (kept.version, kept.digest) == (version_key(5), "content-a")
-    marker = after(None, Arrival(version_key(4), None), SKIPPED)
-    assert marker is not None and marker.status == WITHDRAWN and marker.version == version_key(4)
-    assert after(None, Arrival(None, None), SKIPPED) is None  # nothing to remember
-    gone = after(COUNTED_V2, Arrival(version_key(3), None), "withdrawn")
-    assert gone is not None and gone.status == WITHDRAWN and gone.contact == "a@example.com"

@@ -24,8 +24,8 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -42,8 +42,8 @@ from hubmap.serve.config import ServeConfig
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.contacts import SyncOptions
-from hubmap.uses.forms import too_old
 from hubmap.uses.context import connect, default_sandbox_db, portal_of, scope_of
+from hubmap.uses.forms import too_old
 from hubmap.uses.outcome import ConfigurationError
 from hubmap.uses.run import sync_documents
 

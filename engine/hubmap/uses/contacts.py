@@ -16,23 +16,20 @@ per 100 contacts):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hubmap import fence, sync
-from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
+from hubmap.evaluate import OrderValues, RefundValues, Rejected, Skipped
 from hubmap.fold import ContactFolder
 from hubmap.hubspot import HubSpotError, normalize_key
 from hubmap.hubspot.client import ADDITIONAL_EMAILS, MERGED_IDS
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
-from hubmap.state import StateStore
-from hubmap.uses.rejects import RejectSink
-from hubmap.uses.summary import Progress, Summary
+from hubmap.uses.job import Job
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
 MAX_FENCE_PROBLEMS = 20  # contacts named when fences stop a run
@@ -66,26 +63,24 @@ class SyncOptions:
 
 
 class ContactsSync:
-    def __init__(self, compiled: CompiledMapping, client: Any, state: StateStore, scope: str,
-                 run_id: int, summary: Summary, rejects: RejectSink, options: SyncOptions,
-                 progress: Progress, lock: threading.Lock, fences: Fences):
-        self.compiled = compiled
-        self.mapping = compiled.mapping
-        self.folder = ContactFolder(compiled)
-        self.client = client
-        self.state = state
-        self.scope = scope
-        self.run_id = run_id
-        self.summary = summary
-        self.rejects = rejects
+    def __init__(self, job: Job, options: SyncOptions, fences: Fences):
+        self.compiled = job.compiled
+        self.mapping = job.compiled.mapping
+        self.folder = ContactFolder(job.compiled)
+        self.client = job.client
+        self.state = job.state
+        self.scope = job.scope
+        self.run_id = job.run_id
+        self.summary = job.summary
+        self.rejects = job.rejects
         self.options = options
-        self.progress = progress
-        self.lock = lock  # one SQLite connection, shared by the write workers
+        self.progress = job.progress
+        self.lock = job.lock
         self.fences = fences
         self.aliased = False  # keys were joined into one fold in this pass
         self.properties = [spec.name for spec in self.mapping.properties]
         self.versioned = self.mapping.records.version is not None
-        self.started = state.started(scope)
+        self.started = job.state.started(job.scope)
 
     # -- phase 1: count ------------------------------------------------------------------
 
@@ -150,10 +145,8 @@ class ContactsSync:
                     accs = self.folder.add(accs, part, cutoffs)
                     row.folded_seq = max(row.folded_seq, part.seq)
                 row.acc = self.folder.dump(accs)
-                added = sync.counted_of(mine, refunds)
-                held = fence.Counted.parse(row.counted)
-                row.counted = fence.Counted(held.orders + added.orders,
-                                            held.marks ^ added.marks).text()
+                row.counted = fence.Counted.parse(row.counted).join(
+                    sync.counted_of(mine, refunds)).text()
             self._refold([rows[c] for c in decision.refold])
             state.save_folded(scope, [rows[c] for c in touched])
 
@@ -220,10 +213,18 @@ class ContactsSync:
         except HubSpotError as error:
             self._fail(keys, f"reading the contacts failed: {error}")
             return []
-        records = self._records(keys, rows, current)
+        try:
+            records = self._records(keys, rows, current)
+        except (DailyLimitReached, HubSpotAuthError):
+            raise
+        except HubSpotError as error:
+            self._fail(keys, f"reading the contacts by record id failed: {error}")
+            return []
         joined = self._one_record_one_fold(keys, rows, records)
         problems: list[Problem] = []
         checked: list[str] = []
+        clear: dict[str, str] = {}  # key -> another mapping's fence (an old name's) to clear
+        from_fence: set[str] = set()  # keys whose baseline a rebuild took from their fence
         for key in keys:
             if key in joined:
                 continue  # folded into another key: written in the next pass
@@ -243,6 +244,7 @@ class ContactsSync:
             if self.fences.rebuild and seen.fence is not None:
                 # the baseline the fence kept, not HubSpot's totals (which hold counted orders)
                 row.baseline = {name: seen.fence.baseline.get(name) for name in self.properties}
+                from_fence.add(key)
                 counted = fence.Counted.parse(row.counted).orders
                 if counted < seen.fence.orders:
                     with self.lock:
@@ -250,10 +252,10 @@ class ContactsSync:
                             f"contact {key}: its fence says {seen.fence.orders} orders and "
                             f"refunds were counted, this rebuild has {counted}: was the order "
                             "history complete?")
-            row.sending = {seen.property: ""} if (
-                seen.property not in (None, self.fences.ours) and seen.fence is not None) else {}
+            if seen.property not in (None, self.fences.ours) and seen.fence is not None:
+                clear[key] = seen.property
             checked.append(key)
-        rebased, drifted, refold = self._rebase(checked, rows, records)
+        rebased, drifted, refold = self._rebase(checked, rows, records, from_fence)
         if refold:
             with self.lock:
                 self._refold(refold)
@@ -264,9 +266,13 @@ class ContactsSync:
             found = records.get(key)
             now = self._now(found)
             values = sync.wire_values(self.folder, self.folder.load(row.acc), row.baseline or {})
-            text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
-                                  row.baseline or {}, self.fences.caps).text()
-            sending = dict(row.sending or {})  # a fence of the same contacts to clear
+            try:
+                text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
+                                      row.baseline or {}, self.fences.caps).text()
+            except ValueError as too_long:  # a baseline beyond one HubSpot value
+                self._fail([key], f"its fence cannot be written: {too_long}")
+                continue
+            sending = {clear[key]: ""} if key in clear else {}
             sending.update({n: c.after for n, c in sync.changes(self.folder, now, values).items()})
             if ((found or {}).get("properties", {}).get(self.fences.ours) or None) != text:
                 sending[self.fences.ours] = text
@@ -367,10 +373,12 @@ class ContactsSync:
     def _now(self, found: dict[str, Any] | None) -> dict[str, str | None]:
         return {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
 
-    def _rebase(self, keys: list[str], rows: dict[str, ContactRow], current: Any
-                ) -> tuple[list[ContactRow], list[tuple[str, str, str | None, str | None]],
-                           list[ContactRow]]:
-        """Baselines read, drift found and rebased; the contacts a rebase must fold afresh."""
+    def _rebase(self, keys: list[str], rows: dict[str, ContactRow], current: Any,
+                from_fence: set[str]) -> tuple[list[ContactRow],
+                                               list[tuple[str, str, str | None, str | None]],
+                                               list[ContactRow]]:
+        """Baselines read (or taken from a fence: `from_fence`), drift found and rebased: the
+        contacts whose baseline changed, the drift, and the contacts to fold afresh."""
         rebased: list[ContactRow] = []
         drifted: list[tuple[str, str, str | None, str | None]] = []
         refold: list[ContactRow] = []
@@ -390,7 +398,8 @@ class ContactsSync:
             missing = [name for name in self.properties if name not in row.baseline]
             if missing:  # properties new to the state: HubSpot's value is their baseline
                 row.baseline = {**row.baseline, **{name: now.get(name) for name in missing}}
-            rebased.append(row)
+            if drift or missing or key in from_fence:
+                rebased.append(row)
         return rebased, drifted, refold
 
     def _send(self, to_send: dict[str, dict[str, str]],

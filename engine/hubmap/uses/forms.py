@@ -19,25 +19,22 @@ names those orders.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from hubmap import sync, versions
-from hubmap.evaluate import CompiledMapping, OrderValues, Rejected, Skipped
+from hubmap.evaluate import OrderValues, Rejected, Skipped
 from hubmap.fold import ContactFolder, encode_values
 from hubmap.hubspot import HubSpotError
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError, HubSpotValidationError
 from hubmap.ledger import COUNTED, SENT, StoredOrder
 from hubmap.mapping.model import FormsTarget
 from hubmap.plan import submission_fields
-from hubmap.state import StateStore
 from hubmap.uses.contacts import explain
 from hubmap.uses.context import resolve_env
-from hubmap.uses.rejects import RejectSink
-from hubmap.uses.summary import Progress, Summary
+from hubmap.uses.job import Job
 
 FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
 INVALID_HUTK = "INVALID_HUTK"
@@ -61,24 +58,21 @@ def only_invalid_hutk(error: HubSpotError) -> bool:
 
 
 class FormsSync:
-    def __init__(self, compiled: CompiledMapping, client: Any, state: StateStore, scope: str,
-                 run_id: int, summary: Summary, rejects: RejectSink, workers: int,
-                 progress: Progress, lock: threading.Lock, environ: dict[str, str],
-                 now: datetime):
-        self.compiled = compiled
-        self.mapping = compiled.mapping
+    def __init__(self, job: Job, workers: int, environ: dict[str, str], now: datetime):
+        self.compiled = job.compiled
+        self.mapping = job.compiled.mapping
         target = self.mapping.target
         assert isinstance(target, FormsTarget)
         self.target = target
-        self.client = client
-        self.state = state
-        self.scope = scope
-        self.run_id = run_id
-        self.summary = summary
-        self.rejects = rejects
+        self.client = job.client
+        self.state = job.state
+        self.scope = job.scope
+        self.run_id = job.run_id
+        self.summary = job.summary
+        self.rejects = job.rejects
         self.workers = workers
-        self.progress = progress
-        self.lock = lock
+        self.progress = job.progress
+        self.lock = job.lock
         self.environ = environ
         self.now = now
         self.versioned = self.mapping.records.version is not None

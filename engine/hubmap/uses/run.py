@@ -46,6 +46,7 @@ from hubmap.uses.context import (
     scope_of,
 )
 from hubmap.uses.forms import FormsSync
+from hubmap.uses.job import Job
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome, outcome_of
 from hubmap.uses.rejects import RejectSink
 from hubmap.uses.summary import Progress, Summary
@@ -137,16 +138,16 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
             state.start_rebuild(scope)
             summary.rebuilt = True
         outcomes = compiled.outcomes(documents)
+        job = Job(compiled, client, state, scope, run_id, summary, rejects, progress, lock)
         if mapping.is_forms:
-            FormsSync(compiled, client, state, scope, run_id, summary, rejects, options.workers,
-                      progress, lock, environ, now or datetime.now(timezone.utc)).run(outcomes)
+            FormsSync(job, options.workers, environ,
+                      now or datetime.now(timezone.utc)).run(outcomes)
         else:
             assert fence_name is not None
             fences = Fences(fence_name, state.ledger_id(), tuple(done.other_fences),
                             {s.name: s.max_items for s in mapping.properties
                              if s.merge is MergeRule.PREPEND}, rebuild)
-            contacts = ContactsSync(compiled, client, state, scope, run_id, summary, rejects,
-                                    options, progress, lock, fences)
+            contacts = ContactsSync(job, options, fences)
             contacts.count(outcomes)
             ids = list(replayed)
             if ids:
