@@ -2,11 +2,12 @@
 
 `load_catalogs(mapping)` reads each catalog the mapping declares (JSON, NDJSON or CSV, relative
 to the mapping file), takes its rows (`path`, and `each` for lists inside rows - a row of `each`
-carries the row it came from as `parent`, without that list) and keys them by `key` (numbers and their digits as text
-are the same key; the first row with a key wins).  The result is plain data handed to
-`CompiledMapping`, whose expressions read it with `lookup('name', key)`; a key that is not in the
-catalog gives null and is counted (`Catalog.misses`), never a reject.  `stale()` tells a server
-that a file changed, so it can load it again without a restart.
+carries the row it came from as `parent`, without that list) and keys them by `key` (numbers and
+their digits as text are the same key; the first row with a key wins, or with `many` a key gives
+the list of its rows).  The result is plain data handed to `CompiledMapping`, whose expressions
+read it with `lookup('name', key)`; a key that is not in the catalog gives null and is counted
+once per record (`Catalog.misses`), never a reject.  `stale()` tells a server that a file
+changed, so it can load it again without a restart.
 """
 
 from __future__ import annotations
@@ -38,23 +39,30 @@ class Catalog:
     export takes about the memory of its text, not the many times more of its Python objects."""
 
     def __init__(self, name: str, rows: dict[str, Any] | None = None, file: Path | None = None,
-                 mtime: float | None = None):
+                 mtime: float | None = None, many: bool = False):
         self.name = name
-        self.rows: dict[str, Any] = rows or {}  # key -> row, or the row's number when stored
+        # key -> row, or the row's number when stored (with `many`: a list of row numbers)
+        self.rows: dict[str, Any] = rows or {}
+        self.many = many
         self.texts: list[str] = []  # stored rows, by number
         self.parent_of = array("l")  # each stored row's parent number (-1: none)
         self.parents: list[str] = []
         self.file = file
         self.mtime = mtime
-        self.misses = 0
+        self.misses = 0  # keys not found, each once per record
         self.missed: set[str] = set()  # a few of the keys not found, for messages
-        self._parsed: OrderedDict[str, Any] = OrderedDict()
+        self.missed_by_record: set[str] = set()  # the keys the current record did not find
+        self._parsed: OrderedDict[int, Any] = OrderedDict()
 
     def store(self, key: str, text: str, parent: int) -> None:
-        if key not in self.rows:
+        if self.many:
+            self.rows.setdefault(key, []).append(len(self.texts))
+        elif key in self.rows:
+            return
+        else:
             self.rows[key] = len(self.texts)
-            self.texts.append(text)
-            self.parent_of.append(parent)
+        self.texts.append(text)
+        self.parent_of.append(parent)
 
     def get(self, key: Any) -> Any:
         if key is None or key == "":
@@ -62,22 +70,40 @@ class Catalog:
         text = key_text(key)
         held = self.rows.get(text)
         if held is None:
-            self.misses += 1
+            if text not in self.missed_by_record:
+                self.missed_by_record.add(text)
+                self.misses += 1
             if len(self.missed) < MISSED_KEPT:
                 self.missed.add(text)
             return None
+        if isinstance(held, list) and self.many and self.texts:
+            return [self._row(number) for number in held]
         if not isinstance(held, int) or isinstance(held, bool):
             return held
-        row = self._parsed.get(text)
+        return self._row(held)
+
+    def _row(self, number: int) -> Any:
+        row = self._parsed.get(number)
         if row is None:
-            row = _parse(self.texts[held])
-            parent = self.parent_of[held]
+            row = _parse(self.texts[number])
+            parent = self.parent_of[number]
             if parent >= 0:
                 row[PARENT] = _parse(self.parents[parent])
-            self._parsed[text] = row
+            self._parsed[number] = row
             if len(self._parsed) > PARSED_KEPT:
                 self._parsed.popitem(last=False)
         return row
+
+    def take_warning(self) -> str | None:
+        """The warning for the keys not found since the last one was taken (then forgotten)."""
+        if not self.misses:
+            return None
+        warning = (f"catalog '{self.name}': {self.misses} key(s) looked up are not in it (for "
+                   f"example {', '.join(repr(k) for k in sorted(self.missed))}); they gave no "
+                   f"value")
+        self.misses = 0
+        self.missed.clear()
+        return warning
 
 
 MISSED_KEPT = 5
@@ -102,10 +128,18 @@ class Catalogs:
     def misses(self) -> dict[str, int]:
         return {name: c.misses for name, c in sorted(self.by_name.items()) if c.misses}
 
-    def warnings(self) -> list[str]:
-        return [f"catalog '{name}': {c.misses} key(s) looked up are not in it (for example "
-                f"{', '.join(repr(k) for k in sorted(c.missed))}); they gave no value"
-                for name, c in sorted(self.by_name.items()) if c.misses]
+    def start_record(self) -> None:
+        """A new record is evaluated: a key it does not find counts once, however many of its
+        expressions look it up."""
+        for catalog in self.by_name.values():
+            if catalog.missed_by_record:
+                catalog.missed_by_record.clear()
+
+    def take_warnings(self) -> list[str]:
+        """The misses since the last call, as summary warnings (a server reports each batch's
+        own)."""
+        taken = (c.take_warning() for _, c in sorted(self.by_name.items()))
+        return [warning for warning in taken if warning is not None]
 
     def stale(self) -> bool:
         """Whether a catalog file changed since it was loaded."""
@@ -142,7 +176,7 @@ def load_catalog(mapping: Mapping, spec: CatalogSpec) -> Catalog:
         documents = _documents(path, spec)
         key = compile_source(spec.key)
         each = compile_source(spec.each) if spec.each is not None else None
-        catalog = Catalog(spec.name, file=path, mtime=_mtime(path))
+        catalog = Catalog(spec.name, file=path, mtime=_mtime(path), many=spec.many)
         for row in documents:
             if isinstance(row, InputError):
                 raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {row.where}: "

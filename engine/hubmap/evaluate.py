@@ -31,7 +31,7 @@ from typing import Any, Union
 
 from hubmap import types, versions
 from hubmap.expressions import ExpressionError, compile_source, truthy
-from hubmap.expressions.functions import CATALOGS
+from hubmap.expressions.functions import CATALOGS, LETS, RecordLets
 from hubmap.inputs import Document, InputError
 from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
 
@@ -121,6 +121,7 @@ class CompiledMapping:
         self.time = compile_source(records.time)
         self.contact = compile_source(records.contact)
         self.version = _compile(records.version)
+        self.lets = {name: compile_source(source) for name, source in mapping.lets}
         self.refunds = (_CompiledRefunds(mapping.refunds, mapping, catalogs) if mapping.refunds
                         else None)
         self.by_record: list[tuple[PropertySpec, Evaluator, Evaluator | None]] = [
@@ -210,10 +211,12 @@ class CompiledMapping:
     # -- one record ----------------------------------------------------------------------
 
     def evaluate(self, record: Any, where: str) -> Outcome:
-        token = CATALOGS.set(self.catalogs)
+        token = _catalogs_for_one(self.catalogs)
+        lets = LETS.set(RecordLets(self.lets, record) if self.lets else None)
         try:
             return self._evaluate(record, where)
         finally:
+            LETS.reset(lets)
             CATALOGS.reset(token)
 
     def _evaluate(self, record: Any, where: str) -> Outcome:
@@ -305,7 +308,7 @@ class CompiledMapping:
 
     def derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         """Derived properties computed from a contact's merged (typed) values."""
-        token = CATALOGS.set(self.catalogs)
+        token = _catalogs_for_one(self.catalogs)
         try:
             return self._derive(merged)
         finally:
@@ -374,7 +377,7 @@ class _CompiledRefunds:
             yield self.evaluate(item, f"{where} refund #{index}", order_id)
 
     def evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
-        token = CATALOGS.set(self.catalogs)
+        token = _catalogs_for_one(self.catalogs)
         try:
             return self._evaluate(refund, where, order_id)
         finally:
@@ -536,3 +539,11 @@ def _text(value: Any) -> str:
 
 def _kind(value: Any) -> str:
     return {list: "a list", str: "text", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _catalogs_for_one(catalogs: Any) -> Any:
+    """Hand `catalogs` to the lookups of one record's (refund's, contact's) evaluation; the token
+    resets them after."""
+    if catalogs is not None:
+        catalogs.start_record()
+    return CATALOGS.set(catalogs)

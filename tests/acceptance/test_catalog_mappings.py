@@ -106,13 +106,14 @@ def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path:
             f"https://www.example.com/products/ipod-nano?variant={variant}")
         assert fields[f"last_products_bought_product_{n}_image_url"] == IPOD_IMAGE
     # recommendations.csv lists, for the three SKUs bought, the other colours; without the three
-    # bought, only the pink variant (808950810) is left, as upsell and as similar item.
+    # bought, only the pink variant (808950810) is left.  Each top item's upsell and similar slot
+    # is its own, so each of the three shows the pink one: every field has a real value.
     for kind in ("upsell", "similar"):
-        assert fields[f"last_products_bought_{kind}_1_name"] == "IPod Nano - 8GB - Pink"
-        assert fields[f"last_products_bought_{kind}_1_url"] == (
-            "https://www.example.com/products/ipod-nano?variant=808950810")
-        assert fields[f"last_products_bought_{kind}_1_image_url"] == IPOD_IMAGE
-        assert f"last_products_bought_{kind}_2_name" not in fields  # not sent: nothing to say
+        for n in (1, 2, 3):
+            assert fields[f"last_products_bought_{kind}_{n}_name"] == "IPod Nano - 8GB - Pink"
+            assert fields[f"last_products_bought_{kind}_{n}_url"] == (
+                "https://www.example.com/products/ipod-nano?variant=808950810")
+            assert fields[f"last_products_bought_{kind}_{n}_image_url"] == IPOD_IMAGE
     assert fields["last_order_value"] == "409.94"
     assert fields["last_order_cart_url"] == (
         "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
@@ -188,24 +189,32 @@ def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path
         assert fields[f"last_products_bought_product_{n}_price"] == price
         assert fields[f"last_products_bought_product_{n}_url"] == url
         assert fields[f"last_products_bought_product_{n}_image_url"] == image
-    # related_ids: Hoodie (33) [31, 32, 30], Tshirt (36) [37, 34, 35], Book (282) [31, 22, 369,
-    # 414, 56].  Without those bought and each once: 31, 32, 30, 37, 34, ...; 30 is not on this
-    # page, so the first three the catalog has are 31, 32 and 37.
-    similar = [("Hoodie with Pocket", "hoodie-with-pocket", "i0", "801%2C801"),
-               ("Hoodie with Zipper", "hoodie-with-zipper", "i1", "800%2C800"),
-               ("Vneck Tshirt", "vneck-tee", None, None)]
-    for n, (name, slug, host, fit) in enumerate(similar, start=1):
-        assert fields[f"last_products_bought_similar_{n}_name"] == name
-        assert fields[f"last_products_bought_similar_{n}_url"] == (
-            f"https://example.com/product/{slug}/")
-        image = (f"https://{host}.wp.com/{WOO_UPLOADS}{slug}.jpg?fit={fit}&ssl=1" if host
-                 else f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")
-        assert fields[f"last_products_bought_similar_{n}_image_url"] == image
-    # Upsell: only the Book has relations, upsell_ids [99, 1234566] and cross_sell_ids [1234,
-    # 234234, 3], none of them on this page: no upsell item is sent, and the misses are warnings.
-    assert not [name for name in fields if "_upsell_" in name]
+    # One upsell and one similar item per top item, never a product bought (282, 36, 33, 81),
+    # only products on this page, none shown twice while others are left.
+    # Upsell: Hoodie (33) has no upsell or cross-sell ids: the other products of its category,
+    # Hoodies (33, 32, 31 on the page) -> 32.  Tshirt (36): Tshirts (37, 36, 35, 34) -> 37.  Book
+    # (282): upsell_ids [99, 1234566] and cross_sell_ids [1234, 234234, 3], none on this page, and
+    # its category Events has only itself: its slot takes the next new product of the others'
+    # lists in turn (32 and 37 are shown, then Hoodie's 31).
+    # Similar: related_ids Hoodie [31, 32, 30] -> 31 (30 is not on the page); Tshirt [37, 34, 35]
+    # -> 37; Book [31, 22, 369, 414, 56]: only 31 is on the page and it is shown, so the next new
+    # one in turn: Hoodie's 32.
+    pocket = ("Hoodie with Pocket", "hoodie-with-pocket", "i0", "801%2C801")
+    zipper = ("Hoodie with Zipper", "hoodie-with-zipper", "i1", "800%2C800")
+    vneck = ("Vneck Tshirt", "vneck-tee", None, None)
+    for kind, items in (("upsell", [zipper, vneck, pocket]), ("similar", [pocket, vneck, zipper])):
+        for n, (name, slug, host, fit) in enumerate(items, start=1):
+            assert fields[f"last_products_bought_{kind}_{n}_name"] == name
+            assert fields[f"last_products_bought_{kind}_{n}_url"] == (
+                f"https://example.com/product/{slug}/")
+            image = (f"https://{host}.wp.com/{WOO_UPLOADS}{slug}.jpg?fit={fit}&ssl=1" if host
+                     else f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")
+            assert fields[f"last_products_bought_{kind}_{n}_image_url"] == image
+    # The ids not on the page are warnings, each counted once for the order however many of its
+    # expressions looked it up: 99, 1234566, 1234, 234234, 3 (Book's upsell and cross-sell), 30
+    # (Hoodie's related) and 22, 369, 414, 56 (Book's related).
     (warning,) = result.warnings
-    assert "catalog 'products'" in warning and "'1234566'" in warning
+    assert warning.startswith("catalog 'products': 10 key(s) looked up are not in it")
     assert fields["last_order_value"] == "81.00"
     assert fields["last_order_cart_url"] == (
         "https://example.com/checkout-link/?products=282:1,36:2,33:1,81:1")
@@ -223,8 +232,11 @@ def test_woocommerce_upsell_relations_on_the_page_are_sent(tmp_path: Path) -> No
         {"id": 1234, "name": "Snacks", "permalink": "https://example.com/product/snacks/",
          "images": [], "categories": []}]
     catalog.write_text(json.dumps(page))
-    fields, _ = _fields(mapping, _write(tmp_path, "order.json", WOO_ORDER))
+    book_only = {**WOO_ORDER, "line_items": WOO_ORDER["line_items"][:1]}
+    fields, _ = _fields(mapping, _write(tmp_path, "order.json", book_only))
     # Book (282): upsell_ids 99, 1234566 (still not there), then cross_sell_ids 1234, 234234, 3.
+    # The one top item's own slot takes 99; the next slot, with no item of its own, the next new
+    # product of the Book's list (1234); then nothing new is left and no item owns slot 3.
     assert fields["last_products_bought_upsell_1_name"] == "Green Room Upgrade"
     assert fields["last_products_bought_upsell_1_url"] == "https://example.com/product/upgrade/"
     assert fields["last_products_bought_upsell_1_image_url"] == "https://example.com/upgrade.jpg"
@@ -281,3 +293,77 @@ def test_the_real_attribution_order_gets_its_shops_cart_link() -> None:
     fields = submission_fields(compiled, ContactFolder(compiled), order)
     assert fields["last_products_bought_product_1_name"] == "Beanie with Logo"
     assert fields["last_order_cart_url"] == "https://example.com/checkout-link/?products=36:1"
+
+
+# ---------------------------------------------------------------------------------- Magento
+
+MAGENTO_UPSELL = """\
+version: 1
+name: magento-upsell
+catalogs:
+  products:
+    file: products.json
+    path: items
+    key: sku
+let:
+  top_items: "sort_by(items[?parent_item_id == null] || `[]`, &multiply(multiply(base_price || `0`, qty_ordered || `1`), `-1`))[:3]"
+  upsell_rows: >-
+    lookup('products', one_each(
+      map(&(sort_by(product_links[?link_type == 'upsell'] || `[]`, &position)[].linked_product_sku
+            | [?lookup('products', @)]),
+          lookup('products', map(&sku, let('top_items')))),
+      items[].sku, `3`))
+records:
+  id: entity_id
+  time: created_at
+  contact: customer_email
+target:
+  kind: forms
+  portal_id: "1"
+  form_guid: 00000000-0000-0000-0000-000000000000
+  email_field: email
+  context:
+    hutk: "extension_attributes.hubspotutk"
+    page_uri: "'https://shop.example/checkout'"
+properties:
+  upsell_1_name: {type: string, from: "let('upsell_rows')[0].name"}
+  upsell_2_name: {type: string, from: "let('upsell_rows')[1].name"}
+  upsell_3_name: {type: string, from: "let('upsell_rows')[2].name"}
+"""
+
+
+def _magento_product(sku: str, name: str, *links: tuple[str, str, int]) -> dict[str, Any]:
+    """A product as GET /V1/products gives it (written for this test), with its product_links."""
+    return {"sku": sku, "name": name, "type_id": "simple", "product_links": [
+        {"sku": sku, "link_type": kind, "linked_product_sku": linked,
+         "linked_product_type": "simple", "position": position}
+        for kind, linked, position in links]}
+
+
+def test_magento_product_links_fill_the_upsell_items(tmp_path: Path) -> None:
+    catalog = {"items": [
+        _magento_product("24-WG080-24-WG084-24-WG088-24-WG082-blue-24-WG086",
+                         "Sprite Yoga Companion Kit", ("upsell", "24-UG01", 1)),
+        _magento_product("MH01-S-Gray", "Chaz Kangeroo Hoodie",
+                         ("upsell", "MH02-S-Black", 2), ("upsell", "MH03-S-Blue", 1),
+                         ("related", "WS11-M-Green", 1)),
+        _magento_product("WS12-M-Orange", "Radiant Tee",
+                         ("upsell", "MH01-S-Gray", 1), ("crosssell", "MH02-S-Black", 1),
+                         ("upsell", "WS11-M-Green", 2)),
+        _magento_product("MH02-S-Black", "Teton Pullover Hoodie"),
+        _magento_product("MH03-S-Blue", "Bruno Compete Hoodie"),
+        _magento_product("WS11-M-Green", "Cassia Funnel Sweatshirt")]}
+    _write(tmp_path, "products.json", catalog)
+    mapping = tmp_path / "magento-upsell.yaml"
+    mapping.write_text(MAGENTO_UPSELL, encoding="utf-8")
+    fields, result = _fields(mapping, shared_data(
+        "magento", "order-create-order_GET_V1_orders_3.json"))
+    # The real order's top items by value: the kit (68), the hoodie MH01-S-Gray (52), the tee
+    # WS12-M-Orange (22).  The kit's one upsell, 24-UG01, is not in the export (a warning): its
+    # slot waits.  The hoodie's upsells by position: MH03 (1), MH02 (2) -> MH03.  The tee's:
+    # MH01 (bought, never recommended back), WS11 -> WS11; its cross-sell is not an upsell.  The
+    # kit's slot then takes the next new upsell in turn: MH02.
+    assert [fields.get(f"upsell_{n}_name") for n in (1, 2, 3)] == [
+        "Teton Pullover Hoodie", "Bruno Compete Hoodie", "Cassia Funnel Sweatshirt"]
+    (warning,) = result.warnings
+    assert "'24-UG01'" in warning

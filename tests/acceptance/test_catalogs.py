@@ -86,6 +86,50 @@ def test_a_key_not_in_the_catalog_is_a_warning_not_a_reject(tmp_path: Path) -> N
     assert len(plan.warnings) == 1 and "NOT-SOLD-HERE" in plan.warnings[0]
 
 
+def test_a_missing_key_counts_once_per_record_and_each_warning_is_taken_once(
+        tmp_path: Path) -> None:
+    mapping = load_mapping(_folder(tmp_path))
+    catalogs = load_catalogs(mapping)
+    compiled = CompiledMapping(mapping, catalogs)
+    # Three of the mapping's expressions look the SKU up; two orders miss it, each twice over.
+    orders = [{"id": n, "email": "a@example.com", "created_at": "2024-01-01T10:00:00Z",
+               "line_items": [{"sku": "NOT-SOLD-HERE"}, {"sku": "NOT-SOLD-HERE"}]}
+              for n in (1, 2)]
+    assert len(list(compiled.outcomes([_doc(orders)]))) == 2
+    assert catalogs.misses() == {"products": 2}  # once per order, not once per lookup
+    (warning,) = catalogs.take_warnings()
+    assert warning.startswith("catalog 'products': 2 key(s)") and "'NOT-SOLD-HERE'" in warning
+    assert catalogs.take_warnings() == []  # a server's next batch reports only its own misses
+    list(compiled.outcomes([_doc(orders[0])]))
+    assert catalogs.take_warnings()[0].startswith("catalog 'products': 1 key(s)")
+
+
+BY_CATEGORY = """\
+    file: products.json
+    path: data
+    each: categories
+    key: id
+    many: true"""
+
+
+def test_a_catalog_with_many_rows_per_key_gives_them_all_in_file_order(tmp_path: Path) -> None:
+    # WooCommerce's real products page keyed by category id: a category's products.
+    shutil.copy(shared_data("woocommerce", "catalog", "products-load-all.json"),
+                tmp_path / "products.json")
+    text = MAPPING.replace(
+        '    file: product.json\n    path: "[product]"\n    each: variants\n    key: sku',
+        BY_CATEGORY)
+    assert BY_CATEGORY in text
+    (tmp_path / "catalog.yaml").write_text(text, encoding="utf-8")
+    catalogs = load_catalogs(load_mapping(tmp_path / "catalog.yaml"))
+    page = json.loads((tmp_path / "products.json").read_text())["data"]
+    hoodies = next(c["id"] for p in page for c in p["categories"] if c["name"] == "Hoodies")
+    rows = catalogs["products"].get(hoodies)
+    assert [row["parent"]["id"] for row in rows] == [33, 32, 31]  # the page's order
+    assert all(row["name"] == "Hoodies" for row in rows)
+    assert catalogs["products"].get(999_999) is None and catalogs.misses() == {"products": 1}
+
+
 def test_validate_locates_what_makes_a_catalog_unusable(tmp_path: Path) -> None:
     broken = (MAPPING.replace("file: product.json", "file: nowhere.json")
               .replace("lookup('products', line_items[0].sku).parent.images",

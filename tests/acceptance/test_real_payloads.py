@@ -108,9 +108,13 @@ def test_woocommerce_orders_fold_into_exact_contact_values(tmp_path: Path) -> No
     assert pamela_gmail["last_order_value"] == "1198.50"
     assert pamela_gmail["first_order_date"] == "2019-10-01"
     assert pamela_gmail["total_number_of_products_bought"] == "33"
+    # The top items by line value: Happy Ninja hoodie 31.50 x 10 = 315.00, Ship Your Idea - Blue,
+    # XL 27 x 7 = 189, Ship Your Idea - Black, L 31.50 x 4 = 126 (the T-shirt, 16.20 x 3, is not).
     assert pamela_gmail["last_products_bought_product_1_name"] == "Happy Ninja"
-    assert pamela_gmail["last_products_bought_product_1_price"] == "16.20"
-    assert pamela_gmail["last_products_bought_product_2_price"] == "31.50"
+    assert pamela_gmail["last_products_bought_product_1_price"] == "31.50"
+    assert pamela_gmail["last_products_bought_product_2_name"] == "Ship Your Idea - Blue, XL"
+    assert pamela_gmail["last_products_bought_product_2_price"] == "27.00"
+    assert pamela_gmail["last_products_bought_product_3_name"] == "Ship Your Idea - Black, L"
     assert pamela_gmail["skus_bought"].split(";") == [
         "T-SHIRT-HAPPY-NINJA", "HOODIE-HAPPY-NINJA", "T-SHIRT-NINJA-SILHOUETTE",
         "HOODIE-PATIENT-NINJA", "T-SHIRT-PREMIUM-QUALITY", "HOODIE-SHIP-YOUR-IDEA-BLACK-L",
@@ -118,14 +122,17 @@ def test_woocommerce_orders_fold_into_exact_contact_values(tmp_path: Path) -> No
     assert pamela_gmail["products_bought"].split(";")[0:2] == ["Happy Ninja", "Ninja Silhouette"]
 
     # Order 324 ("completed"): 304.45 - 16.20 - 8.10 = 280.15.  Quantities 1 + 2 + ... + 8 = 36.
-    # The third item's price is the float 10.799999999999999, written with two decimals.
+    # Top items by value: Woo Ninja 13.50 x 4 = 54.00, Woo Album #3 8.10 x 6 = 48.60, Woo Album
+    # #1 8.10 x 5 = 40.50; Premium Quality (the float 10.799999999999999 x 3 = 32.40) is fourth.
     pamela_work = got["thuy.copeland+pamela-nguyen-orders@automattic.com"]
     assert pamela_work["total_value_of_orders"] == "280.15"
     assert pamela_work["last_order_value"] == "304.45"
     assert pamela_work["last_order_status"] == "wc-completed"
     assert pamela_work["total_number_of_products_bought"] == "36"
-    assert pamela_work["last_products_bought_product_3_name"] == "Premium Quality"
-    assert pamela_work["last_products_bought_product_3_price"] == "10.80"
+    assert pamela_work["last_products_bought_product_1_name"] == "Woo Ninja"
+    assert pamela_work["last_products_bought_product_1_price"] == "13.50"
+    assert pamela_work["last_products_bought_product_3_name"] == "Woo Album #1"
+    assert pamela_work["last_products_bought_product_3_price"] == "8.10"
     assert pamela_work["last_skus_bought"].split(";")[-1] == "WOO-SINGLE-1"
 
     # Order 459: 2023-03-29T03:21:20 UTC is still the 28th in New York (23:21 the day before).

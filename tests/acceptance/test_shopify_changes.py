@@ -440,7 +440,9 @@ def expected_contacts(delivered: list[dict[str, Any]]) -> dict[str, dict[str, st
         last, first = mine[0], mine[-1]
         total = sum((Decimal(o["total_price"]) - sum(refunds.get(o["id"], {}).values(),
                                                      Decimal(0)) for o in mine), Decimal(0))
-        items = last["line_items"]
+        # the top items: greatest line value first, equal values in the order's item order
+        items = sorted(last["line_items"],
+                       key=lambda i: -Decimal(str(i["price"])) * Decimal(str(i["quantity"])))
         with localcontext() as exact:
             exact.prec = 50
             average = (total / len(mine)).quantize(CENTS, ROUND_HALF_UP)
@@ -459,7 +461,8 @@ def expected_contacts(delivered: list[dict[str, Any]]) -> dict[str, dict[str, st
                 items[1] if len(items) > 1 else None),
             "last_products_bought_product_3_name": _item_name(
                 items[2] if len(items) > 2 else None),
-            "last_skus_bought": _newest_first_unique([[i["sku"] for i in items]], 10_000),
+            "last_skus_bought": _newest_first_unique([[i["sku"] for i in last["line_items"]]],
+                                                     10_000),
             "last_discount_codes": ";".join(c["code"] for c in last["discount_codes"]) or None,
             "total_number_of_products_bought": str(sum(i["quantity"] for o in mine
                                                        for i in o["line_items"])),

@@ -20,7 +20,13 @@ from hubmap.expressions import (
     compile_source,
     truthy,
 )
-from hubmap.expressions.functions import CATALOGS, REMOVED_FUNCTIONS, SHOP_FUNCTIONS
+from hubmap.expressions.functions import (
+    CATALOGS,
+    LETS,
+    REMOVED_FUNCTIONS,
+    SHOP_FUNCTIONS,
+    RecordLets,
+)
 from hubmap.expressions.jmes import ARITIES, compile_expression
 from hubmap.mapping.model import Source, SourceKind
 from tests.conftest import shared_data
@@ -43,10 +49,13 @@ def test_every_documented_function_example_runs(name: str) -> None:
     assert name in doc.signature and doc.description
     token = CATALOGS.set(Catalogs({n: Catalog(n, rows) for n, rows in doc.catalogs.items()})
                          if doc.catalogs else None)
+    lets = LETS.set(RecordLets({n: jp(text) for n, text in doc.lets.items()},
+                               doc.example_input) if doc.lets else None)
     try:
         result = compile_expression(doc.example)(doc.example_input)
     finally:
         CATALOGS.reset(token)
+        LETS.reset(lets)
     assert result == doc.example_output
     assert type(result) is type(doc.example_output)
 

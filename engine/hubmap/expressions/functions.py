@@ -13,6 +13,7 @@ missing total, not an error); a text that is not a number is an error.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
@@ -505,6 +506,94 @@ def without(values: Any, exclude: Any) -> list[Any] | None:
     return kept
 
 
+def one_each(lists: Any, exclude: Any, count: Any = None) -> list[Any] | None:
+    """`count` picks (one per list by default), pick i for list i: the list's first item that is
+    not in `exclude` and not picked already.  A pick whose list has no such item takes the next
+    new item of all the lists in turn; when there is none, its list's first item not in
+    `exclude` (picked already); else null.  So each top item gets its own upsell, different ones
+    where the lists allow, and an order of one item still gets three."""
+    if lists is None:
+        return None
+    groups = [_candidates(group, exclude) for group in as_list(lists, "one_each")]
+    wanted = len(groups) if count is None else _count(count, "one_each")
+    check_size(wanted, "one_each")
+    picks: list[Any] = [None] * wanted
+    chosen: set[Any] = set()
+
+    def take(item: Any, slot: int) -> None:
+        picks[slot] = item
+        chosen.add(plain_key(item))
+
+    for slot in range(min(wanted, len(groups))):
+        fresh = [item for item in groups[slot] if plain_key(item) not in chosen]
+        if fresh:
+            take(fresh[0], slot)
+    in_turn = (item for round_ in itertools.zip_longest(*groups) for item in round_
+               if item is not None)
+    for slot in range(wanted):
+        if picks[slot] is not None:
+            continue
+        for item in in_turn:
+            if plain_key(item) not in chosen:
+                take(item, slot)
+                break
+        else:
+            own = groups[slot] if slot < len(groups) else []
+            picks[slot] = own[0] if own else None
+    return picks
+
+
+def _candidates(group: Any, exclude: Any) -> list[Any]:
+    """The items of one list of `one_each` that may be picked: not null, not excluded, each once."""
+    kept = without(group if isinstance(group, list) or group is None else [group], exclude)
+    return kept or []
+
+
+class RecordLets:
+    """The `let:` values of one record: each worked out from the record when first asked for,
+    then kept (`evaluators`: name -> compiled expression)."""
+
+    def __init__(self, evaluators: dict[str, Callable[[Any], Any]], record: Any):
+        self.evaluators = evaluators
+        self.record = record
+        self.known: dict[str, Any] = {}
+        self.working: set[str] = set()
+
+    def value(self, name: Any) -> Any:
+        if name in self.known:
+            return self.known[name]
+        evaluator = self.evaluators.get(name) if isinstance(name, str) else None
+        if evaluator is None:
+            declared = ", ".join(sorted(self.evaluators)) or "none"
+            raise ExpressionError(f"let({name!r}): the mapping's let: section names no such "
+                                  f"value (it has {declared})")
+        if name in self.working:
+            raise ExpressionError(f"let('{name}') uses itself")
+        self.working.add(name)
+        try:
+            value = evaluator(self.record)
+        except ExpressionError as error:
+            raise ExpressionError(f"let.{name}: {error}") from None
+        finally:
+            self.working.discard(name)
+        self.known[name] = value
+        return value
+
+
+LETS: ContextVar[RecordLets | None] = ContextVar("hubmap_lets", default=None)
+"""The `let:` values of the record being evaluated: set around each record's evaluation by
+`CompiledMapping`, read by `let`."""
+
+
+def let(name: Any) -> Any:
+    """The value the mapping's `let:` section names, for the record being evaluated."""
+    lets = LETS.get()
+    if lets is None:
+        raise ExpressionError(f"let({name!r}): let values are for the expressions of records "
+                              "and their properties, not here")
+    return lets.value(name)
+
+
 CATALOGS: ContextVar[Any] = ContextVar("hubmap_catalogs", default=None)
 """The catalogs of the mapping being evaluated (`hubmap.catalogs.Catalogs`): set around each
 record's evaluation by `CompiledMapping`, read by `lookup` (data, not I/O)."""
@@ -527,7 +616,8 @@ def lookup(name: Any, key: Any) -> Any:
 
 class FunctionDoc(NamedTuple):
     """How a function is documented: `signature`, one line, and an example that tests run
-    (`catalogs`: catalog name -> {key: row}, for functions that look things up)."""
+    (`catalogs`: catalog name -> {key: row}, for functions that look things up; `lets`: the
+    `let:` section, for `let`)."""
 
     signature: str
     description: str
@@ -535,6 +625,7 @@ class FunctionDoc(NamedTuple):
     example_input: Any
     example_output: Any
     catalogs: Any = None
+    lets: Any = None  # let name -> expression text, for `let`
 
 
 @dataclass(frozen=True)
@@ -582,6 +673,8 @@ SHOP_FUNCTIONS: dict[str, ShopFunction] = {
         _f("items_where", items_where, 3, 3),
         _f("lookup", lookup, 2, 2),
         _f("without", without, 2, 2),
+        _f("one_each", one_each, 2, 3),
+        _f("let", let, 1, 1),
         # JMESPath's own functions, replaced by exact versions (same names, same meaning):
         _f("to_number", to_number, 1, 1),
         _f("to_string", to_text, 1, 1),
@@ -868,6 +961,25 @@ FUNCTION_DOCS: dict[str, FunctionDoc] = {
         "without(upsell_ids, line_items[].product_id)",
         {"upsell_ids": [31, 36, 31, 81], "line_items": [{"product_id": 36}]},
         [31, 81],
+    ),
+    "one_each": FunctionDoc(
+        "one_each(lists, exclude[, count])",
+        "count picks (one per list by default), pick i from list i: its first item not in "
+        "`exclude` and not picked already; else the next new item of the lists in turn; else "
+        "its list's first not in `exclude`; else null. An upsell for each top item, different "
+        "ones where the lists allow.",
+        "one_each(items[].upsell_ids, items[].id, `3`)",
+        {"items": [{"id": 1, "upsell_ids": [2, 5, 8]}, {"id": 2, "upsell_ids": [1, 5]}]},
+        [5, 8, None],
+    ),
+    "let": FunctionDoc(
+        "let(name)",
+        "The value the mapping's `let:` section names for this record, worked out once and "
+        "shared by every property that uses it.",
+        "let('top_items')[0].name",
+        {"line_items": [{"name": "Tee", "price": 9}, {"name": "Hoodie", "price": 42}]},
+        "Hoodie",
+        lets={"top_items": "reverse(sort_by(line_items, &price))[:3]"},
     ),
     "get": FunctionDoc(
         "get(object, key)",

@@ -45,7 +45,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from hubmap.expressions import functions as fn
-from hubmap.expressions.functions import ExpressionError, ExpressionSyntaxError, FunctionDoc, lookup
+from hubmap.expressions.functions import (
+    ExpressionError,
+    ExpressionSyntaxError,
+    FunctionDoc,
+    let,
+    lookup,
+)
 from hubmap.types import describe, format_decimal, text_of
 
 SYNTAX_CODE = "HM302"
@@ -575,6 +581,7 @@ def _environment() -> ShopSandbox:
     env.globals.clear()
     env.globals["range"] = _Range(0)  # replaced by a fresh budget in every rendering
     env.globals["lookup"] = lookup  # a catalog row: lookup('products', record.sku)
+    env.globals["let"] = let  # a value of the mapping's let: section: let('top_items')
     kept = {name: f for name, f in env.filters.items() if name in JINJA_FILTERS_KEPT}
     env.filters.clear()
     env.filters.update(kept)

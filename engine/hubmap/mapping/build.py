@@ -57,6 +57,7 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
         examples=tuple(_example(doc, i) for i in range(len(data.get("examples", [])))),
         refunds=_refunds(doc) if "refunds" in data else None,
         catalogs=tuple(_catalog(doc, name) for name in data.get("catalogs", {})),
+        lets=tuple((name, _source(doc, ("let", name))) for name in data.get("let", {})),
     )
 
 
@@ -67,6 +68,7 @@ def _catalog(doc: LoadedDocument, name: str) -> CatalogSpec:
         name=name, file=raw["file"], key=_source(doc, base + ("key",)),
         path=_jmespath(doc, base + ("path",)) if "path" in raw else None,
         each=_jmespath(doc, base + ("each",)) if "each" in raw else None,
+        many=bool(raw.get("many", False)),
         location=doc.key_location(base))
 
 

@@ -6,7 +6,8 @@ names HubSpot would refuse (HM402), HubSpot's read-only properties (HM403), rule
 honour (HM404), secrets written into a mapping (HM405), type options that do not fit (HM406),
 a property with no value source or several (HM407), example cases that cannot run (HM411),
 refunds that cannot adjust their orders (HM414), catalogs that cannot be read (HM415), lookups of
-catalogs the mapping does not declare (HM416) and catalog keys that give no row a key (HM417).
+catalogs the mapping does not declare (HM416), catalog keys that give no row a key (HM417) and
+let values that are not declared, use themselves or are read where there is no record (HM418).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
     problems += _target(mapping, doc)
     problems += _refunds(mapping, doc)
     problems += _catalogs(mapping, doc)
+    problems += _lets(mapping)
     problems += _examples(mapping, doc)
     return problems
 
@@ -107,6 +109,8 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
         yield "records.version", records.version
     for index, requirement in enumerate(records.require):
         yield f"records.require[{index}].that", requirement.that
+    for name, source in mapping.lets:
+        yield f"let.{name}", source
     for catalog in mapping.catalogs:
         for key in ("key", "path", "each"):
             source = getattr(catalog, key)
@@ -250,6 +254,47 @@ def _refunds(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
 
 
 LOOKUP = re.compile(r"\blookup\(\s*'([^']*)'")
+LET = re.compile(r"\blet\(\s*'([^']*)'")
+
+
+def _lets(mapping: Mapping) -> Iterator[Problem]:
+    """let('name') must name a value of the let: section, be read in a record's expressions
+    (not in catalogs, refunds or derive, which have no record), and not lead back to itself."""
+    declared = {name: source for name, source in mapping.lets}
+    uses = {name: [m.group(1) for m in LET.finditer(source.text or "")]
+            for name, source in mapping.lets}
+    for where, source in _all_sources(mapping):
+        for found in LET.finditer(source.text or ""):
+            name = found.group(1)
+            at = source.location_at(found.start(1))
+            if name not in declared:
+                yield Problem("HM418", f"let('{name}') names no value of this mapping's let: "
+                              f"section (in {where})", at,
+                              hint=_close_let(name, sorted(declared)))
+            elif where.startswith(("catalogs.", "refunds.")) or where.endswith(".derive"):
+                yield Problem("HM418", f"let('{name}') is read in {where}, which is not worked "
+                              "out from a record", at,
+                              hint="use let values in records: and in properties' from: and when:")
+    for name in declared:
+        path = _path_back(name, uses)
+        if path:
+            yield Problem("HM418", f"let '{name}' leads back to itself: {' -> '.join(path)}",
+                          declared[name].location,
+                          hint="a let value may use the others, but not one that needs it")
+
+
+def _path_back(start: str, uses: dict[str, list[str]]) -> list[str]:
+    """The let names from `start` back to itself ([] when there is no such path)."""
+    todo, seen = [(start, [start])], set()
+    while todo:
+        name, path = todo.pop()
+        for used in uses.get(name, []):
+            if used == start:
+                return path + [start]
+            if used in uses and used not in seen:
+                seen.add(used)
+                todo.append((used, path + [used]))
+    return []
 
 
 def _catalogs(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
@@ -362,6 +407,14 @@ def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
         if "expect" in raw and "expect_contacts" in raw:
             yield Problem("HM411", "use either expect (one contact) or expect_contacts",
                           doc.key_location(path + ("expect_contacts",)), hint="keep one of them")
+
+
+def _close_let(word: str, names: list[str]) -> str:
+    from hubmap.mapping.schema import did_you_mean
+
+    if not names:
+        return "declare it under let: with the expression it stands for"
+    return did_you_mean(word, names) or f"the let: section has {', '.join(names)}"
 
 
 def _close(word: str, names: set[str]) -> str:

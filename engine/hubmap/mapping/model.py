@@ -158,6 +158,7 @@ class CatalogSpec:
     key: Source
     path: Source | None = None
     each: Source | None = None
+    many: bool = False  # a key may have many rows: lookup gives the list of them
     location: Location = field(default_factory=lambda: Location(""), compare=False)
 
 
@@ -221,6 +222,7 @@ class Mapping:
     examples: tuple[Example, ...] = ()
     refunds: RefundsSpec | None = None
     catalogs: tuple[CatalogSpec, ...] = ()
+    lets: tuple[tuple[str, Source], ...] = ()  # let: name -> source, in file order
 
     @property
     def is_forms(self) -> bool:
