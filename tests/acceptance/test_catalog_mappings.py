@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,37 @@ def test_magento_product_links_fill_the_upsell_items(tmp_path: Path) -> None:
         "Teton Pullover Hoodie", "Bruno Compete Hoodie", "Cassia Funnel Sweatshirt"]
     (warning,) = result.warnings
     assert "'24-UG01'" in warning
+
+
+# ------------------------------------------------------------------------ over HTTP, end to end
+
+
+def test_the_real_shopify_checkout_submits_every_field_over_http(tmp_path: Path) -> None:
+    """`hubmap run --sandbox` of the shipped form: the real order, placed an hour ago (HubSpot
+    takes no submission back-dated by more than a month), with the real catalog, reaches the
+    stand-in's form with a real value in every field the mapping declares for an order."""
+    from tests.acceptance.test_forms_run import hubmap
+
+    mapping = _shopify_folder(tmp_path, SHOPIFY_FORM)
+    order = json.loads(shared_data("shopify", "order.json").read_text())
+    placed = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    order["order"]["created_at"] = order["order"]["updated_at"] = placed
+    orders = _write(mapping.parent, "order.json", order)
+    done = hubmap("run", mapping.name, "--input", orders.name, "--sandbox", cwd=mapping.parent)
+    assert done.returncode == 0, done.stderr
+    assert "form submissions: 1 sent, 0 failed" in done.stderr
+    dumped = hubmap("sandbox", "dump", "--db", "hubmap-state-sandbox.db", cwd=mapping.parent)
+    (submission,) = json.loads(dumped.stdout)["submissions"]
+    sent = {f["name"]: f["value"] for f in submission["fields"]}
+    # What a placed order sends: every property whose `when` is the order's, none of the
+    # abandoned cart's, and the email.
+    declared = [spec.name for spec in load_mapping(str(mapping)).properties
+                if not spec.name.startswith("abandoned_")]
+    assert sorted(sent) == sorted(["email", *declared])
+    assert all(value.strip() for value in sent.values())
+    assert sent["last_products_bought_upsell_3_name"] == "IPod Nano - 8GB - Pink"
+    assert sent["last_products_bought_similar_2_url"] == (
+        "https://www.example.com/products/ipod-nano?variant=808950810")
+    assert sent["last_order_cart_url"] == (
+        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
+    assert submission["context"]["pageName"] == "Checkout #1001"
