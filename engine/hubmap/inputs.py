@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,78 @@ class InputError:
 
 class InputFormatError(ValueError):
     """The input as a whole cannot be read (unknown format, missing file)."""
+
+
+MAX_DEPTH = 100
+"""How deeply a document's objects and lists may nest (real shop payloads nest under 10): deeper
+documents are rejected when read, so nothing later (expressions, JSON text, the state) recurses
+without bound."""
+
+
+def parse_json(text: str | bytes, where: str) -> Document | InputError:
+    """One JSON document (numbers with decimals as Decimal), or the reason it cannot be used:
+    bytes that are not UTF-8, text that is not JSON, nesting deeper than `MAX_DEPTH`, a number of
+    more digits than Python converts, a lone UTF-16 surrogate in a text (it cannot be stored or
+    sent).  Never raises for what a sender wrote."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            return InputError(where, f"not UTF-8 text: byte 0x{text[error.start]:02x} at "
+                                     f"offset {error.start} cannot be decoded")
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as error:
+        return InputError(_at(where, error), f"not valid JSON: {error.msg}")
+    except RecursionError:
+        return InputError(where, f"the JSON nests deeper than {MAX_DEPTH} levels")
+    except ValueError:  # an integer of more digits than int() converts
+        return InputError(where, f"a number has more than {sys.get_int_max_str_digits()} digits; "
+                                 "no shop amount or id is that long")
+    problem = _unusable(data)
+    if problem is not None:
+        return InputError(where, problem)
+    return Document(data, where)
+
+
+def _at(where: str, error: json.JSONDecodeError) -> str:
+    """`where` with the error's line and column (a one-line document: its column only)."""
+    if error.lineno == 1 and ":" in where:  # an NDJSON line: where already names the line
+        return f"{where}:{error.colno}"
+    return f"{where}:{error.lineno}:{error.colno}"
+
+
+def _unusable(data: Any) -> str | None:
+    """Why a parsed document cannot be used (too deep, a lone surrogate), or None."""
+    todo: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while todo:
+        value, depth, path = todo.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return (f"the text at {path or 'the top'} holds a lone UTF-16 surrogate "
+                        f"(invalid Unicode): it cannot be stored or sent")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            return f"the JSON nests deeper than {MAX_DEPTH} levels (at {_short(path, 80)})"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return (f"a key at {path or 'the top'} holds a lone UTF-16 surrogate "
+                            "(invalid Unicode): it cannot be stored or sent")
+                todo.append((item, depth + 1, f"{path}.{_short(key, 40)}" if path
+                             else _short(key, 40)))
+        else:
+            todo.extend((item, depth + 1, f"{path}[{index}]") for index, item in enumerate(value))
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def guess_format(path: str, explicit: str | None = None) -> str:
@@ -94,12 +167,11 @@ def documents_from_value(value: Any, where: str) -> Iterator[Document]:
 def _read_stream(stream: IO[str], name: str, fmt: str) -> Iterator[Document | InputError]:
     if fmt == "json":
         try:
-            yield Document(json.load(stream, parse_float=Decimal), name)
-        except json.JSONDecodeError as error:
-            yield InputError(f"{name}:{error.lineno}:{error.colno}",
-                             f"not valid JSON: {error.msg}")
+            text = stream.read()
         except UnicodeDecodeError:
             yield InputError(name, "the file is not UTF-8 text")
+            return
+        yield parse_json(text, name)
         return
     if fmt == "ndjson":
         yield from _read_ndjson(stream, name)
@@ -115,11 +187,7 @@ def _read_ndjson(stream: IO[str], name: str) -> Iterator[Document | InputError]:
         for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
-            where = f"{name}:{number}"
-            try:
-                yield Document(json.loads(line, parse_float=Decimal), where)
-            except json.JSONDecodeError as error:
-                yield InputError(where, f"not valid JSON: {error.msg} (column {error.colno})")
+            yield parse_json(line, f"{name}:{number}")
     except UnicodeDecodeError:
         yield InputError(name, "the file is not UTF-8 text")
 
