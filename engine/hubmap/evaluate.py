@@ -30,15 +30,13 @@ from decimal import Decimal
 from typing import Any, Union
 
 from hubmap import types, versions
+from hubmap.contact_keys import Refused, contact_key
 from hubmap.expressions import ExpressionError, compile_source, truthy
 from hubmap.expressions.functions import CATALOGS, LETS, RecordLets
 from hubmap.inputs import Document, InputError
 from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
 
 # A deliberately plain check: something@domain.tld, no spaces.  HubSpot refuses worse ones.
-EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,.]{2,}$")
-
-
 @dataclass(frozen=True)
 class OrderValues:
     """What one order contributes: typed values by property, plus what identifies it."""
@@ -75,6 +73,11 @@ class Rejected:
     code: str = "HM501"
     raw: Any = field(default=None, compare=False, repr=False)  # kept so it can be replayed
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", readable_reason(self.reason))
+        if self.order_id is not None and len(self.order_id) > MAX_ID_SHOWN:
+            object.__setattr__(self, "order_id", _clip(self.order_id, MAX_ID_SHOWN))
+
     @property
     def record(self) -> str:
         return self.order_id if self.order_id is not None else self.where
@@ -87,9 +90,32 @@ class Skipped:
     reason: str
     version: str | None = None  # a newer version that is skipped withdraws a counted order
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", readable_reason(self.reason))
+
 
 Outcome = Union[OrderValues, Rejected, Skipped, RefundValues]
 Evaluator = Callable[[Any], Any]
+
+MAX_REASON_LENGTH = 300
+MAX_ID_SHOWN = 120
+
+
+def readable_reason(reason: str) -> str:
+    """A reason a person can read: never empty, a long run of digits shown by its length, and at
+    most `MAX_REASON_LENGTH` characters (the record itself is in the reject file)."""
+    text = " ".join(str(reason or "").split())
+    if not text:
+        return "no reason was given (an internal error without a message: please report it)"
+    text = _LONG_NUMBER.sub(lambda m: f"{m.group()[:8]}… ({len(m.group())} digits)", text)
+    return _clip(text, MAX_REASON_LENGTH)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_LONG_NUMBER = re.compile(r"\d{25,}")
 
 GROUP_ROWS_KEY = "rows"
 """records.group_by: the field of a grouped record that holds all of its records."""
@@ -122,6 +148,7 @@ class CompiledMapping:
         self.contact = compile_source(records.contact)
         self.version = _compile(records.version)
         self.lets = {name: compile_source(source) for name, source in mapping.lets}
+        self.cuts = _Cuts()
         self.refunds = (_CompiledRefunds(mapping.refunds, mapping, catalogs) if mapping.refunds
                         else None)
         self.by_record: list[tuple[PropertySpec, Evaluator, Evaluator | None]] = [
@@ -227,8 +254,7 @@ class CompiledMapping:
         try:
             order_id = _order_id(self.order_id(record))
             if order_id is None:
-                return Rejected(where, "the order has no id (records.id gave nothing)",
-                                code="HM503")
+                return self._without_id(record, where)
             version: str | None = None
             if self.version is not None:
                 raw_version = self.version(record)
@@ -280,7 +306,7 @@ class CompiledMapping:
                 if spec.merge is MergeRule.OVERWRITE:
                     values[spec.name] = None
                 continue
-            values[spec.name] = typed
+            values[spec.name] = self._note_cuts(typed, spec.name, order_id or where)
 
         context: dict[str, str] = {}
         for wire_key, evaluator in self.context:
@@ -293,15 +319,45 @@ class CompiledMapping:
                 context[wire_key] = _text(value)
         return OrderValues(where, order_id, time, contact, values, context, version)
 
+    def _without_id(self, record: dict[str, Any], where: str) -> Outcome:
+        """A record without an id: the mapping's own `when` and `require` speak first (a
+        refund, a draft, an event envelope are often what they are about), else say what the
+        record looks like, so the user can tell what was sent."""
+        if self.when is not None and not truthy(self.when(record)):
+            return Skipped(where, None, "records.when is false")
+        for condition, reason in self.require:
+            if not truthy(condition(record)):
+                return Rejected(where, reason, code="HM507")
+        return Rejected(where, f"the order has no id (records.id gave nothing); the record "
+                               f"has {_shape(record)}", code="HM503")
+
+    def _note_cuts(self, typed: Any, name: str, record: str) -> Any:
+        """`typed` with texts cut to HubSpot's limit made plain, each cut remembered for a
+        warning (`take_warnings`)."""
+        if isinstance(typed, types.CutText):
+            self.cuts.note(name, record, typed.length)
+            return str(typed)
+        if isinstance(typed, tuple) and any(isinstance(t, types.CutText) for t in typed):
+            for item in typed:
+                if isinstance(item, types.CutText):
+                    self.cuts.note(name, record, item.length)
+            return tuple(str(t) for t in typed)
+        return typed
+
+    def take_warnings(self) -> list[str]:
+        """What evaluation cut or could not find since the last call, as summary warnings."""
+        taken = self.cuts.take_warnings()
+        if self.catalogs is not None:
+            taken += self.catalogs.take_warnings()
+        return taken
+
     def _contact(self, raw: Any) -> str:
         """The normalised contact key, or '!reason' when the record has no usable one."""
         if raw is None or raw == "":
             return f"!no contact key ({self.match_on}): records.contact gave nothing"
-        key = _text(raw).strip()
-        if self.match_on == "email":
-            key = key.lower()
-            if not EMAIL.match(key):
-                return f"!'{key}' is not a valid email address"
+        key = contact_key(_text(raw), self.match_on)
+        if isinstance(key, Refused):
+            return f"!{key.reason}"
         return key
 
     # -- after merging ------------------------------------------------------------------
@@ -547,3 +603,31 @@ def _catalogs_for_one(catalogs: Any) -> Any:
     if catalogs is not None:
         catalogs.start_record()
     return CATALOGS.set(catalogs)
+
+
+class _Cuts:
+    """Texts cut to HubSpot's limit, by property: how many, and the first record of each."""
+
+    def __init__(self) -> None:
+        self.by_property: dict[str, tuple[int, str, int]] = {}  # count, first record, length
+
+    def note(self, name: str, record: str, length: int) -> None:
+        count, first, longest = self.by_property.get(name, (0, record, 0))
+        self.by_property[name] = (count + 1, first, max(longest, length))
+
+    def take_warnings(self) -> list[str]:
+        taken = [f"{name}: {count} value(s) longer than HubSpot stores ({types.MAX_VALUE_LENGTH:,} "
+                 f"characters; the longest {longest:,}) were cut to fit, ending in '…' (first: "
+                 f"record {first}); the orders still count"
+                 for name, (count, first, longest) in sorted(self.by_property.items())]
+        self.by_property.clear()
+        return taken
+
+
+def _shape(record: dict[str, Any]) -> str:
+    """What a record looks like, in a few words: its first fields."""
+    if not record:
+        return "no fields at all"
+    names = [_clip(str(name), 30) for name in list(record)[:8]]
+    more = f" and {len(record) - 8} more" if len(record) > 8 else ""
+    return f"the fields {', '.join(names)}{more}"

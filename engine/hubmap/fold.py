@@ -129,7 +129,10 @@ class ContactFolder:
             base = self.parse_wire(name, baseline.get(name))
             if base is not None:
                 acc = rule.combine(rule.from_baseline(base), acc)
-            values[name] = rule.result(acc)
+            try:
+                values[name] = rule.result(acc)
+            except types.CoercionError as error:  # a sum beyond what a number holds
+                raise types.CoercionError(f"{name}: {error}") from None
         derived = self.compiled.derive({k: v for k, v in values.items() if v is not None})
         for spec, _ in self.compiled.derived:
             values[spec.name] = derived.get(spec.name)
@@ -145,9 +148,16 @@ class ContactFolder:
             return None
 
     def to_wire(self, values: MappingType[str, Any]) -> dict[str, str]:
-        """HubSpot text for each value; "" (which clears a CRM value) for none."""
-        return {name: "" if value is None else types.to_wire(value, self.specs[name])
-                for name, value in values.items()}
+        """HubSpot text for each value; "" (which clears a CRM value) for none.  A value that
+        cannot be written (a contact's sum beyond what a HubSpot number holds) raises
+        CoercionError naming its property: the caller fails that contact, not the run."""
+        wire: dict[str, str] = {}
+        for name, value in values.items():
+            try:
+                wire[name] = "" if value is None else types.to_wire(value, self.specs[name])
+            except types.CoercionError as error:
+                raise types.CoercionError(f"{name}: {error}") from None
+        return wire
 
     def same(self, name: str, a: str | None, b: str | None) -> bool:
         """Whether two HubSpot text values mean the same (20.10 and 20.1 do; "" and none do)."""

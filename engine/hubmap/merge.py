@@ -153,7 +153,7 @@ def decode_value(data: Any) -> Any:
     if isinstance(data, dict) and len(data) == 1:
         ((kind, raw),) = data.items()
         if kind == "decimal":
-            return parse_decimal(raw)
+            return Decimal(raw)  # hubmap's own exact text: HubSpot's limits apply when written
         if kind == "datetime":
             return datetime.fromisoformat(raw)
         if kind == "date":
@@ -373,7 +373,8 @@ class Sum(Rule[SumPart]):
         return [part.count, str(part.total)]
 
     def load_part(self, data: Any) -> SumPart:
-        return SumPart(int(data[0]), parse_decimal(data[1]))
+        # hubmap's own exact text: a sum may exceed what HubSpot holds (said when written)
+        return SumPart(int(data[0]), Decimal(data[1]))
 
 
 class _Extreme(Rule[Any]):

@@ -17,6 +17,7 @@ from hubmap import sync
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.fold import ContactFolder
 from hubmap.sync import Change, Tally
+from hubmap.types import CoercionError
 
 PLAN_CHUNK = 2_000  # records taken into the ledger at a time, as a run does
 
@@ -39,6 +40,8 @@ class Plan:
     orders: Tally = field(default_factory=Tally)
     refunds_waiting: int = 0
     warnings: list[str] = field(default_factory=list)  # catalog keys not found ...
+    # contacts whose values HubSpot could not hold (a sum too large), with the reason
+    unwritable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan_outcomes(
@@ -72,7 +75,11 @@ def plan_outcomes(
         return plan
     for contact in ledger.contacts():
         before = dict((current or {}).get(contact) or default_current or {})
-        after = sync.wire_values(folder, ledger.accs[contact], before)
+        try:
+            after = sync.wire_values(folder, ledger.accs[contact], before)
+        except CoercionError as unwritable:
+            plan.unwritable.append((contact, str(unwritable)))
+            continue
         plan.contacts.append(ContactPlan(contact, sync.changes(folder, before, after), after,
                                          ledger.order_count(contact)))
     return plan

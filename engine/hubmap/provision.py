@@ -193,6 +193,26 @@ class ApplyResult:
     problems: list[Problem] = field(default_factory=list)
 
 
+def _after_refusals(client: HubSpotClient, mapping: Mapping, extra: list[Definition] | None,
+                    errors: dict[str, Any], result: ApplyResult) -> list[Problem]:
+    """What creation errors mean once the portal is read again.  A property that exists now was
+    created by an attempt whose answer was lost (the retry then hears "already exists", in
+    whatever words) or by someone else meanwhile: it counts as there, and is compared like any
+    existing one.  Only a property still missing was refused (HM605)."""
+    existing, groups = read_portal(client)
+    again = compare(mapping, existing, groups, extra)
+    still_missing = {d.name: d for d in again.missing}
+    problems = [p for p in again.problems if p.is_error]  # a clash with what is there now
+    for name, error in errors.items():
+        if name not in still_missing:
+            result.created.append(name)
+            continue
+        problems.append(Problem("HM605", f"HubSpot refused to create property '{name}': "
+                                f"{error.message}", still_missing[name].location,
+                                hint="fix the property's definition in the mapping"))
+    return problems
+
+
 def apply(client: HubSpotClient, mapping: Mapping,
           extra: list[Definition] | None = None) -> ApplyResult:
     """Create the group and missing properties, add options; refuse (writing nothing) on a clash.
@@ -208,14 +228,8 @@ def apply(client: HubSpotClient, mapping: Mapping,
     if comparison.missing:
         batch = client.create_properties_batch(OBJECT_TYPE, [d.body for d in comparison.missing])
         result.created = [p.get("name", "") for p in batch.created]
-        for name, error in batch.errors.items():
-            if error.status == 409 or error.category == "CONFLICT":
-                continue  # created meanwhile by someone else: compare again next run
-            where = next((d.location for d in comparison.missing if d.name == name),
-                         Location(mapping.file))
-            result.problems.append(Problem("HM605", f"HubSpot refused to create property "
-                                           f"'{name}': {error.message}", where,
-                                           hint="fix the property's definition in the mapping"))
+        if batch.errors:
+            result.problems += _after_refusals(client, mapping, extra, batch.errors, result)
     for name, options in comparison.add_options.items():
         client.update_property(OBJECT_TYPE, name, {"options": options})
         result.options_added.append(name)

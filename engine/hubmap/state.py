@@ -133,9 +133,34 @@ def _unjson(text: str | None) -> Any:
     return None if text is None else json.loads(text, parse_float=Decimal)
 
 
+last_opened: str | None = None
+"""The state file opened last, for messages about a failure found deep in a run (a command opens
+one state file)."""
+
+
+def failure_message(error: sqlite3.DatabaseError) -> str:
+    """What a SQLite failure of the state file means for the user, and what to do."""
+    where = f"the state file '{last_opened}'" if last_opened else "the state file"
+    text = str(error)
+    if "full" in text:
+        return (f"{where} cannot grow: the disk is full ({text}). Nothing is lost: what was "
+                "not stored is counted again; free some space and run the same command again")
+    if "disk I/O error" in text:
+        return (f"{where} cannot be written: {text} (the disk may be full or failing). Nothing "
+                "is lost: what was not stored is counted again; free some space or check the "
+                "disk, and run the same command again")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"{where} is damaged ({text}): put back a copy from a backup, or move it away "
+                "and run once with --rebuild and the shop's full order history (each contact's "
+                "fence keeps its totals from being counted twice)")
+    return f"{where} cannot be used: {text}"
+
+
 class StateStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
+        global last_opened
+        last_opened = self.path
         self._depth = 0
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -144,7 +169,11 @@ class StateStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
         except sqlite3.DatabaseError as error:
-            raise StateError(f"'{self.path}' is not a usable hubmap state file: {error}") from None
+            text = str(error)
+            if "not a database" in text or "malformed" in text:
+                raise StateError(f"'{self.path}' is not a usable hubmap state file: {text}"
+                                 ) from None
+            raise StateError(failure_message(error)) from None
 
     def _open_schema(self) -> None:
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself

@@ -62,9 +62,10 @@ dropped, each kept once (first position); a text is read the way HubSpot stores 
 the separator on the wire, a ';' inside a list element is replaced by ',' ("Salt; Pepper" ->
 "Salt, Pepper"), so the item stays one item.
 
-Limits: a single wire value is at most `MAX_VALUE_LENGTH` (65,536) characters.  A longer plain text
-is refused; prepend lists are trimmed by the merge (oldest items dropped), so only a single item
-longer than the limit is refused here.
+Limits: a single wire value is at most `MAX_VALUE_LENGTH` (65,536) characters.  A longer text (or
+list item) is cut to fit, ending in '…', and comes out as a `CutText` so the caller can warn: a
+display text must never sink its order.  Prepend lists are trimmed by the merge (oldest items
+dropped).
 """
 
 from __future__ import annotations
@@ -141,9 +142,15 @@ def _name(kind: Any) -> str:
     return str(getattr(kind, "value", kind))
 
 
+_NUMERIC_TEXT = re.compile(r"[-+]?[\d.,]+(?:[eE][-+]?\d+)?")
+
+
 def describe(value: Any) -> str:
     """A short, readable rendering of a value for messages."""
     if isinstance(value, str):
+        if len(value) > 60 and _NUMERIC_TEXT.fullmatch(value.strip()):
+            digits = sum(c.isdigit() for c in value)
+            return f"a number of {digits} digits ({value.strip()[:12]!r}...)"
         text = value if len(value) <= 60 else value[:57] + "..."
         return repr(text)
     if value is None:
@@ -154,8 +161,11 @@ def describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
-    if isinstance(value, Decimal):
-        return format_decimal(value) if value.is_finite() else str(value)
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if number.is_finite() and len(number.as_tuple().digits) > 40:
+            return f"a number of {len(number.as_tuple().digits)} digits ({number:.6E})"
+        return format_decimal(number) if number.is_finite() else str(number)
     return str(value)
 
 
@@ -176,7 +186,9 @@ def _check_decimal(number: Decimal, original: Any) -> Decimal:
         abs(number.adjusted()) > MAX_NUMBER_EXPONENT
         or len(number.as_tuple().digits) > MAX_NUMBER_DIGITS
     ):
-        raise CoercionError(f"{describe(original)} is too large or too precise for a number")
+        raise CoercionError(
+            f"{describe(original)} is too large or too precise for a number (hubmap writes at "
+            f"most {MAX_NUMBER_EXPONENT + 1} digits before the point, {MAX_NUMBER_DIGITS} in all)")
     return number
 
 
@@ -372,20 +384,28 @@ def _text_items(value: Any) -> tuple[str, ...]:
             text = text.replace(LIST_SEPARATOR, LIST_SEPARATOR_REPLACEMENT)
         if not text:
             continue
-        if len(text) > MAX_VALUE_LENGTH:
-            raise CoercionError(
-                f"an item is {len(text):,} characters; HubSpot stores at most {MAX_VALUE_LENGTH:,}"
-            )
-        items.append(text)
+        items.append(fit_text(text))
     return tuple(dict.fromkeys(items))
 
 
-def _check_length(text: str) -> str:
-    if len(text) > MAX_VALUE_LENGTH:
-        raise CoercionError(
-            f"the value is {len(text):,} characters; HubSpot stores at most {MAX_VALUE_LENGTH:,}"
-        )
-    return text
+class CutText(str):
+    """A text cut to `MAX_VALUE_LENGTH` characters; `length` is how long it was.  The caller
+    reports the cut as a warning (a display text must not sink its order: the order's sums still
+    count)."""
+
+    length: int
+
+
+CUT_MARK = "…"
+
+
+def fit_text(text: str) -> str:
+    """`text`, or the start of it ending in '…' when HubSpot could not store it whole."""
+    if len(text) <= MAX_VALUE_LENGTH:
+        return text
+    cut = CutText(text[:MAX_VALUE_LENGTH - len(CUT_MARK)] + CUT_MARK)
+    cut.length = len(text)
+    return cut
 
 
 def _is_blank(value: Any) -> bool:
@@ -427,7 +447,7 @@ def coerce(value: Any, spec: PropertySpec, default_tz: str | None = None) -> Any
                 f"{describe(value)} cannot be stored in a single text property; use join(', ', ...) "
                 "or merge: prepend"
             )
-        return _check_length(text_of(value))
+        return fit_text(text_of(value))
     if _is_blank(value):
         return None
     if isinstance(value, list | tuple | dict):

@@ -227,3 +227,30 @@ def test_validate_portal_reports_missing_properties_as_warnings(sandbox, mapping
     assert len(problems) == len(EXPECTED_TYPES)
     assert all(p["severity"] == "warning" for p in problems)
     assert custom_properties(sandbox) == {}
+
+
+@pytest.mark.parametrize("wording", ["conflict", "validation"])
+def test_a_lost_answer_to_the_batch_create_is_not_a_failure(tmp_path, mapping, monkeypatch,
+                                                            wording):
+    """The stand-in creates the properties but drops its answer (seed 0 drops that one write);
+    the client sends the batch again and hears "already exists" (as a 409 conflict, or in a
+    validation error's words, as HubSpot may say it).  hubmap reads the definitions again: they
+    are there, with the right types, so apply succeeds and says they were created."""
+    from hubmap.sandbox import errors
+    from hubmap.sandbox.properties import Properties
+
+    if wording == "validation":
+        monkeypatch.setattr(Properties, "_taken", staticmethod(
+            lambda name: errors.validation_error(f"Property named '{name}' already exists.")))
+    config = SandboxConfig(token=TOKEN, drop_after_write_rate=0.5, seed=0)
+    with start_sandbox(tmp_path / "lossy.db", config=config) as lossy:
+        done = hubmap("apply", str(mapping), url=lossy.url, cwd=tmp_path)
+        stats = lossy.app.stats.snapshot()
+        made = custom_properties(lossy)
+    assert done.returncode == 0, done.stderr
+    assert "HM605" not in done.stdout + done.stderr
+    assert re.search(r"created \d+ propert", done.stdout) and "created 0" not in done.stdout
+    assert {"lifetime_value", "first_order_date", "skus_bought"} <= set(made)
+    assert made["first_order_date"]["type"] == "date"
+    assert stats["faults"]["droppedAfterWrite"] >= 1  # an answer was lost indeed
+    assert stats["byEndpoint"].get("properties.batch_create", 0) >= 2  # and the batch sent again

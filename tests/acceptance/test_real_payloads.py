@@ -187,7 +187,8 @@ def test_woocommerce_checkout_form_context_and_fields() -> None:
 
 def test_records_without_a_usable_contact_key_are_rejected_with_a_reason() -> None:
     woo = _rejected(_plan_of(WOO_CONTACTS, "orders-load-all.json"))
-    assert woo == {"961": "'scrambled@scrambled' is not a valid email address"}
+    assert woo == {"961": "'scrambled@scrambled' is not a valid email address ('scrambled' is "
+                          "not a domain name such as example.com)"}
 
     stripe = _plan_of(MAPPINGS / "stripe-checkout-contacts.yaml", "fixtures3.json",
                       platform="stripe")

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -185,8 +186,9 @@ class DuplicateKeyError(ValueError):
 
 
 def normalize_key(key: str, id_property: str | None) -> str:
-    """Emails compare case-insensitively in HubSpot; other ids compare exactly."""
-    text = str(key).strip()
+    """Emails compare case-insensitively in HubSpot; other ids compare exactly (both in Unicode
+    NFC, the form hubmap's own keys are in)."""
+    text = unicodedata.normalize("NFC", str(key)).strip()
     return text.lower() if id_property == "email" else text
 
 

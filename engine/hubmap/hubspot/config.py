@@ -63,6 +63,16 @@ class HubSpotSettings:
                 f"no HubSpot access token: set {TOKEN_ENV} to a private-app (or service-key) "
                 "access token"
             )
+        odd = next((i for i, c in enumerate(self.access_token)
+                    if not (c.isascii() and c.isprintable()) or c.isspace()), None)
+        if odd is not None:
+            # An HTTP header carries only such characters: a token holding others was pasted
+            # with something else (a quote, a non-breaking space, an accent from a keyboard).
+            raise HubSpotConfigError(
+                f"{TOKEN_ENV} holds a character that is not in any HubSpot token (character "
+                f"{odd + 1} of {len(self.access_token)}, U+{ord(self.access_token[odd]):04X}): "
+                "copy the token again from HubSpot > Settings > Integrations > Private apps"
+            )
         if not (
             _NUMERIC_VERSION_RE.match(self.api_version) or _DATE_VERSION_RE.match(self.api_version)
         ):

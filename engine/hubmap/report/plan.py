@@ -34,6 +34,7 @@ def plan_json(plan: Plan) -> str:
         "orders": plan.orders.as_dict(),
         "refunds_waiting": plan.refunds_waiting,
         "warnings": plan.warnings,
+        "unwritable": [{"contact": c, "reason": reason} for c, reason in plan.unwritable],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -49,7 +50,10 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"submit form for {order.contact} (order {order.order_id})")
     for rejected in plan.rejected:
         prop = f" {rejected.property_name}:" if rejected.property_name else ""
-        lines.append(f"rejected {rejected.record} ({rejected.where}):{prop} {rejected.reason}")
+        where = f" ({rejected.where})" if rejected.where != rejected.record else ""
+        lines.append(f"rejected {rejected.record}{where}:{prop} {rejected.reason}")
+    for contact, reason in plan.unwritable:
+        lines.append(f"not writable: contact {contact}: {reason}")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     for skipped in plan.skipped:

@@ -29,6 +29,7 @@ from hubmap.hubspot.client import ADDITIONAL_EMAILS, MERGED_IDS
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
+from hubmap.types import CoercionError
 from hubmap.uses.job import Job
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
@@ -265,7 +266,13 @@ class ContactsSync:
             row = rows[key]
             found = records.get(key)
             now = self._now(found)
-            values = sync.wire_values(self.folder, self.folder.load(row.acc), row.baseline or {})
+            try:
+                values = sync.wire_values(self.folder, self.folder.load(row.acc),
+                                          row.baseline or {})
+            except CoercionError as unwritable:
+                self._fail([key], f"its values cannot be written: {unwritable} (the orders stay "
+                                  "counted; correct the orders that make it so large)")
+                continue
             try:
                 text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
                                       row.baseline or {}, self.fences.caps).text()

@@ -8,6 +8,8 @@ exceptions of the layers below into an outcome, so the CLI needs no exception la
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from hubmap.hubspot import HubSpotConfigError, HubSpotError
 from hubmap.hubspot.errors import HubSpotAuthError
 from hubmap.inputs import InputFormatError
 from hubmap.problems import HubmapError, Location, Problem
-from hubmap.state import StateError, StateLockedError
+from hubmap.state import StateError, StateLockedError, failure_message
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -72,4 +74,17 @@ def outcome_of(work: Callable[[], T], exit_code: Callable[[T], int] = lambda _: 
         problem = Problem("HM600", f"HubSpot: {error}", Location(where or "<hubspot>"),
                           hint="check HUBSPOT_API_BASE, the token's scopes, and HubSpot's status")
         return Outcome(None, EXIT_USAGE, [problem], error=error)
+    except sqlite3.DatabaseError as error:  # the state file: full disk, damage
+        return Outcome(None, EXIT_USAGE, message=failure_message(error), error=error)
+    except OSError as error:  # a file hubmap writes (the reject file): full disk, no rights
+        return Outcome(None, EXIT_USAGE, message=_os_failure(error), error=error)
     return Outcome(value, exit_code(value))
+
+
+def _os_failure(error: OSError) -> str:
+    name = f"'{error.filename}'" if error.filename else "a file"
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return (f"cannot write {name}: the disk is full ({reason}). Nothing is lost: free some "
+                "space and run the same command again")
+    return f"cannot use {name}: {reason}"

@@ -18,7 +18,7 @@ def plan(mapping_path: str, input_path: str, input_format: str | None = None) ->
         compiled = CompiledMapping(mapping, catalogs)
         plan = plan_outcomes(compiled, compiled.outcomes(read_documents(input_path,
                                                                         input_format)))
-        plan.warnings = catalogs.take_warnings()
+        plan.warnings = compiled.take_warnings()
         return plan
 
-    return outcome_of(work, lambda p: EXIT_PROBLEMS if p.rejected else EXIT_OK, mapping_path)
+    return outcome_of(work, lambda p: EXIT_PROBLEMS if p.rejected or p.unwritable else EXIT_OK, mapping_path)

@@ -156,8 +156,7 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         if rebuild:
             state.end_rebuild(scope)
         summary.refunds_waiting = state.order_counts(scope)["refunds_waiting"]
-        if compiled.catalogs is not None:
-            summary.warnings += compiled.catalogs.take_warnings()
+        summary.warnings += compiled.take_warnings()
         outcome = "ok" if summary.ok else "partial"
     except DailyLimitReached as error:
         summary.stopped = str(error)
