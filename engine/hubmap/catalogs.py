@@ -27,6 +27,7 @@ from hubmap.expressions import ExpressionError, compile_source
 from hubmap.inputs import InputError, InputFormatError, read_documents
 from hubmap.mapping.model import CatalogSpec, Mapping
 from hubmap.problems import HubmapError, Problem
+from hubmap.types import plain_number_text
 
 PARENT = "parent"  # the field of an `each` row that holds the row it came from
 
@@ -155,8 +156,8 @@ def key_text(key: Any) -> str:
         return "true" if key else "false"
     if isinstance(key, float):
         key = Decimal(str(key))
-    if isinstance(key, Decimal) and key == key.to_integral_value():
-        return str(key.quantize(Decimal(1)))
+    if isinstance(key, Decimal) and key.is_finite() and key == key.to_integral_value():
+        return plain_number_text(key)
     return str(key).strip()
 
 

@@ -474,8 +474,9 @@ class StateStore:
                       prepared: Iterable[ContactRow]) -> None:
         """Before anything is sent, in one transaction: baselines read (or moved by drift) with
         their cutoffs and accumulators, the drift found, and for each prepared contact the
-        values and the fence it is to hold (`writing`, `fence_writing`) and what a write sends
-        (`sending`)."""
+        values and the fence it is to hold (`writing`, `fence_writing`), what a write sends
+        (`sending`), and what it holds now if an earlier write was found to have landed
+        (`written`, `fence_written`)."""
         now = _now()
         with self.transaction() as db:
             db.executemany(
@@ -488,10 +489,10 @@ class StateStore:
                 "VALUES (?,?,?,?,?,?,?)",
                 [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift])
             db.executemany(  # the record id as just read: none when HubSpot has no such contact
-                "UPDATE contacts SET writing=?, fence_writing=?, sending=?, "
-                "hubspot_id=? WHERE scope=? AND contact=?",
-                [(_json(r.writing), r.fence_writing, _json(r.sending), r.hubspot_id, scope,
-                  r.contact) for r in prepared])
+                "UPDATE contacts SET written=?, fence_written=?, writing=?, fence_writing=?, "
+                "sending=?, hubspot_id=? WHERE scope=? AND contact=?",
+                [(_json(r.written), r.fence_written, _json(r.writing), r.fence_writing,
+                  _json(r.sending), r.hubspot_id, scope, r.contact) for r in prepared])
 
     def prepared_contacts(self, scope: str) -> list[str]:
         """Dirty contacts with a write prepared (in key order)."""

@@ -142,6 +142,16 @@ def _name(kind: Any) -> str:
     return str(getattr(kind, "value", kind))
 
 
+def plain_number_text(number: Decimal) -> str:
+    """A finite number as plain digits, whole numbers without a point (42, 42.0 and 4.2E+1 are
+    "42"), however large or small: ids, versions and catalog keys compare by this text."""
+    if not number.is_finite():
+        return str(number)
+    if number == number.to_integral_value():
+        return format(number.to_integral_value(), "f")
+    return format(number.normalize(), "f")
+
+
 _NUMERIC_TEXT = re.compile(r"[-+]?[\d.,]+(?:[eE][-+]?\d+)?")
 
 

@@ -61,7 +61,7 @@ def version_key(raw: Any, default_tz: str | None = None) -> str:
         except InvalidOperation:
             number = None
         if number is not None and number.is_finite():
-            return f"n:{_plain_number(number)}"
+            return f"n:{types.plain_number_text(number)}"
     text = str(raw).strip()
     try:
         moment = types.parse_timestamp(text, default_tz)
@@ -70,10 +70,6 @@ def version_key(raw: Any, default_tz: str | None = None) -> str:
     return f"t:{moment.isoformat(timespec='microseconds')}"
 
 
-def _plain_number(number: Decimal) -> str:
-    if number == number.to_integral_value():
-        return str(number.quantize(Decimal(1)))
-    return format(number.normalize(), "f")
 
 
 def _sort_key(key: str) -> tuple[int, Any]:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hubmap.evaluate import CompiledMapping
@@ -36,6 +36,11 @@ from tests.property.crashes import CRASH_POINTS
     batch=st.integers(1, 4),
     workers=st.integers(1, 3),
 )
+# Found by this test: a write whose answer was lost landed, the next run staged another over it
+# and died before sending; the state must know the landed fence as its own (it forgot it, and
+# the last run refused the contact as written by someone else).
+@example(seed=0, orders=2, contacts_count=2, runs=[(1, ("call", 9, True)), (0, ("call", 5, False))],
+         count_chunk=1, batch=1, workers=1)
 def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
         sandbox, seed: int, orders: int, contacts_count: int, runs: list[tuple[int, object]],
         count_chunk: int, batch: int, workers: int) -> None:

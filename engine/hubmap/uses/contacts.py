@@ -255,6 +255,11 @@ class ContactsSync:
                             "history complete?")
             if seen.property not in (None, self.fences.ours) and seen.fence is not None:
                 clear[key] = seen.property
+            landed = found.get(self.fences.ours) or None
+            if landed is not None and landed == row.fence_writing != row.fence_written:
+                # The write staged by an earlier run reached HubSpot (its answer was lost): it is
+                # what this state wrote last, before a new write is staged over it.
+                row.written, row.fence_written = row.writing, row.fence_writing
             checked.append(key)
         rebased, drifted, refold = self._rebase(checked, rows, records, from_fence)
         if refold:
