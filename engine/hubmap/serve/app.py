@@ -3,16 +3,22 @@
 A POST to a configured route goes through, in this order (the first that fails answers):
 
     draining (shutting down)          503 + Retry-After: the sender retries later
-    body larger than max_body_bytes   413
+    body larger than max_body_bytes   413 (the body is read to its end and thrown away, so the
+                                      sender receives the answer; see service.py)
     WooCommerce's creation ping       200, nothing stored (an unsigned 'webhook_id=<id>' form)
     signature / token wrong, missing  401, nothing stored
-    body not a JSON object or list    400
+    body not usable JSON              400 with the reason (`hubmap.inputs.parse_json`: not UTF-8,
+                                      not JSON, nested too deep, ...), or not an object or list
+    topic header missing or contrary  400: the topic is not signed; a Shopify route with topics
+                                      needs one, and it must agree with the body (an orders/
+                                      topic on a refund body is refused; see auth.topic_conflict)
     topic not in the route's topics   200, nothing stored ('ignored')
     delivery id already stored        200 ('duplicate'), nothing stored again
     stored (committed to the queue)   200 ('queued'), and the worker is woken
     the queue cannot be written       503: the sender keeps the webhook and retries
 
-Nothing is acknowledged before it is committed.  Counters live in this process (Prometheus
+Nothing is acknowledged before it is committed; an unexpected error answers 500 without a
+traceback (the sender retries).  Counters live in this process (Prometheus
 counters restart at zero); the job gauges are read from the queue file at each scrape.
 """
 
@@ -30,6 +36,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from hubmap.inputs import InputError, parse_json
 from hubmap.serve import auth
 from hubmap.serve.config import Route, ServeConfig
 from hubmap.serve.queue import STATUSES, Queue
@@ -40,7 +47,8 @@ RETRY_AFTER_SECONDS = 5
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Why a request was refused (the `reason` label of hubmap_webhooks_rejected_total).
-TOO_LARGE, SIGNATURE, NOT_JSON, UNAVAILABLE = "too_large", "signature", "not_json", "unavailable"
+TOO_LARGE, SIGNATURE, NOT_JSON, TOPIC, UNAVAILABLE = (
+    "too_large", "signature", "not_json", "topic", "unavailable")
 
 
 class Counters:
@@ -67,7 +75,7 @@ class Counters:
 _METRICS_HELP = {
     "hubmap_webhooks_received_total": "Webhook requests received on a route.",
     "hubmap_webhooks_rejected_total": "Webhook requests refused, by reason (signature, "
-                                      "too_large, not_json, unavailable).",
+                                      "too_large, not_json, topic, unavailable).",
     "hubmap_webhooks_queued_total": "Webhooks stored in the queue (committed before the answer).",
     "hubmap_webhooks_duplicates_total": "Deliveries already stored (a sender's retry), counted "
                                         "once.",
@@ -82,13 +90,15 @@ class IntakeApp:
     def __init__(self, config: ServeConfig, secrets: dict[str, bytes], queue: Queue,
                  mapping_names: dict[str, list[str]],
                  on_queued: Callable[[], None] | None = None,
-                 worker_alive: Callable[[], bool | None] | None = None):
+                 worker_health: Callable[[], dict[str, Any]] | None = None):
         self.config = config
         self.secrets = secrets
         self.queue = queue
         self.mapping_names = mapping_names  # route path -> names of its mappings
         self.on_queued = on_queued or (lambda: None)
-        self.worker_alive = worker_alive or (lambda: None)
+        # {"running", "stopped_because", "hubspot"} of the worker thread; None: the worker runs
+        # in another process (`hubmap serve --no-worker`)
+        self.worker_health = worker_health or (lambda: None)
         self.counters = Counters()
         self.draining = False
         self.in_flight = 0
@@ -105,7 +115,12 @@ class IntakeApp:
             self.in_flight += 1
         try:
             request = Request(environ)
-            response = self._dispatch(request)
+            try:
+                response = self._dispatch(request)
+            except Exception:  # a bug: logged here, and no traceback for the sender
+                log.exception("answering %s %s failed", request.method, request.path)
+                response = _json({"error": "internal error; send again later (a delivery "
+                                           "already stored is not stored twice)"}, 500)
             return response(environ, start_response)
         finally:
             with self._flight_lock:
@@ -153,14 +168,17 @@ class IntakeApp:
         if not auth.authentic(route.auth, self.secrets[route.path], headers, body):
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=SIGNATURE)
             return _json({"error": "missing or wrong signature"}, 401)
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            parsed = None
-        if not isinstance(parsed, (dict, list)):
+        parsed = parse_json(body, "the body")  # never raises: any body gets its reason
+        if isinstance(parsed, InputError) or not isinstance(parsed.data, (dict, list)):
+            reason = f"{parsed.where}: {parsed.reason}" if isinstance(parsed, InputError) \
+                else "the body is not a JSON object or list"
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=NOT_JSON)
-            return _json({"error": "the body is not a JSON object or list"}, 400)
+            return _json({"error": reason}, 400)
         topic = auth.topic(route.auth, headers)
+        conflict = auth.topic_conflict(route.auth, topic, parsed.data, bool(route.topics))
+        if conflict is not None:
+            counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=TOPIC)
+            return _json({"error": conflict}, 400)
         if not route.accepts_topic(topic):
             counters.add("hubmap_webhooks_ignored_total", route=route.path, why="topic")
             return _json({"status": "ignored", "topic": topic}, 200)
@@ -183,19 +201,35 @@ class IntakeApp:
     # -- health and metrics --------------------------------------------------------------
 
     def _health(self) -> Response:
-        problems = []
+        """ok (200); degraded (200): HubSpot fails, webhooks are still taken and queued, so a
+        load balancer must keep sending them here; unhealthy (503): shutting down, the queue
+        cannot be read, or the worker has stopped (nothing would ever be sent: restart)."""
+        problems: list[str] = []
+        warnings: list[str] = []
         if self.draining:
             problems.append("shutting down")
-        worker = self.worker_alive()
-        if worker is False:
-            problems.append("the worker has stopped")
+        worker = self.worker_health()
+        if worker is not None and not worker["running"]:
+            why = worker.get("stopped_because")
+            problems.append("the worker has stopped" + (f": {why}" if why else "")
+                            + "; nothing is sent until hubmap serve is restarted")
+        backlog: dict[str, Any] | None = None
         try:
-            self.queue.counts()
+            backlog = self.queue.backlog()
         except sqlite3.Error as error:
             problems.append(f"the queue cannot be read: {error}")
-        body = {"status": "ok" if not problems else "unhealthy", "problems": problems,
-                "worker": {True: "running", False: "stopped", None: "separate"}[worker]}
-        return _json(body, 200 if not problems else 503)
+        hubspot = worker["hubspot"] if worker is not None else {
+            "status": "unknown", "note": "the worker runs in another process (hubmap worker)"}
+        if hubspot["status"] == "failing":
+            warnings.append(f"HubSpot is failing (since {hubspot['last_error_at']}): "
+                            f"{hubspot['last_error']}; webhooks are queued and sent when it "
+                            "answers again")
+        status = "unhealthy" if problems else "degraded" if warnings else "ok"
+        body = {"status": status, "problems": problems + warnings,
+                "worker": "separate" if worker is None
+                else "running" if worker["running"] else "stopped",
+                "queue": backlog, "hubspot": hubspot}
+        return _json(body, 503 if problems else 200)
 
     def metrics_text(self) -> str:
         lines: list[str] = []
@@ -218,6 +252,17 @@ class IntakeApp:
                 labels = (("mapping", mapping), ("status", status))
                 lines.append(f"hubmap_queue_jobs{_labels(labels)} "
                              f"{counts.get((mapping, status), 0)}")
+        backlog = self.queue.backlog()
+        lines += [("# HELP hubmap_queue_oldest_seconds Age of the oldest event not yet sent "
+                   "(queued or being sent); 0 when none waits."),
+                  "# TYPE hubmap_queue_oldest_seconds gauge",
+                  f"hubmap_queue_oldest_seconds {backlog['oldest_queued_seconds'] or 0}"]
+        worker = self.worker_health()
+        if worker is not None:
+            lines += [("# HELP hubmap_hubspot_failing 1 while the last batch or probe of "
+                       "HubSpot failed (webhooks are still queued), else 0."),
+                      "# TYPE hubmap_hubspot_failing gauge",
+                      f"hubmap_hubspot_failing {int(worker['hubspot']['status'] == 'failing')}"]
         return "\n".join(lines) + "\n"
 
 

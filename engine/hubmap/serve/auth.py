@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from typing import Any
 
 SHOPIFY_SIGNATURE = "x-shopify-hmac-sha256"
 SHOPIFY_DELIVERY = "x-shopify-webhook-id"
@@ -34,6 +35,8 @@ _SIGNATURE_HEADERS = {"shopify": SHOPIFY_SIGNATURE, "woocommerce": WOO_SIGNATURE
 _DELIVERY_HEADERS = {"shopify": SHOPIFY_DELIVERY, "woocommerce": WOO_DELIVERY,
                      "bearer": BEARER_DELIVERY}
 _TOPIC_HEADERS = {"shopify": SHOPIFY_TOPIC, "woocommerce": WOO_TOPIC, "bearer": BEARER_TOPIC}
+_TOPIC_NAMES = {"shopify": "X-Shopify-Topic", "woocommerce": "X-WC-Webhook-Topic",
+                "bearer": "X-Hubmap-Topic"}  # as the platforms spell them, for messages
 # WooCommerce's test ping when a webhook is created: an unsigned form post, 'webhook_id=<id>'.
 _WOO_PING = re.compile(rb"^webhook_id=[0-9]+$")
 
@@ -75,3 +78,33 @@ def delivery_id(kind: str, headers: Mapping[str, str], body: bytes) -> str:
 def topic(kind: str, headers: Mapping[str, str]) -> str | None:
     value = headers.get(_TOPIC_HEADERS[kind], "").strip()
     return value or None
+
+
+def topic_conflict(kind: str, topic_name: str | None, data: Any,
+                   filtered: bool) -> str | None:
+    """Why the topic header cannot be taken, or None.  The topic is outside the signature, so a
+    signed body could be replayed under another one: a route that picks topics (`filtered`)
+    needs the header the platform always sends, and a Shopify topic must agree with what the
+    body is where the body tells (a refund has order_id and refund_line_items, an order has
+    financial_status).  What the mapping does is decided by the body alone, and the ledger
+    counts each order and refund once, so a replay cannot count anything twice."""
+    header = _TOPIC_NAMES[kind]
+    if topic_name is None:
+        if filtered and kind != "bearer":
+            return (f"the {header} header is missing; this route takes only some topics, and "
+                    f"{kind} always sends one")
+        return None
+    if kind != "shopify" or not isinstance(data, dict):
+        return None
+    resource = topic_name.partition("/")[0]
+    refund = "order_id" in data and "refund_line_items" in data
+    order = "financial_status" in data
+    if resource == "orders" and refund:
+        return (f"the {header} '{topic_name}' is an order topic, but the body is a refund "
+                "(it has order_id and refund_line_items); the topic header is not signed: "
+                "was the request altered?")
+    if resource == "refunds" and order and not refund:
+        return (f"the {header} '{topic_name}' is a refund topic, but the body is an order "
+                "(it has financial_status); the topic header is not signed: was the request "
+                "altered?")
+    return None

@@ -283,6 +283,21 @@ class Queue:
             return {(r[0], r[1]): int(r[2]) for r in self.db.execute(
                 "SELECT mapping, status, COUNT(*) FROM jobs GROUP BY mapping, status")}
 
+    def backlog(self) -> dict[str, Any]:
+        """What is waiting: queued, processing and dead jobs, and the age (seconds) of the oldest
+        event not yet settled (queued or being sent; None when nothing waits)."""
+        with self._lock:
+            counts = {r[0]: int(r[1]) for r in self.db.execute(
+                "SELECT status, COUNT(*) FROM jobs WHERE status IN (?,?,?) GROUP BY status",
+                (QUEUED, PROCESSING, DEAD))}
+            oldest = self.db.execute(
+                "SELECT MIN(e.received_at) FROM jobs j JOIN events e ON e.id = j.event_id "
+                "WHERE j.status IN (?,?)", (QUEUED, PROCESSING)).fetchone()[0]
+        return {"queued": counts.get(QUEUED, 0), "processing": counts.get(PROCESSING, 0),
+                "dead": counts.get(DEAD, 0),
+                "oldest_queued_seconds": None if oldest is None
+                else round(max(0.0, time.time() - float(oldest)), 3)}
+
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
             return [

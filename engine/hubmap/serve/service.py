@@ -6,6 +6,11 @@ answered 503 (senders retry), the listening socket closes, requests in flight fi
 events are committed before they are answered), then the worker finishes the batch in hand.
 Whatever is not finished stays in the queue file, claimed by this process; the next start
 puts it back in the queue (see `Queue.recover`), so nothing accepted is lost.
+
+It refuses to start a worker that could only die: no HubSpot token (unless --sandbox; with
+--no-worker none is needed) or a state file that cannot be opened.  The worker thread's end is
+kept (`worker_failure`) and /healthz answers 503 from then on.  A body over max_body_bytes is
+read to its end and thrown away (up to DISCARD_BODY_BYTES more), so the sender receives the 413.
 """
 
 from __future__ import annotations
@@ -14,25 +19,33 @@ import logging
 import signal
 import threading
 import time
+from io import BytesIO
 from types import FrameType
 from typing import Any
 
 from typing_extensions import Self
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.receiver import FixedStreamReceiver
 from waitress.server import create_server
+from waitress.utilities import RequestEntityTooLarge
 
+from hubmap.hubspot import HubSpotConfigError, HubSpotSettings
 from hubmap.serve.app import IntakeApp
 from hubmap.serve.config import ServeConfig, load_mappings, secrets_from
 from hubmap.serve.queue import Queue
 from hubmap.serve.worker import Worker
+from hubmap.uses.context import open_state
 
 log = logging.getLogger("hubmap.serve")
 
 LOOP_TICK_SECONDS = 0.2  # how often the server loop looks at the stop flag
 DRAIN_SECONDS = 10.0  # how long requests in flight may take to finish on shutdown
 WORKER_STOP_SECONDS = 30.0  # how long the batch in hand may take to finish on shutdown
-# Waitress reads a whole body before the application sees it; it refuses (413) bodies above this
-# many times max_body_bytes by itself, and the application refuses (and counts) the rest.
-WAITRESS_BODY_FACTOR = 4
+# A body over max_body_bytes is read to its end and thrown away, not stored, so the sender (which
+# writes the whole body before it reads the answer) receives the 413 instead of a reset
+# connection; up to this many bytes, after which waitress answers 413 and closes.
+DISCARD_BODY_BYTES = 64 * 1024 * 1024
 
 
 class Service:
@@ -42,6 +55,8 @@ class Service:
                  sandbox: bool = False):
         mappings = load_mappings(config)  # HubmapError before anything starts
         secrets = secrets_from(config, environ)
+        if worker:
+            check_worker_can_start(config, environ, sandbox=sandbox)
         by_file = {path: mapping.name for path, mapping in mappings.items()}
         for mapping in mappings.values():
             _refuse_grouping(mapping)
@@ -50,15 +65,17 @@ class Service:
         self.worker = Worker(config, mappings, self.queue, environ, sandbox=sandbox) \
             if worker else None
         self._worker_thread: threading.Thread | None = None
+        self.worker_failure: str | None = None  # why the worker thread ended, when it did
         self.app = IntakeApp(
             config, secrets, self.queue,
             {route.path: [by_file[f] for f in route.mapping_files] for route in config.routes},
             on_queued=self.worker.wake if self.worker else None,
-            worker_alive=self._worker_alive if self.worker else None)
+            worker_health=self._worker_health if self.worker else None)
         self.server: Any = create_server(
             self.app, host=config.host, port=config.port, threads=config.threads,
-            max_request_body_size=config.max_body_bytes * WAITRESS_BODY_FACTOR, ident="hubmap",
+            max_request_body_size=config.max_body_bytes + DISCARD_BODY_BYTES, ident="hubmap",
             clear_untrusted_proxy_headers=True)
+        self.server.channel_class = _channel_refusing_above(config.max_body_bytes)
         self.port = int(self.server.effective_port)
         self.url = f"http://{config.host}:{self.port}"
         self._stopping = threading.Event()
@@ -67,6 +84,11 @@ class Service:
 
     def _worker_alive(self) -> bool:
         return self._worker_thread is not None and self._worker_thread.is_alive()
+
+    def _worker_health(self) -> dict[str, Any]:
+        assert self.worker is not None
+        return {"running": self._worker_alive(), "stopped_because": self.worker_failure,
+                "hubspot": self.worker.hubspot.report()}
 
     def _start_worker(self) -> None:
         if self.worker is not None:
@@ -79,7 +101,8 @@ class Service:
         assert self.worker is not None
         try:
             self.worker.run()
-        except Exception:  # reported on /healthz and in the log
+        except Exception as failure:  # reported on /healthz and in the log
+            self.worker_failure = str(failure) or repr(failure)
             log.exception("the worker stopped")
 
     # -- in the background (tests, benchmarks) -------------------------------------------------
@@ -172,6 +195,7 @@ def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = 
     mappings = load_mappings(config)
     for mapping in mappings.values():
         _refuse_grouping(mapping)
+    check_worker_can_start(config, environ, sandbox=sandbox)
     queue = Queue(config.queue_path)
     worker = Worker(config, mappings, queue, environ, sandbox=sandbox)
 
@@ -198,3 +222,58 @@ def _refuse_grouping(mapping: Any) -> None:
             "HM806", f"mapping '{mapping.name}' joins rows with records.group_by; a webhook "
             "carries whole orders", Location(mapping.file),
             hint="serve a mapping that reads one order per record"))
+
+
+def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *,
+                           sandbox: bool) -> None:
+    """Refuse before anything listens what would make the worker stop at once: no HubSpot token
+    (HubSpotConfigError) or a state file that cannot be opened (ConfigurationError).  Otherwise
+    the intake would answer 200 to webhooks that nothing sends."""
+    if not sandbox:
+        try:
+            HubSpotSettings.from_env(environ)
+        except HubSpotConfigError as error:
+            raise HubSpotConfigError(
+                f"{error}; or start with --sandbox (a local HubSpot stand-in), or with "
+                "--no-worker to only receive and queue (then run `hubmap worker` where the "
+                "token is)") from None
+    open_state(config.state_path).close()
+
+
+class _DiscardedBody:
+    """The buffer of a body that is refused: counts nothing, keeps nothing."""
+
+    def append(self, data: bytes) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0
+
+    def getfile(self) -> BytesIO:
+        return BytesIO()
+
+    def close(self) -> None:
+        pass
+
+
+def _channel_refusing_above(limit: int) -> type[HTTPChannel]:
+    """A waitress channel whose requests read a body over `limit` bytes to its end without
+    keeping it (the application then answers 413), and stop a chunked one at `limit`."""
+
+    class Parser(HTTPRequestParser):  # type: ignore[misc]
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            if not self.chunked and self.content_length > limit:
+                self.body_rcv = FixedStreamReceiver(self.content_length, _DiscardedBody())
+
+        def received(self, data: bytes) -> int:
+            consumed = int(super().received(data))
+            if self.chunked and not self.completed and self.body_bytes_received > limit:
+                self.error = RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+                self.completed = True
+            return consumed
+
+    class Channel(HTTPChannel):  # type: ignore[misc]
+        parser_class = Parser
+
+    return Channel

@@ -13,6 +13,14 @@ max_retry_seconds) and, after max_attempts, becomes a *dead letter* with its rea
 the mapping rejects (no email, another currency ...) is a dead letter at once: waiting will not
 fix it; fix the mapping or the data, then `hubmap queue requeue`.
 
+One event cannot hold back the others: each body is read (`hubmap.inputs.parse_json`) and
+evaluated on its own first, so a body that is not usable JSON or a record the evaluation fails on
+is a dead letter of its own; a contact HubSpot refuses (item by item) fails only its events.  A
+run that fails as a whole with an unexpected error (a bug that may be one event's) is run again
+in halves, down to single events, so the good ones are delivered and the one that fails alone
+is retried (alone) and then dead; a failure of HubSpot itself (unreachable, 5xx, token refused)
+retries the whole batch without splitting it, and shows on /healthz as "degraded".
+
 Because the state keeps every order's latest version, running an event again (after a crash, a
 requeue, or a shop's retry with a new delivery id) never counts its order twice, and an older
 copy arriving after a newer one is stale.
@@ -20,22 +28,19 @@ copy arriving after a newer one is stale.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 from hubmap import ledger
 from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.hubspot import HubSpotError
-from hubmap.hubspot.errors import HubSpotConfigError
 from hubmap.hubspot.retry import RetryPolicy
-from hubmap.inputs import Document
+from hubmap.inputs import Document, InputError, parse_json
 from hubmap.mapping.model import FormsTarget, Mapping
 from hubmap.problems import HubmapError
 from hubmap.serve.config import ServeConfig
@@ -54,6 +59,9 @@ PRUNE_EVERY_SECONDS = 3600.0
 LOCKED_RETRY_SECONDS = 2.0  # another run holds the mapping's state: try again soon
 REQUEST_MAX_WAIT_SECONDS = 20.0  # retries of one HubSpot call inside an attempt
 RUN_WORKERS = 2  # parallel HubSpot calls inside one run (a batch is at most a few calls)
+ROUND_FAILED_WAIT_SECONDS = 1.0  # after a round failed on the queue or the state
+PROBE_MAX_SECONDS = 30.0  # while HubSpot fails, it is asked this often at most (retry_seconds)
+MAX_REASON_CHARS = 1000
 
 
 class ProvisionOnce:
@@ -64,12 +72,58 @@ class ProvisionOnce:
         self.done: dict[str, Any] = {}
 
 
+@dataclass(frozen=True)
+class HubSpotHealth:
+    """What the worker last learnt of HubSpot; replaced whole, so other threads (/healthz) read a
+    consistent copy."""
+
+    failing: bool = False
+    error: str | None = None  # the last failure of a whole batch (or probe) on HubSpot's side
+    error_at: float | None = None  # epoch seconds
+    ok_at: float | None = None  # the last time HubSpot answered a batch or a probe
+    checked: float = float("-inf")  # monotonic time of the last batch or probe
+
+    def report(self) -> dict[str, Any]:
+        return {"status": "failing" if self.failing else "ok" if self.ok_at else "unknown",
+                "last_error": self.error, "last_error_at": _iso(self.error_at),
+                "last_ok_at": _iso(self.ok_at)}
+
+
 @dataclass
 class _Work:
     """One mapping the worker serves."""
 
     mapping: Mapping
     compiled: CompiledMapping
+
+
+@dataclass
+class _Event:
+    """A claimed job whose body was read and evaluated on its own."""
+
+    job: Claimed
+    document: Document
+    results: list[Any]
+
+
+@dataclass
+class _Run:
+    """How one run of the mapping over a group of events went."""
+
+    scope: str | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    crashed: bool = False  # an unexpected exception: maybe one event's, so the group is split
+    locked: bool = False
+
+
+@dataclass
+class _Split:
+    """What splitting one failed group found: whether any part went through, and the events that
+    failed alone (poison, if another part went through)."""
+
+    succeeded: bool = False
+    alone: list[int] = field(default_factory=list)
 
 
 class Worker:
@@ -88,6 +142,10 @@ class Worker:
         self.wake_event = threading.Event()
         self.batches = 0
         self.next_batch: dict[str, float] = {}  # mapping -> monotonic time it may batch again
+        self.hubspot = HubSpotHealth()
+        # events that failed alone with an unexpected error: run alone when claimed again, so
+        # their retries do not split a batch of good events each time
+        self.suspects: set[int] = set()
 
     def wake(self) -> None:
         self.wake_event.set()
@@ -118,31 +176,48 @@ class Worker:
 
     def _loop(self, client: Any, state: StateStore, environ: dict[str, str]) -> None:
         last_recover = last_prune = float("-inf")
+        probed = False
         while not self.stop_event.is_set():
-            now = time.monotonic()
-            if now - last_recover >= RECOVER_EVERY_SECONDS:
-                recovered = self.queue.recover()
-                if recovered:
-                    log.info("%d event job(s) of a stopped worker queued again", recovered)
-                last_recover = now
-            if now - last_prune >= PRUNE_EVERY_SECONDS:
-                self.queue.prune(self.config.worker.keep_days * 86_400)
-                last_prune = now
-            full = False
-            for name, work in self.work.items():
-                if self.stop_event.is_set():
-                    break
-                if time.monotonic() < self.next_batch.get(name, 0.0):
-                    continue
-                started = time.monotonic()
-                handled = self.process(name, work, client, state, environ)
-                if handled >= self.config.worker.batch_size:
-                    full = True  # a backlog: the next batch goes at once
-                elif handled:
-                    self.next_batch[name] = started + self.config.worker.batch_every_seconds
-            if not full:
-                self.wake_event.wait(self._idle_wait())
-                self.wake_event.clear()
+            try:
+                if not probed:  # /healthz tells from the start whether HubSpot takes the token
+                    self._probe(client)
+                    probed = True
+                now = time.monotonic()
+                if now - last_recover >= RECOVER_EVERY_SECONDS:
+                    recovered = self.queue.recover()
+                    if recovered:
+                        log.info("%d event job(s) of a stopped worker queued again", recovered)
+                    last_recover = now
+                if now - last_prune >= PRUNE_EVERY_SECONDS:
+                    self.queue.prune(self.config.worker.keep_days * 86_400)
+                    last_prune = now
+                full, handled_any = self._round(client, state, environ)
+                if not handled_any and self.hubspot.failing and self._probe_due():
+                    self._probe(client)
+                if not full:
+                    self.wake_event.wait(self._idle_wait())
+                    self.wake_event.clear()
+            except Exception:  # the queue or the state cannot be used now: the worker lives on
+                log.exception("the worker's round failed; trying again shortly")
+                self.stop_event.wait(ROUND_FAILED_WAIT_SECONDS)
+
+    def _round(self, client: Any, state: StateStore,
+               environ: dict[str, str]) -> tuple[bool, bool]:
+        """One batch of each mapping that is due: (a batch was full, any event was handled)."""
+        full = handled_any = False
+        for name, work in self.work.items():
+            if self.stop_event.is_set():
+                break
+            if time.monotonic() < self.next_batch.get(name, 0.0):
+                continue
+            started = time.monotonic()
+            handled = self.process(name, work, client, state, environ)
+            handled_any = handled_any or handled > 0
+            if handled >= self.config.worker.batch_size:
+                full = True  # a backlog: the next batch goes at once
+            elif handled:
+                self.next_batch[name] = started + self.config.worker.batch_every_seconds
+        return full, handled_any
 
     def _idle_wait(self) -> float:
         wait = self.config.worker.poll_seconds
@@ -152,13 +227,47 @@ class Worker:
             if due is not None:
                 ready = max(due - now, self.next_batch.get(name, 0.0) - clock)
                 wait = min(wait, max(0.0, ready))
+        if self.hubspot.failing:
+            wait = min(wait, max(0.0, self.hubspot.checked + self._probe_every() - clock))
         return wait
+
+    # -- HubSpot's health --------------------------------------------------------------------
+
+    def _probe_every(self) -> float:
+        return min(self.config.worker.retry_seconds, PROBE_MAX_SECONDS)
+
+    def _probe_due(self) -> bool:
+        return time.monotonic() - self.hubspot.checked >= self._probe_every()
+
+    def _probe(self, client: Any) -> None:
+        """Ask HubSpot for the token's portal (once) and one property definition (a small read
+        that is never cached), to see whether it answers when no batch is due."""
+        try:
+            portal_of(client)
+            client.get_property("contacts", "email")
+        except (HubSpotError, ConfigurationError) as failure:
+            self._hubspot_failed(str(failure))
+        else:
+            self._hubspot_ok()
+
+    def _hubspot_ok(self) -> None:
+        self.hubspot = replace(self.hubspot, failing=False, ok_at=time.time(),
+                               checked=time.monotonic())
+
+    def _hubspot_failed(self, error: str) -> None:
+        if not self.hubspot.failing:
+            log.warning("HubSpot is failing: %s", error)
+        self.hubspot = replace(self.hubspot, failing=True, error=_clip(error),
+                               error_at=time.time(), checked=time.monotonic())
 
     # -- one batch of one mapping --------------------------------------------------------------
 
     def process(self, name: str, work: _Work, client: Any, state: StateStore,
                 environ: dict[str, str]) -> int:
-        """Claim a batch of `name`'s due jobs, run the mapping over them, settle them."""
+        """Claim a batch of `name`'s due jobs, run the mapping over them, settle them.  Each
+        event is read and evaluated on its own, so a body or a record that fails settles only
+        its event; a group whose run fails unexpectedly is split until the event that fails
+        alone is found."""
         claimed = self.queue.claim(name, self.config.worker.batch_size, self.owner)
         if not claimed:
             return 0
@@ -170,46 +279,22 @@ class Worker:
                 log.warning("%s: a changed catalog cannot be read: %s", name, unreadable)
         self.batches += 1
         settled: list[Outcome] = []
-        documents: list[Document] = []
-        evaluated: dict[int, list[Any]] = {}
+        events: list[_Event] = []
         for job in claimed:
-            try:
-                data = json.loads(job.body, parse_float=Decimal)
-            except (ValueError, UnicodeDecodeError) as bad:
-                settled.append(Outcome(job.event_id, DEAD, f"the body is not JSON: {bad}"))
-                continue
-            document = Document(data, f"webhook event {job.event_id} ({job.route})")
-            documents.append(document)
-            evaluated[job.event_id] = list(work.compiled.outcomes(iter([document])))
-        scope: str | None = None
-        failures: dict[str, str] = {}
-        error: str | None = None
-        try:
-            scope = scope_of(work.mapping, portal_of(client))
-            summary = sync_documents(
-                work.mapping, client, state, documents, environ=environ,
-                input_name=f"webhooks ({len(documents)} event(s))",
-                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS),
-                compiled=work.compiled)
-            error = summary.stopped
-            failures = dict(summary.failures)
-        except StateLockedError as locked:
-            log.info("%s: %s; trying again shortly", name, locked)
-            retry_at = time.time() + LOCKED_RETRY_SECONDS
-            self.queue.finish(name, [Outcome(job.event_id, QUEUED, str(locked), retry_at,
-                                             failed=False) for job in claimed])
-            return len(claimed)
-        except (HubmapError, HubSpotError, HubSpotConfigError, ConfigurationError) as failure:
-            error = str(failure)
-        except Exception as failure:  # a worker must outlive any one batch
-            log.exception("%s: the run failed", name)
-            error = f"unexpected error: {failure!r}"
-        if error and scope is not None:
-            self.gate.done.pop(scope, None)
-        for job in claimed:
-            if job.event_id in evaluated:
-                settled.append(self._settle(job, evaluated[job.event_id], work, state, scope,
-                                            failures, error))
+            read = self._read(job, work)
+            if isinstance(read, Outcome):
+                settled.append(read)
+            else:
+                events.append(read)
+        rest = [e for e in events if e.job.event_id not in self.suspects]
+        groups = [[e] for e in events if e.job.event_id in self.suspects] + \
+            ([rest] if rest else [])
+        for group in groups:
+            split = _Split()
+            settled += self._deliver(work, group, client, state, environ, split)
+            if split.succeeded:  # others went through: what failed alone is poison
+                self.suspects.update(split.alone)
+        self.suspects.difference_update(o.event_id for o in settled if o.status != QUEUED)
         self.queue.finish(name, settled)
         failed = [o for o in settled if o.status in (QUEUED, DEAD)]
         if failed:
@@ -218,12 +303,103 @@ class Worker:
                         failed[0].detail)
         return len(claimed)
 
-    def _settle(self, job: Claimed, results: list[Any], work: _Work, state: StateStore,
-                scope: str | None, failures: dict[str, str], error: str | None) -> Outcome:
+    def _read(self, job: Claimed, work: _Work) -> _Event | Outcome:
+        """The event's body parsed and evaluated alone, or its dead letter: waiting does not
+        change a body or what the mapping makes of it."""
+        parsed = parse_json(job.body, f"webhook event {job.event_id} ({job.route})")
+        if isinstance(parsed, InputError):
+            return Outcome(job.event_id, DEAD, f"the body cannot be read: {parsed.where}: "
+                           f"{parsed.reason}")
+        if not isinstance(parsed.data, (dict, list)):
+            return Outcome(job.event_id, DEAD, "the body is not a JSON object or list")
+        try:
+            results = list(work.compiled.outcomes(iter([parsed])))
+            work.compiled.take_warnings()  # the run reports them when it evaluates the event again
+        except Exception as bug:  # hubmap's fault, not the shop's: said so, and kept
+            log.exception("event %d: the mapping failed on it", job.event_id)
+            return Outcome(job.event_id, DEAD, _clip(
+                f"hubmap failed evaluating this event ({bug!r}); please report it, and send "
+                f"it again after upgrading: hubmap queue requeue {job.event_id}"))
+        return _Event(job, parsed, results)
+
+    def _deliver(self, work: _Work, events: list[_Event], client: Any, state: StateStore,
+                 environ: dict[str, str], split: _Split) -> list[Outcome]:
+        """Run `events` through the mapping and settle each.  When the run fails with an
+        unexpected error, the events it did not deliver are run again in two halves (and so on),
+        so one poison event fails alone and the others go through; the state's ledger makes a
+        run again count nothing twice."""
+        run = self._run(work, events, client, state, environ)
+        if run.locked:
+            retry_at = time.time() + LOCKED_RETRY_SECONDS
+            return [Outcome(e.job.event_id, QUEUED, run.error, retry_at, failed=False)
+                    for e in events]
+        split.succeeded = split.succeeded or run.error is None  # this part went through
+        settled: list[Outcome] = []
+        waiting: list[tuple[_Event, list[Any]]] = []
+        for event in events:
+            verdict = self._verdict(event, work, state, run.scope)
+            if isinstance(verdict, Outcome):
+                settled.append(verdict)
+            else:
+                waiting.append((event, verdict))
+        if run.crashed and len(waiting) > 1:
+            half = len(waiting) // 2
+            for part in (waiting[:half], waiting[half:]):
+                settled += self._deliver(work, [e for e, _ in part], client, state, environ,
+                                         split)
+            return settled
+        if run.crashed and waiting:
+            split.alone.append(waiting[0][0].job.event_id)
+        return settled + [self._failed(e.job, records, run, state) for e, records in waiting]
+
+    def _run(self, work: _Work, events: list[_Event], client: Any, state: StateStore,
+             environ: dict[str, str]) -> _Run:
+        run = _Run()
+        before = client.stats()
+        try:
+            run.scope = scope_of(work.mapping, portal_of(client))
+            summary = sync_documents(
+                work.mapping, client, state, [e.document for e in events], environ=environ,
+                input_name=f"webhooks ({len(events)} event(s))",
+                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS),
+                compiled=work.compiled)
+        except StateLockedError as locked:
+            log.info("%s: %s; trying again shortly", work.mapping.name, locked)
+            run.locked, run.error = True, str(locked)
+            return run
+        except (HubSpotError, ConfigurationError) as failure:  # HubSpot down or refusing: all
+            run.error = str(failure)
+            self._hubspot_failed(run.error)
+        except HubmapError as failure:  # the mapping cannot go on (fences, rebuild): all
+            run.error = str(failure)
+        except Exception as failure:  # a worker must outlive any one batch
+            log.exception("%s: the run failed", work.mapping.name)
+            run.error, run.crashed = _clip(f"unexpected error: {failure!r}"), True
+        else:
+            run.error = summary.stopped
+            run.failures = dict(summary.failures)
+            after = client.stats()
+            unanswered = after.server_errors + after.transport_errors > \
+                before.server_errors + before.transport_errors
+            if summary.stopped:
+                self._hubspot_failed(summary.stopped)
+            elif summary.failures and unanswered:  # contacts failed because HubSpot did
+                self._hubspot_failed(summary.failures[0][1])
+            elif after.calls > before.calls:  # HubSpot answered (a run may need no call)
+                self._hubspot_ok()
+        if run.error and run.scope is not None:
+            self.gate.done.pop(run.scope, None)
+        return run
+
+    def _verdict(self, event: _Event, work: _Work, state: StateStore,
+                 scope: str | None) -> Outcome | list[Any]:
+        """The event's outcome when the run's fate does not decide it (rejected, skipped,
+        delivered), else its orders and refunds HubSpot has not confirmed."""
+        job, results = event.job, event.results
         rejected = [r for r in results if isinstance(r, Rejected)]
         if rejected:
             reasons = "; ".join(f"{r.record}: {r.reason}" for r in rejected)
-            return Outcome(job.event_id, DEAD, f"rejected by the mapping: {reasons}")
+            return Outcome(job.event_id, DEAD, _clip(f"rejected by the mapping: {reasons}"))
         now = datetime.now(timezone.utc)
         forms = isinstance(work.mapping.target, FormsTarget)
         old = [r for r in results if forms and isinstance(r, OrderValues) and too_old(r.time, now)]
@@ -237,20 +413,32 @@ class Worker:
                                    "(skipped: the contacts mapping carries history)" for r in old])
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
         if scope is None:  # the run could not start: nothing of this event is delivered
-            waiting: list[Any] = orders + refunds
-        else:
-            waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
-            waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
-        if not waiting:
-            return Outcome(job.event_id, SENT)
-        reason = error or "; ".join(
-            failures.get(w.order_id) or failures.get(getattr(w, "contact", "")) or
-            _last_error(w.order_id, state, scope or "") for w in waiting)
+            return orders + refunds
+        waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
+        waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
+        return waiting or Outcome(job.event_id, SENT)
+
+    def _failed(self, job: Claimed, waiting: list[Any], run: _Run,
+                state: StateStore) -> Outcome:
+        """A failed attempt: queued again after a growing wait, or dead after the last one."""
+        reason = _clip(run.error or "; ".join(
+            run.failures.get(w.order_id) or run.failures.get(getattr(w, "contact", "")) or
+            _last_error(w.order_id, state, run.scope or "") for w in waiting))
         attempts = job.attempts + 1
         if attempts >= self.config.worker.max_attempts:
             return Outcome(job.event_id, DEAD, f"{attempts} attempt(s) failed; last: {reason}")
         return Outcome(job.event_id, QUEUED, reason,
                        time.time() + self.config.worker.retry_delay(attempts))
+
+
+def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """A reason short enough to read in a status line (exception texts can hold whole rows)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, timezone.utc).isoformat(
+        timespec="seconds")
 
 
 def _delivered(order_id: str, work: _Work, state: StateStore, scope: str) -> bool:

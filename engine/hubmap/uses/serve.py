@@ -1,6 +1,6 @@
 """`hubmap serve`, `hubmap worker` and `hubmap queue`: build the intake service (or the worker
-alone) from a configuration, refusing a mapping or a queue that cannot be used before anything
-listens; show the queue, and put dead letters back into it."""
+alone) from a configuration, refusing a mapping, a queue, a state file or a missing HubSpot token
+(unless --sandbox or --no-worker) before anything listens; show the queue, and put dead letters back into it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hubmap.problems import HubmapError
-from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Outcome
+from hubmap.uses.outcome import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    ConfigurationError,
+    Outcome,
+)
 
 
 def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
@@ -34,6 +40,7 @@ def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str
 
 def service(config: Any, environ: dict[str, str], *, worker: bool, sandbox: bool) -> Outcome:
     """The intake server with its worker thread, ready to `serve_forever`."""
+    from hubmap.hubspot import HubSpotConfigError
     from hubmap.serve import Service
     from hubmap.serve.queue import QueueError
 
@@ -41,12 +48,13 @@ def service(config: Any, environ: dict[str, str], *, worker: bool, sandbox: bool
         return Outcome(Service(config, environ, worker=worker, sandbox=sandbox))
     except HubmapError as error:
         return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
-    except (QueueError, OSError) as error:
+    except (QueueError, HubSpotConfigError, ConfigurationError, OSError) as error:
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
 
 
 def worker(config: Any, environ: dict[str, str], *, sandbox: bool) -> Outcome:
     """Run the worker alone until it is stopped."""
+    from hubmap.hubspot import HubSpotConfigError
     from hubmap.serve import run_worker
     from hubmap.serve.queue import QueueError
 
@@ -54,7 +62,7 @@ def worker(config: Any, environ: dict[str, str], *, sandbox: bool) -> Outcome:
         run_worker(config, environ, sandbox=sandbox)
     except HubmapError as error:
         return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
-    except QueueError as error:
+    except (QueueError, HubSpotConfigError, ConfigurationError) as error:
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
     return Outcome(None)
 
