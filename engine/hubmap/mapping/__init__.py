@@ -71,7 +71,7 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
     problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if _is_dir(path):
             found = sorted(p for p in path.rglob("*") if p.suffix in MAPPING_SUFFIXES
                            and p.is_file())
             if not found:
@@ -81,6 +81,15 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
         else:
             files.append(path)
     return files, problems
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether `path` is a folder; a name the system refuses (too long) is read as a file, which
+    then reports why it cannot be read."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hubmap.expressions import ExpressionError, ExpressionSyntaxError, compile_source
-from hubmap.mapping.loader import LoadedDocument
-from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source
+from hubmap.mapping.loader import LoadedDocument, shortened
+from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source, SourceKind
 from hubmap.problems import Location, Problem, Severity
 
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -145,6 +145,16 @@ def _expressions(mapping: Mapping) -> Iterator[Problem]:
                 error.code, f"{error.message} (in {where})",
                 source.location_at(error.offset),
                 hint=error.hint,
+            )
+        except (RecursionError, ValueError) as error:  # the parsers' own limits: too deep, too long
+            template = source.kind is SourceKind.TEMPLATE
+            reason = ("it is nested too deeply" if isinstance(error, RecursionError)
+                      else shortened(str(error), 120))
+            yield Problem(
+                "HM302" if template else "HM301",
+                f"the {'template' if template else 'expression'} cannot be compiled: {reason} "
+                f"(in {where})", source.location,
+                hint="write it shorter, or split it over several properties or let: values",
             )
 
 
@@ -275,11 +285,11 @@ def _lets(mapping: Mapping) -> Iterator[Problem]:
                 yield Problem("HM418", f"let('{name}') is read in {where}, which is not worked "
                               "out from a record", at,
                               hint="use let values in records: and in properties' from: and when:")
-    for name in declared:
+    for name, source in declared.items():
         path = _path_back(name, uses)
         if path:
             yield Problem("HM418", f"let '{name}' leads back to itself: {' -> '.join(path)}",
-                          declared[name].location,
+                          source.location,
                           hint="a let value may use the others, but not one that needs it")
 
 
@@ -310,7 +320,7 @@ def _catalogs(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
                               "declare the catalog under catalogs: with its file and key")
     for spec in mapping.catalogs:
         path = catalog_path(mapping, spec)
-        if not path.is_file():
+        if not _is_file(path):
             yield Problem("HM415", f"catalog file '{spec.file}' does not exist",
                           doc.location(("catalogs", spec.name, "file")),
                           hint=f"the path is relative to the mapping's folder ({path.parent})")
@@ -323,11 +333,11 @@ def catalog_problems(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]
     from hubmap.problems import HubmapError
 
     for spec in mapping.catalogs:
-        if not catalog_path(mapping, spec).is_file():
+        if not _is_file(catalog_path(mapping, spec)):
             continue  # said by the semantic checks
         try:
             catalog = load_catalog(mapping, spec)
-        except (HubmapError, ExpressionError) as error:
+        except (HubmapError, ExpressionError, OSError) as error:
             yield Problem("HM415", f"catalog '{spec.name}' cannot be read: {error}",
                           doc.location(("catalogs", spec.name, "file")),
                           hint="check the file, path and each")
@@ -337,6 +347,14 @@ def catalog_problems(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]
                           f"'{spec.file}' a value", spec.key.location,
                           hint="name a field every row has, such as sku or id (with each: for "
                                "lists inside rows, such as variants)")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` names a file; False for names the system refuses (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _zone(name: str, where: Location) -> Iterator[Problem]:
@@ -388,7 +406,7 @@ def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
             yield Problem("HM411", f"example '{example.name}' needs exactly one of input or "
                           "input_file", doc.key_location(path),
                           hint="put the order under 'input:', or name a JSON file in 'input_file:'")
-        if example.input_file and not (base / example.input_file).is_file():
+        if example.input_file and not _is_file(base / example.input_file):
             yield Problem("HM411", f"example input file '{example.input_file}' does not exist",
                           doc.location(path + ("input_file",)),
                           hint=f"the path is relative to the mapping's folder ({base})")

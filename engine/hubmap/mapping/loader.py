@@ -2,13 +2,18 @@
 
 PyYAML's constructors drop positions, so the file is composed into nodes and converted here, keeping
 for each key path the location of the key and of its value.  The same walk refuses what YAML allows
-but a mapping must not have: duplicate keys (PyYAML would keep the last silently), tags that build
-Python objects, recursive aliases and alias bombs.  Timestamps stay text (the expressions and the
-type layer decide what a date means, not YAML).
+but a mapping must not have: duplicate keys (PyYAML would keep the last silently), tags other than
+those of plain text, numbers, true/false and empty (dates, bytes, Python objects, tags of one's
+own), such a tag that does not fit its value ('!!int abc'), numbers of more digits than Python
+converts, lone UTF-16 surrogates written as escapes ("\\ud800"), recursive aliases and alias
+bombs; each is a located problem, never an exception.
+Timestamps stay text (the expressions and the type layer decide what a date means, not YAML), and
+keys are the text written ('true:' names 'true').
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,17 @@ MAX_DEPTH = 200
 
 JsonPath = tuple[str | int, ...]
 _PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+# The scalars a mapping holds (what plain YAML values resolve to), in words for messages.
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str": "text",
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:null": "empty",
+}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _MappingLoader(yaml.SafeLoader):
@@ -100,9 +116,10 @@ def load_file(path: str | Path, display_name: str | None = None) -> LoadedDocume
                     hint="check the path; folders are searched for *.yaml and *.yml files")
         )
         return doc
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the name
         doc.problems.append(
-            Problem("HM102", f"cannot read the file: {error.strerror or error}", Location(name),
+            Problem("HM102", f"cannot read the file: {getattr(error, 'strerror', '') or error}",
+                    Location(name),
                     hint="check that the file exists and that you may read it")
         )
         return doc
@@ -158,7 +175,7 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
         return doc
     except RecursionError:
         doc.problems.append(
-            Problem("HM103", "the YAML is nested too deeply", file_start,
+            Problem("HM103", "the YAML is nested too deeply", _deepest(name, text),
                     hint="a mapping needs only a few levels of nesting")
         )
         return doc
@@ -189,6 +206,43 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
     converter = _Converter(name, text, doc)
     doc.data = converter.convert(root, (), None)
     return doc
+
+
+def _deepest(name: str, text: str) -> Location:
+    """Where a too deeply nested file goes deepest: the first line that opens more than
+    MAX_DEPTH brackets ('[', '{' outside quotes), else the most indented line."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        quote = ""  # an apostrophe in plain text (shop's) opens no quote past its line
+        for column, char in enumerate(line, start=1):
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return Location(name, number, column)
+            elif char in "]}":
+                depth -= 1
+    lines = text.splitlines() or [""]
+    indents = [len(line) - len(line.lstrip(" ")) for line in lines]
+    number = indents.index(max(indents)) + 1
+    return Location(name, number, indents[number - 1] + 1)
+
+
+def _escaped(surrogate: re.Match[str]) -> str:
+    return f"\\u{ord(surrogate.group()):04x}"  # printable where the character is not
+
+
+def shortened(text: str, limit: int = 60) -> str:
+    """Text as messages quote it: a 5,000-digit number or a pasted file is cut short."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _short_tag(tag: str) -> str:
+    """A tag as it is written: '!!int' for YAML's own, the rest as they are (shortened)."""
+    return shortened(tag.replace("tag:yaml.org,2002:", "!!", 1))
 
 
 class _Converter:
@@ -225,9 +279,9 @@ class _Converter:
         self.doc.positions[path] = NodeInfo(key_location, value_location, text_start, continuation)
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
             self.doc.problems.append(
-                Problem("HM108", f"the tag '{node.tag}' is not allowed in a mapping",
-                        value_location, hint="remove the tag; mappings hold plain text, numbers "
-                                             "and true/false")
+                Problem("HM108", f"the tag '{_short_tag(node.tag)}' is not allowed in a "
+                        "mapping", value_location,
+                        hint="remove the tag; mappings hold plain text, numbers and true/false")
             )
             return None
         self.active.add(id(node))
@@ -260,9 +314,13 @@ class _Converter:
                             key_location, hint="write the keys out")
                 )
                 continue
-            key = str(self._scalar(key_node, key_location))
+            key = key_node.value  # as written: 'true' and '~' are names here, not true and None
             key_location = Location(key_location.file, key_location.line, key_location.column,
-                                    path + (key,))
+                                    path + (_SURROGATE.sub(_escaped, key),))
+            refused = len(self.doc.problems)
+            self._scalar(key_node, key_location)  # refuses a tag that does not fit the key
+            if len(self.doc.problems) > refused:
+                continue
             if key in first_seen:
                 first = first_seen[key]
                 self.doc.problems.append(
@@ -276,15 +334,41 @@ class _Converter:
         return result
 
     def _scalar(self, node: yaml.ScalarNode, location: Location) -> Any:
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
+        if node.tag not in _SCALAR_TAGS:  # dates, bytes, Python objects, tags of one's own
             self.doc.problems.append(
-                Problem("HM108", f"the tag '{node.tag}' is not allowed in a mapping",
-                        location, hint=f"remove the tag; mappings hold plain text, numbers and "
-                                       f"true/false ({getattr(error, 'problem', '') or error})")
+                Problem("HM108", f"the tag '{_short_tag(node.tag)}' is not allowed in a mapping",
+                        location, hint="remove the tag; mappings hold plain text, numbers and "
+                                       "true/false")
             )
             return None
+        if _SURROGATE.search(node.value):  # "\ud800": no file, message or portal can hold it
+            self.doc.problems.append(
+                Problem("HM102", "this text holds a lone UTF-16 surrogate (an escape such as "
+                        "\\ud800 without its pair), which is not a character", location,
+                        hint="write the character itself, or its code as one \\U escape "
+                             "(\\U0001F600)")
+            )
+            return None
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except ValueError as error:  # 5000 digits: more than int() converts
+            if node.tag == "tag:yaml.org,2002:int" and "digits" in str(error):
+                self.doc.problems.append(
+                    Problem("HM107", f"this number has {len(node.value):,} characters, more "
+                            "than a mapping can use", location,
+                            hint="write a shorter number, or quote it to make it text")
+                )
+                return None
+        except (yaml.YAMLError, ArithmeticError, LookupError, TypeError):
+            pass
+        # An explicit tag that does not fit its text: '!!int abc', '!!bool maybe'.
+        self.doc.problems.append(
+            Problem("HM108", f"'{shortened(node.value)}' is not {_SCALAR_TAGS[node.tag]}, as its "
+                    f"tag '{_short_tag(node.tag)}' says", location,
+                    hint=f"remove the tag, so that the value is read as it is written, or "
+                         f"write {_SCALAR_TAGS[node.tag]}")
+        )
+        return None
 
     def _text_start(self, node: yaml.Node, location: Location) -> tuple[Location, int]:
         """Where a scalar's text begins: after an opening quote, or on the line after '|'/'>'."""

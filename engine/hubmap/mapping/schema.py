@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from hubmap.mapping.loader import LoadedDocument
+from hubmap.mapping.loader import LoadedDocument, shortened
 from hubmap.problems import Problem
 
 SCHEMA_RESOURCE = ("hubmap", "schemas/mapping.schema.json")
@@ -56,7 +56,7 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
 def _where(path: tuple[Any, ...]) -> str:
     if not path:
         return "at the top level"
-    return "in '" + ".".join(str(p) for p in path) + "'"
+    return "in '" + shortened(".".join(str(p) for p in path), 120) + "'"
 
 
 def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Problem]:
@@ -74,7 +74,7 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Pro
                 "allowed keys here: " + ", ".join(allowed) if allowed else ""
             )
             problems.append(
-                Problem("HM201", f"unknown key '{extra}' {_where(path)}",
+                Problem("HM201", f"unknown key '{shortened(str(extra), 80)}' {_where(path)}",
                         doc.key_location(path + (extra,)), hint=hint.strip())
             )
         return problems
@@ -95,7 +95,7 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Pro
         listed = ", ".join(str(a) for a in allowed)
         name = path[-1] if path else "value"
         return [
-            Problem("HM204", f"'{error.instance}' is not a valid {name}",
+            Problem("HM204", f"'{shortened(str(error.instance), 80)}' is not a valid {name}",
                     doc.location(path),
                     hint=((suggestion + " ") if suggestion else "") + f"allowed: {listed}")
         ]
@@ -120,14 +120,15 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Pro
 
     if validator == "pattern":
         return [
-            Problem("HM206", f"'{error.instance}' is not a valid name {_where(path)}",
+            Problem("HM206", f"'{shortened(str(error.instance), 80)}' is not a valid name "
+                    f"{_where(path)}",
                     doc.location(path),
                     hint="use lower case letters, digits and underscores, starting with a letter")
         ]
 
     # Size and range checks (minLength, minimum, maxItems ...): jsonschema's words are plain enough.
     return [
-        Problem("HM207", f"{_where(path)}: {error.message}", doc.location(path),
+        Problem("HM207", f"{_where(path)}: {shortened(error.message, 200)}", doc.location(path),
                 hint=schema.get("description", ""))
     ]
 
