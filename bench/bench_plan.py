@@ -178,7 +178,10 @@ def hand_plan(orders: Iterator[dict[str, Any]]) -> dict[str, dict[str, str]]:
             "last_total_number_of_products_bought": quantity,
             "last_discount_codes": codes,
         }
-        for n, item in enumerate(items[:3], start=1):
+        # the top-3 items: greatest line value first, equal values in the order's item order
+        top = sorted(items, key=lambda i: -Decimal(i.get("price") or 0) * Decimal(
+            str(i.get("quantity") or 1)))
+        for n, item in enumerate(top[:3], start=1):
             latest[f"last_products_bought_product_{n}_name"] = item.get("name")
             latest[f"last_products_bought_product_{n}_price"] = Decimal(item["price"]).quantize(
                 CENT, ROUND_HALF_UP)

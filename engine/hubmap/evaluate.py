@@ -217,7 +217,7 @@ class CompiledMapping:
                 continue
             record, where = item
             raw = self.raw_of(record)
-            result = self.evaluate(record, where)
+            result = guarded(lambda: self.evaluate(record, where), where)
             if isinstance(result, Rejected):
                 yield replace(result, raw=raw)
             elif isinstance(result, OrderValues) and self.mapping.is_forms:
@@ -238,10 +238,14 @@ class CompiledMapping:
     # -- one record ----------------------------------------------------------------------
 
     def evaluate(self, record: Any, where: str) -> Outcome:
+        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one record
+
         token = _catalogs_for_one(self.catalogs)
         lets = LETS.set(RecordLets(self.lets, record) if self.lets else None)
         try:
-            return self._evaluate(record, where)
+            return budget.run(self._evaluate, record, where)  # bounded (expressions/budget.py)
+        except (budget.TimeUp, budget.OverBudget) as error:  # past a bound between expressions
+            return Rejected(where, budget.reason(error), code="HM501")
         finally:
             LETS.reset(lets)
             CATALOGS.reset(token)
@@ -364,9 +368,13 @@ class CompiledMapping:
 
     def derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         """Derived properties computed from a contact's merged (typed) values."""
+        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one contact
+
         token = _catalogs_for_one(self.catalogs)
         try:
-            return self._derive(merged)
+            return budget.run(self._derive, merged)
+        except (budget.TimeUp, budget.OverBudget):
+            return {}  # as for a derive expression that fails: no derived values
         finally:
             CATALOGS.reset(token)
 
@@ -416,7 +424,8 @@ class _CompiledRefunds:
                 return
         items = data if isinstance(data, list) else [data]
         for index, item in enumerate(items):
-            yield self.evaluate(item, f"{where}#{index}" if len(items) > 1 else where, None)
+            at = f"{where}#{index}" if len(items) > 1 else where
+            yield guarded(lambda: self.evaluate(item, at, None), at)
 
     def embedded(self, order: Any, where: str, order_id: str) -> Iterator[RefundValues | Rejected]:
         assert self.in_order is not None
@@ -430,12 +439,17 @@ class _CompiledRefunds:
             return
         items = found if isinstance(found, list) else [found]
         for index, item in enumerate(items):
-            yield self.evaluate(item, f"{where} refund #{index}", order_id)
+            at = f"{where} refund #{index}"
+            yield guarded(lambda: self.evaluate(item, at, order_id), at, order_id)
 
     def evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
+        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one refund
+
         token = _catalogs_for_one(self.catalogs)
         try:
-            return self._evaluate(refund, where, order_id)
+            return budget.run(self._evaluate, refund, where, order_id)
+        except (budget.TimeUp, budget.OverBudget) as error:
+            return Rejected(where, budget.reason(error), order_id, code="HM501", raw=refund)
         finally:
             CATALOGS.reset(token)
 
@@ -575,6 +589,17 @@ def _compile(source: Source | None) -> Evaluator | None:
     return compile_source(source) if source is not None else None
 
 
+def guarded(evaluation: Callable[[], Any], where: str, order_id: str | None = None) -> Any:
+    """`evaluation()`, or - when hubmap itself fails on a record, which is a bug - a rejected
+    record saying so: a bug must cost one record (kept for a replay), never the whole run."""
+    try:
+        return evaluation()
+    except Exception as error:  # noqa: BLE001 - the one place a bug becomes a reject
+        return Rejected(where, f"hubmap could not evaluate this record ({type(error).__name__}: "
+                               f"{error}); please report it with the record", order_id,
+                        code="HM509")
+
+
 def _order_id(raw: Any) -> str | None:
     if raw is None or raw == "":
         return None
@@ -587,9 +612,7 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         value = Decimal(str(value))
     if isinstance(value, Decimal):
-        if value == value.to_integral_value():
-            return str(value.quantize(Decimal(1)))
-        return format(value.normalize(), "f")
+        return types.plain_number_text(value)
     return str(value)
 
 

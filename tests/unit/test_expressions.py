@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from hubmap.catalogs import Catalog, Catalogs
 from hubmap.expressions import (
     FILTER_DOCS,
+    budget,
     FUNCTION_DOCS,
     ExpressionError,
     ExpressionSyntaxError,
@@ -347,3 +349,132 @@ def test_any_expression_on_any_data_returns_or_raises_expression_error(
         evaluate(data)
     except ExpressionError as error:
         assert error.message
+
+
+# ------------------------------------------------------------------------------- the bounds
+
+DOUBLED = "".join(" | [@, @]" for _ in range(40))  # 2**40 copies when printed, 80 lists in memory
+
+
+@pytest.mark.parametrize(
+    ("text", "record", "message"),
+    [
+        ("[a, a, a, a][]" + " | [@, @, @, @][]" * 10, {"a": [1]},
+         "flattening ([]) would build a value of 1,048,576 items; the limit is 1,000,000"),
+        ("to_string([a]" + DOUBLED + ")", {"a": "x"}, "to_string() would build a text of"),
+        ("[a]" + DOUBLED, {"a": "x"}, "repeats parts of itself more than 10,000,000"),
+        ("([a]" + DOUBLED + ") == ([a]" + DOUBLED + ")", {"a": "x"},
+         "'==' would read a value of more than 10,000,000"),
+        ("unique([a]" + DOUBLED + ")", {"a": "x"}, "comparing values would read a value"),
+        ("contains([a]" + DOUBLED + ", 'y')", {"a": "x"}, "comparing values would read a value"),
+        ("join('', [a, a]" + " | [@, @][]" * 12 + ")", {"a": "x" * 200},
+         "join() would build a text of 1,638,400 characters"),
+        ("sort([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ")", {"a": "x" * 5_000},
+         "sort() would compare texts of 40,964,096 characters in all"),
+        ("sort_by([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ", &@)", {"a": "x" * 5_000},
+         "sort_by() would compare texts of 10,001,000 characters"),
+        ("concat(a, a, a)", {"a": "x" * 400_000}, "concat() would build a text of 1,200,000"),
+        ("upper(a)", {"a": "ß" * 600_000}, "upper() would build a value of 1,200,000 characters"),
+        ("lookup('products', [a]" + DOUBLED + ")", {"a": "x"}, "lookup() would read a value"),
+        ("timestamp(a)", {"a": "1" * 100_000}, "is not a timestamp (it has 100,000 characters)"),
+        ("date(a)", {"a": "2024-05-01" * 10}, "is not a timestamp (it has 100 characters)"),
+    ],
+)
+def test_values_cannot_grow_past_the_bounds(text: str, record: Any, message: str) -> None:
+    token = CATALOGS.set(Catalogs({"products": Catalog("products", {})}))
+    try:
+        with pytest.raises(ExpressionError, match=re.escape(message)):
+            jp(text)(record)
+    finally:
+        CATALOGS.reset(token)
+
+
+def test_large_values_without_repeats_are_fine() -> None:
+    document = {"orders": [{"id": n, "note": "x" * 1_000_000 + str(n)} for n in range(12)]}
+    assert len(jp("orders[].note")(document)) == 12  # 12 million characters, none repeated
+    assert jp("length(orders[].{id: id})")(document) == 12
+    assert jp("[orders[0], orders[1]][].id")(document) == [0, 1]
+
+
+def test_a_record_s_values_count_against_one_budget() -> None:
+    big = jp("a[] | [@, @][] | [@, @][] | [@, @][] | [@, @][] | [@, @][] | [@, @][]")
+    lets = LETS.set(RecordLets({"big": big}, {"a": list(range(10_000))}))
+    try:
+        with pytest.raises(ExpressionError, match="take more than 64 MiB"):
+            budget.run(jp("items[].reverse(let('big'))"), {"items": list(range(1_000))})
+    finally:
+        LETS.reset(lets)
+    assert budget.ACTIVE == {}
+
+
+def test_an_expression_alone_has_its_own_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(budget, "RECORD_SECONDS", 0.3)
+    names = [str(n) for n in range(300)]
+    slow = jp("length(a[?length(b[?length(c[?@ == 'no']) > `0`]) > `0`])")
+    with pytest.raises(ExpressionError, match="took longer than 0.3 s") as caught:
+        slow({"a": [{"b": [{"c": names}] * 300}] * 300})
+    assert "length(a[?length(b[?" in caught.value.message
+    assert budget.ACTIVE == {}
+    assert jp("a")({"a": 1}) == 1  # the next evaluation has a budget of its own
+
+
+def naive_size(value: Any) -> int:
+    """What printing or comparing a value reads: its parts, repeated ones each time."""
+    if isinstance(value, str):
+        return len(value) + 1
+    if isinstance(value, list):
+        return 1 + sum(naive_size(v) for v in value)
+    if isinstance(value, dict):
+        return 1 + sum(len(k) + 1 + naive_size(v) for k, v in value.items())
+    return 1
+
+
+@st.composite
+def shared_values(draw: st.DrawFn) -> Any:
+    """Values built as expressions build them: later parts may hold earlier ones again."""
+    made: list[Any] = [draw(st.one_of(st.text(max_size=5), st.integers(), st.none()))]
+    for _ in range(draw(st.integers(0, 12))):
+        picks = draw(st.lists(st.integers(0, len(made) - 1), max_size=4))
+        if draw(st.booleans()):
+            made.append([made[i] for i in picks])
+        else:
+            made.append({f"k{n}": made[i] for n, i in enumerate(picks)})
+    return made[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(shared_values(), st.integers(1, 400))
+def test_through_size_is_what_printing_reads(value: Any, limit: int) -> None:
+    expected = naive_size(value) if not isinstance(value, str) else len(value)
+    got = budget.through_size(value, limit)
+    if expected <= limit or not isinstance(value, list | dict):
+        assert got == expected
+    else:
+        assert got == limit + 1
+    if isinstance(value, list | dict) and expected <= limit:
+        budget.check_repeats(value, "t", limit)  # small values pass
+
+
+def test_a_time_up_arriving_while_the_budget_is_left_never_outlives_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watchdog's exception can arrive at any instruction, also in the moment the
+    evaluation ends and its budget is being left: leaving is retried, nothing stays behind."""
+    leave = budget._leave
+    arrivals: list[int] = []
+
+    def interrupted_leave(own: budget.Budget, level: int) -> None:
+        if not arrivals:
+            arrivals.append(1)
+            own.fired = True  # what the watchdog does, just now
+            budget._set_async_exc(own.thread, budget.TimeUp)  # arrives right after this call
+        leave(own, level)
+
+    monkeypatch.setattr(budget, "_leave", interrupted_leave)
+    with pytest.raises(budget.TimeUp):
+        budget.run(lambda: "done")
+    assert arrivals == [1] and budget.ACTIVE == {}
+    total = 0
+    for step in range(10_000):  # a pending exception would arrive here
+        total += step
+    assert total == 49_995_000
+    assert budget.run(lambda: "again") == "again"  # the next evaluation has a new budget

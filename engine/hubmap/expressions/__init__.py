@@ -3,7 +3,11 @@
 `compile_source(source)` is the single entry point: a JMESPath expression (`jmes.py`), a sandboxed
 Jinja template (`templates.py`) or a fixed value.  Compiling raises only `ExpressionSyntaxError`
 (with the character offset inside the expression, for `Source.location_at`); evaluating raises only
-`ExpressionError` (with a plain message).  Pure: no I/O, no clock, no environment.
+`ExpressionError` (with a plain message).  Pure: no I/O, no environment, and the clock only
+decides when an evaluation has taken too long.
+
+Every evaluation is bounded in time and memory (`budget.py`): `budget.run()` around one
+record's evaluation, and an evaluation past a bound raises an `ExpressionError` naming it.
 
 `truthy(value)` decides `when` conditions.  It follows JMESPath (false, null, "", [] and {} are
 false) and also treats the number zero as false, as the mapping language says ("not false, null,
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from hubmap.expressions import budget
 from hubmap.expressions.functions import (
     FUNCTION_DOCS,
     ExpressionError,
@@ -73,6 +78,7 @@ __all__ = [
     "FUNCTION_DOCS",
     "JINJA_FILTERS_KEPT",
     "Evaluator",
+    "budget",
     "ExpressionError",
     "ExpressionSyntaxError",
     "FunctionDoc",

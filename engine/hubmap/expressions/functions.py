@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any, NamedTuple
 
+from hubmap.expressions import budget
+from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
 from hubmap.types import (
     CoercionError,
     calendar_date,
@@ -32,8 +34,11 @@ from hubmap.types import (
     zone,
 )
 
-MAX_TEXT_LENGTH = 1_000_000
+MAX_TEXT_LENGTH = budget.MAX_TEXT_LENGTH
 """No function builds a text longer than this (a guard against runaway expressions)."""
+
+KEY_NODE_BYTES = 72
+"""About the memory one part of a value takes in its comparison key (`plain_key`)."""
 
 MAX_ROUND_DECIMALS = 12
 """round_to() rounds to at most this many decimal places (the mapping's `decimals` limit)."""
@@ -42,6 +47,10 @@ DIVISION_PRECISION = 28
 """Significant digits of a division result (other arithmetic is exact)."""
 
 CENTS_PER_UNIT = 100
+
+MAX_TIMESTAMP_LENGTH = 64
+"""The longest text date() and timestamp() read (the longest real form, RFC 2822 with a zone
+name, has about 40 characters; converting a very long number is slow)."""
 
 _EXACT = Context(
     prec=400, rounding=ROUND_HALF_UP, Emax=10_000, Emin=-10_000, traps=[InvalidOperation, Overflow]
@@ -53,35 +62,6 @@ _DIVISION = Context(
     Emin=-10_000,
     traps=[InvalidOperation, Overflow, DivisionByZero],
 )
-
-
-# ---------------------------------------------------------------------------------------- errors
-
-
-class ExpressionError(Exception):
-    """An expression or template failed on one record; `message` says why, in plain words."""
-
-    def __init__(self, message: str):
-        self.message = message
-        super().__init__(message)
-
-
-class ExpressionSyntaxError(Exception):
-    """An expression or template does not compile.
-
-    `offset` is the character (from 0) inside the expression text where the problem is; the caller
-    turns it into file:line:column with `Source.location_at(offset)`.  `hint` is a suggestion
-    (for example "did you mean 'upper'?"), possibly empty.  `code` is the problem code:
-    HM301 JMESPath that does not parse, HM302 a template that does not parse, HM303 an unknown
-    function or a wrong number of arguments, HM304 something a template may not do.
-    """
-
-    def __init__(self, message: str, offset: int = 0, hint: str = "", code: str = "HM301"):
-        self.message = message
-        self.offset = offset
-        self.hint = hint
-        self.code = code
-        super().__init__(message + (f" ({hint})" if hint else ""))
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -127,14 +107,39 @@ def _exact(operation: Callable[[], Decimal], function: str) -> Decimal:
 
 def check_size(length: int, function: str) -> None:
     if length > MAX_TEXT_LENGTH:
-        raise ExpressionError(
+        raise budget.OverBudget(
             f"{function}() would build a text of {length:,} characters; "
             f"the limit is {MAX_TEXT_LENGTH:,}"
         )
 
 
 def plain_key(value: Any) -> Any:
-    """A hashable key that treats equal numbers alike (1 == 1.0 == Decimal('1.00'))."""
+    """A hashable key that treats equal numbers alike (1 == 1.0 == Decimal('1.00')).
+
+    The key of a list or object is as large as the value read through (its repeated parts
+    each time): its parts are counted, and their memory goes to the record's budget."""
+    if not isinstance(value, list | tuple | dict):
+        return _plain_key(value, None)
+    budget.check_through(value, "comparing values")  # quick: each distinct part once
+    parts = [0]
+    try:
+        key = _plain_key(value, parts)
+    except RecursionError:
+        raise budget.OverBudget("comparing values: the value is nested too deeply") from None
+    budget.spend_bytes(parts[0] * KEY_NODE_BYTES, "comparing values")
+    return key
+
+
+_KEY_PARTS = budget.MAX_BUILT_BYTES // KEY_NODE_BYTES
+
+
+def _plain_key(value: Any, parts: list[int] | None) -> Any:
+    if parts is not None:
+        parts[0] += 1
+        if parts[0] > _KEY_PARTS:
+            raise budget.OverBudget(
+                f"comparing values: a value has more than {_KEY_PARTS:,} parts (its repeated "
+                "parts counted each time); simplify the expression")
     if isinstance(value, bool) or value is None:
         return (type(value).__name__, value)
     if isinstance(value, int | float | Decimal):
@@ -143,9 +148,9 @@ def plain_key(value: Any) -> Any:
         except (CoercionError, InvalidOperation, Overflow):
             return ("number", repr(value))
     if isinstance(value, list | tuple):
-        return ("list", tuple(plain_key(v) for v in value))
+        return ("list", tuple(_plain_key(v, parts) for v in value))
     if isinstance(value, dict):
-        return ("object", tuple(sorted((str(k), plain_key(v)) for k, v in value.items())))
+        return ("object", tuple(sorted((str(k), _plain_key(v, parts)) for k, v in value.items())))
     return (type(value).__name__, value)
 
 
@@ -336,9 +341,16 @@ def default(value: Any, fallback: Any) -> Any:
     return fallback if _is_empty(value) else value
 
 
+def _check_timestamp(value: Any, function: str) -> None:
+    if isinstance(value, str) and len(value) > MAX_TIMESTAMP_LENGTH:
+        raise ExpressionError(f"{function}(): {describe(value)} is not a timestamp (it has "
+                              f"{len(value):,} characters)")
+
+
 def date(timestamp: Any, zone_name: Any = None) -> str | None:
     if timestamp is None or timestamp == "":
         return None
+    _check_timestamp(timestamp, "date")
     if zone_name is not None and not isinstance(zone_name, str):
         raise ExpressionError(f"date() needs a time zone name, not {describe(zone_name)}")
     try:
@@ -352,6 +364,7 @@ def date(timestamp: Any, zone_name: Any = None) -> str | None:
 def timestamp(value: Any, zone_name: Any = None) -> str | None:
     if value is None or value == "":
         return None
+    _check_timestamp(value, "timestamp")
     if zone_name is not None and not isinstance(zone_name, str):
         raise ExpressionError(f"timestamp() needs a time zone name, not {describe(zone_name)}")
     try:
@@ -425,7 +438,9 @@ def join(separator: Any, values: Any) -> str | None:
     if values is None:
         return None
     sep = as_text(separator, "join")
-    return sep.join(as_text(v, "join") for v in as_list(values, "join") if v is not None)
+    texts = [as_text(v, "join") for v in as_list(values, "join") if v is not None]
+    check_size(sum(len(t) for t in texts) + len(sep) * max(len(texts) - 1, 0), "join")
+    return sep.join(texts)
 
 
 def to_text(value: Any) -> str | None:
@@ -435,30 +450,45 @@ def to_text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return _json_text(value)
+    parts: list[str] = []
+    try:
+        _json_text(value, parts, [0])
+    except RecursionError:
+        raise budget.OverBudget("to_string(): the value is nested too deeply") from None
+    return "".join(parts)
 
 
-def _json_text(value: Any) -> str:
+def _json_text(value: Any, parts: list[str], size: list[int]) -> None:
+    """Append the JSON text of `value` to `parts`, stopping at MAX_TEXT_LENGTH (`size[0]`: the
+    characters so far), so a value that repeats its parts cannot make a huge text."""
     if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | Decimal | float):
-        return format_decimal(parse_decimal(value)) if not isinstance(value, int) else str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_json_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{"
-            + ",".join(
-                f"{json.dumps(str(k), ensure_ascii=False)}:{_json_text(v)}"
-                for k, v in value.items()
-            )
-            + "}"
-        )
-    return as_text(value, "to_string")
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | Decimal | float):
+        text = format_decimal(parse_decimal(value)) if not isinstance(value, int) else str(value)
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, list | tuple | dict):
+        items = value.items() if isinstance(value, dict) else value
+        _append("{" if isinstance(value, dict) else "[", parts, size)
+        for index, item in enumerate(items):
+            if index:
+                _append(",", parts, size)
+            if isinstance(value, dict):
+                _append(json.dumps(str(item[0]), ensure_ascii=False) + ":", parts, size)
+                item = item[1]
+            _json_text(item, parts, size)
+        text = "}" if isinstance(value, dict) else "]"
+    else:
+        text = as_text(value, "to_string")
+    _append(text, parts, size)
+
+
+def _append(text: str, parts: list[str], size: list[int]) -> None:
+    size[0] += len(text)
+    check_size(size[0], "to_string")
+    parts.append(text)
 
 
 def contains(subject: Any, search: Any) -> bool:
@@ -610,7 +640,10 @@ def lookup(name: Any, key: Any) -> Any:
                                  " (declare it under catalogs:)"))
     catalog = catalogs[name]
     if isinstance(key, list):
+        for k in key:
+            budget.check_through(k, "lookup()", MAX_TEXT_LENGTH)  # a key is written as text
         return [catalog.get(k) for k in key]
+    budget.check_through(key, "lookup()", MAX_TEXT_LENGTH)
     return catalog.get(key)
 
 

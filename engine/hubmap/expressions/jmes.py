@@ -10,12 +10,15 @@ The only module that imports `jmespath`.  On top of the library it adds:
 - comparisons that never fail: `<`, `>` between a number and a text give null, as the JMESPath
   specification says, and floats in the data compare by their written value;
 - errors as data: compiling raises only `ExpressionSyntaxError` (with an offset), evaluating only
-  `ExpressionError` (with a plain message).
+  `ExpressionError` (with a plain message);
+- bounds (`budget.py`): every evaluation runs under a time budget, every list, object or text an
+  expression builds is counted and capped where it is built, and what is read through in C
+  (`==` on lists, sorting, hashing, the result itself) is checked for repeated parts first.
 
 Speed: the parsed tree is turned once into nested Python closures (`_closure`), each doing exactly
-what the library's interpreter does for its node type (plus the comparison above), so evaluating
-an expression is a few function calls instead of a walk that looks up a method per node.  Node
-types without a closure are handed to the interpreter itself.
+what the library's interpreter does for its node type (plus the comparison and the bounds above),
+so evaluating an expression is a few function calls instead of a walk that looks up a method per
+node.  Every node type has a closure, `&expression` arguments included.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import sys
 import warnings
 from collections.abc import Callable
 from decimal import Decimal
@@ -34,6 +38,7 @@ from jmespath import functions as jmespath_functions
 from jmespath import lexer as jmespath_lexer
 from jmespath import visitor as jmespath_visitor
 
+from hubmap.expressions import budget
 from hubmap.expressions.functions import (
     REMOVED_FUNCTIONS,
     SHOP_FUNCTIONS,
@@ -85,7 +90,9 @@ Evaluator = Callable[[Any], Any]
 
 
 def _number_typenames(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    return tuple(names) + (("Decimal",) if "float" in names else ())
+    # Decimals are numbers; an &expression is hubmap's `_Expref`, not the library's class.
+    return (tuple(names) + (("Decimal",) if "float" in names else ())
+            + (("_Expref",) if "_Expression" in names else ()))
 
 
 class ShopFunctions(jmespath_functions.Functions):  # type: ignore[misc]  # untyped library
@@ -105,7 +112,62 @@ class ShopFunctions(jmespath_functions.Functions):  # type: ignore[misc]  # unty
     def _convert_to_jmespath_type(self, pyobject: str) -> str:
         if pyobject == "Decimal":
             return "number"
+        if pyobject == _Expref.__name__:
+            return "expref"
         return str(super()._convert_to_jmespath_type(pyobject))
+
+    # Sorting compares texts in C: the texts it reads are bounded first (`budget.py`).
+
+    @jmespath_functions.signature({"types": ["array-string", "array-number"]})
+    def _func_sort(self, arg: list[Any]) -> list[Any]:
+        _check_texts(arg, "sort()")
+        return budget.spend(sorted(arg), "sort()")
+
+    @jmespath_functions.signature({"types": ["array-number", "array-string"]})
+    def _func_max(self, arg: list[Any]) -> Any:
+        _check_texts(arg, "max()")
+        return max(arg) if arg else None
+
+    @jmespath_functions.signature({"types": ["array-number", "array-string"]})
+    def _func_min(self, arg: list[Any]) -> Any:
+        _check_texts(arg, "min()")
+        return min(arg) if arg else None
+
+    def _create_key_func(self, expref: Any, allowed_types: list[str], function_name: str
+                         ) -> Callable[[Any], Any]:
+        key = super()._create_key_func(expref, allowed_types, function_name)
+        read = [0]  # characters of the text keys so far: sort_by() compares them in C
+
+        def bounded_key(item: Any) -> Any:
+            result = key(item)
+            if isinstance(result, str):
+                read[0] += len(result)
+                _check_texts([], f"{function_name}()", read[0])
+            return result
+
+        return bounded_key
+
+
+def _check_texts(items: list[Any], what: str, size: int | None = None) -> None:
+    if size is None:
+        size = sum(len(item) for item in items if isinstance(item, str))
+    if size > budget.MAX_VALUE_SIZE:
+        raise budget.OverBudget(f"{what} would compare texts of {size:,} characters in all; the "
+                                f"limit is {budget.MAX_VALUE_SIZE:,}")
+
+
+class _Expref:
+    """An `&expression` argument (sort_by, map ...): the library calls `visit(expression, item)`;
+    it runs the expression's closure."""
+
+    __slots__ = ("expression", "run")
+
+    def __init__(self, run: Evaluator):
+        self.expression = None
+        self.run = run
+
+    def visit(self, node: Any, value: Any) -> Any:
+        return self.run(value)
 
 
 def _builtin_arity(name: str) -> tuple[int, int | None]:
@@ -146,7 +208,12 @@ def _arity_message(name: str, given: int, least: int, most: int | None) -> str:
     return f"{name}() takes {wanted} {noun}, but {given} {'was' if given == 1 else 'were'} given"
 
 
-# --------------------------------------------------------------------------- the interpreter
+# ------------------------------------------------------------------------------- evaluating
+
+spend = budget.spend
+_BUDGETS, _thread = budget.ACTIVE, budget.get_ident
+_getsizeof, _MAX_BUILT = sys.getsizeof, budget.MAX_BUILT_BYTES
+_CONTAINERS = (list, dict)
 
 
 def _is_number(value: Any) -> bool:
@@ -157,26 +224,65 @@ def _plain(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, float) else value
 
 
-class _Interpreter(jmespath_visitor.TreeInterpreter):  # type: ignore[misc]  # untyped library
-    """JMESPath's interpreter with comparisons that compare like with like and never fail."""
+_OPTIONS = jmespath_visitor.Options(custom_functions=ShopFunctions())
+_FUNCTIONS = _OPTIONS.custom_functions
+_COMPARE = jmespath_visitor.TreeInterpreter.COMPARATOR_FUNC
+_EQUALITY = jmespath_visitor.TreeInterpreter._EQUALITY_OPS
 
-    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
-        operator = node["value"]
-        left = _plain(self.visit(node["children"][0], value))
-        right = _plain(self.visit(node["children"][1], value))
-        compare = self.COMPARATOR_FUNC[operator]
-        if operator in self._EQUALITY_OPS:
-            return compare(left, right)
-        numbers = all(_is_number(v) for v in (left, right))
-        texts = all(isinstance(v, str) for v in (left, right))
-        if not (numbers or texts):
-            return None
+BUILDING_FUNCTIONS = frozenset({
+    "concat", "first", "items_where", "join", "keys", "lookup", "lower", "map", "merge",
+    "one_each", "replace", "reverse", "sort", "sort_by", "split", "to_array", "to_string", "trim",
+    "unique", "upper", "values", "without",
+})
+"""Functions whose list, object or text result is new: it is counted against the record's
+budget (the others return a value that exists already, or a number)."""
+
+REPEATING_FUNCTIONS = frozenset({"let", "lookup", "one_each"})
+"""Functions that can give one value in several places: a let value or a catalog row in each
+item of a projection, one pick twice.  (The others keep, drop or reorder their arguments' parts,
+or build new texts and numbers.)"""
+
+
+_SHORT_NODES = frozenset({
+    "and_expression", "comparator", "current", "field", "identity", "index", "index_expression",
+    "literal", "not_expression", "or_expression", "pipe", "subexpression",
+})
+
+
+def _is_short(node: Any) -> bool:
+    """Whether an expression only reads fields, items and literals (`customer.email`,
+    `status != 'cancelled'`): it takes a few steps per node and builds nothing, so it needs no
+    budget of its own (catalogs evaluate their `key` once per row)."""
+    return node["type"] in _SHORT_NODES and all(
+        _is_short(child) for child in node.get("children", []) if isinstance(child, dict))
+
+
+def _may_repeat(node: Any) -> bool:
+    """Whether an expression's result can hold one list or object more than once (`[@, @]`,
+    `items[].let('x')`): only then is the result checked for repeated parts
+    (`budget.check_repeats`); the data itself has none."""
+    kind = node["type"]
+    if kind in ("multi_select_list", "multi_select_dict"):
+        return True
+    if kind == "function_expression" and node["value"] in REPEATING_FUNCTIONS:
+        return True
+    if kind == "literal" and isinstance(node["value"], list | dict) and node["value"]:
+        return True  # one literal in every item of a projection (an empty one cannot grow)
+    return any(_may_repeat(child) for child in node.get("children", [])
+               if isinstance(child, dict))
+
+
+def _equal(compare: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """`==` / `!=`, bounded: two lists or objects of one length are compared item by item in C."""
+
+    def bounded(left: Any, right: Any) -> Any:
+        if (type(left) is type(right) and isinstance(left, list | dict)
+                and len(left) == len(right) and left is not right
+                and budget.through_size(left) > budget.MAX_VALUE_SIZE):
+            budget.check_through(right, "'=='")
         return compare(left, right)
 
-
-_OPTIONS = jmespath_visitor.Options(custom_functions=ShopFunctions())
-_INTERPRETER = _Interpreter(_OPTIONS)  # keeps no state between calls but a method cache
-_FUNCTIONS = _OPTIONS.custom_functions
+    return bounded
 
 
 # ------------------------------------------------------------------- closures over the tree
@@ -242,9 +348,30 @@ def _closure(node: dict[str, Any]) -> Evaluator:
                 current = each(element)
                 if current is not None:
                     collected.append(current)
+            bounds = _BUDGETS.get(_thread())  # spend(), inline: projections are the most common
+            if bounds is not None:
+                bounds.built += _getsizeof(collected)
+                if bounds.built > _MAX_BUILT:
+                    spend(collected, "a projection ([*])")
             return collected
 
         return projection
+    if kind == "value_projection":
+        base, each = _closure(children[0]), _closure(children[1])
+
+        def value_projection(value: Any) -> Any:
+            try:
+                items = base(value).values()
+            except AttributeError:
+                return None
+            collected = []
+            for element in items:
+                current = each(element)
+                if current is not None:
+                    collected.append(current)
+            return spend(collected, "a projection (*)")
+
+        return value_projection
     if kind == "filter_projection":
         base, each, condition = (_closure(child) for child in children)
 
@@ -258,7 +385,7 @@ def _closure(node: dict[str, Any]) -> Evaluator:
                     current = each(element)
                     if current is not None:
                         collected.append(current)
-            return collected
+            return spend(collected, "a filter ([?])")
 
         return filter_projection
     if kind == "flatten":
@@ -271,14 +398,52 @@ def _closure(node: dict[str, Any]) -> Evaluator:
             merged: list[Any] = []
             for element in items:
                 if isinstance(element, list):
-                    merged.extend(element)
+                    merged.extend(element)  # each part is bounded: checking after it is enough
+                    if len(merged) > budget.MAX_LIST_LENGTH:
+                        budget.check_length(len(merged), "flattening ([])", "items",
+                                            budget.MAX_LIST_LENGTH)
                 else:
                     merged.append(element)
+            bounds = _BUDGETS.get(_thread())  # spend(), inline (its length is checked above)
+            if bounds is not None:
+                bounds.built += _getsizeof(merged)
+                if bounds.built > _MAX_BUILT:
+                    spend(merged, "flattening ([])")
             return merged
 
         return flatten
+    if kind == "multi_select_list":
+        parts = [_closure(child) for child in children]
+
+        def multi_select_list(value: Any) -> Any:
+            if value is None:
+                return None
+            return spend([part(value) for part in parts], "a list ([a, b])")
+
+        return multi_select_list
+    if kind == "multi_select_dict":
+        pairs = [(child["value"], _closure(child)) for child in children]
+
+        def multi_select_dict(value: Any) -> Any:
+            if value is None:
+                return None
+            return spend({key: part(value) for key, part in pairs}, "an object ({a: b})")
+
+        return multi_select_dict
+    if kind == "key_val_pair":
+        return _closure(children[0])
+    if kind == "slice":
+        cut = slice(*children)
+
+        def slice_(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            return spend(value[cut], "a slice ([a:b])")
+
+        return slice_
     if kind == "function_expression":
         name = node["value"]
+        label = f"{name}()"
         arguments = [_closure(child) for child in children]
         shop = SHOP_FUNCTIONS.get(name)
         if shop is not None and _arity_message(name, len(arguments), shop.min_args,
@@ -287,19 +452,28 @@ def _closure(node: dict[str, Any]) -> Evaluator:
             implementation = shop.implementation
             if len(arguments) == 1:
                 (only,) = arguments
+                if name in BUILDING_FUNCTIONS:
+                    return lambda value: spend(implementation(only(value)), label)
                 return lambda value: implementation(only(value))
+            if name in BUILDING_FUNCTIONS:
+                return lambda value: spend(
+                    implementation(*[argument(value) for argument in arguments]), label)
             return lambda value: implementation(*[argument(value) for argument in arguments])
         call = _FUNCTIONS.call_function
+        if name in BUILDING_FUNCTIONS:
+            return lambda value: spend(call(name, [argument(value) for argument in arguments]),
+                                       label)
         return lambda value: call(name, [argument(value) for argument in arguments])
     if kind == "expref":
-        expression = children[0]
-        return lambda value: jmespath_visitor._Expression(expression, _INTERPRETER)
+        reference = _Expref(_closure(children[0]))
+        return lambda value: reference
     if kind == "comparator":
         operator = node["value"]
         left_side, right_side = _closure(children[0]), _closure(children[1])
-        compare = _Interpreter.COMPARATOR_FUNC[operator]
-        if operator in _Interpreter._EQUALITY_OPS:
-            return lambda value: compare(_plain(left_side(value)), _plain(right_side(value)))
+        compare = _COMPARE[operator]
+        if operator in _EQUALITY:
+            equal = _equal(compare)
+            return lambda value: equal(_plain(left_side(value)), _plain(right_side(value)))
 
         def ordering(value: Any) -> Any:
             left, right = _plain(left_side(value)), _plain(right_side(value))
@@ -336,7 +510,8 @@ def _closure(node: dict[str, Any]) -> Evaluator:
             return not result
 
         return negation
-    return lambda value: _INTERPRETER.visit(node, value)
+    raise ExpressionSyntaxError(f"this kind of expression ({kind}) is not supported", 0, "",
+                                SYNTAX_CODE)
 
 
 # ------------------------------------------------------------------------------- compiling
@@ -479,19 +654,32 @@ def compile_expression(text: str) -> Evaluator:
 class _Compiled:
     """A compiled expression; calling it with a record evaluates it."""
 
-    __slots__ = ("_run", "_tree", "text")
+    __slots__ = ("_may_repeat", "_run", "_short", "_tree", "text")
 
     def __init__(self, text: str, tree: dict[str, Any]):
         self.text = text
         self._tree = tree
         self._run = _closure(tree)
+        self._may_repeat = _may_repeat(tree)
+        self._short = _is_short(tree)
 
     def __repr__(self) -> str:
         return f"<JMESPath {self.text!r}>"
 
     def __call__(self, record: Any) -> Any:
+        if not self._short:
+            bounds = _BUDGETS.get(_thread())
+            if bounds is None:  # not part of a record's evaluation: bounded on its own
+                return budget.alone(self, record, self.text)  # (comes back here, in a budget)
+            if bounds.fired:
+                raise budget.time_error(self.text)
         try:
-            return self._run(record)
+            result = self._run(record)
+            if self._may_repeat and isinstance(result, _CONTAINERS):
+                budget.check_repeats(result, "the expression")
+            return result
+        except budget.TimeUp:
+            raise budget.time_error(self.text) from None
         except ExpressionError:
             raise
         except jmespath_errors.JMESPathTypeError as error:
