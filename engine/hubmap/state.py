@@ -87,8 +87,11 @@ CREATE TABLE IF NOT EXISTS drift (
     contact TEXT NOT NULL, property TEXT NOT NULL, expected TEXT, found TEXT, at TEXT);
 """
 
+# contacts_dirty_key serves "the dirty contacts of a scope, in key order" from the index alone
+# (the older contacts_dirty, without the key, left SQLite walking every contact of the scope).
 _INDEXES = """
-CREATE INDEX IF NOT EXISTS contacts_dirty ON contacts (scope, dirty);
+DROP INDEX IF EXISTS contacts_dirty;
+CREATE INDEX IF NOT EXISTS contacts_dirty_key ON contacts (scope, dirty, contact);
 CREATE INDEX IF NOT EXISTS orders_contact ON orders (scope, contact);
 CREATE INDEX IF NOT EXISTS refunds_order ON refunds (scope, order_id);
 CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
