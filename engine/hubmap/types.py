@@ -264,6 +264,9 @@ def text_of(value: Any) -> str:
 
 
 def _epoch_to_datetime(number: Decimal, original: Any) -> datetime:
+    if number.is_finite() and number.adjusted() > 18:  # no date is that far: int() of a long
+        # digit text is slow enough to stall a run
+        raise CoercionError(f"{describe(original)} is too far from today to be a date")
     millis = number if abs(number) >= EPOCH_MS_THRESHOLD else number * 1000
     try:
         return EPOCH + timedelta(milliseconds=int(millis))

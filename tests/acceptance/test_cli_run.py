@@ -11,7 +11,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -186,22 +185,21 @@ def test_429_storms_and_5xx_faults_are_survived_with_exact_values(tmp_path, sand
     orders = generate_orders(contacts=500, orders=900, seed=2)
     path = write_ndjson(tmp_path / "orders.ndjson", orders)
     # Once contacts are being written the portal's budget drops to 3 per second (another app
-    # took the rest): the client, still believing in 1000, runs into a storm of 429s.
-    stop = threading.Event()
+    # took the rest): the client, still believing in 1000, runs into a storm of 429s.  The drop
+    # happens inside the stand-in at the first contacts call, so no timing can let the writes
+    # slip through before it.
+    admit = sandbox.app._gatekeep
 
-    def drop_the_limit() -> None:
-        while not stop.wait(0.005):
-            if any(r["endpoint"].startswith("contacts.") for r in sandbox.stats()["requests"]):
-                sandbox.configure(rate_limit_max=STORM_LIMIT)
-                return
+    def storm_from_the_first_contacts_call(route, request, args, config):  # type: ignore[no-untyped-def]
+        if "/objects/contacts" in request.path and config.rate_limit_max != STORM_LIMIT:
+            config = sandbox.configure(rate_limit_max=STORM_LIMIT)
+        return admit(route, request, args, config)
 
-    dropper = threading.Thread(target=drop_the_limit)
-    dropper.start()
+    sandbox.app._gatekeep = storm_from_the_first_contacts_call
     try:
         result = run(tmp_path, sandbox.url, path, "--workers", "8")
     finally:
-        stop.set()
-        dropper.join()
+        sandbox.app._gatekeep = admit
     assert result.returncode == 0, result.stderr
     printed = re.search(r"HubSpot calls: (\d+) \((\d+) answered 429, (\d+) retried\)",
                         result.stderr)
