@@ -30,7 +30,7 @@ from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.types import CoercionError
-from hubmap.uses.job import Job
+from hubmap.uses.job import Job, JobPart
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
 MAX_FENCE_PROBLEMS = 20  # contacts named when fences stop a run
@@ -63,24 +63,14 @@ class SyncOptions:
     batch: int = BATCH
 
 
-class ContactsSync:
+class ContactsSync(JobPart):
     def __init__(self, job: Job, options: SyncOptions, fences: Fences):
-        self.compiled = job.compiled
-        self.mapping = job.compiled.mapping
+        super().__init__(job)
         self.folder = ContactFolder(job.compiled)
-        self.client = job.client
-        self.state = job.state
-        self.scope = job.scope
-        self.run_id = job.run_id
-        self.summary = job.summary
-        self.rejects = job.rejects
         self.options = options
-        self.progress = job.progress
-        self.lock = job.lock
         self.fences = fences
         self.aliased = False  # keys were joined into one fold in this pass
         self.properties = [spec.name for spec in self.mapping.properties]
-        self.versioned = self.mapping.records.version is not None
         self.started = job.state.started(job.scope)
 
     # -- phase 1: count ------------------------------------------------------------------

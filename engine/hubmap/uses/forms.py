@@ -34,7 +34,7 @@ from hubmap.mapping.model import FormsTarget
 from hubmap.plan import submission_fields
 from hubmap.uses.contacts import explain
 from hubmap.uses.context import resolve_env
-from hubmap.uses.job import Job
+from hubmap.uses.job import Job, JobPart
 
 FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
 INVALID_HUTK = "INVALID_HUTK"
@@ -57,25 +57,15 @@ def only_invalid_hutk(error: HubSpotError) -> bool:
     return isinstance(error, HubSpotValidationError) and codes == {INVALID_HUTK}
 
 
-class FormsSync:
+class FormsSync(JobPart):
     def __init__(self, job: Job, workers: int, environ: dict[str, str], now: datetime):
-        self.compiled = job.compiled
-        self.mapping = job.compiled.mapping
+        super().__init__(job)
         target = self.mapping.target
         assert isinstance(target, FormsTarget)
         self.target = target
-        self.client = job.client
-        self.state = job.state
-        self.scope = job.scope
-        self.run_id = job.run_id
-        self.summary = job.summary
-        self.rejects = job.rejects
         self.workers = workers
-        self.progress = job.progress
-        self.lock = job.lock
         self.environ = environ
         self.now = now
-        self.versioned = self.mapping.records.version is not None
 
     def run(self, outcomes: Iterable[Any]) -> None:
         portal = resolve_env(self.target.portal_id, self.environ)

@@ -23,3 +23,20 @@ class Job:
     rejects: RejectSink
     progress: Progress
     lock: threading.Lock  # one SQLite connection, shared by the run's worker threads
+
+
+class JobPart:
+    """A part of a run (its contacts sync, its forms sync): what it works with, from the Job."""
+
+    def __init__(self, job: Job):
+        self.compiled = job.compiled
+        self.mapping = job.compiled.mapping
+        self.client = job.client
+        self.state = job.state
+        self.scope = job.scope
+        self.run_id = job.run_id
+        self.summary = job.summary
+        self.rejects = job.rejects
+        self.progress = job.progress
+        self.lock = job.lock
+        self.versioned = self.mapping.records.version is not None
