@@ -68,7 +68,7 @@ class Catalog:
     def get(self, key: Any) -> Any:
         if key is None or key == "":
             return None
-        text = key_text(key)
+        text = key.strip() if type(key) is str else key_text(key)  # (key_text's own, for a text)
         held = self.rows.get(text)
         if held is None:
             if text not in self.missed_by_record:

@@ -37,8 +37,25 @@ class Refused:
     reason: str
 
 
+_KNOWN: dict[tuple[str, str], str | Refused] = {}  # (raw, match_on) -> key: customers come back
+_KNOWN_KEPT = 4_096  # emptied when full
+_SHORT_RAW = 320  # only keys this short are kept (an address has at most 254 characters)
+
+
 def contact_key(raw: str, match_on: str) -> str | Refused:
     """The canonical key of `raw` for the identity property `match_on`, or why it is refused."""
+    if len(raw) > _SHORT_RAW or type(raw) is not str:
+        return _contact_key(raw, match_on)
+    known = _KNOWN.get((raw, match_on))
+    if known is None:
+        known = _contact_key(raw, match_on)
+        if len(_KNOWN) >= _KNOWN_KEPT:
+            _KNOWN.clear()
+        _KNOWN[(raw, match_on)] = known
+    return known
+
+
+def _contact_key(raw: str, match_on: str) -> str | Refused:
     key = unicodedata.normalize("NFC", raw).strip()
     hidden = _hidden_character(key)
     if hidden is not None:
@@ -89,6 +106,8 @@ def _email(address: str) -> str | Refused:
 
 def _hidden_character(key: str) -> str | None:
     """The first control or invisible format character of `key`, described, or None."""
+    if key.isascii() and key.isprintable():
+        return None  # (printable ASCII has none of them: the usual address, quickly)
     for char in key:
         category = unicodedata.category(char)
         if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):

@@ -31,7 +31,7 @@ from typing import Any, Union
 
 from hubmap import types, versions
 from hubmap.contact_keys import Refused, contact_key
-from hubmap.expressions import ExpressionError, compile_source, truthy
+from hubmap.expressions import ExpressionError, budget, compile_source, truthy
 from hubmap.expressions.functions import CATALOGS, LETS, RecordLets
 from hubmap.inputs import Document, InputError
 from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
@@ -100,6 +100,8 @@ Evaluator = Callable[[Any], Any]
 MAX_REASON_LENGTH = 300
 MAX_ID_SHOWN = 120
 
+_NEVER_EMPTY = frozenset({int, float, Decimal, bool, dict, tuple})  # never == [] nor == ""
+
 
 def readable_reason(reason: str) -> str:
     """A reason a person can read: never empty, a long run of digits shown by its length, and at
@@ -156,6 +158,16 @@ class CompiledMapping:
             for spec in mapping.properties
             if spec.source is not None
         ]
+        # what each property's evaluation needs, worked out once: its name, its typed converter,
+        # whether an empty value is refused or clears it, whether a text may be cut
+        converters: dict[Any, Callable[[Any], Any]] = {}  # one per way of typing a value
+        self._properties = [
+            (spec.name, evaluator, condition, _converter(spec, mapping.timezone, converters),
+             spec.required, spec.merge is MergeRule.OVERWRITE, spec.type == types.STRING)
+            for spec, evaluator, condition in self.by_record
+        ]
+        self._is_forms = mapping.is_forms
+        self._embedded_refunds = self.refunds is not None and self.refunds.in_order is not None
         self.derived: list[tuple[PropertySpec, Evaluator]] = [
             (spec, compile_source(spec.derive))
             for spec in mapping.properties
@@ -191,7 +203,14 @@ class CompiledMapping:
                 yield Rejected(item.where, f"the document has nothing at records.path "
                                f"'{self.mapping.records.path.text}'", code="HM503")  # type: ignore
                 return
-        records = data if isinstance(data, list) else [data]
+        if not isinstance(data, list):  # one record: the document itself, or what path found
+            if data is not item.data and self.refunds is not None and self.refunds.is_document(
+                    data):
+                yield from self.refunds.records(data, item.where)
+            else:
+                yield data, item.where  # (the document itself was not a refund, seen above)
+            return
+        records = data
         for index, record in enumerate(records):
             where = f"{item.where}#{index}" if len(records) > 1 else item.where
             if self.refunds is not None and self.refunds.is_document(record):
@@ -216,17 +235,21 @@ class CompiledMapping:
                 yield item
                 continue
             record, where = item
-            raw = self.raw_of(record)
-            result = guarded(lambda: self.evaluate(record, where), where)
-            if isinstance(result, Rejected):
-                yield replace(result, raw=raw)
-            elif isinstance(result, OrderValues) and self.mapping.is_forms:
-                yield replace(result, raw=raw)  # a failed submission is kept for a replay
+            try:
+                result = self.evaluate(record, where)
+            except Exception as error:  # noqa: BLE001 - as in `guarded`: a bug costs one record
+                result = _bug(error, where)
+            kind = type(result)
+            if kind is Rejected:
+                yield replace(result, raw=self.raw_of(record))
+            elif kind is OrderValues and self._is_forms:
+                # a failed submission is kept for a replay
+                yield replace(result, raw=self.raw_of(record))
             else:
                 yield result
-            if self.refunds is not None and self.refunds.in_order is not None and isinstance(
-                    result, (OrderValues, Skipped)) and result.order_id is not None:
-                yield from self.refunds.embedded(record, where, result.order_id)
+            if self._embedded_refunds and (kind is OrderValues or kind is Skipped) \
+                    and result.order_id is not None:
+                yield from self.refunds.embedded(record, where, result.order_id)  # type: ignore
 
     def raw_of(self, record: Any) -> Any:
         """What to keep of a record so it can be replayed: a group's rows (grouped again on
@@ -238,8 +261,6 @@ class CompiledMapping:
     # -- one record ----------------------------------------------------------------------
 
     def evaluate(self, record: Any, where: str) -> Outcome:
-        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one record
-
         token = _catalogs_for_one(self.catalogs)
         lets = LETS.set(RecordLets(self.lets, record) if self.lets else None)
         try:
@@ -288,29 +309,35 @@ class CompiledMapping:
             return Rejected(where, str(error), order_id, code="HM501")
 
         values: dict[str, Any] = {}
-        for spec, evaluator, condition in self.by_record:
+        for name, evaluator, condition, convert, required, overwrite, may_cut in self._properties:
             try:
                 if condition is not None and not truthy(condition(record)):
                     continue
                 raw = evaluator(record)
             except ExpressionError as error:
-                return Rejected(where, str(error), order_id, property_name=spec.name, code="HM501")
-            if raw is None or raw == [] or raw == "":
-                if spec.required:
+                return Rejected(where, str(error), order_id, property_name=name, code="HM501")
+            kind = type(raw)
+            if raw is None or ((kind is str or kind is list) and not raw) or (
+                    kind not in _NEVER_EMPTY and (raw == [] or raw == "")):  # none, [] or ""
+                if required:
                     return Rejected(where, "no value, and the property is required", order_id,
-                                    property_name=spec.name, code="HM506")
-                if spec.merge is MergeRule.OVERWRITE:
-                    values[spec.name] = None  # this purchase has none: the value is cleared
+                                    property_name=name, code="HM506")
+                if overwrite:
+                    values[name] = None  # this purchase has none: the value is cleared
                 continue
             try:
-                typed = types.coerce(raw, spec, self.mapping.timezone)
+                typed = convert(raw)  # types.coerce for this property
             except types.CoercionError as error:
-                return Rejected(where, str(error), order_id, property_name=spec.name, code="HM504")
+                return Rejected(where, str(error), order_id, property_name=name, code="HM504")
             if typed is None or typed == []:
-                if spec.merge is MergeRule.OVERWRITE:
-                    values[spec.name] = None
+                if overwrite:
+                    values[name] = None
                 continue
-            values[spec.name] = self._note_cuts(typed, spec.name, order_id or where)
+            # only a text property's value can hold a text cut to HubSpot's limit (a `CutText`,
+            # alone or in a tuple of items): a plain text has none
+            if may_cut and type(typed) is not str:
+                typed = self._note_cuts(typed, name, order_id or where)
+            values[name] = typed
 
         context: dict[str, str] = {}
         for wire_key, evaluator in self.context:
@@ -359,7 +386,7 @@ class CompiledMapping:
         """The normalised contact key, or '!reason' when the record has no usable one."""
         if raw is None or raw == "":
             return f"!no contact key ({self.match_on}): records.contact gave nothing"
-        key = contact_key(_text(raw), self.match_on)
+        key = contact_key(raw if type(raw) is str else _text(raw), self.match_on)
         if isinstance(key, Refused):
             return f"!{key.reason}"
         return key
@@ -368,8 +395,6 @@ class CompiledMapping:
 
     def derive(self, merged: dict[str, Any]) -> dict[str, Any]:
         """Derived properties computed from a contact's merged (typed) values."""
-        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one contact
-
         token = _catalogs_for_one(self.catalogs)
         try:
             return budget.run(self._derive, merged)
@@ -443,8 +468,6 @@ class _CompiledRefunds:
             yield guarded(lambda: self.evaluate(item, at, order_id), at, order_id)
 
     def evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
-        from hubmap.expressions import budget  # noqa: PLC0415 - the bounds of one refund
-
         token = _catalogs_for_one(self.catalogs)
         try:
             return budget.run(self._evaluate, refund, where, order_id)
@@ -585,6 +608,17 @@ def _json_like(value: Any) -> Any:
     return value
 
 
+def _converter(spec: PropertySpec, default_tz: str | None,
+               known: dict[Any, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """`types.converter` for `spec`, shared by the properties that type values alike (what
+    `types.coerce` reads of a property): a converter remembers its last value, and one order's
+    total often feeds several properties."""
+    key = (spec.type, spec.is_list, spec.options, spec.timezone, spec.decimals)
+    if key not in known:
+        known[key] = types.converter(spec, default_tz)
+    return known[key]
+
+
 def _compile(source: Source | None) -> Evaluator | None:
     return compile_source(source) if source is not None else None
 
@@ -595,15 +629,19 @@ def guarded(evaluation: Callable[[], Any], where: str, order_id: str | None = No
     try:
         return evaluation()
     except Exception as error:  # noqa: BLE001 - the one place a bug becomes a reject
-        return Rejected(where, f"hubmap could not evaluate this record ({type(error).__name__}: "
-                               f"{error}); please report it with the record", order_id,
-                        code="HM509")
+        return _bug(error, where, order_id)
+
+
+def _bug(error: Exception, where: str, order_id: str | None = None) -> Rejected:
+    return Rejected(where, f"hubmap could not evaluate this record ({type(error).__name__}: "
+                           f"{error}); please report it with the record", order_id,
+                    code="HM509")
 
 
 def _order_id(raw: Any) -> str | None:
     if raw is None or raw == "":
         return None
-    return _text(raw).strip() or None
+    return (raw if type(raw) is str else _text(raw)).strip() or None
 
 
 def _text(value: Any) -> str:

@@ -4,6 +4,8 @@ Three steps, all pure (no I/O, no clock, no environment):
 
 - `coerce(value, spec, default_tz)` checks a value computed from an order and returns the typed value
   for the property's declared type, or raises `CoercionError` with a plain message.
+  `converter(spec, default_tz)` is the same function for one property, its branch chosen once
+  (evaluation calls it for every value).
 - `to_wire(typed, spec)` renders the typed value as the string HubSpot accepts.
 - `from_wire(text, spec)` reads a value HubSpot holds back into the typed value (the inverse).
 
@@ -72,7 +74,7 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any
@@ -202,11 +204,42 @@ def _check_decimal(number: Decimal, original: Any) -> Decimal:
     return number
 
 
+_NUMBER_TEXTS: dict[str, Decimal] = {}  # short numeric text -> its Decimal (Decimals are immutable)
+_NUMBER_TEXTS_KEPT = 4_096  # emptied when full: prices and totals repeat within and across orders
+_SHORT_TEXT = 64  # only texts this short are kept
+_WITHIN_LIMITS = 10**MAX_NUMBER_EXPONENT  # a whole number below this passes `_check_decimal`
+_LAST_DECIMAL = Decimal(0)  # the last Decimal checked (held, so its identity stays its own)
+
+
 def parse_decimal(value: Any) -> Decimal:
     """`value` as an exact Decimal: ints, Decimals, floats (by their shortest text) or numeric texts.
 
     Raises CoercionError for anything else, with a hint when a text looks like a formatted amount.
     """
+    global _LAST_DECIMAL
+    kind = type(value)
+    if kind is str:  # the usual case (JSON amounts are texts): each text is parsed once
+        known = _NUMBER_TEXTS.get(value)
+        if known is not None:
+            return known
+        number = _parse_number(value)
+        if len(value) <= _SHORT_TEXT:
+            if len(_NUMBER_TEXTS) >= _NUMBER_TEXTS_KEPT:
+                _NUMBER_TEXTS.clear()
+            _NUMBER_TEXTS[value] = number
+        return number
+    if kind is int and -_WITHIN_LIMITS < value < _WITHIN_LIMITS:
+        return Decimal(value)  # at most 40 digits: within every limit
+    if kind is Decimal:
+        if value is _LAST_DECIMAL:  # checked already (a literal in an expression, read per item)
+            return value
+        _check_decimal(value, value)
+        _LAST_DECIMAL = value
+        return value
+    return _parse_number(value)
+
+
+def _parse_number(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise CoercionError(f"{describe(value)} is a yes/no value, not a number")
     if isinstance(value, Decimal):
@@ -274,8 +307,24 @@ def _epoch_to_datetime(number: Decimal, original: Any) -> datetime:
         raise CoercionError(f"{describe(original)} is too far from today to be a date") from None
 
 
+_LAST_MOMENT: tuple[Any, datetime | date] = (None, EPOCH)  # one record's time is read several times
+
+
 def _parse_moment(value: Any) -> datetime | date:
-    """A timestamp as written: an aware or naive datetime, a date, or an aware UTC datetime (epoch)."""
+    """A timestamp as written: an aware or naive datetime, a date, or an aware UTC datetime (epoch).
+    The last text read is remembered (by identity: the same text object gives the same moment):
+    an order's time is read for its time, its version and its date properties."""
+    global _LAST_MOMENT
+    last = _LAST_MOMENT
+    if last[0] is value and value is not None:
+        return last[1]
+    moment = _read_moment(value)
+    if type(value) is str:
+        _LAST_MOMENT = (value, moment)
+    return moment
+
+
+def _read_moment(value: Any) -> datetime | date:
     if isinstance(value, datetime | date):
         return value
     if isinstance(value, bool):
@@ -314,12 +363,27 @@ def _to_utc(moment: datetime) -> datetime:
         raise CoercionError(f"{moment.isoformat()} is too far from today to be a date") from None
 
 
+_LAST_TIMESTAMP: tuple[Any, str | None, datetime] = (None, None, EPOCH)
+
+
 def parse_timestamp(value: Any, default_tz: str | None = None) -> datetime:
     """An order time as an aware datetime (in UTC).
 
     Takes the same forms as date properties.  Naive timestamps (and bare dates, at midnight) are read
-    in `default_tz` when it is given, otherwise in UTC.
+    in `default_tz` when it is given, otherwise in UTC.  The last text read is remembered, as in
+    `_parse_moment` (an order's version and its time are often one text).
     """
+    global _LAST_TIMESTAMP
+    last = _LAST_TIMESTAMP
+    if last[0] is value and last[1] == default_tz and value is not None:
+        return last[2]
+    moment = _read_timestamp(value, default_tz)
+    if type(value) is str:
+        _LAST_TIMESTAMP = (value, default_tz, moment)
+    return moment
+
+
+def _read_timestamp(value: Any, default_tz: str | None) -> datetime:
     moment = _parse_moment(value)
     local = zone(default_tz) if default_tz else UTC
     if not isinstance(moment, datetime):
@@ -392,12 +456,12 @@ def _text_items(value: Any) -> tuple[str, ...]:
     from_list = isinstance(value, list | tuple)
     items: list[str] = []
     for item in _items(value):
-        text = text_of(item).strip()
-        if from_list:
+        text = (item if type(item) is str else text_of(item)).strip()
+        if from_list and LIST_SEPARATOR in text:
             text = text.replace(LIST_SEPARATOR, LIST_SEPARATOR_REPLACEMENT)
         if not text:
             continue
-        items.append(fit_text(text))
+        items.append(text if len(text) <= MAX_VALUE_LENGTH else fit_text(text))
     return tuple(dict.fromkeys(items))
 
 
@@ -484,6 +548,86 @@ def coerce(value: Any, spec: PropertySpec, default_tz: str | None = None) -> Any
     raise CoercionError(f"unknown property type {kind!r}")  # pragma: no cover - enum is closed
 
 
+def converter(spec: PropertySpec, default_tz: str | None = None) -> Callable[[Any], Any]:
+    """`coerce` for one property, its branch chosen once: `converter(spec, tz)(value)` is
+    `coerce(value, spec, tz)` (the same value, or the same CoercionError), with the usual inputs
+    (texts, whole numbers, Decimals, lists of texts) taken the short way."""
+    kind = spec.type
+
+    def general(value: Any) -> Any:
+        return coerce(value, spec, default_tz)
+
+    if spec.is_list:
+        if kind == STRING:
+            return lambda value: None if value is None else _text_items(value)
+        return general
+    if kind == STRING:
+        def text(value: Any) -> Any:
+            if type(value) is str and len(value) <= MAX_VALUE_LENGTH:
+                return value
+            return general(value)
+
+        return text
+    if kind == NUMBER:
+        quantum = Decimal(1).scaleb(-spec.decimals) if spec.decimals is not None else None
+
+        last: tuple[Any, Any] = (None, None)  # the last text converted, and its number
+
+        def number(value: Any) -> Any:
+            nonlocal last
+            kind = type(value)
+            if kind is str:
+                seen = last  # (one read: another thread may replace it)
+                if value is seen[0]:
+                    return seen[1]
+                if not value.strip():
+                    return None
+            elif kind is not int and kind is not Decimal:
+                return general(value)
+            parsed = parse_decimal(value)
+            typed = parsed if quantum is None else parsed.quantize(quantum, context=_EXACT)
+            if kind is str:
+                last = (value, typed)
+            return typed
+
+        return number
+    if kind == DATE:
+        tz_name = spec.timezone or default_tz
+
+        last_day: tuple[Any, Any] = (None, None)  # the last text converted, and its day
+
+        def day(value: Any) -> Any:
+            nonlocal last_day
+            if type(value) is str:
+                seen = last_day
+                if value is seen[0]:
+                    return seen[1]
+                if value.strip():
+                    found = calendar_date(value, tz_name)
+                    last_day = (value, found)
+                    return found
+            return general(value)
+
+        return day
+    if kind == ENUMERATION and spec.options:
+        by_text: dict[str, str] = {}  # an option's value, else the first label written so
+        for option in reversed(spec.options):
+            by_text[option.label] = option.value
+        for option in reversed(spec.options):
+            by_text[option.value] = option.value
+
+        def option(value: Any) -> Any:
+            if type(value) is str:
+                text = value.strip()
+                found = by_text.get(text) if text else None
+                if found is not None:
+                    return found
+            return general(value)
+
+        return option
+    return general
+
+
 def join_items(items: Iterable[str]) -> str:
     """The wire text of a list of items."""
     return LIST_SEPARATOR.join(items)
@@ -556,6 +700,7 @@ __all__ = [
     "CoercionError",
     "calendar_date",
     "coerce",
+    "converter",
     "describe",
     "format_decimal",
     "from_wire",

@@ -204,23 +204,31 @@ def money(text: Any, decimal_separator: Any) -> Decimal | None:
 def add(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
-    return _exact(lambda: _EXACT.add(_number(a, "add"), _number(b, "add")), "add")
+    left, right = _number(a, "add"), _number(b, "add")
+    try:
+        return _EXACT.add(left, right)
+    except (InvalidOperation, Overflow):
+        raise ExpressionError("add(): the result is too large") from None
 
 
 def subtract(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
-    return _exact(
-        lambda: _EXACT.subtract(_number(a, "subtract"), _number(b, "subtract")), "subtract"
-    )
+    left, right = _number(a, "subtract"), _number(b, "subtract")
+    try:
+        return _EXACT.subtract(left, right)
+    except (InvalidOperation, Overflow):
+        raise ExpressionError("subtract(): the result is too large") from None
 
 
 def multiply(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
-    return _exact(
-        lambda: _EXACT.multiply(_number(a, "multiply"), _number(b, "multiply")), "multiply"
-    )
+    left, right = _number(a, "multiply"), _number(b, "multiply")
+    try:
+        return _EXACT.multiply(left, right)
+    except (InvalidOperation, Overflow):
+        raise ExpressionError("multiply(): the result is too large") from None
 
 
 def divide(a: Any, b: Any) -> Decimal | None:
@@ -243,11 +251,17 @@ def from_cents(amount: Any) -> Decimal | None:
 def sum_of(values: Any) -> Decimal:
     if values is None:
         return Decimal(0)
+    if not isinstance(values, list | tuple):
+        as_list(values, "sum_of")  # raises: not a list
     total = Decimal(0)
-    for value in as_list(values, "sum_of"):
+    add_exactly = _EXACT.add
+    for value in values:
         if value is not None:
             number_ = _number(value, "sum_of")
-            total = _exact(lambda n=number_, t=total: _EXACT.add(t, n), "sum_of")  # type: ignore[misc]
+            try:
+                total = add_exactly(total, number_)
+            except (InvalidOperation, Overflow):
+                raise ExpressionError("sum_of(): the result is too large") from None
     return total
 
 
@@ -306,8 +320,8 @@ def unique(values: Any) -> list[Any] | None:
         return None
     seen: set[Any] = set()
     result = []
-    for value in as_list(values, "unique"):
-        key = plain_key(value)
+    for value in values if type(values) is list else as_list(values, "unique"):
+        key = ("str", value) if type(value) is str else plain_key(value)  # (plain_key's own)
         if key not in seen:
             seen.add(key)
             result.append(value)
@@ -438,8 +452,9 @@ def join(separator: Any, values: Any) -> str | None:
     if values is None:
         return None
     sep = as_text(separator, "join")
-    texts = [as_text(v, "join") for v in as_list(values, "join") if v is not None]
-    check_size(sum(len(t) for t in texts) + len(sep) * max(len(texts) - 1, 0), "join")
+    items = values if type(values) is list else as_list(values, "join")
+    texts = [v if type(v) is str else as_text(v, "join") for v in items if v is not None]
+    check_size(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0), "join")
     return sep.join(texts)
 
 
@@ -643,7 +658,8 @@ def lookup(name: Any, key: Any) -> Any:
         for k in key:
             budget.check_through(k, "lookup()", MAX_TEXT_LENGTH)  # a key is written as text
         return [catalog.get(k) for k in key]
-    budget.check_through(key, "lookup()", MAX_TEXT_LENGTH)
+    if type(key) is not str or len(key) > MAX_TEXT_LENGTH:  # (a short text passes: skip it)
+        budget.check_through(key, "lookup()", MAX_TEXT_LENGTH)
     return catalog.get(key)
 
 
