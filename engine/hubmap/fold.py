@@ -4,7 +4,9 @@ A contact's values are one fold, per property and merge rule, over the current c
 its counted orders - each order's typed values with its refunds added (`adjusted`) - joined with
 the baseline (what HubSpot held before hubmap first wrote).  `ContactFolder.add` is the fast path
 for a new order; `ContactFolder.fold` folds a contact's orders afresh.  As the merge rules are
-associative folds, both give the same accumulators.
+associative folds, both give the same accumulators.  A contact's accumulators (`Accs`) are the
+rules' running accumulators (`merge.Running`), which take orders in place; their stored form
+(`dump`, `load`) is the rules' immutable accumulators, as before.
 
 `Cutoffs` leave orders out of one property's fold: after someone edited a non-sum value in
 HubSpot (drift), the orders HubSpot had confirmed are inside the edited value (`contact`, by the
@@ -24,21 +26,21 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Inexact, InvalidOperation, Overflow
-from typing import Any
+from typing import Any, NamedTuple
 
 from hubmap import merge, types
 from hubmap.evaluate import CompiledMapping
 from hubmap.mapping.model import PropertySpec
 
-Accs = dict[str, merge.Accumulator[Any]]
+Accs = dict[str, merge.Running]
 
 _EXACT = Context(prec=merge.SUM_PRECISION, traps=[Inexact, InvalidOperation, Overflow])
 
 
-@dataclass(frozen=True)
-class OrderPart:
+class OrderPart(NamedTuple):
     """One counted order as the fold sees it: typed values (refunds added) and stored sequence
-    numbers (of this version, and of the order's first version)."""
+    numbers (of this version, and of the order's first version).  A tuple: one is made per
+    order, so it must be cheap to build."""
 
     order_id: str
     time: datetime
@@ -77,34 +79,48 @@ class ContactFolder:
     # -- folding -------------------------------------------------------------------------
 
     def add(self, accs: Accs, part: OrderPart, cutoffs: Cutoffs = NO_CUTOFFS) -> Accs:
-        """The accumulators with one more order (a new dict; `accs` is left as it was)."""
+        """`accs` with one more order, added in place (and returned)."""
         time = part.time
         if time.tzinfo is None or time.utcoffset() is None:
             raise ValueError("an order's time must carry a time zone")
         order_id = str(part.order_id)
+        key = merge.running_key(time, order_id)  # once per order, not per property
         rules = self.rules
-        result = dict(accs)
-        values = part.values
-        for name in values:
+        if not cutoffs:  # the usual case: an accumulator held is one of a rule of the mapping
+            for name, value in part.values.items():
+                acc = accs.get(name)
+                if acc is None:
+                    rule = rules.get(name)
+                    if rule is None:
+                        continue  # a property no longer in the mapping
+                    acc = accs[name] = rule.open()
+                acc.put(value, key, time, order_id)
+            return accs
+        for name, value in part.values.items():
             rule = rules.get(name)
-            if rule is None or (cutoffs and cutoffs.excludes(name, part)):
+            if rule is None or cutoffs.excludes(name, part):
                 continue  # a property no longer in the mapping, or cut off
-            acc = result.get(name)
-            result[name] = rule.add_value(acc if acc is not None else rule.empty(),
-                                          values.get(name), time, order_id)
-        return result
+            acc = accs.get(name)
+            if acc is None:
+                acc = accs[name] = rule.open()
+            acc.put(value, key, time, order_id)
+        return accs
 
     def fold(self, parts: Iterable[OrderPart], cutoffs: Cutoffs = NO_CUTOFFS) -> Accs:
         """The accumulators of a contact's orders, folded afresh."""
         accs: Accs = {}
         for part in parts:
-            accs = self.add(accs, part, cutoffs)
+            self.add(accs, part, cutoffs)
         return accs
 
     def combine(self, a: Accs, b: Accs) -> Accs:
-        result = dict(a)
+        """Two contacts' folds joined (new accumulators; `a` and `b` are left as they were)."""
+        result = {name: self.rules[name].open(acc.freeze()) for name, acc in a.items()}
         for name, acc in b.items():
-            result[name] = self.rules[name].combine(result[name], acc) if name in result else acc
+            rule = self.rules[name]
+            frozen = acc.freeze()
+            result[name] = rule.open(
+                rule.combine(result[name].freeze(), frozen) if name in result else frozen)
         return result
 
     def adjusted(self, values: MappingType[str, Any],
@@ -125,17 +141,18 @@ class ContactFolder:
         value): the baseline (HubSpot's text values) joined with the orders."""
         values: dict[str, Any] = {}
         for name, rule in self.rules.items():
-            acc = accs.get(name) or rule.empty()
-            base = self.parse_wire(name, baseline.get(name))
-            if base is not None:
-                acc = rule.combine(rule.from_baseline(base), acc)
+            acc = accs.get(name)
+            if acc is None:
+                acc = rule.open()
+            base = self.parse_wire(name, baseline.get(name)) if baseline else None
             try:
-                values[name] = rule.result(acc)
+                values[name] = acc.result(base)
             except types.CoercionError as error:  # a sum beyond what a number holds
                 raise types.CoercionError(f"{name}: {error}") from None
-        derived = self.compiled.derive({k: v for k, v in values.items() if v is not None})
-        for spec, _ in self.compiled.derived:
-            values[spec.name] = derived.get(spec.name)
+        if self.compiled.derived:
+            derived = self.compiled.derive({k: v for k, v in values.items() if v is not None})
+            for spec, _ in self.compiled.derived:
+                values[spec.name] = derived.get(spec.name)
         return values
 
     def parse_wire(self, name: str, text: str | None) -> Any:
@@ -161,20 +178,22 @@ class ContactFolder:
 
     def same(self, name: str, a: str | None, b: str | None) -> bool:
         """Whether two HubSpot text values mean the same (20.10 and 20.1 do; "" and none do)."""
-        if a == b or (a in (None, "") and b in (None, "")):
+        if a == b:
             return True
+        if not a or not b:  # no value on one side only: never the same (see parse_wire)
+            return not a and not b
         parsed = self.parse_wire(name, a)
         return parsed is not None and parsed == self.parse_wire(name, b)
 
     # -- stored forms --------------------------------------------------------------------
 
     def dump(self, accs: Accs) -> dict[str, Any]:
-        return {name: self.rules[name].dump(acc) for name, acc in accs.items()}
+        return {name: acc.dump() for name, acc in accs.items()}
 
     def load(self, data: MappingType[str, Any]) -> Accs:
         """Stored accumulators; those of properties no longer in the mapping are left out."""
-        return {name: self.rules[name].load(raw) for name, raw in data.items()
-                if name in self.rules}
+        return {name: self.rules[name].open_stored(raw)
+                for name, raw in data.items() if name in self.rules}
 
 
 def encode_values(values: MappingType[str, Any]) -> dict[str, Any]:

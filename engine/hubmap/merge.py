@@ -14,7 +14,13 @@ existing HubSpot value, if any, is the *baseline*.  Every rule offers:
     dump(acc) / load(data)     JSON-able form of an accumulator (for the state store) and back
 
 Accumulators are immutable (frozen dataclasses of tuples).  The baseline is held apart from the
-orders' part, so it is counted exactly once however partial folds are combined.  The result never
+orders' part, so it is counted exactly once however partial folds are combined.
+
+`Rule.open(acc)` gives a *running* accumulator: a mutable one that takes orders in place
+(`put`), for the fast path of folding a contact's orders one after another.  It holds what the
+rule's part holds, without building objects per order (a prepend keeps every item's newest
+position in a dict and sorts only when asked), and `freeze()` gives exactly the Accumulator that
+`add` would have built from the same contributions (so the stored form does not change).  The result never
 depends on the order in which contributions arrive, only on their order times and ids:
 
 - order key: orders are ordered by order time, then by order id.  Ids made only of digits compare
@@ -43,9 +49,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hubmap.types import LIST_SEPARATOR, MAX_VALUE_LENGTH, parse_decimal
@@ -62,6 +69,7 @@ SUM_PRECISION = 1_000
 """Digits kept by sums: far beyond any order total, so additions are exact (Inexact would trap)."""
 
 _EXACT = Context(prec=SUM_PRECISION, traps=[Inexact, InvalidOperation, Overflow])
+_ZERO = Decimal(0)  # the sum of no orders (Decimals are immutable: one is shared)
 
 P = TypeVar("P")
 
@@ -96,6 +104,43 @@ def id_key(order_id: str) -> tuple[int, int, str, str]:
 def order_key(time: datetime, order_id: str) -> tuple[datetime, tuple[int, int, str, str]]:
     """The total order of orders: by time, then by id."""
     return (time, id_key(order_id))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def running_key(time: datetime, order_id: str) -> tuple[int, tuple[int, int, str, str]]:
+    """`order_key` as running accumulators compare it: the same order, with the time as whole
+    microseconds since 1970 (an aware datetime's instant, exactly), which compare faster."""
+    return ((time - _EPOCH) // _MICROSECOND, id_key(order_id))
+
+
+def key_time(key: tuple[int, tuple[int, int, str, str]]) -> datetime:
+    """The order time of a running key (in UTC: the same instant)."""
+    return _EPOCH + key[0] * _MICROSECOND
+
+
+def key_order_id(key: tuple[int, tuple[int, int, str, str]]) -> str:
+    """The order id of a running key (`id_key` ends with it)."""
+    return key[1][3]
+
+
+STORED_KEYS_CACHED = 4_096
+"""Stored order times and ids whose running keys are kept (a contact's accumulators name the
+same few orders over and over: every overwrite property holds the latest)."""
+
+
+@lru_cache(maxsize=STORED_KEYS_CACHED)
+def stored_key(time: str, order_id: str) -> tuple[int, tuple[int, int, str, str]]:
+    """The running key of a stored order time (ISO text) and id."""
+    return running_key(datetime.fromisoformat(time), order_id)
+
+
+@lru_cache(maxsize=STORED_KEYS_CACHED)
+def stored_time(micros: int) -> str:
+    """The stored text of a running key's time (ISO, UTC), as `_stamp_dump` writes it."""
+    return (_EPOCH + micros * _MICROSECOND).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,22 +286,35 @@ class Rule(Generic[P]):
     def result(self, acc: Accumulator[P]) -> Any:
         return self.finish(acc.has_baseline, acc.baseline, acc.part)
 
+    def open(self, acc: Accumulator[P] | None = None) -> Running:
+        """A running accumulator holding `acc` (none: `empty()`), see the module docstring."""
+        raise NotImplementedError
+
     def dump(self, acc: Accumulator[P]) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "v": DUMP_VERSION,
-            "rule": self.name,
-            "part": self.dump_part(acc.part),
-        }
-        if acc.has_baseline:
-            data["baseline"] = encode_value(acc.baseline)
+        return self.stored_form(acc.has_baseline, acc.baseline, self.dump_part(acc.part))
+
+    def stored_form(self, has_baseline: bool, baseline: Any, part: Any) -> dict[str, Any]:
+        """The JSON-able form of an accumulator whose part is dumped already (`part`)."""
+        data: dict[str, Any] = {"v": DUMP_VERSION, "rule": self.name, "part": part}
+        if has_baseline:
+            data["baseline"] = encode_value(baseline)
         return data
 
     def load(self, data: dict[str, Any]) -> Accumulator[P]:
+        has_baseline, baseline = self.stored_baseline(data)
+        return Accumulator(has_baseline, baseline, self.load_part(data["part"]))
+
+    def stored_baseline(self, data: dict[str, Any]) -> tuple[bool, Any]:
+        """Whether a stored accumulator took the baseline in, and the baseline (checking that
+        `data` is one of this rule's)."""
         if data.get("v") != DUMP_VERSION or data.get("rule") != self.name:
             raise ValueError(f"not a stored '{self.name}' accumulator: {data!r}")
         has_baseline = "baseline" in data
-        baseline = decode_value(data["baseline"]) if has_baseline else None
-        return Accumulator(has_baseline, baseline, self.load_part(data["part"]))
+        return has_baseline, decode_value(data["baseline"]) if has_baseline else None
+
+    def open_stored(self, data: dict[str, Any]) -> Running:
+        """`open(load(data))`: a running accumulator from the stored form."""
+        return self.open(self.load(data))
 
 
 class _Latest(Rule[Stamped | None]):
@@ -291,18 +349,37 @@ class _Latest(Rule[Stamped | None]):
             return a if ka <= kb else b
         return a if ka >= kb else b
 
+    def finish(self, has_baseline: bool, baseline: Any, part: Stamped | None) -> Any:
+        return self.finish_held(baseline, part is not None, part.value if part is not None else None)
+
+    def finish_held(self, baseline: Any, held: bool, value: Any) -> Any:
+        """The result from the baseline and the held order's value (`held`: one is held)."""
+        raise NotImplementedError
+
     def dump_part(self, part: Stamped | None) -> Any:
         return _stamp_dump(part)
 
     def load_part(self, data: Any) -> Stamped | None:
         return _stamp_load(data)
 
+    def open(self, acc: Accumulator[Stamped | None] | None = None) -> RunningLatest:
+        return (RunningEarliest if self.earliest else RunningLatest)(self, acc)
+
+    def open_stored(self, data: dict[str, Any]) -> RunningLatest:
+        # straight from the stored stamp: no Stamped is built
+        has_baseline, baseline = self.stored_baseline(data)
+        running = self.open(Accumulator(has_baseline, baseline, None))
+        if data["part"] is not None:
+            time, order_id, value = data["part"]
+            running.key, running.value = stored_key(time, str(order_id)), decode_value(value)
+        return running
+
 
 class LatestKnown(_Latest):
     name = "latest_known"
 
-    def finish(self, has_baseline: bool, baseline: Any, part: Stamped | None) -> Any:
-        return part.value if part is not None else baseline
+    def finish_held(self, baseline: Any, held: bool, value: Any) -> Any:
+        return value if held else baseline
 
 
 class Overwrite(LatestKnown):
@@ -330,10 +407,10 @@ class SetOnce(_Latest):
     name = "set_once"
     earliest = True
 
-    def finish(self, has_baseline: bool, baseline: Any, part: Stamped | None) -> Any:
+    def finish_held(self, baseline: Any, held: bool, value: Any) -> Any:
         if baseline is not None:
             return baseline
-        return part.value if part is not None else None
+        return value if held else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +423,7 @@ class Sum(Rule[SumPart]):
     name = "sum"
 
     def empty_part(self) -> SumPart:
-        return SumPart(0, Decimal(0))
+        return SumPart(0, _ZERO)
 
     def unit(self, contribution: Contribution) -> SumPart:
         return SumPart(1, parse_decimal(contribution.value))
@@ -363,11 +440,15 @@ class Sum(Rule[SumPart]):
         return SumPart(a.count + b.count, _EXACT.add(a.total, b.total))
 
     def finish(self, has_baseline: bool, baseline: Any, part: SumPart) -> Any:
-        if not part.count:
+        return self.finish_total(baseline, part.count, part.total)
+
+    def finish_total(self, baseline: Any, count: int, total: Decimal) -> Any:
+        """The result from the baseline and the orders' count and total."""
+        if not count:
             return baseline
         if baseline is None:
-            return part.total
-        return _EXACT.add(parse_decimal(baseline), part.total)
+            return total
+        return _EXACT.add(parse_decimal(baseline), total)
 
     def dump_part(self, part: SumPart) -> Any:
         return [part.count, str(part.total)]
@@ -375,6 +456,13 @@ class Sum(Rule[SumPart]):
     def load_part(self, data: Any) -> SumPart:
         # hubmap's own exact text: a sum may exceed what HubSpot holds (said when written)
         return SumPart(int(data[0]), Decimal(data[1]))
+
+    def open(self, acc: Accumulator[SumPart] | None = None) -> RunningSum:
+        return RunningSum(self, acc)
+
+
+_ONE_FORM = (str, date)
+"""Types whose equal values have one stored form (`encode_value`): no tie-break is needed."""
 
 
 class _Extreme(Rule[Any]):
@@ -399,6 +487,8 @@ class _Extreme(Rule[Any]):
         if b is None:
             return a
         if a == b:  # equal values written differently (1.0, 1.00): a fixed choice
+            if type(a) is type(b) and type(a) in _ONE_FORM:
+                return a  # equal, so written the same: the choice below would take `a`
             return a if _value_order(a) <= _value_order(b) else b
         if self.largest:
             return max(b, a)
@@ -415,6 +505,9 @@ class _Extreme(Rule[Any]):
 
     def load_part(self, data: Any) -> Any:
         return decode_value(data)
+
+    def open(self, acc: Accumulator[Any] | None = None) -> RunningExtreme:
+        return RunningExtreme(self, acc)
 
 
 class Min(_Extreme):
@@ -494,9 +587,12 @@ class Prepend(Rule[tuple[PrependItem, ...]]):
         return self._cap(a + b)
 
     def finish(self, has_baseline: bool, baseline: Any, part: tuple[PrependItem, ...]) -> Any:
-        if not part and baseline is None:
+        return self.finish_items(baseline, [i.item for i in part])
+
+    def finish_items(self, baseline: Any, items: list[str]) -> Any:
+        """The result from the baseline and the part's items (newest first, capped)."""
+        if not items and baseline is None:
             return None
-        items = [i.item for i in part]
         seen = set(items)
         for item in baseline or ():
             if item and item not in seen:
@@ -514,6 +610,17 @@ class Prepend(Rule[tuple[PrependItem, ...]]):
             for item, time, order_id, index in data
         )
 
+    def open(self, acc: Accumulator[tuple[PrependItem, ...]] | None = None) -> RunningPrepend:
+        return RunningPrepend(self, acc)
+
+    def open_stored(self, data: dict[str, Any]) -> RunningPrepend:
+        # straight from the stored items: no PrependItem is built for each
+        has_baseline, baseline = self.stored_baseline(data)
+        running = RunningPrepend(self, Accumulator(has_baseline, baseline, ()))
+        for item, time, order_id, index in data["part"]:
+            running.newest[str(item)] = (stored_key(time, str(order_id)), -int(index))
+        return running
+
 
 def _length_prefix(texts: list[str], values: list[Any], keep_blocker: bool = False) -> list[Any]:
     """The longest prefix of `values` whose `texts`, joined with ';', fit in one HubSpot value.
@@ -528,6 +635,205 @@ def _length_prefix(texts: list[str], values: list[Any], keep_blocker: bool = Fal
         if total > MAX_VALUE_LENGTH:
             return values[: count + 1] if keep_blocker else values[:count]
     return values[: len(texts)]
+
+
+# ---------------------------------------------------------------------- running accumulators
+
+
+class Running:
+    """A mutable accumulator of one rule (see the module docstring).  `put` takes one order's
+    value with its key (`running_key(time, order_id)`, worked out once per order by the
+    caller), time (aware) and id (text)."""
+
+    __slots__ = ("baseline", "has_baseline", "rule")
+
+    def __init__(self, rule: Rule[Any], acc: Accumulator[Any] | None):
+        self.rule = rule
+        self.has_baseline = acc is not None and acc.has_baseline
+        self.baseline = acc.baseline if acc is not None else None
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        raise NotImplementedError
+
+    def part(self) -> Any:
+        raise NotImplementedError
+
+    def freeze(self) -> Accumulator[Any]:
+        """The immutable accumulator of what was put (what `Rule.add` would have built)."""
+        return Accumulator(self.has_baseline, self.baseline, self.part())
+
+    def dump(self) -> dict[str, Any]:
+        """The stored form: `rule.dump(self.freeze())`."""
+        return self.rule.stored_form(self.has_baseline, self.baseline, self.dump_part())
+
+    def dump_part(self) -> Any:
+        return self.rule.dump_part(self.part())
+
+    def result(self, baseline: Any = None) -> Any:
+        """The rule's result, joined with `baseline` (a typed HubSpot value) when there is one:
+        `rule.result(rule.combine(rule.from_baseline(baseline), self.freeze()))`."""
+        if baseline is None:
+            return self.finish(self.has_baseline, self.baseline)
+        return self.finish(True, baseline)
+
+    def finish(self, has_baseline: bool, baseline: Any) -> Any:
+        return self.rule.finish(has_baseline, baseline, self.part())
+
+
+class RunningLatest(Running):
+    """overwrite and latest_known: the latest order's running key (its time and id) and value."""
+
+    __slots__ = ("key", "takes_none", "value")
+
+    def __init__(self, rule: _Latest, acc: Accumulator[Stamped | None] | None):
+        super().__init__(rule, acc)
+        self.takes_none = rule.takes_none
+        held = acc.part if acc is not None else None
+        self.key = running_key(held.time, held.order_id) if held is not None else None
+        self.value = held.value if held is not None else None
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        if value is None and not self.takes_none:
+            return
+        held = self.key
+        if held is None or key > held:
+            self.key, self.value = key, value
+        elif key == held:
+            self._same_order(value, key)
+
+    def _same_order(self, value: Any, key: tuple[Any, ...]) -> None:
+        """The held order again: the rule's fixed choice between its values."""
+        mine = self.part()
+        if self.rule.combine_parts(mine, Stamped(key_time(key), key_order_id(key), value)
+                                   ) is not mine:
+            self.key, self.value = key, value
+
+    def part(self) -> Stamped | None:
+        if self.key is None:
+            return None
+        return Stamped(key_time(self.key), key_order_id(self.key), self.value)
+
+    def dump_part(self) -> Any:
+        # _stamp_dump of `part()`, without building the Stamped
+        if self.key is None:
+            return None
+        return [stored_time(self.key[0]), key_order_id(self.key), encode_value(self.value)]
+
+    def result(self, baseline: Any = None) -> Any:
+        rule: _Latest = self.rule  # type: ignore[assignment]
+        return rule.finish_held(self.baseline if baseline is None else baseline,
+                                self.key is not None, self.value)
+
+
+class RunningEarliest(RunningLatest):
+    """set_once: the first order's running key and value."""
+
+    __slots__ = ()
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        if value is None and not self.takes_none:
+            return
+        held = self.key
+        if held is None or key < held:
+            self.key, self.value = key, value
+        elif key == held:
+            self._same_order(value, key)
+
+
+class RunningSum(Running):
+    __slots__ = ("count", "total")
+
+    def __init__(self, rule: Sum, acc: Accumulator[SumPart] | None):
+        super().__init__(rule, acc)
+        if acc is None:
+            self.count, self.total = 0, _ZERO  # the empty part
+        else:
+            self.count, self.total = acc.part.count, acc.part.total
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        if value is None:
+            return
+        self.count += 1
+        self.total = _EXACT.add(self.total, parse_decimal(value))
+
+    def part(self) -> SumPart:
+        return SumPart(self.count, self.total)
+
+    def result(self, baseline: Any = None) -> Any:
+        rule: Sum = self.rule  # type: ignore[assignment]
+        return rule.finish_total(self.baseline if baseline is None else baseline, self.count,
+                                 self.total)
+
+
+class RunningExtreme(Running):
+    __slots__ = ("held",)
+
+    def __init__(self, rule: _Extreme, acc: Accumulator[Any] | None):
+        super().__init__(rule, acc)
+        self.held = acc.part if acc is not None else None
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        if value is not None:
+            self.held = self.rule._pick(self.held, value)  # type: ignore[attr-defined]
+
+    def part(self) -> Any:
+        return self.held
+
+
+PRUNE_SLACK = 16
+"""Items a running prepend holds beyond twice its cap before it drops those past the cap."""
+
+
+class RunningPrepend(Running):
+    """Every item's newest position (item -> (order's running key, -index)), unsorted: sorted
+    and capped only when the part or the result is asked for.  Items past the cap are dropped now
+    and then; as the cap is a prefix of the newest-first list, that changes no later result."""
+
+    __slots__ = ("limit", "newest")
+
+    def __init__(self, rule: Prepend, acc: Accumulator[tuple[PrependItem, ...]] | None):
+        super().__init__(rule, acc)
+        self.newest: dict[str, tuple[tuple[Any, ...], int]] = {
+            i.item: (running_key(i.time, i.order_id), -i.index)
+            for i in (acc.part if acc is not None else ())}
+        self.limit = 2 * rule.max_items + PRUNE_SLACK
+
+    def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
+        if value is None:
+            return
+        newest = self.newest
+        for index, item in enumerate(value if isinstance(value, tuple | list) else (value,)):
+            if item is None:
+                continue
+            text = item if type(item) is str else str(item)
+            if text == "":
+                continue
+            stamp = (key, -index)  # larger is newer, as PrependItem.key
+            held = newest.get(text)
+            if held is None or stamp > held:
+                newest[text] = stamp
+        if len(newest) > self.limit:
+            self.newest = dict(self._capped())
+
+    def _capped(self) -> list[tuple[str, tuple[tuple[Any, ...], int]]]:
+        """The items as `Prepend._cap` keeps them: newest first, capped by count and length."""
+        ordered = sorted(self.newest.items(), key=itemgetter(1), reverse=True)
+        max_items = self.rule.max_items  # type: ignore[attr-defined]
+        return _length_prefix([text for text, _ in ordered[:max_items]], ordered,
+                              keep_blocker=True)
+
+    def part(self) -> tuple[PrependItem, ...]:
+        return tuple(PrependItem(text, key_time(key), key_order_id(key), -minus_index)
+                     for text, (key, minus_index) in self._capped())
+
+    def dump_part(self) -> Any:
+        # Prepend.dump_part of `part()`, without building a PrependItem per item
+        return [[text, stored_time(key[0]), key_order_id(key), -minus_index]
+                for text, (key, minus_index) in self._capped()]
+
+    def finish(self, has_baseline: bool, baseline: Any) -> Any:
+        rule: Prepend = self.rule  # type: ignore[assignment]
+        return rule.finish_items(baseline, [text for text, _ in self._capped()])
 
 
 RULES: dict[str, type[Rule[Any]]] = {

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hubmap import fence, versions
 from hubmap.evaluate import OrderValues, RefundValues, Skipped
@@ -78,7 +78,12 @@ def order_digest(order: OrderValues, encoded: dict[str, Any] | None = None) -> s
     """The digest of what an order contributes (`encoded`: its values' stored form)."""
     if encoded is None:
         encoded = encode_values(order.values)
-    return versions.digest([order.contact, order.time.isoformat(), encoded])
+    return content_digest(order.contact, order.time.isoformat(), encoded)
+
+
+def content_digest(contact: str | None, order_time: str | None, encoded: Any) -> str:
+    """The digest of an order's contact, time (ISO text) and values' stored form."""
+    return versions.digest([contact, order_time, encoded])
 
 
 def refund_digest(refund: RefundValues) -> str:
@@ -93,9 +98,14 @@ def _stored_view(order: StoredOrder | None) -> versions.Stored | None:
 
 def decide(items: Iterable[OrderValues | Skipped | RefundValues],
            stored: MappingType[str, StoredOrder], stored_refunds: MappingType[str, StoredRefund],
-           versioned: bool) -> Decision:
+           versioned: bool, lazy: bool = False) -> Decision:
     """Take a chunk of records in arrival order against what the state holds of their order and
-    refund ids (`stored`, `stored_refunds`): the versions to store and the contacts to fold."""
+    refund ids (`stored`, `stored_refunds`): the versions to store and the contacts to fold.
+
+    `lazy`: the stored orders carry no contribution, and an order first seen in this chunk gets
+    no digest unless another record of its id here needs one to compare with; the caller keeps
+    the typed values (`Decision.records`) and works the digest out when it needs it (the digest
+    is only compared, and most orders come once)."""
     decision = Decision()
     tally = decision.tally
     current: dict[str, StoredOrder | None] = dict(stored)
@@ -127,13 +137,20 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
         if order_id not in contacts_before:
             contacts_before[order_id] = before.contact if before is not None and \
                 before.status == COUNTED else None
-        encoded: dict[str, Any] = {}
+        encoded: dict[str, Any] | None = None
+        digest: str | None = None
         if isinstance(item, Skipped):
-            arrival = versions.Arrival(item.version, None)
+            outcome = versions.classify(_stored_view(before),
+                                        versions.Arrival(item.version, None), versioned)
+        elif lazy and before is None:
+            outcome = versions.NEW  # what classify says of counted content for an unknown id
         else:
+            if lazy and before is not None and before.status == COUNTED and before.digest is None:
+                before.digest = order_digest(decision.records[order_id])  # first seen here
             encoded = encode_values(item.values)
-            arrival = versions.Arrival(item.version, order_digest(item, encoded), item.contact)
-        outcome = versions.classify(_stored_view(before), arrival, versioned)
+            digest = order_digest(item, encoded)
+            outcome = versions.classify(_stored_view(before), versions.Arrival(
+                item.version, digest, item.contact), versioned)
         setattr(tally, outcome, getattr(tally, outcome) + 1)
         if outcome == versions.NEW:
             assert isinstance(item, OrderValues)
@@ -141,8 +158,8 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
         if outcome in (versions.NEW, versions.CHANGED):
             assert isinstance(item, OrderValues)
             current[order_id] = StoredOrder(
-                order_id, COUNTED, item.contact, item.time.isoformat(), item.version,
-                arrival.digest, encoded, first_seq=before.first_seq if before is not None else 0)
+                order_id, COUNTED, item.contact, item.time.isoformat(), item.version, digest,
+                None if lazy else encoded, first_seq=before.first_seq if before is not None else 0)
             decision.records[order_id] = item
         elif outcome == versions.WITHDRAWN or (outcome == versions.SKIPPED and item.version):
             current[order_id] = StoredOrder(
@@ -184,10 +201,11 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
 
 def parts_of(orders: Iterable[StoredOrder], refunds: MappingType[str, list[StoredRefund]],
              folder: ContactFolder,
-             records: MappingType[str, OrderValues] | None = None) -> list[OrderPart]:
+             records: MappingType[str, OrderValues | OrderPart] | None = None
+             ) -> list[OrderPart]:
     """What the fold reads of stored orders: each order's values with its refunds added.
-    `records`: the evaluated records of versions stored just now, read instead of their
-    stored form."""
+    `records`: the typed values and times of stored versions (the evaluated records of versions
+    stored just now), read instead of their stored form."""
     parts = []
     for order in orders:
         record = records.get(order.order_id) if records else None
@@ -218,7 +236,7 @@ def counted_of(orders: Iterable[StoredOrder],
 
 def stored_digest(order: StoredOrder, contact: str) -> str:
     """The digest a stored order has once it belongs to `contact` (as `order_digest` gives)."""
-    return versions.digest([contact, order.order_time, order.contribution or {}])
+    return content_digest(contact, order.order_time, order.contribution or {})
 
 
 def joined_baseline(baselines: Iterable[MappingType[str, str | None] | None]
@@ -245,8 +263,9 @@ def cutoffs_of(row: ContactRow, started: MappingType[str, int]) -> Cutoffs:
 # -- a contact's write --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One value a write changes (a tuple: one is made per contact and property)."""
+
     before: str | None
     after: str
 
@@ -421,44 +440,52 @@ def rebuild_needed(mapping: Mapping, reason: str) -> HubmapError:
 
 class MemoryLedger:
     """Orders, refunds and folds held in memory: what `hubmap plan` and `hubmap test` use, with
-    the same decisions as a run.  Baselines are given (`current`), never read."""
+    the same decisions as a run.  Baselines are given (`current`), never read.
+
+    Each counted order is held with its typed values (`typed`), not their stored form: its
+    digest is worked out only when another record of its id comes (`decide(lazy=True)`), and a
+    contact folded afresh reads the typed values as they are."""
 
     def __init__(self, folder: ContactFolder, versioned: bool):
         self.folder = folder
         self.versioned = versioned
-        self.orders: dict[str, StoredOrder] = {}
+        self.orders: dict[str, StoredOrder] = {}  # contributions None: see `typed`
         self.refunds: dict[str, StoredRefund] = {}
         self.by_contact: dict[str, set[str]] = {}  # counted order ids per contact
         self.by_order: dict[str, dict[str, StoredRefund]] = {}  # refunds per order id
-        self.texts: dict[str, str] = {}  # each stored order's contribution, as JSON text
+        self.typed: dict[str, OrderPart] = {}  # each counted order's time and typed values
         self.accs: dict[str, Accs] = {}
         self.tally = Tally()
         self.first: list[OrderValues] = []  # each order's first counted record (forms submit it)
+        self._forms = folder.compiled.mapping.is_forms
         self._seq = 0
 
     def take(self, items: list[OrderValues | Skipped | RefundValues]) -> None:
         refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
         held = {r: self.refunds[r] for r in refund_ids if r in self.refunds}
         ids = {i.order_id for i in items if i.order_id} | {r.order_id for r in held.values()}
-        decision = decide(items, {k: self.orders[k] for k in ids if k in self.orders}, held,
-                          self.versioned)
+        known = {k: self._with_digest(self.orders[k]) for k in ids if k in self.orders}
+        decision = decide(items, known, held, self.versioned, lazy=True)
         self.tally.add(decision.tally)
-        self.first.extend(decision.new)
+        if self._forms:
+            self.first.extend(decision.new)
+        records = decision.records
         for order in decision.orders:
             self._seq += 1
             order.seq = self._seq
             order.first_seq = order.first_seq or order.seq
-            if order.contribution is not None:
-                # kept as compact text: read back only when the contact is folded afresh
-                self.texts[order.order_id] = json.dumps(order.contribution,
-                                                        separators=(",", ":"))
-                order.contribution = None
-            old = self.orders.get(order.order_id)
+            order_id = order.order_id
+            if order.status == COUNTED:
+                record = records[order_id]
+                self.typed[order_id] = OrderPart(order_id, record.time, record.values)
+            else:
+                self.typed.pop(order_id, None)
+            old = self.orders.get(order_id)
             if old is not None and old.contact in self.by_contact:
-                self.by_contact[old.contact].discard(order.order_id)
+                self.by_contact[old.contact].discard(order_id)
             if order.status == COUNTED and order.contact is not None:
-                self.by_contact.setdefault(order.contact, set()).add(order.order_id)
-            self.orders[order.order_id] = order
+                self.by_contact.setdefault(order.contact, set()).add(order_id)
+            self.orders[order_id] = order
         for order_id, version in decision.versions.items():
             self.orders[order_id].version = version
         for refund in decision.refunds:
@@ -469,24 +496,37 @@ class MemoryLedger:
                 self.by_order.get(old_refund.order_id, {}).pop(refund.refund_id, None)
             self.refunds[refund.refund_id] = refund
             self.by_order.setdefault(refund.order_id, {})[refund.refund_id] = refund
+        add = self.folder.add
         for contact, order_ids in decision.fast.items():
-            accs = self.accs.get(contact, {})
+            accs = self.accs.get(contact)
+            if accs is None:
+                accs = self.accs[contact] = {}
             for part in parts_of([self.orders[i] for i in order_ids],
-                                 self._refunds_for(order_ids), self.folder, decision.records):
-                accs = self.folder.add(accs, part)
-            self.accs[contact] = accs
+                                 self._refunds_for(order_ids), self.folder, records):
+                add(accs, part)
         for contact in decision.refold:
-            mine = sorted((self._with_contribution(self.orders[i])
-                           for i in self.by_contact.get(contact, ())), key=lambda o: o.seq)
+            mine = sorted((self.orders[i] for i in self.by_contact.get(contact, ())),
+                          key=lambda o: o.seq)
             self.accs[contact] = self.folder.fold(parts_of(
-                mine, self._refunds_for([o.order_id for o in mine]), self.folder))
+                mine, self._refunds_for([o.order_id for o in mine]), self.folder, self.typed))
+
+    def _with_digest(self, order: StoredOrder) -> StoredOrder:
+        """`order` with its digest, worked out from its typed values if not yet."""
+        if order.status == COUNTED and order.digest is None:
+            order.digest = content_digest(order.contact, order.order_time,
+                                          encode_values(self.typed[order.order_id].values))
+        return order
 
     def _with_contribution(self, order: StoredOrder) -> StoredOrder:
-        return replace(order, contribution=json.loads(self.texts[order.order_id]))
+        """A copy of `order` as a state stores it: digest and contribution (stored form)."""
+        order = self._with_digest(order)
+        typed = self.typed.get(order.order_id)
+        return replace(order, contribution=None if typed is None else encode_values(typed.values))
 
     def _refunds_for(self, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
-        return {i: sorted(self.by_order[i].values(), key=lambda r: r.seq)
-                for i in order_ids if self.by_order.get(i)}
+        by_order = self.by_order
+        return {i: sorted(by_order[i].values(), key=lambda r: r.seq)
+                for i in order_ids if by_order.get(i)}
 
     def first_versions(self) -> list[OrderValues]:
         return list(self.first)
