@@ -27,6 +27,7 @@ from tests.conftest import ROOT
 KILLS = 4
 KILL_LATENCY_MS = 60  # per sandbox request: makes a CLI run last a few seconds
 RUN_TIMEOUT = 120
+SLOW_HUBSPOT_MS = 2_500  # per request, while a second run is tried against the first
 
 
 @pytest.fixture
@@ -200,7 +201,9 @@ def test_a_second_cli_run_on_the_same_state_is_refused_while_the_first_runs(
     items = helpers.orders(range(1, 801), contacts_count=400)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
     state = tmp_path / "state.db"
-    sandbox.configure(latency_ms=KILL_LATENCY_MS)
+    # slow enough that the first run outlasts the second's start-up on a busy machine: its reads
+    # (made while it counts) and its upserts each wait this long for HubSpot
+    sandbox.configure(latency_ms=SLOW_HUBSPOT_MS)
     first = _cli(mapping, source, state, sandbox)
     _wait_for(lambda: _progress(state)[0] > 0)
     second = _cli(mapping, source, state, sandbox)

@@ -3,8 +3,10 @@ form definitions and form submissions.
 
 One connection guarded by a re-entrant lock, so a request handler can hold `transaction()` across
 its checks and writes and nothing interleaves (a check-then-create is atomic). The database runs in
-WAL mode so `dump()`/`show_contact()` on the file can read while the server writes. The store knows
-nothing of HTTP or validation; callers pass values already checked.
+WAL mode so `dump()`/`show_contact()` on the file can read while the server writes; only the
+serving process writes, so it keeps the property and group definitions (read on every contact
+write) parsed in memory until one changes. The store knows nothing of HTTP or validation; callers
+pass values already checked.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class Store:
         self.path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
+        # Property and group definitions, read on every contact write: kept parsed until a
+        # definition changes or a transaction rolls back (it may have read a change it undid).
+        self._definitions: dict[str, list[dict[str, Any]]] = {}
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         if self.path != ":memory:":
@@ -124,6 +129,7 @@ class Store:
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._definitions.clear()
                 raise
             else:
                 self._db.execute("COMMIT")
@@ -149,6 +155,7 @@ class Store:
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM sqlite_sequence")
             self._seed()
+            self._definitions.clear()
 
     # -- property groups and properties ---------------------------------------------------
 
@@ -161,8 +168,15 @@ class Store:
 
     def _list_json(self, table: str, order: str) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._db.execute(f"SELECT definition FROM {table} ORDER BY {order}").fetchall()
-        return [json.loads(row[0]) for row in rows]
+            held = self._definitions.get(table)
+            if held is None:
+                rows = self._db.execute(
+                    f"SELECT definition FROM {table} ORDER BY {order}").fetchall()
+                held = self._definitions[table] = [json.loads(row[0]) for row in rows]
+            return [dict(definition) for definition in held]  # a caller may change its copy
+
+    def _changed(self, table: str) -> None:
+        self._definitions.pop(table, None)
 
     def get_group(self, name: str) -> dict[str, Any] | None:
         return self._get_json("property_groups", "name", name)
@@ -176,10 +190,12 @@ class Store:
                 "INSERT OR REPLACE INTO property_groups (name, definition) VALUES (?, ?)",
                 (group["name"], json.dumps(group)),
             )
+            self._changed("property_groups")
 
     def delete_group(self, name: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM property_groups WHERE name = ?", (name,))
+            self._changed("property_groups")
 
     def get_property(self, name: str) -> dict[str, Any] | None:
         return self._get_json("properties", "name", name)
@@ -194,12 +210,14 @@ class Store:
                 "ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
                 (definition["name"], json.dumps(definition)),
             )
+            self._changed("properties")
 
     def delete_property(self, name: str) -> None:
         """Remove the definition and every contact's value of it."""
         with self.transaction():
             self._db.execute("DELETE FROM properties WHERE name = ?", (name,))
             self._db.execute("DELETE FROM contact_values WHERE name = ?", (name,))
+            self._changed("properties")
 
     # -- contacts ---------------------------------------------------------------------------
 

@@ -6,18 +6,30 @@ per 100 contacts):
 1. count: records stream in chunks; in one transaction per chunk, the order and refund versions
    `hubmap.sync.decide` picks are stored, and each touched contact's fold is brought up to date -
    the fast path adds new orders to its stored fold, any other change folds its orders afresh -
-   and the contact is marked dirty;
-2. write: dirty contacts, 100 at a time, in parallel workers: read HubSpot's current values (the
-   baseline of a contact hubmap has not written yet is stored before the first write; drift is
-   reported and rebased, `hubmap.sync.rebase`), store the values about to be sent, upsert the
-   ones that differ ("" clears a value), and on HubSpot's answer mark the contact confirmed.  A
-   crash anywhere leaves contacts dirty; the next run sends the same absolute values again.
+   and the contact is marked dirty.  Meanwhile worker threads read the touched contacts from
+   HubSpot, 100 at a time (`EarlyReads`): a contact is written only once its whole input is
+   counted, but what its write is checked against - HubSpot's values and fence - needs only its
+   key;
+2. write: dirty contacts, 100 at a time, in parallel workers: take HubSpot's current values (read
+   during counting, else now; the baseline of a contact hubmap has not written yet is stored
+   before the first write; drift is reported and rebased, `hubmap.sync.rebase`), store the values
+   about to be sent, and once every contact is checked, upsert the ones that differ ("" clears a
+   value), several batches in flight, and on HubSpot's answer mark the contact confirmed.  A crash
+   anywhere leaves contacts dirty; the next run sends the same absolute values again.
+
+A value read during counting is checked as one read at the start of the write phase would be:
+HubSpot has no conditional write, so an edit made between a contact's read and its write is
+never seen by the run that overwrites it, whenever the read was; reading early only widens that
+window by the counting time.  Nothing changes in HubSpot through this run before its first write
+(every contact is read and checked before any is written), so the fence and drift verdicts of an
+early read are those a later read would give; the answers serve the first write pass only (a
+later pass, after writes and identity merges, reads again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +51,9 @@ MAX_FENCE_PROBLEMS = 20  # contacts named when fences stop a run
 MAX_IDENTITY_PASSES = 3
 BATCH = 100  # HubSpot's batch limit
 DEFAULT_WORKERS = 4
+# Contacts read from HubSpot while counting, at most (their answers wait in memory until the
+# write phase; further contacts are read then), and prepared writes held for sending.
+EARLY_READS = 50_000
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,83 @@ class SyncOptions:
     workers: int = DEFAULT_WORKERS
     count_chunk: int = COUNT_CHUNK
     batch: int = BATCH
+    early_reads: int = EARLY_READS  # 0: read every contact in the write phase
+
+
+FATAL_READ_ERRORS = (DailyLimitReached, HubSpotAuthError)  # stop the run, not one batch
+
+
+class EarlyReads:
+    """Batch reads of contacts as counting first touches them, in worker threads.
+
+    `add` queues keys (each once) and sends every full batch; `answers` sends the rest, waits,
+    and gives per key the HubSpot record found (None: not found) or the `HubSpotError` its batch
+    failed with.  A daily limit or refused token stops further reads and is raised by `answers`
+    (so counting completes, and the run stops before writing, as a read in the write phase
+    would); anything else a reader raised (a crash) is raised by the next `check` at once.
+    """
+
+    def __init__(self, read: Callable[[list[str]], Any], batch: int, workers: int, limit: int):
+        self._read = read
+        self._batch = batch
+        self._limit = limit
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
+                                        thread_name_prefix="hubmap-read")
+        self._queued: set[str] = set()
+        self._pending: list[str] = []
+        self._running: list[tuple[list[str], Future[Any]]] = []
+        self._stopped: BaseException | None = None  # a fatal error: no further reads
+
+    def add(self, keys: Iterable[str]) -> list[str]:
+        """Queue the keys not queued yet (as many as the limit leaves); those queued now."""
+        added = []
+        for key in keys:
+            if self._stopped is not None or len(self._queued) >= self._limit:
+                break
+            if key in self._queued:
+                continue
+            self._queued.add(key)
+            self._pending.append(key)
+            added.append(key)
+            if len(self._pending) >= self._batch:
+                self._submit()
+        return added
+
+    def check(self) -> None:
+        """Raise what a reader died of (not a HubSpot error: a crash), as soon as it is seen."""
+        for _, future in self._running:
+            if future.done() and not future.cancelled():
+                error = future.exception()
+                if error is not None and not isinstance(error, HubSpotError):
+                    raise error
+                if isinstance(error, FATAL_READ_ERRORS):
+                    self._stopped = error
+
+    def answers(self) -> dict[str, dict[str, Any] | HubSpotError | None]:
+        if self._pending and self._stopped is None:
+            self._submit()
+        result: dict[str, dict[str, Any] | HubSpotError | None] = {}
+        fatal: BaseException | None = None
+        for keys, future in self._running:
+            try:
+                found = future.result()
+            except HubSpotError as error:
+                if isinstance(error, FATAL_READ_ERRORS):
+                    fatal = fatal or error
+                result.update((key, error) for key in keys)
+                continue
+            result.update((key, found.get(key)) for key in keys)
+        self._running = []
+        if fatal is not None:
+            raise fatal
+        return result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self) -> None:
+        keys, self._pending = self._pending, []
+        self._running.append((keys, self._pool.submit(self._read, keys)))
 
 
 class ContactsSync(JobPart):
@@ -72,24 +164,47 @@ class ContactsSync(JobPart):
         self.aliased = False  # keys were joined into one fold in this pass
         self.properties = [spec.name for spec in self.mapping.properties]
         self.started = job.state.started(job.scope)
+        self.early: EarlyReads | None = None  # reads sent while counting
+        # prepared writes of this pass, held for sending (key -> what `_send_batch` needs)
+        self.held: dict[str, ContactRow] = {}
+        # what counting saw of the contacts it read early that their fence check needs (record
+        # id, fences written and being written), when not all empty
+        self.fenced: dict[str, ContactRow] = {}
+        self.rejoined: set[str] = set()  # contacts that took in other keys in this pass
 
     # -- phase 1: count ------------------------------------------------------------------
 
     def count(self, outcomes: Iterable[Any]) -> None:
         self.progress.phase("counting orders", None)
-        chunk: list[OrderValues | Skipped | RefundValues] = []
-        rejected: list[Rejected] = []
-        for outcome in outcomes:
-            self.summary.records += 1
-            if isinstance(outcome, Rejected):
-                rejected.append(outcome)
-            else:
-                chunk.append(outcome)
-            if len(chunk) + len(rejected) >= self.options.count_chunk:
-                self._take(chunk, rejected)
-                chunk, rejected = [], []
-        self._take(chunk, rejected)
+        if self.options.early_reads > 0:
+            self.early = EarlyReads(self._read, self.options.batch, self.options.workers,
+                                    self.options.early_reads)
+        try:
+            chunk: list[OrderValues | Skipped | RefundValues] = []
+            rejected: list[Rejected] = []
+            for outcome in outcomes:
+                self.summary.records += 1
+                if isinstance(outcome, Rejected):
+                    rejected.append(outcome)
+                else:
+                    chunk.append(outcome)
+                if len(chunk) + len(rejected) >= self.options.count_chunk:
+                    self._take(chunk, rejected)
+                    chunk, rejected = [], []
+            self._take(chunk, rejected)
+        except BaseException:
+            self._stop_early_reads()
+            raise
         self.progress.done()
+
+    def _read(self, keys: list[str]) -> Any:
+        return self.client.batch_read_contacts(keys, id_property=self.compiled.match_on,
+                                               properties=self.properties + self.fences.read)
+
+    def _stop_early_reads(self) -> None:
+        if self.early is not None:
+            self.early.close()
+            self.early = None
 
     def _take(self, chunk: list[OrderValues | Skipped | RefundValues],
               rejected: list[Rejected]) -> None:
@@ -97,10 +212,21 @@ class ContactsSync(JobPart):
         self.rejects.rejected(rejected)
         if chunk:
             with self.lock:
-                self._count_chunk(chunk)
+                touched = self._count_chunk(chunk)
+            if self.early is not None:
+                for key in self.early.add(sorted(touched)):
+                    row = touched[key]
+                    if row.hubspot_id or row.fence_written or row.fence_writing:
+                        self.fenced[key] = ContactRow(
+                            key, hubspot_id=row.hubspot_id, fence_written=row.fence_written,
+                            fence_writing=row.fence_writing)
+        if self.early is not None:
+            self.early.check()
         self.progress.advance(len(chunk) + len(rejected))
 
-    def _count_chunk(self, items: list[OrderValues | Skipped | RefundValues]) -> None:
+    def _count_chunk(self, items: list[OrderValues | Skipped | RefundValues]
+                     ) -> dict[str, ContactRow]:
+        """Store a chunk; the contacts it touched."""
         state, scope = self.state, self.scope
         with state.transaction():
             refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
@@ -120,7 +246,7 @@ class ContactsSync(JobPart):
             state.put_refunds(scope, self.run_id, decision.refunds)
             touched = set(decision.fast) | decision.refold
             if not touched:
-                return
+                return {}
             rows = state.load_contacts(scope, touched)
             for contact in touched:
                 rows.setdefault(contact, ContactRow(contact))
@@ -140,6 +266,7 @@ class ContactsSync(JobPart):
                     sync.counted_of(mine, refunds)).text()
             self._refold([rows[c] for c in decision.refold])
             state.save_folded(scope, [rows[c] for c in touched])
+        return {c: rows[c] for c in touched}
 
     def _refold(self, rows: list[ContactRow]) -> None:
         """Fold each contact's stored orders afresh (its refunds added, its cutoffs applied)."""
@@ -160,78 +287,188 @@ class ContactsSync(JobPart):
     def write(self) -> None:
         """Read and check every dirty contact first, then write: a fence that is not this
         state's stops the run before anything is written (HM708)."""
+        try:
+            early = self.early.answers() if self.early is not None else {}
+        finally:
+            self._stop_early_reads()
         for _ in range(MAX_IDENTITY_PASSES):
             self.aliased = False
-            self._write_pass()
+            self._write_pass(early)
+            early = {}  # answers from before this run's writes serve its first pass only
+            self.fenced.clear()
             if not self.aliased:
                 break
 
-    def _write_pass(self) -> None:
+    def _write_pass(self, early: dict[str, Any]) -> None:
+        """Contacts read while counting are checked first (their fences, and which keys are one
+        HubSpot record), then each batch of them is prepared and sent in one go, the next
+        batches prepared while earlier ones are in flight; the others are read, checked and
+        prepared before anything is sent, and sent after."""
         keys = self.state.dirty_contacts(self.scope)
         self.progress.phase("reading contacts", len(keys))
+        size = self.options.batch
+        read = [k for k in keys if k in early]
+        unread = [k for k in keys if k not in early]
+        checks = [(read[i:i + size], early) for i in range(0, len(read), size)]
+        checks += [(unread[i:i + size], None) for i in range(0, len(unread), size)]
         problems: list[Problem] = []
-        for found in self._in_batches(self._prepare_batch, keys):
+        ready: list[tuple[list[str], dict[str, dict[str, Any]]]] = []
+        self.rejoined = set()
+        for found, batch in self._in_batches(lambda batch: self._check_batch(*batch), checks):
             problems.extend(found)
+            if batch is not None:
+                ready.append(batch)
         self.progress.done()
         if problems:
             raise HubmapError(problems[:MAX_FENCE_PROBLEMS] + ([Problem(
                 "HM708", f"... and {len(problems) - MAX_FENCE_PROBLEMS} more contact(s) like "
                 "these", Location(self.mapping.file), hint=problems[0].hint)]
                 if len(problems) > MAX_FENCE_PROBLEMS else []))
-        keys = self.state.prepared_contacts(self.scope)
-        self.progress.phase("writing contacts", len(keys))
-        for _ in self._in_batches(self._send_batch, keys):
+        self.progress.phase("writing contacts", None)
+        for _ in self._in_batches(self._stage_and_send, ready):
             pass
+        attempted = {key for batch, _ in ready for key in batch}
+        keys = [k for k in self.state.prepared_contacts(self.scope) if k not in attempted]
+        for _ in self._in_batches(self._send_batch,
+                                  [keys[i:i + size] for i in range(0, len(keys), size)]):
+            pass
+        self.held.clear()
         self.progress.done()
 
-    def _in_batches(self, work: Any, keys: list[str]) -> Iterable[Any]:
-        size = self.options.batch
-        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
+    def _in_batches(self, work: Any, batches: list[Any]) -> list[Any]:
+        """`work` on each batch in parallel workers; once one fails, no further batch starts,
+        and the failure is raised when the batches running have ended (none uses the state
+        after the run closed it)."""
         workers = max(1, min(self.options.workers, len(batches) or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            yield from pool.map(work, batches)
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            return list(pool.map(work, batches))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check_batch(self, keys: list[str], early: dict[str, Any] | None
+                     ) -> tuple[list[Problem], tuple[list[str], dict[str, Any]] | None]:
+        """Contacts read while counting (`early`: the answers): their fences checked against
+        what counting saw of them - the problems, and the keys to prepare and send with their
+        records.  Others: read, checked and prepared now (`_prepare_batch`)."""
+        if early is None:
+            return self._prepare_batch(keys), None
+        current: dict[str, Any] = {}
+        failed: dict[str, list[str]] = {}
+        for key in keys:
+            answer = early[key]
+            if isinstance(answer, HubSpotError):
+                failed.setdefault(str(answer), []).append(key)
+            elif answer is not None:
+                current[key] = answer
+        for error, failing in failed.items():
+            self._fail(failing, f"reading the contacts failed: {error}")
+        keys = [k for k in keys if not isinstance(early[k], HubSpotError)]
+        rows = {key: self.fenced.get(key) or ContactRow(key) for key in keys}
+        records = self._read_records(keys, rows, current)
+        if records is None:
+            return [], None
+        joined = self._one_record_one_fold(keys, rows, records)
+        problems: list[Problem] = []
+        ready: list[str] = []
+        for key in keys:
+            if key in joined:
+                continue  # folded into another key: written in the next pass
+            _, problem = self._verdict(key, rows[key], records.get(key))
+            if problem is not None:
+                problems.append(problem)
+            else:
+                ready.append(key)
+        self.progress.advance(len(keys))
+        return problems, (ready, records)
+
+    def _stage_and_send(self, batch: tuple[list[str], dict[str, dict[str, Any]]]) -> None:
+        """Prepare a batch checked by `_check_batch`, and send it."""
+        keys, records = batch
+        with self.lock:
+            keys = [k for k in keys if k not in self.rejoined]  # to be written in the next pass
+            rows = self.state.load_contacts(self.scope, keys)
+        checked: list[tuple[str, fence.Verdict]] = []
+        for key in keys:
+            seen, problem = self._verdict(key, rows[key], records.get(key))
+            if problem is not None:  # its stored fence changed since the check: not written
+                self._fail([key], problem.message)
+            else:
+                checked.append((key, seen))
+        prepared = self._stage(checked, rows, records)
+        self._send_rows({row.contact: row for row in prepared})
+        self.progress.advance(len(keys))
 
     def _prepare_batch(self, keys: list[str]) -> list[Problem]:
         """Read a batch of contacts, check their fences, and store what each is to hold."""
         with self.lock:
             rows = self.state.load_contacts(self.scope, keys)
         try:
-            current = self.client.batch_read_contacts(
-                keys, id_property=self.compiled.match_on,
-                properties=self.properties + self.fences.read)
-        except (DailyLimitReached, HubSpotAuthError):
+            current = self._read(keys)
+        except FATAL_READ_ERRORS:
             raise
         except HubSpotError as error:
             self._fail(keys, f"reading the contacts failed: {error}")
             return []
-        try:
-            records = self._records(keys, rows, current)
-        except (DailyLimitReached, HubSpotAuthError):
-            raise
-        except HubSpotError as error:
-            self._fail(keys, f"reading the contacts by record id failed: {error}")
+        records = self._read_records(keys, rows, current)
+        if records is None:
             return []
         joined = self._one_record_one_fold(keys, rows, records)
         problems: list[Problem] = []
-        checked: list[str] = []
-        clear: dict[str, str] = {}  # key -> another mapping's fence (an old name's) to clear
-        from_fence: set[str] = set()  # keys whose baseline a rebuild took from their fence
+        checked: list[tuple[str, fence.Verdict]] = []
         for key in keys:
             if key in joined:
                 continue  # folded into another key: written in the next pass
+            seen, problem = self._verdict(key, rows[key], records.get(key))
+            if problem is not None:
+                problems.append(problem)
+            else:
+                checked.append((key, seen))
+        prepared = self._stage(checked, rows, records)
+        with self.lock:
+            if len(self.held) < self.options.early_reads:
+                # what sending needs, so that it does not load the contacts again
+                self.held.update((row.contact, ContactRow(
+                    row.contact, hubspot_id=row.hubspot_id, writing=row.writing,
+                    fence_writing=row.fence_writing, sending=row.sending)) for row in prepared)
+        self.progress.advance(len(keys))
+        return problems
+
+    def _read_records(self, keys: list[str], rows: dict[str, ContactRow],
+                      current: Any) -> dict[str, dict[str, Any]] | None:
+        try:
+            return self._records(keys, rows, current)
+        except FATAL_READ_ERRORS:
+            raise
+        except HubSpotError as error:
+            self._fail(keys, f"reading the contacts by record id failed: {error}")
+            return None
+
+    def _verdict(self, key: str, row: ContactRow,
+                 record: dict[str, Any] | None) -> tuple[fence.Verdict, Problem | None]:
+        """Whether this state may write the contact (its fence in HubSpot against the row's)."""
+        found = (record or {}).get("properties", {})
+        seen = fence.verdict(self.fences.ours, found, row.fence_written, row.fence_writing,
+                             self.fences.others)
+        if seen.kind == fence.FOREIGN and not self.fences.rebuild:
+            return seen, Problem(
+                "HM708", f"contact {key}: {seen.reason}", Location(self.mapping.file),
+                hint="run with the state file that wrote these contacts, or run once with "
+                "--rebuild and the full order history (it starts from the baseline the "
+                "fence keeps, never from HubSpot's totals)")
+        return seen, None
+
+    def _stage(self, checked: list[tuple[str, fence.Verdict]], rows: dict[str, ContactRow],
+               records: dict[str, dict[str, Any]]) -> list[ContactRow]:
+        """Store what each checked contact is to hold (baselines read, drift rebased, the values
+        and fence to send); the contacts prepared to be sent."""
+        clear: dict[str, str] = {}  # key -> another mapping's fence (an old name's) to clear
+        from_fence: set[str] = set()  # keys whose baseline a rebuild took from their fence
+        for key, seen in checked:
             row = rows[key]
             record = records.get(key)
             row.hubspot_id = str(record["id"]) if record and record.get("id") else None
             found = (record or {}).get("properties", {})
-            seen = fence.verdict(self.fences.ours, found, row.fence_written, row.fence_writing,
-                                 self.fences.others)
-            if seen.kind == fence.FOREIGN and not self.fences.rebuild:
-                problems.append(Problem(
-                    "HM708", f"contact {key}: {seen.reason}", Location(self.mapping.file),
-                    hint="run with the state file that wrote these contacts, or run once with "
-                    "--rebuild and the full order history (it starts from the baseline the "
-                    "fence keeps, never from HubSpot's totals)"))
-                continue
             if self.fences.rebuild and seen.fence is not None:
                 # the baseline the fence kept, not HubSpot's totals (which hold counted orders)
                 row.baseline = {name: seen.fence.baseline.get(name) for name in self.properties}
@@ -250,14 +487,14 @@ class ContactsSync(JobPart):
                 # The write staged by an earlier run reached HubSpot (its answer was lost): it is
                 # what this state wrote last, before a new write is staged over it.
                 row.written, row.fence_written = row.writing, row.fence_writing
-            checked.append(key)
-        rebased, drifted, refold = self._rebase(checked, rows, records, from_fence)
+        keys = [key for key, _ in checked]
+        rebased, drifted, refold = self._rebase(keys, rows, records, from_fence)
         if refold:
             with self.lock:
                 self._refold(refold)
         prepared: list[ContactRow] = []
         unchanged: list[ContactRow] = []
-        for key in checked:
+        for key in keys:
             row = rows[key]
             found = records.get(key)
             now = self._now(found)
@@ -287,8 +524,7 @@ class ContactsSync(JobPart):
             self.state.save_written(self.scope, unchanged)
             self.summary.drift += len(drifted)
             self.summary.contacts_unchanged += len(unchanged)
-        self.progress.advance(len(keys))
-        return problems
+        return prepared
 
     def _records(self, keys: list[str], rows: dict[str, ContactRow],
                  current: Any) -> dict[str, dict[str, Any]]:
@@ -341,6 +577,9 @@ class ContactsSync(JobPart):
         whose fence the record carries: it takes over what that key wrote, so the values
         HubSpot holds are not taken for drift (nor counted again)."""
         with self.lock:
+            for member in members:  # their prepared writes are not what they will send
+                self.held.pop(member, None)
+            self.rejoined.add(canonical)
             held = self.state.load_contacts(self.scope, members)
             self.state.alias(self.scope, canonical, members - {canonical}, sync.stored_digest)
             row = self.state.load_contacts(self.scope, [canonical]).get(canonical) or \
@@ -363,14 +602,21 @@ class ContactsSync(JobPart):
 
     def _send_batch(self, keys: list[str]) -> None:
         with self.lock:
-            rows = self.state.load_contacts(self.scope, keys)
+            rows = {k: self.held.pop(k) for k in keys if k in self.held}
+            if len(rows) < len(keys):
+                rows.update(self.state.load_contacts(
+                    self.scope, [k for k in keys if k not in rows]))
+        self._send_rows(rows)
+        self.progress.advance(len(keys))
+
+    def _send_rows(self, rows: dict[str, ContactRow]) -> None:
+        """Send the prepared writes of `rows`; on HubSpot's answer they are confirmed."""
         to_send = {key: row.sending for key, row in rows.items() if row.sending}
         confirmed = self._send(to_send, rows) if to_send else []
         for row in confirmed:
             row.written, row.fence_written = row.writing, row.fence_writing
         with self.lock:
             self.state.save_written(self.scope, confirmed)
-        self.progress.advance(len(keys))
 
     def _now(self, found: dict[str, Any] | None) -> dict[str, str | None]:
         return {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
