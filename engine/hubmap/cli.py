@@ -106,13 +106,36 @@ def test(paths: tuple[str, ...]) -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def plan(mapping: str, input_path: str, input_format: str | None, output_format: str) -> None:
     """Show what the orders would change on which contact, without writing anything."""
-    from hubmap.report.plan import plan_json, plan_text
+    from hubmap.report.plan import plan_json_pieces, plan_text_lines
     from hubmap.uses import plan as planning
 
-    outcome = planning.plan(mapping, input_path, input_format)
+    outcome = planning.plan_streamed(mapping, input_path, input_format)
     result = _value(outcome)
-    click.echo(plan_json(result) if output_format == "json" else plan_text(result))
-    sys.exit(outcome.exit_code)
+    try:  # printed as the contacts are read from the plan's temporary state
+        if output_format == "json":
+            _echo_pieces(plan_json_pieces(result), "")
+        else:
+            _echo_pieces(plan_text_lines(result), "\n")
+    finally:
+        if isinstance(result, planning.StoredPlan):
+            result.close()
+    sys.exit(planning.exit_code(result))
+
+
+def _echo_pieces(pieces: Any, joiner: str, size: int = 1 << 16) -> None:
+    """Print text pieces with `joiner` between them and a newline at the end, as
+    `click.echo(joiner.join(pieces))` would, in blocks of about `size` characters (one echo
+    per line would cost more than making the lines)."""
+    block: list[str] = []
+    held = 0
+    lead = ""  # the joiner before the next block, once one was printed
+    for piece in pieces:
+        block.append(piece)
+        held += len(piece)
+        if held >= size:
+            click.echo(lead + joiner.join(block), nl=False)
+            block, held, lead = [], 0, joiner
+    click.echo(lead + joiner.join(block) if block else "")
 
 
 # -- running against HubSpot ------------------------------------------------------------------

@@ -9,9 +9,10 @@ expectations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from hubmap import sync
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
@@ -56,13 +57,7 @@ def plan_outcomes(
     ledger = sync.MemoryLedger(folder, compiled.mapping.records.version is not None)
     plan = Plan()
     chunk: list[OrderValues | Skipped | RefundValues] = []
-    for outcome in outcomes:
-        plan.records += 1
-        if isinstance(outcome, Rejected):
-            plan.rejected.append(outcome)
-            continue
-        if isinstance(outcome, Skipped):
-            plan.skipped.append(outcome)
+    for outcome in taken_in(outcomes, plan):
         chunk.append(outcome)
         if len(chunk) >= PLAN_CHUNK:
             ledger.take(chunk)
@@ -83,6 +78,28 @@ def plan_outcomes(
         plan.contacts.append(ContactPlan(contact, sync.changes(folder, before, after), after,
                                          ledger.order_count(contact)))
     return plan
+
+
+class Tallied(Protocol):
+    """What `taken_in` keeps: a `Plan`, or a plan whose records are kept elsewhere."""
+
+    records: int
+    rejected: Any  # list-like: append()
+    skipped: Any
+
+
+def taken_in(outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues],
+             plan: Tallied) -> Iterator[OrderValues | Skipped | RefundValues]:
+    """The records a ledger takes in: all but the rejected ones.  Each record is counted in
+    `plan.records`, the rejected and skipped ones kept in the plan."""
+    for outcome in outcomes:
+        plan.records += 1
+        if isinstance(outcome, Rejected):
+            plan.rejected.append(outcome)
+            continue
+        if isinstance(outcome, Skipped):
+            plan.skipped.append(outcome)
+        yield outcome
 
 
 def submission_fields(compiled: CompiledMapping, folder: ContactFolder,

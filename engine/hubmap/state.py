@@ -19,6 +19,12 @@ One SQLite file (WAL, every change in a transaction) per project; everything is 
                           (stored before the call, so a lost answer is recognised)
                dirty      values HubSpot has not confirmed yet
 
+The JSON values that grow with a contact's history (baselines, accumulators, values written,
+being written and to send, and each order's and refund's contribution) are stored compressed
+(`Packer`: deflate with a preset dictionary per scope and kind of value, made from the first
+values of that kind and kept in `dictionaries`), which keeps a contact near 1 KB; values stored
+as plain JSON text by an older hubmap are read as they are.
+
 An order version enters `orders` in the same transaction that folds it into its contact's `acc`
 and marks the contact dirty, so whatever happens after, the next run sends the same absolute
 values.  A second run on the same scope is refused by a lock row naming the running process (a
@@ -37,6 +43,8 @@ import os
 import secrets
 import socket
 import sqlite3
+import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -47,7 +55,7 @@ from typing import Any
 from hubmap.ledger import ContactRow, StoredOrder, StoredRefund
 
 DEFAULT_STATE_FILE = "hubmap-state.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: compressed JSON values (2 is read as it is)
 CHUNK = 500  # ids per IN (...) query
 
 
@@ -82,19 +90,30 @@ CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
     location TEXT, order_id TEXT, property TEXT, reason TEXT NOT NULL, code TEXT,
     kind TEXT NOT NULL, record TEXT, status TEXT NOT NULL DEFAULT 'pending', at TEXT);
+CREATE TABLE IF NOT EXISTS dictionaries (
+    id INTEGER PRIMARY KEY, scope TEXT NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS drift (
     id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
     contact TEXT NOT NULL, property TEXT NOT NULL, expected TEXT, found TEXT, at TEXT);
 """
 
+# Every query of a run finds its rows through an index, so a run costs what it changes:
 # contacts_dirty_key serves "the dirty contacts of a scope, in key order" from the index alone
-# (the older contacts_dirty, without the key, left SQLite walking every contact of the scope).
+# (the older contacts_dirty, without the key, left SQLite walking every contact of the scope);
+# contacts_record the keys of HubSpot record ids (each batch written looks its records up);
+# orders_contact_status a contact's counted orders, and the tally by status from the index alone
+# (the older orders_contact, without the status, read every order row of the scope for it);
+# rejects_pending_order a pending rejected record of an order id (resolved when the order is
+# stored), instead of walking every pending record of the scope.
 _INDEXES = """
 DROP INDEX IF EXISTS contacts_dirty;
+DROP INDEX IF EXISTS rejects_pending;
+DROP INDEX IF EXISTS orders_contact;
 CREATE INDEX IF NOT EXISTS contacts_dirty_key ON contacts (scope, dirty, contact);
-CREATE INDEX IF NOT EXISTS orders_contact ON orders (scope, contact);
+CREATE INDEX IF NOT EXISTS contacts_record ON contacts (scope, hubspot_id);
+CREATE INDEX IF NOT EXISTS orders_contact_status ON orders (scope, contact, status);
 CREATE INDEX IF NOT EXISTS refunds_order ON refunds (scope, order_id);
-CREATE INDEX IF NOT EXISTS rejects_pending ON rejects (scope, status);
+CREATE INDEX IF NOT EXISTS rejects_pending_order ON rejects (scope, status, order_id);
 """
 
 # 0.1 (schema 1) files: the contacts table gains these columns, the orders table is made anew.
@@ -134,6 +153,112 @@ def _json(value: Any) -> str | None:
 
 def _unjson(text: str | None) -> Any:
     return None if text is None else json.loads(text, parse_float=Decimal)
+
+
+# Packed values are only read back by hubmap (no key order needed); made once, not per value.
+_PACKED_TEXT = json.JSONEncoder(ensure_ascii=False, default=_plain, separators=(",", ":"))
+_PACKED_READ = json.JSONDecoder(parse_float=Decimal)
+
+
+class Packer:
+    """The stored form of JSON values: deflate, with a preset dictionary per scope and kind of
+    value (accumulators, baselines, values, contributions).  The values of a kind repeat the
+    same texts - property and rule names, the time and id of the latest order in every
+    overwrite accumulator - so a dictionary made of the first values (`SAMPLE_BYTES` of their
+    JSON, gathered while they are stored without one) makes each value a third of its plain
+    deflate.  A stored value is a BLOB: its dictionary's id (2 bytes, 0: none) and the deflate
+    stream.  Dictionaries are never changed once stored; one made in a transaction that rolls
+    back is forgotten with it."""
+
+    SAMPLE_BYTES = 8192
+    LEVEL = 6
+    # an 8 KiB window holds the whole dictionary; with a small window and hash table a copy of
+    # the prepared compressor is cheap (a third of plain zlib.compress's time)
+    WINDOW_BITS, MEMORY_LEVEL = 13, 6
+    _HEADER = struct.Struct(">H")
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.dictionaries: dict[int, bytes] = {}
+        self.current: dict[tuple[str, str], int] = {}  # (scope, kind) -> dictionary in use
+        self.samples: dict[tuple[str, str], list[str]] = {}
+        self.made: list[tuple[int, tuple[str, str]]] = []  # in the open transaction
+        self.compressors: dict[int, Any] = {0: self._compressor(None)}
+        for ident, scope, kind, data in db.execute(
+                "SELECT id, scope, kind, data FROM dictionaries ORDER BY id"):
+            self.dictionaries[ident] = data
+            self.current[(scope, kind)] = ident
+
+    def _compressor(self, dictionary: bytes | None) -> Any:
+        # raw deflate (no zlib header: the dictionary id says how to read it); each value is
+        # compressed by a copy, so the dictionary is taken in once
+        if dictionary is None:
+            return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS,
+                                    self.MEMORY_LEVEL)
+        return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS, self.MEMORY_LEVEL,
+                                zdict=dictionary)
+
+    def pack(self, scope: str, kind: str, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        text = _PACKED_TEXT.encode(value)
+        ident = self.current.get((scope, kind)) or self._sampled(scope, kind, text)
+        compressor = self.compressors.get(ident)
+        if compressor is None:
+            compressor = self.compressors[ident] = self._compressor(self.dictionaries[ident])
+        one = compressor.copy()
+        return self._HEADER.pack(ident) + one.compress(text.encode("utf-8")) + one.flush()
+
+    def _sampled(self, scope: str, kind: str, text: str) -> int:
+        """Gather `text` into the kind's sample; once it is large enough, its dictionary."""
+        sample = self.samples.setdefault((scope, kind), [])
+        sample.append(text)
+        data = "".join(sample).encode("utf-8")
+        if len(data) < self.SAMPLE_BYTES:
+            return 0
+        del self.samples[(scope, kind)]
+        data = data[-self.SAMPLE_BYTES:]  # zlib prefers the texts at the dictionary's end
+        ident = int(self.db.execute("INSERT INTO dictionaries (scope, kind, data) VALUES (?,?,?)",
+                                    (scope, kind, data)).lastrowid or 0)
+        if ident > 0xFFFF:  # beyond what the header names (some 13,000 scopes): none
+            self.db.execute("DELETE FROM dictionaries WHERE id=?", (ident,))
+            return 0
+        self.dictionaries[ident] = data
+        self.current[(scope, kind)] = ident
+        self.made.append((ident, (scope, kind)))
+        return ident
+
+    def unpack(self, data: bytes | str | None) -> Any:
+        """A value stored by `pack`, or as plain JSON text (an older state file)."""
+        if not isinstance(data, bytes):
+            return _unjson(data)
+        (ident,) = self._HEADER.unpack_from(data)
+        if ident == 0:
+            reader = zlib.decompressobj(-self.WINDOW_BITS)
+        else:
+            dictionary = self.dictionaries.get(ident)
+            if dictionary is None:  # made by another process since this one opened the file
+                row = self.db.execute("SELECT data FROM dictionaries WHERE id=?",
+                                      (ident,)).fetchone()
+                if row is None:
+                    raise sqlite3.DatabaseError(f"the state is damaged: a value needs "
+                                                f"dictionary {ident}, which it lacks")
+                dictionary = self.dictionaries[ident] = row[0]
+            reader = zlib.decompressobj(-self.WINDOW_BITS, zdict=dictionary)
+        text = reader.decompress(data[self._HEADER.size:]) + reader.flush()
+        return _PACKED_READ.decode(text.decode("utf-8"))
+
+    def committed(self) -> None:
+        self.made.clear()
+
+    def rolled_back(self) -> None:
+        """The dictionaries made in the transaction are gone: new values must not name them."""
+        for ident, key in self.made:
+            self.dictionaries.pop(ident, None)
+            self.compressors.pop(ident, None)
+            if self.current.get(key) == ident:
+                del self.current[key]
+        self.made.clear()
 
 
 last_opened: str | None = None
@@ -180,6 +305,7 @@ class StateStore:
 
     def _open_schema(self) -> None:
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        self.packer = Packer(self.db)
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         version = int(row[0]) if row else None
         if version is not None and version > SCHEMA_VERSION:
@@ -228,9 +354,11 @@ class StateStore:
         except BaseException:
             self._depth = 0
             self.db.execute("ROLLBACK")
+            self.packer.rolled_back()
             raise
         self._depth = 0
         self.db.execute("COMMIT")
+        self.packer.committed()
 
     def copy_in_memory(self) -> StateStore:
         """A private copy in memory: a dry run works on it with the same code as a run."""
@@ -239,6 +367,7 @@ class StateStore:
         copy._depth = 0
         copy.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.db.backup(copy.db)
+        copy.packer = Packer(copy.db)
         return copy
 
     # -- runs and the lock ---------------------------------------------------------------
@@ -289,10 +418,9 @@ class StateStore:
     _ORDER_COLUMNS = ("order_id, status, contact, order_time, version, digest, contribution, seq, "
                       "first_seq")
 
-    @staticmethod
-    def _order(r: tuple[Any, ...]) -> StoredOrder:
-        return StoredOrder(r[0], r[1], r[2], r[3], r[4], r[5], _unjson(r[6]), r[7] or 0,
-                           r[8] or 0)
+    def _order(self, r: tuple[Any, ...]) -> StoredOrder:
+        return StoredOrder(r[0], r[1], r[2], r[3], r[4], r[5], self.packer.unpack(r[6]),
+                           r[7] or 0, r[8] or 0)
 
     def orders(self, scope: str, order_ids: Iterable[str]) -> dict[str, StoredOrder]:
         return {r[0]: self._order(r) for r in self._in_chunks(
@@ -309,7 +437,8 @@ class StateStore:
         return result
 
     def refunds(self, scope: str, refund_ids: Iterable[str]) -> dict[str, StoredRefund]:
-        return {r[0]: StoredRefund(r[0], r[1], r[2], _unjson(r[3]), r[4]) for r in self._in_chunks(
+        unpack = self.packer.unpack
+        return {r[0]: StoredRefund(r[0], r[1], r[2], unpack(r[3]), r[4]) for r in self._in_chunks(
             "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
             "AND refund_id IN ({marks})", scope, refund_ids)}
 
@@ -319,7 +448,8 @@ class StateStore:
         for r in self._in_chunks(
                 "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
                 "AND order_id IN ({marks}) ORDER BY seq", scope, order_ids):
-            result.setdefault(r[1], []).append(StoredRefund(r[0], r[1], r[2], _unjson(r[3]), r[4]))
+            result.setdefault(r[1], []).append(
+                StoredRefund(r[0], r[1], r[2], self.packer.unpack(r[3]), r[4]))
         return result
 
     def _next_seqs(self, count: int) -> int:
@@ -334,6 +464,7 @@ class StateStore:
         first version); a rejected record of the same order still pending is resolved."""
         if not orders:
             return
+        pack = self.packer.pack
         with self.transaction() as db:
             first = self._next_seqs(len(orders))
             for offset, order in enumerate(orders):
@@ -344,7 +475,8 @@ class StateStore:
                 "status, version, digest, contribution, seq, first_seq) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(scope, o.order_id, o.contact, o.order_time, run_id, o.status, o.version,
-                  o.digest, _json(o.contribution), o.seq, o.first_seq) for o in orders])
+                  o.digest, pack(scope, "contribution", o.contribution), o.seq, o.first_seq)
+                 for o in orders])
             db.executemany(
                 "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
                 "status='pending'", [(scope, o.order_id) for o in orders])
@@ -358,6 +490,7 @@ class StateStore:
     def put_refunds(self, scope: str, run_id: int, refunds: list[StoredRefund]) -> None:
         if not refunds:
             return
+        pack = self.packer.pack
         with self.transaction() as db:
             first = self._next_seqs(len(refunds))
             for offset, refund in enumerate(refunds):
@@ -365,7 +498,8 @@ class StateStore:
             db.executemany(
                 "INSERT OR REPLACE INTO refunds (scope, refund_id, order_id, digest, contribution, "
                 "seq, run_id) VALUES (?,?,?,?,?,?,?)",
-                [(scope, r.refund_id, r.order_id, r.digest, _json(r.contribution), r.seq, run_id)
+                [(scope, r.refund_id, r.order_id, r.digest, pack(scope, "refund", r.contribution),
+                  r.seq, run_id)
                  for r in refunds])
             db.executemany(
                 "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
@@ -380,10 +514,15 @@ class StateStore:
             "END, COUNT(*) FROM orders WHERE scope=? GROUP BY 1", (scope,))}
         counts["refunds"] = int(self.db.execute(
             "SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0])
-        counts["refunds_waiting"] = int(self.db.execute(
+        counts["refunds_waiting"] = self.refunds_waiting(scope)
+        return counts
+
+    def refunds_waiting(self, scope: str) -> int:
+        """Refunds whose order has not come (each refund looks its order up by key: no walk of
+        the scope's orders)."""
+        return int(self.db.execute(
             "SELECT COUNT(*) FROM refunds r WHERE r.scope=? AND NOT EXISTS (SELECT 1 FROM orders "
             "o WHERE o.scope=r.scope AND o.order_id=r.order_id)", (scope,)).fetchone()[0])
-        return counts
 
     def count_orders(self, scope: str) -> int:
         """Orders that count (for a form: that were submitted)."""
@@ -394,25 +533,37 @@ class StateStore:
     # -- contacts --------------------------------------------------------------------------
 
     def load_contacts(self, scope: str, contacts: Iterable[str]) -> dict[str, ContactRow]:
-        return {r[0]: ContactRow(r[0], _unjson(r[1]), _unjson(r[2]) or {}, _unjson(r[3]) or {},
-                                 r[4], r[5], _unjson(r[6]), _unjson(r[7]), r[8], bool(r[9]), r[10],
-                                 r[11], r[12], r[13], _unjson(r[14]))
+        unpack = self.packer.unpack
+        return {r[0]: ContactRow(r[0], unpack(r[1]), unpack(r[2]) or {}, _unjson(r[3]) or {},
+                                 r[4], r[5], unpack(r[6]), unpack(r[7]), r[8], bool(r[9]), r[10],
+                                 r[11], r[12], r[13], unpack(r[14]))
                 for r in self._in_chunks(
                     "SELECT contact, baseline, acc, cutoffs, folded_seq, written_seq, written, "
                     "writing, hubspot_id, dirty, last_error, counted, fence_written, "
                     "fence_writing, sending FROM contacts WHERE scope=? AND contact IN ({marks})",
                     scope, contacts)}
 
+    def folded_contacts(self, scope: str) -> Iterator[tuple[str, dict[str, Any], int]]:
+        """Each contact's accumulators and number of counted orders, in key order, read one at a
+        time (for `hubmap plan`, which prints them as they come)."""
+        for contact, acc, orders in self.db.execute(
+                "SELECT c.contact, c.acc, (SELECT COUNT(*) FROM orders o WHERE o.scope=c.scope "
+                "AND o.contact=c.contact AND o.status='counted') FROM contacts c "
+                "WHERE c.scope=? AND c.alias_of IS NULL ORDER BY c.contact", (scope,)):
+            yield contact, self.packer.unpack(acc) or {}, int(orders)
+
     def save_folded(self, scope: str, rows: Iterable[ContactRow]) -> None:
         """Contacts whose accumulators changed: stored, and marked to be written."""
         now = _now()
+        pack = self.packer.pack
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO contacts (scope, contact, acc, folded_seq, counted, dirty, "
                 "updated_at) VALUES (?,?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
                 "acc=excluded.acc, folded_seq=excluded.folded_seq, counted=excluded.counted, "
                 "dirty=1, updated_at=excluded.updated_at",
-                [(scope, r.contact, _json(r.acc), r.folded_seq, r.counted, now) for r in rows])
+                [(scope, r.contact, pack(scope, "acc", r.acc), r.folded_seq, r.counted, now)
+                 for r in rows])
 
     def aliases(self, scope: str, contacts: Iterable[str]) -> dict[str, str]:
         """Contact keys that are another key's HubSpot record (merged, a secondary address, an
@@ -456,10 +607,12 @@ class StateStore:
     def save_identity(self, scope: str, row: ContactRow) -> None:
         """A contact that took in other keys' orders: its joined baseline, what HubSpot holds of
         it (the values and fence of the key that wrote the record), its HubSpot record."""
+        pack = self.packer.pack
         with self.transaction() as db:
             db.execute("UPDATE contacts SET baseline=?, written=?, writing=?, fence_written=?, "
                        "fence_writing=?, written_seq=?, hubspot_id=? WHERE scope=? AND contact=?",
-                       (_json(row.baseline), _json(row.written), _json(row.writing),
+                       (pack(scope, "baseline", row.baseline), pack(scope, "values", row.written),
+                        pack(scope, "values", row.writing),
                         row.fence_written, row.fence_writing, row.written_seq, row.hubspot_id,
                         scope, row.contact))
 
@@ -481,11 +634,13 @@ class StateStore:
         (`sending`), and what it holds now if an earlier write was found to have landed
         (`written`, `fence_written`)."""
         now = _now()
+        pack = self.packer.pack
         with self.transaction() as db:
             db.executemany(
                 "UPDATE contacts SET baseline=?, acc=?, cutoffs=?, "
                 "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
-                [(_json(r.baseline), _json(r.acc), _json(r.cutoffs), r.hubspot_id, scope,
+                [(pack(scope, "baseline", r.baseline), pack(scope, "acc", r.acc),
+                  _json(r.cutoffs), r.hubspot_id, scope,
                   r.contact) for r in rebased])
             db.executemany(
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
@@ -494,8 +649,10 @@ class StateStore:
             db.executemany(  # the record id as just read: none when HubSpot has no such contact
                 "UPDATE contacts SET written=?, fence_written=?, writing=?, fence_writing=?, "
                 "sending=?, hubspot_id=? WHERE scope=? AND contact=?",
-                [(_json(r.written), r.fence_written, _json(r.writing), r.fence_writing,
-                  _json(r.sending), r.hubspot_id, scope, r.contact) for r in prepared])
+                [(pack(scope, "values", r.written), r.fence_written,
+                  pack(scope, "values", r.writing), r.fence_writing,
+                  pack(scope, "values", r.sending), r.hubspot_id, scope, r.contact)
+                 for r in prepared])
 
     def prepared_contacts(self, scope: str) -> list[str]:
         """Dirty contacts with a write prepared (in key order)."""
@@ -506,12 +663,14 @@ class StateStore:
     def save_written(self, scope: str, rows: Iterable[ContactRow]) -> None:
         """HubSpot confirmed: `written` holds what it has now, the contact is no longer dirty."""
         now = _now()
+        pack = self.packer.pack
         with self.transaction() as db:
             db.executemany(
                 "UPDATE contacts SET written=?, written_seq=folded_seq, writing=NULL, dirty=0, "
                 "fence_written=?, fence_writing=NULL, sending=NULL, last_error=NULL, "
                 "hubspot_id=COALESCE(?, hubspot_id), updated_at=? WHERE scope=? AND contact=?",
-                [(_json(r.written), r.fence_written, r.hubspot_id, now, scope, r.contact)
+                [(pack(scope, "values", r.written), r.fence_written, r.hubspot_id, now, scope,
+                  r.contact)
                  for r in rows])
 
     def save_failed(self, scope: str, failures: dict[str, str]) -> None:
@@ -611,13 +770,31 @@ class StateStore:
             cutoffs.update({name: now_seq for name in started})
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
                        (f"started|{scope}", _json(cutoffs)))
-            for name in started:
-                path = f'$."{name}"'
-                db.execute(
-                    "UPDATE contacts SET acc=json_remove(acc, ?1), "
-                    "baseline=json_remove(baseline, ?1), written=json_remove(written, ?1), "
-                    "writing=json_remove(writing, ?1), cutoffs=json_remove(cutoffs, ?1) "
-                    "WHERE scope=?2", (path, scope))
+            self._forget_properties(scope, set(started))
+
+    def _forget_properties(self, scope: str, names: set[str]) -> None:
+        """Take `names` out of every contact's accumulators, baseline, values written and
+        cutoffs (read and written back here: the stored values are compressed), a page of
+        contacts at a time."""
+        pack, unpack = self.packer.pack, self.packer.unpack
+        query = ("SELECT contact, acc, baseline, written, writing, cutoffs FROM contacts "
+                 "WHERE scope=? AND contact>=? ORDER BY contact LIMIT ?")
+        after = ""
+        while True:
+            rows = self.db.execute(query, (scope, after, CHUNK)).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            query = query.replace("contact>=?", "contact>?")  # the next page: past this one
+            self.db.executemany(
+                "UPDATE contacts SET acc=?, baseline=?, written=?, writing=?, cutoffs=? "
+                "WHERE scope=? AND contact=?",
+                [(pack(scope, "acc", _without(unpack(acc), names) or {}),
+                  pack(scope, "baseline", _without(unpack(baseline), names)),
+                  pack(scope, "values", _without(unpack(written), names)),
+                  pack(scope, "values", _without(unpack(writing), names)),
+                  _json(_without(_unjson(cutoffs), names) or {}), scope, contact)
+                 for contact, acc, baseline, written, writing, cutoffs in rows])
 
     def start_rebuild(self, scope: str) -> None:
         """Forget the scope's orders, refunds, accumulators and cutoffs (baselines, and what
@@ -673,6 +850,10 @@ class StateStore:
     def scopes(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT scope FROM runs UNION SELECT DISTINCT scope FROM contacts")]
+
+
+def _without(values: dict[str, Any] | None, names: set[str]) -> dict[str, Any] | None:
+    return None if values is None else {k: v for k, v in values.items() if k not in names}
 
 
 def _alive(pid: int | None, host: str | None) -> bool:

@@ -155,7 +155,7 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
             contacts.write()
         if rebuild:
             state.end_rebuild(scope)
-        summary.refunds_waiting = state.order_counts(scope)["refunds_waiting"]
+        summary.refunds_waiting = state.refunds_waiting(scope)
         summary.warnings += compiled.take_warnings()
         outcome = "ok" if summary.ok else "partial"
     except DailyLimitReached as error:
