@@ -7,8 +7,9 @@ A POST to a configured route goes through, in this order (the first that fails a
                                       sender receives the answer; see service.py)
     WooCommerce's creation ping       200, nothing stored (an unsigned 'webhook_id=<id>' form)
     signature / token wrong, missing  401, nothing stored
-    body not usable JSON              400 with the reason (`hubmap.inputs.parse_json`: not UTF-8,
-                                      not JSON, nested too deep, ...), or not an object or list
+    body not usable JSON              400 with the reason (as `hubmap.inputs.parse_json` gives it:
+                                      not UTF-8, not JSON, nested too deep, ...), or not an
+                                      object or list
     topic header missing or contrary  400: the topic is not signed; a Shopify route with topics
                                       needs one, and it must agree with the body (an orders/
                                       topic on a refund body is refused; see auth.topic_conflict)

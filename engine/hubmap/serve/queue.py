@@ -83,7 +83,7 @@ class _Pending:
 
     event: tuple[str, str, str | None, bytes, tuple[str, ...]]
     result: tuple[int, bool] | None = None
-    error: sqlite3.Error | None = None
+    error: BaseException | None = None
     done: bool = False
 
 
@@ -101,8 +101,10 @@ class Queue:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.Lock()  # the connection; held for a whole transaction
-        self._pending_lock = threading.Lock()
-        self._pending: list[_Pending] = []  # events waiting for the next group commit
+        # the group commit: events waiting for the next commit, and whether one is under way
+        self._commit = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._committing = False
         try:
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS,
                                       isolation_level=None, check_same_thread=False)
@@ -143,38 +145,47 @@ class Queue:
         """Store an event and a job per mapping, committed; (event id, False) for a delivery
         id already stored on this route (nothing new is written).
 
-        Group commit: requests that arrive while a commit is on its way to disk wait, and the
-        next commit takes all of them, so each waits for one disk flush, not one flush each."""
+        Group commit: events that arrive while a commit is on its way to disk wait for it to
+        end; then one of their threads commits all of them in one transaction, so each waits for
+        one disk flush, not one flush each.  Every caller returns only after the transaction
+        holding its event is committed; when that transaction fails, every caller whose event
+        was in it gets the error (and nothing of them is stored)."""
         item = _Pending((route, delivery_id, topic, body, tuple(mappings)))
-        with self._pending_lock:
+        batch: list[_Pending] = []
+        with self._commit:
             self._pending.append(item)
-        while not item.done:
-            with self._lock:
-                if item.done:
-                    break
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
+            while self._committing and not item.done:
+                self._commit.wait()
+            if not item.done:  # no commit under way: this thread commits what waits
+                self._committing = True
+                batch, self._pending = self._pending, []
+        if batch:
+            try:
                 self._write_events(batch)
+            finally:
+                with self._commit:
+                    self._committing = False
+                    self._commit.notify_all()
         if item.error is not None:
             raise item.error
         assert item.result is not None
         return item.result
 
     def _write_events(self, batch: list[_Pending]) -> None:
-        """One transaction for the waiting events (the caller holds the lock)."""
+        """One transaction for `batch`; every item is done afterwards, with its result or the
+        error that stopped the transaction (then none of them is stored)."""
         now = time.time()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
+                self.db.execute("BEGIN IMMEDIATE")
                 results = [self._insert_event(self.db, *item.event, now) for item in batch]
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-        except sqlite3.Error as error:
-            for item in batch:
-                item.error, item.done = error, True
-            return
+                self.db.execute("COMMIT")
+            except BaseException as error:  # noqa: BLE001 - each waiting request answers it
+                for item in batch:
+                    item.error, item.done = error, True
+                if self.db.in_transaction:  # a failed COMMIT may leave it open
+                    self.db.execute("ROLLBACK")
+                return
         for item, result in zip(batch, results):
             item.result, item.done = result, True
 

@@ -46,6 +46,12 @@ WORKER_STOP_SECONDS = 30.0  # how long the batch in hand may take to finish on s
 # writes the whole body before it reads the answer) receives the 413 instead of a reset
 # connection; up to this many bytes, after which waitress answers 413 and closes.
 DISCARD_BODY_BYTES = 64 * 1024 * 1024
+# A webhook (headers and a typical order body) read in one call, not in 8 KiB pieces.
+RECEIVE_BYTES = 64 * 1024
+# waitress warns "Task queue depth is N" each time a request waits for a free thread, which at
+# a burst of webhooks (each thread waiting for its group commit) is every other request: one
+# such line per this many seconds says the same.
+QUEUE_DEPTH_WARNING_SECONDS = 60.0
 
 
 class Service:
@@ -74,8 +80,9 @@ class Service:
         self.server: Any = create_server(
             self.app, host=config.host, port=config.port, threads=config.threads,
             max_request_body_size=config.max_body_bytes + DISCARD_BODY_BYTES, ident="hubmap",
-            clear_untrusted_proxy_headers=True)
+            clear_untrusted_proxy_headers=True, recv_bytes=RECEIVE_BYTES)
         self.server.channel_class = _channel_refusing_above(config.max_body_bytes)
+        _quiet_queue_warnings()
         self.port = int(self.server.effective_port)
         self.url = f"http://{config.host}:{self.port}"
         self._stopping = threading.Event()
@@ -238,6 +245,28 @@ def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *,
                 "--no-worker to only receive and queue (then run `hubmap worker` where the "
                 "token is)") from None
     open_state(config.state_path).close()
+
+
+class _OncePer(logging.Filter):
+    """Lets a record through at most once per `seconds` (the ones between are dropped)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+def _quiet_queue_warnings() -> None:
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, _OncePer) for f in queue_log.filters):
+        queue_log.addFilter(_OncePer(QUEUE_DEPTH_WARNING_SECONDS))
 
 
 class _DiscardedBody:

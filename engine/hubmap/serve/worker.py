@@ -13,13 +13,16 @@ max_retry_seconds) and, after max_attempts, becomes a *dead letter* with its rea
 the mapping rejects (no email, another currency ...) is a dead letter at once: waiting will not
 fix it; fix the mapping or the data, then `hubmap queue requeue`.
 
-One event cannot hold back the others: each body is read (`hubmap.inputs.parse_json`) and
-evaluated on its own first, so a body that is not usable JSON or a record the evaluation fails on
-is a dead letter of its own; a contact HubSpot refuses (item by item) fails only its events.  A
-run that fails as a whole with an unexpected error (a bug that may be one event's) is run again
-in halves, down to single events, so the good ones are delivered and the one that fails alone
-is retried (alone) and then dead; a failure of HubSpot itself (unreachable, 5xx, token refused)
-retries the whole batch without splitting it, and shows on /healthz as "degraded".
+One event cannot hold back the others: each body is read (what
+`hubmap.inputs.parse_json` says) and evaluated on its own first, so a body that is not usable
+JSON or a record the evaluation fails on is a dead letter of its own; the run then takes those
+outcomes as they are (an event is evaluated once), and after it what the state says of the
+group's orders and contacts is read once for the group.  A contact HubSpot refuses (item by
+item) fails only its events.  A run that fails as a whole with an unexpected error (a bug that
+may be one event's) is run again in halves, down to single events, so the good ones are
+delivered and the one that fails alone is retried (alone) and then dead; a failure of HubSpot
+itself (unreachable, 5xx, token refused) retries the whole batch without splitting it, and
+shows on /healthz as "degraded".
 
 Because the state keeps every order's latest version, running an event again (after a crash, a
 requeue, or a shop's retry with a new delivery id) never counts its order twice, and an older
@@ -31,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +66,7 @@ RUN_WORKERS = 2  # parallel HubSpot calls inside one run (a batch is at most a f
 ROUND_FAILED_WAIT_SECONDS = 1.0  # after a round failed on the queue or the state
 PROBE_MAX_SECONDS = 30.0  # while HubSpot fails, it is asked this often at most (retry_seconds)
 MAX_REASON_CHARS = 1000
+SHORT_DIRTY_LIST = 10_000  # unconfirmed contacts read as one list up to this many
 
 
 class ProvisionOnce:
@@ -104,6 +109,33 @@ class _Event:
     job: Claimed
     document: Document
     results: list[Any]
+    warnings: list[str] = field(default_factory=list)  # what its evaluation cut or missed
+
+
+class _EvaluatedOnce:
+    """The mapping compiled, for a run over events already evaluated one by one (each on its own,
+    so one that fails cannot take the others with it): the run takes each event's outcomes as
+    they are instead of evaluating the event again; anything else is the compiled mapping's."""
+
+    def __init__(self, compiled: CompiledMapping, events: list[_Event]):
+        self._compiled = compiled
+        self._outcomes = {id(e.document): e.results for e in events}
+        self._warnings = [w for e in events for w in e.warnings]
+
+    def outcomes(self, documents: Iterable[Document | InputError]) -> Iterator[Any]:
+        for document in documents:
+            known = self._outcomes.get(id(document))
+            if known is None:
+                yield from self._compiled.outcomes([document])
+            else:
+                yield from known
+
+    def take_warnings(self) -> list[str]:
+        taken, self._warnings = self._warnings, []
+        return taken + self._compiled.take_warnings()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compiled, name)
 
 
 @dataclass
@@ -314,13 +346,13 @@ class Worker:
             return Outcome(job.event_id, DEAD, "the body is not a JSON object or list")
         try:
             results = list(work.compiled.outcomes(iter([parsed])))
-            work.compiled.take_warnings()  # the run reports them when it evaluates the event again
+            warnings = work.compiled.take_warnings()  # reported by the run that takes the event
         except Exception as bug:  # hubmap's fault, not the shop's: said so, and kept
             log.exception("event %d: the mapping failed on it", job.event_id)
             return Outcome(job.event_id, DEAD, _clip(
                 f"hubmap failed evaluating this event ({bug!r}); please report it, and send "
                 f"it again after upgrading: hubmap queue requeue {job.event_id}"))
-        return _Event(job, parsed, results)
+        return _Event(job, parsed, results, warnings)
 
     def _deliver(self, work: _Work, events: list[_Event], client: Any, state: StateStore,
                  environ: dict[str, str], split: _Split) -> list[Outcome]:
@@ -336,8 +368,9 @@ class Worker:
         split.succeeded = split.succeeded or run.error is None  # this part went through
         settled: list[Outcome] = []
         waiting: list[tuple[_Event, list[Any]]] = []
+        seen = None if run.scope is None else _Confirmed.read(state, run.scope, events)
         for event in events:
-            verdict = self._verdict(event, work, state, run.scope)
+            verdict = self._verdict(event, work, seen)
             if isinstance(verdict, Outcome):
                 settled.append(verdict)
             else:
@@ -362,7 +395,7 @@ class Worker:
                 work.mapping, client, state, [e.document for e in events], environ=environ,
                 input_name=f"webhooks ({len(events)} event(s))",
                 provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS),
-                compiled=work.compiled)
+                compiled=_EvaluatedOnce(work.compiled, events))  # type: ignore[arg-type]
         except StateLockedError as locked:
             log.info("%s: %s; trying again shortly", work.mapping.name, locked)
             run.locked, run.error = True, str(locked)
@@ -391,10 +424,11 @@ class Worker:
             self.gate.done.pop(run.scope, None)
         return run
 
-    def _verdict(self, event: _Event, work: _Work, state: StateStore,
-                 scope: str | None) -> Outcome | list[Any]:
+    def _verdict(self, event: _Event, work: _Work,
+                 seen: _Confirmed | None) -> Outcome | list[Any]:
         """The event's outcome when the run's fate does not decide it (rejected, skipped,
-        delivered), else its orders and refunds HubSpot has not confirmed."""
+        delivered), else its orders and refunds HubSpot has not confirmed (`seen`: what the
+        state says after the run; None when the run could not start)."""
         job, results = event.job, event.results
         rejected = [r for r in results if isinstance(r, Rejected)]
         if rejected:
@@ -405,17 +439,17 @@ class Worker:
         old = [r for r in results if forms and isinstance(r, OrderValues) and too_old(r.time, now)]
         orders = [r for r in results if (isinstance(r, OrderValues) and r not in old)
                   or (isinstance(r, Skipped) and r.order_id is not None
-                      and (scope is None or state.orders(scope, [r.order_id])))]
+                      and (seen is None or r.order_id in seen.orders))]
         refunds = [r for r in results if isinstance(r, RefundValues)]
         if not orders and not refunds:
             reasons = "; ".join([r.reason for r in results if isinstance(r, Skipped)]
                                 + [f"order {r.order_id} is older than a form submission may be "
                                    "(skipped: the contacts mapping carries history)" for r in old])
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
-        if scope is None:  # the run could not start: nothing of this event is delivered
+        if seen is None:  # the run could not start: nothing of this event is delivered
             return orders + refunds
-        waiting = [o for o in orders if not _delivered(o.order_id, work, state, scope)]
-        waiting += [r for r in refunds if not _refund_delivered(r, state, scope)]
+        waiting = [o for o in orders if not seen.delivered(o.order_id, forms=forms)]
+        waiting += [r for r in refunds if not seen.refund_delivered(r)]
         return waiting or Outcome(job.event_id, SENT)
 
     def _failed(self, job: Claimed, waiting: list[Any], run: _Run,
@@ -441,27 +475,55 @@ def _iso(moment: float | None) -> str | None:
         timespec="seconds")
 
 
-def _delivered(order_id: str, work: _Work, state: StateStore, scope: str) -> bool:
-    """Whether the order (this version or a newer one) is stored and HubSpot confirmed it."""
-    stored = state.orders(scope, [order_id]).get(order_id)
-    if stored is None:
-        return False
-    if isinstance(work.mapping.target, FormsTarget):
-        return stored.status == ledger.SENT
-    if stored.contact is None:
-        return True  # a withdrawn order never counted: nothing to write
-    row = state.load_contacts(scope, [stored.contact]).get(stored.contact)
-    return row is None or not row.dirty
+@dataclass(frozen=True)
+class _Confirmed:
+    """What the state says, after a run, of a group's orders, refunds and contacts: read in a
+    few queries for the whole group, not a few per event."""
+
+    orders: dict[str, Any]  # order id -> its stored version
+    refunds: set[str]  # refund ids stored
+    unconfirmed: set[str]  # the group's contacts whose values HubSpot has not confirmed
+
+    @classmethod
+    def read(cls, state: StateStore, scope: str, events: list[_Event]) -> _Confirmed:
+        results = [r for e in events for r in e.results]
+        refund_ids = {r.refund_id for r in results if isinstance(r, RefundValues)}
+        order_ids = {r.order_id for r in results if isinstance(r, OrderValues | Skipped)
+                     and r.order_id is not None}
+        order_ids |= {r.order_id for r in results if isinstance(r, RefundValues)}
+        orders = state.orders(scope, order_ids)
+        contacts = {o.contact for o in orders.values() if o.contact is not None}
+        return cls(orders, set(state.refunds(scope, refund_ids)),
+                   _unconfirmed(state, scope, contacts))
+
+    def delivered(self, order_id: str, *, forms: bool) -> bool:
+        """Whether the order (this version or a newer one) is stored and HubSpot confirmed it."""
+        stored = self.orders.get(order_id)
+        if stored is None:
+            return False
+        if forms:
+            return bool(stored.status == ledger.SENT)
+        # a withdrawn order (no contact) never counted: nothing to write
+        return stored.contact is None or stored.contact not in self.unconfirmed
+
+    def refund_delivered(self, refund: RefundValues) -> bool:
+        if refund.refund_id not in self.refunds:
+            return False
+        stored = self.orders.get(refund.order_id)
+        if stored is None or stored.contact is None:
+            return True  # waiting for its order: it applies when the order comes
+        return stored.contact not in self.unconfirmed
 
 
-def _refund_delivered(refund: RefundValues, state: StateStore, scope: str) -> bool:
-    if refund.refund_id not in state.refunds(scope, [refund.refund_id]):
-        return False
-    stored = state.orders(scope, [refund.order_id]).get(refund.order_id)
-    if stored is None or stored.contact is None:
-        return True  # waiting for its order: it applies when the order comes
-    row = state.load_contacts(scope, [stored.contact]).get(stored.contact)
-    return row is None or not row.dirty
+def _unconfirmed(state: StateStore, scope: str, contacts: set[str]) -> set[str]:
+    """Which of `contacts` hold values HubSpot has not confirmed.  After a run that went through
+    the state lists none or few such contacts, and that list is one indexed query; a long one
+    (HubSpot failing for a while) is not read whole, the group's contacts are read instead."""
+    if not contacts:
+        return set()
+    if state.count_dirty(scope) <= SHORT_DIRTY_LIST:
+        return contacts & set(state.dirty_contacts(scope))
+    return {key for key, row in state.load_contacts(scope, contacts).items() if row.dirty}
 
 
 def _last_error(order_id: str, state: StateStore, scope: str) -> str:
