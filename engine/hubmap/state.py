@@ -627,21 +627,25 @@ class StateStore:
 
     def save_prepared(self, scope: str, run_id: int, rebased: Iterable[ContactRow],
                       drift: Iterable[tuple[str, str, str | None, str | None]],
-                      prepared: Iterable[ContactRow]) -> None:
+                      prepared: Iterable[ContactRow],
+                      refolded: Iterable[ContactRow] = ()) -> None:
         """Before anything is sent, in one transaction: baselines read (or moved by drift) with
-        their cutoffs and accumulators, the drift found, and for each prepared contact the
-        values and the fence it is to hold (`writing`, `fence_writing`), what a write sends
-        (`sending`), and what it holds now if an earlier write was found to have landed
-        (`written`, `fence_written`)."""
+        their cutoffs, the accumulators of the contacts folded afresh for drift (`refolded`; the
+        others' are as stored), the drift found, and for each prepared contact the values and
+        the fence it is to hold (`writing`, `fence_writing`), what a write sends (`sending`),
+        and what it holds now if an earlier write was found to have landed (`written`,
+        `fence_written`)."""
         now = _now()
         pack = self.packer.pack
         with self.transaction() as db:
             db.executemany(
-                "UPDATE contacts SET baseline=?, acc=?, cutoffs=?, "
+                "UPDATE contacts SET baseline=?, cutoffs=?, "
                 "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
-                [(pack(scope, "baseline", r.baseline), pack(scope, "acc", r.acc),
-                  _json(r.cutoffs), r.hubspot_id, scope,
+                [(pack(scope, "baseline", r.baseline), _json(r.cutoffs), r.hubspot_id, scope,
                   r.contact) for r in rebased])
+            db.executemany(
+                "UPDATE contacts SET acc=? WHERE scope=? AND contact=?",
+                [(pack(scope, "acc", r.acc), scope, r.contact) for r in refolded])
             db.executemany(
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
                 "VALUES (?,?,?,?,?,?,?)",

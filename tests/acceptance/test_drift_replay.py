@@ -345,3 +345,30 @@ def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, s
     assert second.new == first.rejected
     assert helpers.status(str(state))["scopes"][0]["pending_rejects"] == []
     helpers.assert_hubspot_holds(sandbox, items)
+
+
+def test_a_contact_folded_afresh_for_drift_keeps_that_fold_for_the_next_runs(
+        tmp_path: Path, sandbox) -> None:
+    """An edit of a min property cuts the orders HubSpot had confirmed out of its fold; the fold
+    made so must be what the state keeps, or a later run's new order is added to the old fold and
+    the cut-out orders come back."""
+    mapping = helpers.write_mapping(tmp_path)
+    state = tmp_path / "state.db"
+    email = "kim@example.com"
+
+    def placed(order_id: int, day: int) -> dict:
+        return {"id": order_id, "email": email, "at": f"2024-01-{day:02d}T12:00:00Z",
+                "amount": "10.00", "sku": f"SKU-{order_id}"}
+
+    helpers.run(mapping, helpers.write_orders(tmp_path / "1.ndjson",
+                                              [placed(1, 5), placed(2, 6)]), sandbox, state)
+    _edit(sandbox, email, {"tiny_first_date": "2024-01-09T12:00:00Z"})
+    helpers.run(mapping, helpers.write_orders(tmp_path / "2.ndjson", [placed(3, 8)]), sandbox,
+                state)
+    # the edit is the baseline; of the orders only the one counted after it
+    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == \
+        helpers.parse_time("2024-01-08T12:00:00Z")
+    helpers.run(mapping, helpers.write_orders(tmp_path / "3.ndjson", [placed(4, 10)]), sandbox,
+                state)
+    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == \
+        helpers.parse_time("2024-01-08T12:00:00Z")

@@ -520,7 +520,8 @@ class ContactsSync(JobPart):
             if not sending:
                 row.written, row.fence_written = values, text
         with self.lock:
-            self.state.save_prepared(self.scope, self.run_id, rebased, drifted, prepared)
+            self.state.save_prepared(self.scope, self.run_id, rebased, drifted, prepared,
+                                     refold)
             self.state.save_written(self.scope, unchanged)
             self.summary.drift += len(drifted)
             self.summary.contacts_unchanged += len(unchanged)
