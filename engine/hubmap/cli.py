@@ -45,6 +45,10 @@ def main() -> None:
     """hubmap: shop orders to HubSpot contacts, driven by YAML mapping files."""
 
 
+STATE_HELP = ("Where hubmap keeps every order's latest version, its refunds and what it wrote: "
+              "a SQLite file, or a PostgreSQL database URL (postgresql://user@host/db). "
+              "Default from HUBMAP_STATE.")
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "output_format", type=click.Choice(FORMATS),
@@ -158,8 +162,7 @@ def _print_run(outcome: Outcome, output_format: str, reject_file: str | None) ->
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="Override the format guessed from the file name.")
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              help="SQLite file where hubmap keeps every order's latest version, its refunds "
-                   "and what it wrote.")
+              envvar="HUBMAP_STATE", help=STATE_HELP)
 @click.option("--dry-run", is_flag=True, help="Read HubSpot and show what would change; write "
               "nothing (the run works on a private copy of the state).")
 @click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True,
@@ -205,7 +208,8 @@ def apply(mapping: str) -> None:
 
 
 @main.command()
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
+              envvar="HUBMAP_STATE", help=STATE_HELP)
 @click.option("--queue", "queue_path", default="hubmap-queue.db", show_default=True,
               help="The webhook queue of `hubmap serve`, shown when it exists.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
@@ -232,7 +236,8 @@ def status(state_path: str, queue_path: str, output_format: str) -> None:
 
 @main.command()
 @click.argument("mapping")
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True)
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
+              envvar="HUBMAP_STATE", help=STATE_HELP)
 @click.option("--sandbox", is_flag=True, help="Use the embedded stand-in kept beside the state.")
 @click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
@@ -313,8 +318,12 @@ def _intake_options(function):  # type: ignore[no-untyped-def]
         click.option("--host", help="Listen address (overrides the file)."),
         click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides "
                      "the file)."),
-        click.option("--state", "state_path", help="The state file (overrides the file)."),
-        click.option("--queue", "queue_path", help="The queue file (overrides the file)."),
+        click.option("--state", "state_path", envvar="HUBMAP_STATE", help="The state: a "
+                     "SQLite file or a PostgreSQL URL (overrides the file; default from "
+                     "HUBMAP_STATE)."),
+        click.option("--queue", "queue_path", envvar="HUBMAP_QUEUE", help="The queue: a "
+                     "SQLite file or a PostgreSQL URL (overrides the file; default from "
+                     "HUBMAP_QUEUE)."),
         click.option("--sandbox", is_flag=True, help="Send to an embedded local HubSpot "
                      "stand-in kept beside the state file."),
     ]
@@ -405,6 +414,42 @@ def queue_requeue(events: tuple[int, ...], mapping: str | None, config_path: str
 
     outcome = serving.requeue(_queue_path(config_path, queue_path), list(events) or None, mapping)
     click.echo(f"{_value(outcome)} dead letter(s) queued again")
+
+
+@main.group("state")
+def state_group() -> None:
+    """Move a state to another database, or bring it to this hubmap's version."""
+
+
+@state_group.command("copy")
+@click.argument("source")
+@click.argument("target")
+def state_copy(source: str, target: str) -> None:
+    """Copy the state SOURCE into the new, empty state TARGET (each a SQLite file or a
+    PostgreSQL URL), for example from one machine's file into the PostgreSQL that several
+    machines share.  Stop runs on SOURCE first; SOURCE is left as it was."""
+    from hubmap.uses import state_admin
+
+    outcome = state_admin.copy(source, target)
+    report = _value(outcome)
+    rows = ", ".join(f"{n:,} {table}" for table, n in report["rows"].items() if n)
+    click.echo(f"copied {report['from']} into {report['to']}: {rows or 'nothing (empty)'}")
+    sys.exit(outcome.exit_code)
+
+
+@state_group.command("migrate")
+@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
+              envvar="HUBMAP_STATE", help=STATE_HELP)
+def state_migrate(state_path: str) -> None:
+    """Bring the state's tables to this hubmap's version (any command does so when it opens
+    the state; this does it alone, say before several workers start)."""
+    from hubmap.uses import state_admin
+
+    outcome = state_admin.migrate(state_path)
+    report = _value(outcome)
+    click.echo(f"{report['state']}: state version {report['version']} (this hubmap writes "
+               f"{report['current']})")
+    sys.exit(outcome.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,6 +52,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hubmap import sql
 from hubmap.ledger import ContactRow, StoredOrder, StoredRefund
 
 DEFAULT_STATE_FILE = "hubmap-state.db"
@@ -63,39 +64,64 @@ _ORDERS_TABLE = """
 CREATE TABLE IF NOT EXISTS orders (
     scope TEXT NOT NULL, order_id TEXT NOT NULL, contact TEXT, order_time TEXT,
     run_id INTEGER, status TEXT NOT NULL DEFAULT 'counted',
-    version TEXT, digest TEXT, contribution TEXT, seq INTEGER, first_seq INTEGER,
+    version TEXT, digest TEXT, contribution {blob}, seq INTEGER, first_seq INTEGER,
     PRIMARY KEY (scope, order_id))"""
 
 _SCHEMA = _ORDERS_TABLE + """;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, mapping_file TEXT,
+    id {serial}, scope TEXT NOT NULL, mapping_file TEXT,
     input TEXT, started_at TEXT NOT NULL, ended_at TEXT, outcome TEXT, counts TEXT);
 CREATE TABLE IF NOT EXISTS locks (
     scope TEXT PRIMARY KEY, run_id INTEGER, pid INTEGER, host TEXT, since TEXT);
 CREATE TABLE IF NOT EXISTS refunds (
     scope TEXT NOT NULL, refund_id TEXT NOT NULL, order_id TEXT NOT NULL, digest TEXT NOT NULL,
-    contribution TEXT NOT NULL, seq INTEGER NOT NULL, run_id INTEGER,
+    contribution {blob} NOT NULL, seq INTEGER NOT NULL, run_id INTEGER,
     PRIMARY KEY (scope, refund_id));
 CREATE TABLE IF NOT EXISTS contacts (
     scope TEXT NOT NULL, contact TEXT NOT NULL, hubspot_id TEXT,
-    baseline TEXT, acc TEXT NOT NULL DEFAULT '{}',
-    written TEXT, writing TEXT, dirty INTEGER NOT NULL DEFAULT 0,
+    baseline {blob}, acc {acc},
+    written {blob}, writing {blob}, dirty INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, updated_at TEXT,
-    cutoffs TEXT NOT NULL DEFAULT '{}', folded_seq INTEGER NOT NULL DEFAULT 0,
+    cutoffs TEXT NOT NULL DEFAULT '{{}}', folded_seq INTEGER NOT NULL DEFAULT 0,
     written_seq INTEGER NOT NULL DEFAULT 0, counted TEXT NOT NULL DEFAULT '',
-    fence_written TEXT, fence_writing TEXT, sending TEXT, alias_of TEXT,
+    fence_written TEXT, fence_writing TEXT, sending {blob}, alias_of TEXT,
     PRIMARY KEY (scope, contact));
 CREATE TABLE IF NOT EXISTS rejects (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
+    id {serial}, scope TEXT NOT NULL, run_id INTEGER,
     location TEXT, order_id TEXT, property TEXT, reason TEXT NOT NULL, code TEXT,
     kind TEXT NOT NULL, record TEXT, status TEXT NOT NULL DEFAULT 'pending', at TEXT);
 CREATE TABLE IF NOT EXISTS dictionaries (
-    id INTEGER PRIMARY KEY, scope TEXT NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL);
+    id {dictionary_id}, scope TEXT NOT NULL, kind TEXT NOT NULL, data {blob} NOT NULL);
 CREATE TABLE IF NOT EXISTS drift (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, run_id INTEGER,
+    id {serial}, scope TEXT NOT NULL, run_id INTEGER,
     contact TEXT NOT NULL, property TEXT NOT NULL, expected TEXT, found TEXT, at TEXT);
 """
+
+# Every table with its columns, as `copy_into` copies them; the packed ones are marked '*'.
+_TABLES = {
+    "meta": "key value",
+    "dictionaries": "id scope kind data",
+    "runs": "id scope mapping_file input started_at ended_at outcome counts",
+    "orders": "scope order_id contact order_time run_id status version digest *contribution seq "
+              "first_seq",
+    "refunds": "scope refund_id order_id digest *contribution seq run_id",
+    "contacts": "scope contact hubspot_id *baseline *acc *written *writing dirty last_error "
+                "updated_at cutoffs folded_seq written_seq counted fence_written fence_writing "
+                "*sending alias_of",
+    "rejects": "id scope run_id location order_id property reason code kind record status at",
+    "drift": "id scope run_id contact property expected found at",
+}
+_NUMBERED = ("dictionaries", "runs", "rejects", "drift")  # their ids are copied as they are
+COPY_ROWS = 1_000  # rows read and written at a time by `copy_into`
+
+# The packed values' columns hold bytes (`Packer`); SQLite files of schema 2 hold JSON text in
+# some, which SQLite's dynamic types allow.  An accumulator is never missing in SQLite ('{}' when
+# empty); PostgreSQL's byte column holds NULL for none.
+_TYPES = {
+    "sqlite": {"acc": "TEXT NOT NULL DEFAULT '{}'", "dictionary_id": "INTEGER PRIMARY KEY"},
+    "postgresql": {"acc": "BYTEA", "dictionary_id": sql.POSTGRESQL.serial},
+}
 
 # Every query of a run finds its rows through an index, so a run costs what it changes:
 # contacts_dirty_key serves "the dirty contacts of a scope, in key order" from the index alone
@@ -177,7 +203,7 @@ class Packer:
     WINDOW_BITS, MEMORY_LEVEL = 13, 6
     _HEADER = struct.Struct(">H")
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sql.Database):
         self.db = db
         self.dictionaries: dict[int, bytes] = {}
         self.current: dict[tuple[str, str], int] = {}  # (scope, kind) -> dictionary in use
@@ -186,7 +212,7 @@ class Packer:
         self.compressors: dict[int, Any] = {0: self._compressor(None)}
         for ident, scope, kind, data in db.execute(
                 "SELECT id, scope, kind, data FROM dictionaries ORDER BY id"):
-            self.dictionaries[ident] = data
+            self.dictionaries[ident] = bytes(data)
             self.current[(scope, kind)] = ident
 
     def _compressor(self, dictionary: bytes | None) -> Any:
@@ -218,8 +244,9 @@ class Packer:
             return 0
         del self.samples[(scope, kind)]
         data = data[-self.SAMPLE_BYTES:]  # zlib prefers the texts at the dictionary's end
-        ident = int(self.db.execute("INSERT INTO dictionaries (scope, kind, data) VALUES (?,?,?)",
-                                    (scope, kind, data)).lastrowid or 0)
+        ident = self.db.insert_id(
+            "INSERT INTO dictionaries (scope, kind, data) VALUES (?,?,?) RETURNING id",
+            (scope, kind, data))
         if ident > 0xFFFF:  # beyond what the header names (some 13,000 scopes): none
             self.db.execute("DELETE FROM dictionaries WHERE id=?", (ident,))
             return 0
@@ -243,10 +270,16 @@ class Packer:
                 if row is None:
                     raise sqlite3.DatabaseError(f"the state is damaged: a value needs "
                                                 f"dictionary {ident}, which it lacks")
-                dictionary = self.dictionaries[ident] = row[0]
+                dictionary = self.dictionaries[ident] = bytes(row[0])
             reader = zlib.decompressobj(-self.WINDOW_BITS, zdict=dictionary)
         text = reader.decompress(data[self._HEADER.size:]) + reader.flush()
         return _PACKED_READ.decode(text.decode("utf-8"))
+
+    @classmethod
+    def plain(cls, text: str) -> bytes:
+        """A JSON text packed without a dictionary."""
+        one = zlib.compressobj(cls.LEVEL, zlib.DEFLATED, -cls.WINDOW_BITS, cls.MEMORY_LEVEL)
+        return cls._HEADER.pack(0) + one.compress(text.encode("utf-8")) + one.flush()
 
     def committed(self) -> None:
         self.made.clear()
@@ -266,8 +299,8 @@ last_opened: str | None = None
 one state file)."""
 
 
-def failure_message(error: sqlite3.DatabaseError) -> str:
-    """What a SQLite failure of the state file means for the user, and what to do."""
+def failure_message(error: Exception) -> str:
+    """What a failure of the state's database means for the user, and what to do."""
     where = f"the state file '{last_opened}'" if last_opened else "the state file"
     text = str(error)
     if "full" in text:
@@ -288,36 +321,42 @@ class StateStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
         global last_opened
-        last_opened = self.path
+        last_opened = sql.shown(self.path)
         self._depth = 0
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = sql.connect(self.path)
+            self._no_acc = None if self.db.is_postgresql else "{}"  # an empty accumulator
+            if not self.db.is_postgresql:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
-        except sqlite3.DatabaseError as error:
+        except sql.DatabaseError as error:
             text = str(error)
             if "not a database" in text or "malformed" in text:
-                raise StateError(f"'{self.path}' is not a usable hubmap state file: {text}"
-                                 ) from None
+                raise StateError(f"'{sql.shown(self.path)}' is not a usable hubmap state "
+                                 f"file: {text}") from None
             raise StateError(failure_message(error)) from None
 
     def _open_schema(self) -> None:
-        self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        with self.db.schema_lock():  # processes opening one database at once take turns
+            self._make_schema()
+
+    def _make_schema(self) -> None:
+        dialect = self.db.dialect
+        self.db.script(dialect.ddl(_SCHEMA, **_TYPES[dialect.name]))  # idempotent
         self.packer = Packer(self.db)
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         version = int(row[0]) if row else None
         if version is not None and version > SCHEMA_VERSION:
-            raise StateError(f"'{self.path}' was written by a newer hubmap (state version "
+            raise StateError(f"'{sql.shown(self.path)}' was written by a newer hubmap (state "
+                             f"version "
                              f"{version}); upgrade hubmap")
         if version == 1:
             with self.transaction():
                 self._upgrade_from_1()
-        self.db.executescript(_INDEXES)
+        self.db.script(_INDEXES)
         if version != SCHEMA_VERSION:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                            (str(SCHEMA_VERSION),))
+            _put_meta(self.db, "schema", str(SCHEMA_VERSION))
 
     def _upgrade_from_1(self) -> None:
         """0.1 kept which order ids it counted, not what each contributed: the baselines (what
@@ -326,19 +365,22 @@ class StateStore:
         scopes = [r[0] for r in self.db.execute(
             "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders")]
         self.db.execute("DROP TABLE orders")
-        self.db.execute(_ORDERS_TABLE)
+        self.db.execute(self.db.dialect.ddl(_ORDERS_TABLE))
         have = {r[1] for r in self.db.execute("PRAGMA table_info(contacts)")}
         for column in _UPGRADE_CONTACT_COLUMNS:
             if column.split()[0] not in have:
                 self.db.execute(f"ALTER TABLE contacts ADD COLUMN {column}")
-        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                            [(f"upgraded|{scope}", _now()) for scope in scopes])
+        for scope in scopes:
+            _put_meta(self.db, f"upgraded|{scope}", _now())
 
     def close(self) -> None:
         self.db.close()
 
+    def schema_version(self) -> int:
+        return int(self._meta("schema") or SCHEMA_VERSION)
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sql.Database]:
         """One transaction; nested uses join the outer one."""
         if self._depth:
             self._depth += 1
@@ -347,7 +389,7 @@ class StateStore:
             finally:
                 self._depth -= 1
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self.db.dialect.begin)
         self._depth = 1
         try:
             yield self.db
@@ -365,27 +407,95 @@ class StateStore:
         copy = StateStore.__new__(StateStore)
         copy.path = f"{self.path} (dry-run copy)"
         copy._depth = 0
-        copy.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self.db.backup(copy.db)
+        copy._no_acc = self._no_acc
+        if self.db.is_postgresql:
+            # a connection of its own, inside one transaction that is never committed: every
+            # `transaction()` of the dry run joins it, and closing the copy drops it all
+            copy.db = sql.connect(self.path)
+            copy.db.execute(copy.db.dialect.begin)
+            copy._depth = 1
+        else:
+            copy.db = sql.connect_sqlite(":memory:")
+            self.db.connection.backup(copy.db.connection)
         copy.packer = Packer(copy.db)
         return copy
+
+    def copy_into(self, target: StateStore, progress: Any = None) -> dict[str, int]:
+        """Copy everything this state holds into `target`, an empty state (another file, or a
+        PostgreSQL database), in one transaction there; rows copied per table.  Packed values
+        are copied as they are, with the dictionaries they name (same ids); a JSON text an
+        older hubmap stored in a packed column is packed on the way.  Refused while a run holds
+        a scope here, and when `target` holds anything."""
+        live = [r for r in self.db.execute("SELECT scope, pid, host FROM locks")
+                if _alive(r[1], r[2])]
+        if live:
+            raise StateLockedError(f"a hubmap run holds '{live[0][0]}' in this state; copy it "
+                                   "when no run is using it")
+        for table in _TABLES:
+            rows = f"SELECT 1 FROM {table}" + (" WHERE key != 'schema'" if table == "meta" else "")
+            if target.db.execute(rows + " LIMIT 1").fetchone() is not None:
+                raise StateError(f"'{sql.shown(target.path)}' is not empty (its {table} table "
+                                 "has rows): copy into a new, empty state")
+        copied: dict[str, int] = {}
+        with target.transaction() as db:
+            db.execute("DELETE FROM meta")  # what opening it wrote (the schema version)
+            for table, spec in _TABLES.items():
+                names = [c.lstrip("*") for c in spec.split()]
+                packed = [i for i, c in enumerate(spec.split()) if c.startswith("*")]
+                insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                          f"({', '.join('?' * len(names))})")
+                rows = self.db.execute(f"SELECT {', '.join(names)} FROM {table}")
+                copied[table] = 0
+                while batch := rows.fetchmany(COPY_ROWS):
+                    batch = [_copied_row(row, packed) for row in batch]
+                    db.executemany(insert, batch)
+                    copied[table] += len(batch)
+                    if progress is not None:
+                        progress(table, len(batch))
+            if db.is_postgresql:  # the next numbers follow the copied ids
+                for table in _NUMBERED:
+                    db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                               f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+        target.packer = Packer(target.db)  # the dictionaries copied in
+        return copied
 
     # -- runs and the lock ---------------------------------------------------------------
 
     def start_run(self, scope: str, mapping_file: str, input_name: str) -> int:
-        """Record a new run and take the scope's lock (StateLockedError if another run has it)."""
+        """Record a new run and take the scope's lock (StateLockedError if another run has it).
+
+        SQLite: the lock row names the process holding it; a row whose process is gone (on this
+        host) is taken over.  PostgreSQL: the lock is also an advisory lock of this connection,
+        which the server lets go when the connection ends (a process killed on any machine), so
+        a row left behind is taken over whatever host it names."""
+        if not self.db.try_lock(_scope_lock(scope)):
+            raise self._locked(scope)
+        try:
+            return self._start_run(scope, mapping_file, input_name)
+        except BaseException:
+            self.db.unlock(_scope_lock(scope))
+            raise
+
+    def _locked(self, scope: str) -> StateLockedError:
+        held = self.db.execute("SELECT run_id, pid, host, since FROM locks WHERE scope=?",
+                               (scope,)).fetchone()
+        holder = (f"process {held[1]} on {held[2]}, since {held[3]}" if held is not None
+                  else "another process")
+        return StateLockedError(f"another hubmap run ({holder}) is using this state for "
+                                f"'{scope}'; wait for it to finish")
+
+    def _start_run(self, scope: str, mapping_file: str, input_name: str) -> int:
         with self.transaction() as db:
             held = db.execute("SELECT run_id, pid, host, since FROM locks WHERE scope=?",
                               (scope,)).fetchone()
-            if held is not None and _alive(held[1], held[2]):
-                raise StateLockedError(
-                    f"another hubmap run (process {held[1]} on {held[2]}, since {held[3]}) is "
-                    f"using this state for '{scope}'; wait for it to finish")
-            cursor = db.execute(
-                "INSERT INTO runs (scope, mapping_file, input, started_at) VALUES (?,?,?,?)",
-                (scope, mapping_file, input_name, _now()))
-            run_id = int(cursor.lastrowid or 0)
-            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?)",
+            if held is not None and not db.is_postgresql and _alive(held[1], held[2]):
+                raise self._locked(scope)
+            run_id = db.insert_id(
+                "INSERT INTO runs (scope, mapping_file, input, started_at) VALUES (?,?,?,?) "
+                "RETURNING id", (scope, mapping_file, input_name, _now()))
+            db.execute("INSERT INTO locks (scope, run_id, pid, host, since) VALUES (?,?,?,?,?) "
+                       "ON CONFLICT (scope) DO UPDATE SET run_id=excluded.run_id, "
+                       "pid=excluded.pid, host=excluded.host, since=excluded.since",
                        (scope, run_id, os.getpid(), socket.gethostname(), _now()))
         return run_id
 
@@ -394,6 +504,7 @@ class StateStore:
             db.execute("UPDATE runs SET ended_at=?, outcome=?, counts=? WHERE id=?",
                        (_now(), outcome, _json(counts), run_id))
             db.execute("DELETE FROM locks WHERE scope=? AND run_id=?", (scope, run_id))
+        self.db.unlock(_scope_lock(scope))
 
     def runs(self, scope: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
         query = "SELECT id, scope, mapping_file, input, started_at, ended_at, outcome, counts " \
@@ -453,11 +564,14 @@ class StateStore:
         return result
 
     def _next_seqs(self, count: int) -> int:
-        """Reserve `count` sequence numbers; the first is returned (inside a transaction)."""
-        row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
-        first = (int(row[0]) if row else 0) + 1
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(first + count - 1),))
-        return first
+        """Reserve `count` sequence numbers; the first is returned (inside a transaction).  One
+        statement reads and moves the counter, so processes writing one PostgreSQL database at
+        once never get the same numbers (the row stays locked until the transaction ends)."""
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('seq', '0') ON CONFLICT (key) "
+                        "DO NOTHING")
+        row = self.db.execute("UPDATE meta SET value=CAST(CAST(value AS BIGINT) + ? AS TEXT) "
+                              "WHERE key='seq' RETURNING value", (count,)).fetchone()
+        return int(row[0]) - count + 1
 
     def put_orders(self, scope: str, run_id: int, orders: list[StoredOrder]) -> None:
         """Store order versions (each gets the next `seq`; `first_seq` is kept from the order's
@@ -471,9 +585,13 @@ class StateStore:
                 order.seq = first + offset
                 order.first_seq = order.first_seq or order.seq
             db.executemany(
-                "INSERT OR REPLACE INTO orders (scope, order_id, contact, order_time, run_id, "
-                "status, version, digest, contribution, seq, first_seq) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO orders (scope, order_id, contact, order_time, run_id, status, "
+                "version, digest, contribution, seq, first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (scope, order_id) DO UPDATE SET contact=excluded.contact, "
+                "order_time=excluded.order_time, run_id=excluded.run_id, "
+                "status=excluded.status, version=excluded.version, digest=excluded.digest, "
+                "contribution=excluded.contribution, seq=excluded.seq, "
+                "first_seq=excluded.first_seq",
                 [(scope, o.order_id, o.contact, o.order_time, run_id, o.status, o.version,
                   o.digest, pack(scope, "contribution", o.contribution), o.seq, o.first_seq)
                  for o in orders])
@@ -496,8 +614,10 @@ class StateStore:
             for offset, refund in enumerate(refunds):
                 refund.seq = first + offset
             db.executemany(
-                "INSERT OR REPLACE INTO refunds (scope, refund_id, order_id, digest, contribution, "
-                "seq, run_id) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO refunds (scope, refund_id, order_id, digest, contribution, seq, "
+                "run_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope, refund_id) DO UPDATE SET "
+                "order_id=excluded.order_id, digest=excluded.digest, "
+                "contribution=excluded.contribution, seq=excluded.seq, run_id=excluded.run_id",
                 [(scope, r.refund_id, r.order_id, r.digest, pack(scope, "refund", r.contribution),
                   r.seq, run_id)
                  for r in refunds])
@@ -705,10 +825,10 @@ class StateStore:
     def ledger_id(self) -> str:
         """This state file's id, written into every fence (made at first use)."""
         with self.transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('ledger', ?) ON CONFLICT (key) "
+                       "DO NOTHING", (secrets.token_hex(8),))  # the first process's id wins
             held = self._meta("ledger")
-            if held is None:
-                held = secrets.token_hex(8)
-                db.execute("INSERT INTO meta VALUES ('ledger', ?)", (held,))
+        assert held is not None
         return held
 
     def fence_property(self, scope: str) -> str | None:
@@ -717,7 +837,7 @@ class StateStore:
 
     def save_fence_property(self, scope: str, name: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"fence|{scope}", name))
+            _put_meta(db, f"fence|{scope}", name)
 
     def mapping_files(self, portal_scope_prefix: str) -> dict[str, str]:
         """Each scope of a portal with the mapping file of its last run."""
@@ -763,8 +883,7 @@ class StateStore:
         (accumulators, baseline, values written, cutoffs) is forgotten, so HubSpot's value at
         their next write becomes their baseline."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
-                       (f"fingerprint|{scope}", _json(fingerprint)))
+            _put_meta(db, f"fingerprint|{scope}", _json(fingerprint))
             started = list(started)
             if not started:
                 return
@@ -772,8 +891,7 @@ class StateStore:
             now_seq = int(row[0]) if row else 0
             cutoffs = self.started(scope)
             cutoffs.update({name: now_seq for name in started})
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
-                       (f"started|{scope}", _json(cutoffs)))
+            _put_meta(db, f"started|{scope}", _json(cutoffs))
             self._forget_properties(scope, set(started))
 
     def _forget_properties(self, scope: str, names: set[str]) -> None:
@@ -805,13 +923,13 @@ class StateStore:
         HubSpot was sent, are kept); every contact is to be written again.  Until
         `end_rebuild`, the scope is marked as being rebuilt."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"rebuilding|{scope}", _now()))
+            _put_meta(db, f"rebuilding|{scope}", _now())
             db.execute("DELETE FROM orders WHERE scope=?", (scope,))
             db.execute("DELETE FROM refunds WHERE scope=?", (scope,))
             db.execute("DELETE FROM meta WHERE key IN (?, ?)",
                        (f"started|{scope}", f"upgraded|{scope}"))
-            db.execute("UPDATE contacts SET acc='{}', cutoffs='{}', folded_seq=0, written_seq=0, "
-                       "counted='', dirty=1 WHERE scope=?", (scope,))
+            db.execute("UPDATE contacts SET acc=?, cutoffs='{}', folded_seq=0, written_seq=0, "
+                       "counted='', dirty=1 WHERE scope=?", (self._no_acc, scope))
 
     def end_rebuild(self, scope: str) -> None:
         with self.transaction() as db:
@@ -854,6 +972,25 @@ class StateStore:
     def scopes(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT scope FROM runs UNION SELECT DISTINCT scope FROM contacts")]
+
+
+def _copied_row(row: tuple[Any, ...], packed: list[int]) -> tuple[Any, ...]:
+    """A row as `copy_into` writes it: bytes as bytes, an older JSON text in a packed column
+    packed without a dictionary (which `Packer.unpack` reads as any packed value)."""
+    values = [bytes(v) if isinstance(v, memoryview) else v for v in row]
+    for index in packed:
+        if isinstance(values[index], str):
+            values[index] = Packer.plain(values[index])
+    return tuple(values)
+
+
+def _scope_lock(scope: str) -> str:
+    return f"hubmap scope|{scope}"
+
+
+def _put_meta(db: sql.Database, key: str, value: str) -> None:
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+               "value=excluded.value", (key, value))
 
 
 def _without(values: dict[str, Any] | None, names: set[str]) -> dict[str, Any] | None:

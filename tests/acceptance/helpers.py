@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hubmap import sql
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from hubmap.sandbox.app import dump_store
 from hubmap.uses import apply as applying
@@ -319,3 +321,35 @@ def run_until_crash(mapping: Path, sandbox: RunningSandbox, state_path: Path, so
         job.client.close()
         job.state.close()
     return False
+
+
+# -- states in either backend ---------------------------------------------------------------
+
+
+def forget_state(state: Path | str) -> None:
+    """The state is lost: a SQLite file deleted (with its sidecar files, if any were left), or a
+    PostgreSQL database emptied of every table."""
+    if sql.is_url(state):
+        db = sql.connect(state)
+        try:
+            db.script("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            db.close()
+        return
+    for path in (Path(state), Path(f"{state}-wal"), Path(f"{state}-shm")):
+        path.unlink(missing_ok=True)
+
+
+def copy_state(source: Path | str, copy: Path | str) -> None:
+    """A copy of a closed state as it is now (a file copied, or a database made from it)."""
+    if not sql.is_url(source):
+        assert not Path(f"{source}-wal").exists()  # closed: the file alone is the whole state
+        shutil.copyfile(source, copy)
+        return
+    import psycopg
+
+    server, name = str(source).rsplit("/", 1)
+    copy_name = str(copy).rsplit("/", 1)[1]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{copy_name}"')
+        admin.execute(f'CREATE DATABASE "{copy_name}" TEMPLATE "{name}"')

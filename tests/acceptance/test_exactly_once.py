@@ -26,11 +26,11 @@ def sandbox():  # type: ignore[no-untyped-def]
 
 
 def test_the_same_input_twice_counts_nothing_new_and_writes_nothing(tmp_path: Path,
-                                                                     sandbox) -> None:
+                                                                     sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 61))
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
 
     first = helpers.run(mapping, source, sandbox, state)
     assert (first.new, first.contacts_created, first.ok) == (60, 7, True)
@@ -47,9 +47,9 @@ def test_the_same_input_twice_counts_nothing_new_and_writes_nothing(tmp_path: Pa
     helpers.assert_hubspot_holds(sandbox, items)
 
 
-def test_overlapping_inputs_count_every_order_once(tmp_path: Path, sandbox) -> None:
+def test_overlapping_inputs_count_every_order_once(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     first = helpers.run(mapping, helpers.write_orders(
         tmp_path / "a.ndjson", helpers.orders(range(1, 101))), sandbox, state)
     second = helpers.run(mapping, helpers.write_orders(
@@ -67,34 +67,34 @@ def test_overlapping_inputs_count_every_order_once(tmp_path: Path, sandbox) -> N
         store.close()
 
 
-def test_duplicates_inside_one_input_count_once(tmp_path: Path, sandbox) -> None:
+def test_duplicates_inside_one_input_count_once(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 41))
     repeated = items + items[::3] + items[:5]
     summary = helpers.run(mapping, helpers.write_orders(tmp_path / "o.ndjson", repeated), sandbox,
-                          tmp_path / "state.db", options={"count_chunk": 7})
+                          new_state("state.db"), options={"count_chunk": 7})
     assert (summary.new, summary.unchanged) == (40, len(repeated) - 40)
     helpers.assert_hubspot_holds(sandbox, items)
 
 
 def test_5xx_and_lost_answers_leave_exactly_the_fault_free_values(tmp_path: Path,
-                                                                  sandbox) -> None:
+                                                                  sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 601), contacts_count=300)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
     clean = helpers.start()
     try:
-        helpers.run(mapping, source, clean, tmp_path / "clean.db")
+        helpers.run(mapping, source, clean, new_state("clean.db"))
         sandbox.configure(error_rate=0.1, drop_after_write_rate=0.05, seed=20240601)
         # Small batches and chunks: many calls, so many faults.
-        faulty = helpers.run(mapping, source, sandbox, tmp_path / "faulty.db",
+        faulty = helpers.run(mapping, source, sandbox, new_state("faulty.db"),
                              options={"batch": 3, "count_chunk": 50})
         faults = sandbox.stats()["faults"]
         assert faults["gatewayErrors"] > 0 and faults["droppedAfterWrite"] > 0
         assert faulty.retries > 0
         assert faulty.ok, faulty.failures
         assert faulty.drift == 0  # a lost answer is not mistaken for an edit in HubSpot
-        again = helpers.run(mapping, source, sandbox, tmp_path / "faulty.db",
+        again = helpers.run(mapping, source, sandbox, new_state("faulty.db"),
                             options={"batch": 3})
         assert again.new == 0
         sandbox.configure(error_rate=0.0, drop_after_write_rate=0.0)
@@ -107,12 +107,13 @@ def test_5xx_and_lost_answers_leave_exactly_the_fault_free_values(tmp_path: Path
         clean.stop()
 
 
-def test_newest_first_or_shuffled_input_keeps_time_order(tmp_path: Path, sandbox) -> None:
+def test_newest_first_or_shuffled_input_keeps_time_order(tmp_path: Path, sandbox,
+                                                          new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 121), contacts_count=4)
     newest_first = sorted(items, key=lambda i: (i["at"], i["id"]), reverse=True)
     # Newest half in one run, the older half in a later run: the later run brings older orders.
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     helpers.run(mapping, helpers.write_orders(tmp_path / "new.ndjson", newest_first[:60]),
                 sandbox, state, options={"count_chunk": 11, "batch": 3})
     helpers.run(mapping, helpers.write_orders(tmp_path / "old.ndjson", newest_first[60:]),
@@ -124,7 +125,7 @@ def test_newest_first_or_shuffled_input_keeps_time_order(tmp_path: Path, sandbox
     other = helpers.start()
     try:
         helpers.run(mapping, helpers.write_orders(tmp_path / "shuffled.ndjson", shuffled), other,
-                    tmp_path / "shuffled.db", options={"count_chunk": 13})
+                    new_state("shuffled.db"), options={"count_chunk": 13})
         assert helpers.contacts(other).keys() == helpers.contacts(sandbox).keys()
         helpers.assert_hubspot_holds(other, items)
     finally:
@@ -139,7 +140,8 @@ def test_newest_first_or_shuffled_input_keeps_time_order(tmp_path: Path, sandbox
     assert values["tiny_skus"].split(";")[0] == mine[-1]["sku"]
 
 
-def test_the_shipped_shopify_mapping_counts_each_order_once(tmp_path: Path, sandbox) -> None:
+def test_the_shipped_shopify_mapping_counts_each_order_once(tmp_path: Path, sandbox,
+                                                            new_state) -> None:
     mapping = MAPPINGS / "shopify-orders-contacts.yaml"
     base = {"currency": "USD", "financial_status": "paid", "cancelled_at": None,
             "line_items": [{"sku": "A", "title": "Apron", "vendor": "Acme", "price": "1.10",
@@ -148,7 +150,7 @@ def test_the_shipped_shopify_mapping_counts_each_order_once(tmp_path: Path, sand
                     "name": f"#{1000 + n}", "total_price": f"{n}.10",
                     "created_at": f"2024-02-{(n * 7) % 27 + 1:02d}T10:00:00Z"}
                    for n in range(1, 31)]
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", shop_orders[:20]), sandbox,
                 state)
     second = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", shop_orders[10:]),
@@ -166,10 +168,10 @@ def test_the_shipped_shopify_mapping_counts_each_order_once(tmp_path: Path, sand
 
 
 def test_a_second_run_on_the_same_state_is_refused_while_one_holds_the_lock(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     source = helpers.write_orders(tmp_path / "o.ndjson", helpers.orders(range(1, 11)))
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     scope = scope_of(load_mapping(str(mapping)), str(helpers.PORTAL_ID))
     holder = StateStore(state)
     try:
@@ -183,12 +185,12 @@ def test_a_second_run_on_the_same_state_is_refused_while_one_holds_the_lock(
         holder.close()
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path, sandbox) -> None:
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path, sandbox, new_state) -> None:
     import subprocess
     import sys
 
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     scope = scope_of(load_mapping(str(mapping)), str(helpers.PORTAL_ID))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)

@@ -95,13 +95,13 @@ def test_when_the_commit_fails_each_webhook_in_it_gets_503_and_none_is_stored(tm
     bodies = orders(24)
     service = intake_only(tmp_path, sandbox)
     try:
-        healthy = service.queue.db
-        service.queue.db = FailingCommits(healthy)  # type: ignore[assignment]
+        healthy = service.queue.db.connection
+        service.queue.db.connection = FailingCommits(healthy)
         answers = post_all(service, bodies)
         assert {a.status_code for a in answers.values()} == {503}
         assert all(a.headers.get("Retry-After") for a in answers.values())
         assert stored(service) == []
-        service.queue.db = healthy
+        service.queue.db.connection = healthy
         answers = post_all(service, bodies)  # the senders try again
         assert {a.status_code for a in answers.values()} == {200}
         assert sorted(stored(service)) == sorted(bodies)

@@ -549,9 +549,10 @@ def write_ndjson(path: Path, bodies: list[dict[str, Any]]) -> Path:
     return path
 
 
-def run(folder: Path, url: str, path: Path) -> tuple[int, dict[str, Any], str]:
+def run(folder: Path, url: str, path: Path, state: Path | str
+        ) -> tuple[int, dict[str, Any], str]:
     result = hubmap("run", str(MAPPING), "--input", str(path), "--state",
-                    str(folder / "state.db"), "--rejects", str(folder / "rejected.ndjson"),
+                    str(state), "--rejects", str(folder / "rejected.ndjson"),
                     "--format", "json", cwd=folder, url=url)
     assert "Traceback" not in result.stderr, result.stderr
     try:
@@ -650,7 +651,8 @@ WORDS = ("new", "changed", "unchanged", "stale", "withdrawn", "skipped", "refund
 
 
 def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_versions(
-        tmp_path, sandbox):
+        tmp_path, sandbox, new_state):
+    state = new_state()
     orders = shop()
     delivery = deliver(orders)
     words = expected_words(delivery.files)
@@ -658,7 +660,7 @@ def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_vers
     summaries = []
     for number, bodies in enumerate(delivery.files, start=1):
         path = write_ndjson(tmp_path / f"webhooks-{number}.ndjson", bodies)
-        code, summary, stderr = run(tmp_path, sandbox.url, path)
+        code, summary, stderr = run(tmp_path, sandbox.url, path, state)
         assert code == 0, (summary, stderr)
         summaries.append(summary)
         delivered += bodies
@@ -681,7 +683,7 @@ def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_vers
 
     # The last file again: nothing is new, nothing is written.
     before, written = dump(sandbox.url)["contacts"], writes(sandbox.url)
-    code, again, stderr = run(tmp_path, sandbox.url, tmp_path / "webhooks-3.ndjson")
+    code, again, stderr = run(tmp_path, sandbox.url, tmp_path / "webhooks-3.ndjson", state)
     assert code == 0, (again, stderr)
     assert (again["new"], again["changed"], again["withdrawn"], again["skipped"],
             again["refunds"], again["refunds_changed"], again["rejected"]) == (
@@ -695,7 +697,8 @@ def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_vers
     assert_holds(sandbox.url, delivered)
 
 
-def test_refunds_waiting_counts_only_refunds_whose_order_has_not_come(tmp_path, sandbox):
+def test_refunds_waiting_counts_only_refunds_whose_order_has_not_come(tmp_path, sandbox,
+                                                                      new_state):
     """README, *What the summary says*: refunds_waiting is the refunds stored whose order has
     not come yet.  An order that came and was cancelled has come: its refunds left the contact
     with it and wait for nothing."""
@@ -711,7 +714,8 @@ def test_refunds_waiting_counts_only_refunds_whose_order_has_not_come(tmp_path, 
     cancelled = {**order, "updated_at": "2024-06-04T08:00:05Z", "financial_status": "refunded",
                  "cancelled_at": "2024-06-04T08:00:00Z", "refunds": [refund]}
     path = write_ndjson(tmp_path / "cancelled.ndjson", [order, refund, cancelled])
-    code, summary, stderr = run(tmp_path, sandbox.url, path)
+    state = new_state()
+    code, summary, stderr = run(tmp_path, sandbox.url, path, state)
     assert code == 0, stderr
     assert (summary["new"], summary["withdrawn"], summary["refunds"]) == (1, 1, 1)
     assert summary["refunds_waiting"] == 0

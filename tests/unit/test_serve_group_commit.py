@@ -36,7 +36,7 @@ class HeldCommits:
     def execute(self, sql: str, *args: Any) -> Any:
         if sql == "BEGIN IMMEDIATE":
             self._inserted = 0
-        elif sql.startswith("INSERT OR IGNORE INTO events"):
+        elif sql.startswith("INSERT INTO events"):
             self._inserted += 1
         elif sql == "COMMIT":
             self.commits_started += 1
@@ -96,8 +96,8 @@ class Senders:
 def held(tmp_path: Path) -> tuple[Queue, HeldCommits, Path]:
     path = tmp_path / "queue.db"
     queue = Queue(path)
-    connection = HeldCommits(queue.db)
-    queue.db = connection  # type: ignore[assignment]
+    connection = HeldCommits(queue.db.connection)
+    queue.db.connection = connection
     yield queue, connection, path
     queue.close()
 

@@ -70,7 +70,7 @@ def _statements_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lis
 
         def traced(store: StateStore, path: str | Path) -> None:
             opened(store, path)
-            store.db.set_trace_callback(seen.append)
+            store.db.connection.set_trace_callback(seen.append)
 
         monkeypatch.setattr(StateStore, "__init__", traced)
         later = ([changes.order_record(o, len(o.versions)) for o in orders[:6]]  # changed

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -37,6 +36,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from hubmap import sql
 from hubmap.inputs import InputError, parse_json
 from hubmap.serve import auth
 from hubmap.serve.config import Route, ServeConfig
@@ -187,7 +187,7 @@ class IntakeApp:
         try:
             event_id, new = self.queue.enqueue(route.path, delivery, topic, body,
                                                self.mapping_names[route.path])
-        except sqlite3.Error as error:
+        except sql.Error as error:
             log.error("cannot store a webhook on %s: %s", route.path, error)
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=UNAVAILABLE)
             return _json({"error": "cannot store the webhook now; send again later"}, 503,
@@ -217,7 +217,7 @@ class IntakeApp:
         backlog: dict[str, Any] | None = None
         try:
             backlog = self.queue.backlog()
-        except sqlite3.Error as error:
+        except sql.Error as error:
             problems.append(f"the queue cannot be read: {error}")
         hubspot = worker["hubspot"] if worker is not None else {
             "status": "unknown", "note": "the worker runs in another process (hubmap worker)"}

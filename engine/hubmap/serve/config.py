@@ -6,6 +6,7 @@ The file (see examples/serve.yaml; relative paths are relative to the file's fol
     listen: {host: 127.0.0.1, port: 8080, threads: 8}
     state: hubmap-state.db          # the state store shared with `hubmap run` (ledger, contacts)
     queue: hubmap-queue.db          # the webhook queue (accepted events, jobs, dead letters)
+                                    # (either may be a PostgreSQL URL: postgresql://user@host/db)
     max_body_bytes: 1048576         # larger requests are answered 413
     worker:                         # all optional
       batch_size: 100               # events handed to one run of a mapping
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubmap import sql
 from hubmap.mapping import load_mapping
 from hubmap.mapping.loader import LoadedDocument, load_file
 from hubmap.mapping.model import Mapping
@@ -179,6 +181,13 @@ class _Checker:
         text = self.text(value, path)
         return None if text is None else os.path.normpath(self.base / text)
 
+    def database(self, value: Any, path: tuple[str | int, ...]) -> str | None:
+        """A SQLite file (beside the configuration when relative) or a PostgreSQL URL."""
+        text = self.text(value, path)
+        if text is not None and sql.is_url(text):
+            return text
+        return self.file_path(value, path)
+
 
 def load_config(path: str) -> ServeConfig:
     """The checked configuration in `path`, or HubmapError listing every problem."""
@@ -196,8 +205,8 @@ def load_config(path: str) -> ServeConfig:
         settings["port"] = check.number(listen["port"], ("listen", "port"), int, 0, 65535)
     if "threads" in listen:
         settings["threads"] = check.number(listen["threads"], ("listen", "threads"), int, 1, 64)
-    settings["state_path"] = check.file_path(data.get("state", DEFAULT_STATE), ("state",))
-    settings["queue_path"] = check.file_path(data.get("queue", DEFAULT_QUEUE), ("queue",))
+    settings["state_path"] = check.database(data.get("state", DEFAULT_STATE), ("state",))
+    settings["queue_path"] = check.database(data.get("queue", DEFAULT_QUEUE), ("queue",))
     if "max_body_bytes" in data:
         settings["max_body_bytes"] = check.number(data["max_body_bytes"], ("max_body_bytes",),
                                                   int, 1024, MAX_MAX_BODY_BYTES)

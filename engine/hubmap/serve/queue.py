@@ -1,4 +1,5 @@
-"""The durable webhook queue: one SQLite file of accepted events and, per event and mapping, a job.
+"""The durable webhook queue: accepted events and, per event and mapping, a job; in one SQLite
+file (one machine), or in PostgreSQL (any number of intake and worker processes, on any machines).
 
     events  id, route, delivery_id (UNIQUE per route: a sender's retry is stored once), topic,
             received_at, body (the raw bytes as signed)
@@ -8,10 +9,13 @@ A job's life:  queued -> processing -> sent | skipped | dead,  and processing ->
 when an attempt fails (attempts + 1, next_at pushed back) or when its worker is gone.  `enqueue`
 commits before it returns, so an event is on disk (WAL, synchronous=FULL) before the sender gets
 its 2xx.  A worker `claim`s jobs by writing its owner (host:pid:token) and a lease; a job whose
-owner process died (same host) or whose lease ran out is `recover`ed into the queue, so an event
-being processed when the server was killed is processed again: at-least-once into the runner,
-whose ledger of order ids makes it count once.  Dead letters stay until `requeue`d; sent and
-skipped events are deleted after the configured number of days (`prune`).
+owner process died or whose lease ran out is `recover`ed into the queue, so an event being
+processed when the server was killed is processed again: at-least-once into the runner, whose
+ledger of order ids makes it count once.  A dead owner is known on SQLite by its pid (same host);
+on PostgreSQL by the advisory lock each queue connection holds under its owner name, which the
+server lets go when the process dies on any machine.  On PostgreSQL several workers claim at once:
+each takes rows no other claim holds (`FOR UPDATE SKIP LOCKED`).  Dead letters stay until
+`requeue`d; sent and skipped events are deleted after the configured number of days (`prune`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hubmap import sql
 
 SCHEMA_VERSION = 1
 LEASE_SECONDS = 15 * 60.0  # a claim outlives any one run; a dead owner is noticed sooner
@@ -38,20 +43,20 @@ STATUSES = (QUEUED, PROCESSING, SENT, SKIPPED, DEAD)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, route TEXT NOT NULL, delivery_id TEXT NOT NULL,
-    topic TEXT, received_at REAL NOT NULL, body BLOB NOT NULL,
+    id {serial}, route TEXT NOT NULL, delivery_id TEXT NOT NULL,
+    topic TEXT, received_at {real} NOT NULL, body {blob} NOT NULL,
     UNIQUE (route, delivery_id));
 CREATE TABLE IF NOT EXISTS jobs (
     mapping TEXT NOT NULL, event_id INTEGER NOT NULL, status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, owner TEXT, lease_until REAL,
-    detail TEXT, done_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_at {real} NOT NULL, owner TEXT,
+    lease_until {real}, detail TEXT, done_at {real},
     PRIMARY KEY (mapping, event_id));
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, mapping, next_at);
 """
 
 
 class QueueError(RuntimeError):
-    """The queue file cannot be used (not a hubmap queue, newer version, unreadable)."""
+    """The queue cannot be used (not a hubmap queue, newer version, unreadable)."""
 
 
 @dataclass(frozen=True)
@@ -106,20 +111,26 @@ class Queue:
         self._pending: list[_Pending] = []
         self._committing = False
         try:
-            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS,
-                                      isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk (fsync) before the sender hears 2xx, even on power loss.
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
+            self.db = sql.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+            if not self.db.is_postgresql:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a commit is on disk (fsync) before the sender hears 2xx, even on power
+                # loss (PostgreSQL's commit is durable by default)
+                self.db.execute("PRAGMA synchronous=FULL")
+            with self.db.schema_lock():
+                self.db.script(self.db.dialect.ddl(_SCHEMA, real=_REAL[self.db.dialect.name]))
             version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.DatabaseError as error:
-            raise QueueError(f"'{self.path}' is not a usable hubmap queue file: {error}") from None
+            # this process's jobs are known to be its own while this lock is held (PostgreSQL)
+            self.db.try_lock(_owner_lock(process_owner()))
+        except sql.DatabaseError as error:
+            raise QueueError(f"'{sql.shown(self.path)}' is not a usable hubmap queue: {error}"
+                             ) from None
         if version is None:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                            (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT "
+                            "(key) DO NOTHING", (str(SCHEMA_VERSION),))
         elif int(version[0]) > SCHEMA_VERSION:
-            raise QueueError(f"'{self.path}' was written by a newer hubmap (queue version "
+            raise QueueError(f"'{sql.shown(self.path)}' was written by a newer hubmap (queue "
+                             f"version "
                              f"{version[0]}); upgrade hubmap")
 
     def close(self) -> None:
@@ -127,16 +138,9 @@ class Queue:
             self.db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            else:
-                self.db.execute("COMMIT")
+    def _transaction(self) -> Iterator[sql.Database]:
+        with self._lock, self.db.transaction():
+            yield self.db
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -177,9 +181,8 @@ class Queue:
         now = time.time()
         with self._lock:
             try:
-                self.db.execute("BEGIN IMMEDIATE")
-                results = [self._insert_event(self.db, *item.event, now) for item in batch]
-                self.db.execute("COMMIT")
+                with self.db.transaction():
+                    results = [self._insert_event(self.db, *item.event, now) for item in batch]
             except BaseException as error:  # noqa: BLE001 - each waiting request answers it
                 for item in batch:
                     item.error, item.done = error, True
@@ -190,16 +193,17 @@ class Queue:
             item.result, item.done = result, True
 
     @staticmethod
-    def _insert_event(db: sqlite3.Connection, route: str, delivery_id: str, topic: str | None,
+    def _insert_event(db: sql.Database, route: str, delivery_id: str, topic: str | None,
                       body: bytes, mappings: tuple[str, ...], now: float) -> tuple[int, bool]:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO events (route, delivery_id, topic, received_at, body) "
-            "VALUES (?,?,?,?,?)", (route, delivery_id, topic, now, body))
-        if cursor.rowcount == 0:
+        made = db.execute(
+            "INSERT INTO events (route, delivery_id, topic, received_at, body) VALUES "
+            "(?,?,?,?,?) ON CONFLICT (route, delivery_id) DO NOTHING RETURNING id",
+            (route, delivery_id, topic, now, body)).fetchone()
+        if made is None:  # a retry of a delivery stored before
             row = db.execute("SELECT id FROM events WHERE route=? AND delivery_id=?",
                              (route, delivery_id)).fetchone()
             return int(row[0]), False
-        event_id = int(cursor.lastrowid or 0)
+        event_id = int(made[0])
         db.executemany("INSERT INTO jobs (mapping, event_id, status, next_at) VALUES (?,?,?,?)",
                        [(m, event_id, QUEUED, now) for m in mappings])
         return event_id, True
@@ -210,11 +214,13 @@ class Queue:
               lease_seconds: float = LEASE_SECONDS) -> list[Claimed]:
         """Up to `limit` due jobs of `mapping`, oldest first, marked as processing by `owner`."""
         now = time.time()
+        # PostgreSQL: rows another worker's claim holds are passed over, not waited for
+        skip_taken = " FOR UPDATE OF j SKIP LOCKED" if self.db.is_postgresql else ""
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT e.id, e.route, e.topic, e.received_at, e.body, j.attempts FROM jobs j "
                 "JOIN events e ON e.id = j.event_id WHERE j.status=? AND j.mapping=? AND "
-                "j.next_at<=? ORDER BY j.next_at, j.event_id LIMIT ?",
+                "j.next_at<=? ORDER BY j.next_at, j.event_id LIMIT ?" + skip_taken,
                 (QUEUED, mapping, now, limit)).fetchall()
             db.executemany(
                 "UPDATE jobs SET status=?, owner=?, lease_until=? WHERE mapping=? AND event_id=?",
@@ -243,7 +249,7 @@ class Queue:
         with self._transaction() as db:
             owners = [r[0] for r in db.execute(
                 "SELECT DISTINCT owner FROM jobs WHERE status=?", (PROCESSING,))]
-            gone = [o for o in owners if o != mine and _owner_gone(o, host)]
+            gone = [o for o in owners if o != mine and self._owner_gone(o, host)]
             count = 0
             for owner in gone:
                 count += db.execute(
@@ -253,6 +259,15 @@ class Queue:
                 "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
                 "lease_until<?", (QUEUED, PROCESSING, now)).rowcount
         return count
+
+    def _owner_gone(self, owner: str, host: str) -> bool:
+        if not self.db.is_postgresql:
+            return _owner_gone(owner, host)
+        # the owner's connection holds its lock while it lives; taking it proves it is gone
+        if not self.db.try_lock(_owner_lock(owner)):
+            return False
+        self.db.unlock(_owner_lock(owner))
+        return True
 
     def next_due(self, mapping: str) -> float | None:
         """When the earliest queued job of `mapping` is due (epoch seconds), or None."""
@@ -329,6 +344,13 @@ class Queue:
             return [float(r[0]) for r in self.db.execute(query, args)]
 
 
+_REAL = {"sqlite": "REAL", "postgresql": "DOUBLE PRECISION"}
+
+
+def _owner_lock(owner: str) -> str:
+    return f"hubmap queue owner|{owner}"
+
+
 def _owner_gone(owner: str, host: str) -> bool:
     """Whether the worker named `owner` (host:pid:token) can no longer be running."""
     owner_host, _, rest = owner.partition(":")
@@ -350,14 +372,14 @@ def _owner_gone(owner: str, host: str) -> bool:
 def status_report(path: str | Path, limit: int = 20) -> dict[str, Any] | None:
     """What `hubmap status` can show about a queue file: counts per mapping and status, and the
     dead letters with their reasons; None when there is no queue file."""
-    if not Path(path).exists():
+    if not sql.is_url(str(path)) and not Path(path).exists():
         return None
     queue = Queue(path)
     try:
         per_mapping: dict[str, dict[str, int]] = {}
         for (mapping, status), count in sorted(queue.counts().items()):
             per_mapping.setdefault(mapping, dict.fromkeys(STATUSES, 0))[status] = count
-        return {"queue": str(path), "mappings": per_mapping,
+        return {"queue": sql.shown(str(path)), "mappings": per_mapping,
                 "dead_letters": queue.dead_letters(limit)}
     finally:
         queue.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from hubmap import provision
+from hubmap import provision, sql
 from hubmap.hubspot import (
     HubSpotAuthError,
     HubSpotClient,
@@ -28,7 +28,7 @@ from hubmap.hubspot import (
 from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from hubmap.state import StateError, StateStore
+from hubmap.state import DEFAULT_STATE_FILE, StateError, StateStore
 from hubmap.uses.outcome import ConfigurationError
 
 SANDBOX_FORM_GUID_VARIABLE = "HUBSPOT_FORM_GUID"
@@ -121,7 +121,10 @@ def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mappi
 
 
 def default_sandbox_db(state_path: str) -> str:
-    """Keep the embedded sandbox's data next to the state file, so it can be looked at later."""
+    """Keep the embedded sandbox's data next to the state file, so it can be looked at later
+    (a state in PostgreSQL: in the working folder)."""
+    if sql.is_url(state_path):
+        return Path(DEFAULT_STATE_FILE).stem + "-sandbox.db"
     return str(Path(state_path).with_name(Path(state_path).stem + "-sandbox.db"))
 
 

@@ -9,11 +9,11 @@ exceptions of the layers below into an outcome, so the CLI needs no exception la
 from __future__ import annotations
 
 import errno
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hubmap import sql
 from hubmap.hubspot import HubSpotConfigError, HubSpotError
 from hubmap.hubspot.errors import HubSpotAuthError
 from hubmap.inputs import InputFormatError
@@ -74,7 +74,7 @@ def outcome_of(work: Callable[[], T], exit_code: Callable[[T], int] = lambda _: 
         problem = Problem("HM600", f"HubSpot: {error}", Location(where or "<hubspot>"),
                           hint="check HUBSPOT_API_BASE, the token's scopes, and HubSpot's status")
         return Outcome(None, EXIT_USAGE, [problem], error=error)
-    except sqlite3.DatabaseError as error:  # the state file: full disk, damage
+    except sql.DatabaseError as error:  # the state's database: full disk, damage, gone
         return Outcome(None, EXIT_USAGE, message=failure_message(error), error=error)
     except OSError as error:  # a file hubmap writes (the reject file): full disk, no rights
         return Outcome(None, EXIT_USAGE, message=_os_failure(error), error=error)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hubmap import sql
 from hubmap.uses.context import open_state
 from hubmap.uses.outcome import ConfigurationError, Outcome, outcome_of
 
@@ -15,7 +16,7 @@ def status(state_path: str) -> Outcome:
 
 
 def report(state_path: str) -> dict[str, Any]:
-    if not Path(state_path).exists():
+    if not sql.is_url(state_path) and not Path(state_path).exists():
         raise ConfigurationError(f"no state file at '{state_path}' (nothing has run yet)")
     state = open_state(state_path)
     try:
