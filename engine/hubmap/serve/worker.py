@@ -196,7 +196,7 @@ class Worker:
         state = StateStore(self.config.state_path)
         try:
             with connect(self.environ, sandbox=self.sandbox, sandbox_db=sandbox_db,
-                         mapping=forms) as conn:
+                         mapping=forms, state=self.config.state_path) as conn:
                 conn.client.retry = RetryPolicy(max_attempts=self.config.worker.hubspot_attempts,
                                                 max_total_wait=REQUEST_MAX_WAIT_SECONDS)
                 if conn.sandbox is not None:

@@ -25,9 +25,11 @@ from hubmap.hubspot import (
     HubSpotSettings,
     HubSpotTransportError,
 )
+from hubmap.hubspot.ratelimit import RateLimiter
 from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from hubmap.shared_limit import SharedRateLimiter, budget_name
 from hubmap.state import DEFAULT_STATE_FILE, StateError, StateStore
 from hubmap.uses.outcome import ConfigurationError
 
@@ -53,9 +55,12 @@ class Connection:
 
 @contextmanager
 def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str | None = None,
-            mapping: Mapping | None = None) -> Iterator[Connection]:
-    """A client for the environment's HubSpot, or for an embedded sandbox."""
+            mapping: Mapping | None = None, state: str | None = None) -> Iterator[Connection]:
+    """A client for the environment's HubSpot, or for an embedded sandbox.  With a `state` in
+    PostgreSQL, the client's rate limit is shared through it with every other process on the
+    same token (`hubmap.shared_limit`)."""
     running = None
+    limiter: SharedRateLimiter | None = None
     environ = dict(environ)
     if sandbox:
         token = secrets.token_urlsafe(24)
@@ -69,7 +74,8 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
         })
     try:
         settings = HubSpotSettings.from_env(environ)
-        with HubSpotClient(settings) as client:
+        limiter = _shared_limiter(settings, state)
+        with HubSpotClient(settings, limiter=limiter) as client:
             if running is not None and mapping is not None and isinstance(mapping.target,
                                                                           FormsTarget):
                 # A form GUID of a real portal means nothing to the stand-in: its own form wins.
@@ -77,8 +83,18 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
                     client, running, mapping, token)
             yield Connection(client, environ, running, sandbox_db)
     finally:
+        if limiter is not None:
+            limiter.close()
         if running is not None:
             running.stop()
+
+
+def _shared_limiter(settings: HubSpotSettings, state: str | None) -> SharedRateLimiter | None:
+    if state is None or not sql.is_url(state):
+        return None  # one machine: the process's own limiter (and HubSpot's headers) suffice
+    local = RateLimiter(max_requests=settings.rate_limit_max,
+                        interval=settings.rate_limit_interval_ms / 1000)
+    return SharedRateLimiter(state, budget_name(settings.api_base, settings.access_token), local)
 
 
 def _form_guid_variable(target: FormsTarget) -> str:
