@@ -41,6 +41,19 @@ def test_a_retried_delivery_is_stored_once_and_jobs_settle(target: str) -> None:
         queue.close()
 
 
+def test_a_stopping_worker_hands_its_claims_back(target: str) -> None:
+    queue = Queue(target)
+    try:
+        for n in range(3):
+            queue.enqueue("/shopify", f"d-{n}", None, b"{}", ["m"])
+        assert len(queue.claim("m", 2, "stopping")) == 2
+        assert queue.hand_back("someone else") == 0
+        assert queue.hand_back("stopping") == 2
+        assert queue.counts() == {("m", QUEUED): 3}
+    finally:
+        queue.close()
+
+
 def test_claims_from_several_connections_at_once_never_share_a_job(target: str) -> None:
     intake = Queue(target)
     for n in range(300):

@@ -16,6 +16,7 @@ The file (see examples/serve.yaml; relative paths are relative to the file's fol
       hubspot_attempts: 3           # tries of one HubSpot call inside an attempt
       keep_days: 7                  # sent and skipped events are deleted after this
       batch_every_seconds: 0.5      # a mapping's batches start at most this often (unless full)
+      recover_every_seconds: 30     # how often the jobs of stopped workers are put back
     routes:
       /webhooks/shopify/orders:     # the URL path a shop POSTs to
         auth: shopify               # shopify | woocommerce | bearer
@@ -71,6 +72,8 @@ class WorkerConfig:
     # arriving one by one share HubSpot calls (two per batch) instead of spending the portal's
     # rate limit one call pair per event.
     batch_every_seconds: float = 0.5
+    # How often the jobs of workers that are gone are looked for (and put back in the queue).
+    recover_every_seconds: float = 30.0
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after failed attempt number `attempts` (1-based)."""
@@ -130,6 +133,7 @@ _WORKER_NUMBERS: dict[str, tuple[type, float, float]] = {
     "keep_days": (float, 0.001, 3650),
     "poll_seconds": (float, 0.01, 60),
     "batch_every_seconds": (float, 0.0, 60),
+    "recover_every_seconds": (float, 0.1, 3600),
 }
 
 

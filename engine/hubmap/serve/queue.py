@@ -41,7 +41,7 @@ QUEUED, PROCESSING, SENT, SKIPPED, DEAD = "queued", "processing", "sent", "skipp
 STATUSES = (QUEUED, PROCESSING, SENT, SKIPPED, DEAD)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id {serial}, route TEXT NOT NULL, delivery_id TEXT NOT NULL,
     topic TEXT, received_at {real} NOT NULL, body {blob} NOT NULL,
@@ -112,22 +112,27 @@ class Queue:
         self._committing = False
         try:
             self.db = sql.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+            # PostgreSQL: the queue may share its database with the state, whose own table is
+            # `meta`; a queue file keeps the name it always had
+            self._meta = "queue_meta" if self.db.is_postgresql else "meta"
             if not self.db.is_postgresql:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 # FULL: a commit is on disk (fsync) before the sender hears 2xx, even on power
                 # loss (PostgreSQL's commit is durable by default)
                 self.db.execute("PRAGMA synchronous=FULL")
             with self.db.schema_lock():
-                self.db.script(self.db.dialect.ddl(_SCHEMA, real=_REAL[self.db.dialect.name]))
-            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                self.db.script(self.db.dialect.ddl(_SCHEMA, real=_REAL[self.db.dialect.name],
+                                                   meta=self._meta))
+            version = self.db.execute(f"SELECT value FROM {self._meta} WHERE key='schema'"
+                                      ).fetchone()
             # this process's jobs are known to be its own while this lock is held (PostgreSQL)
             self.db.try_lock(_owner_lock(process_owner()))
         except sql.DatabaseError as error:
             raise QueueError(f"'{sql.shown(self.path)}' is not a usable hubmap queue: {error}"
                              ) from None
         if version is None:
-            self.db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT "
-                            "(key) DO NOTHING", (str(SCHEMA_VERSION),))
+            self.db.execute(f"INSERT INTO {self._meta} (key, value) VALUES ('schema', ?) "
+                            "ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
         elif int(version[0]) > SCHEMA_VERSION:
             raise QueueError(f"'{sql.shown(self.path)}' was written by a newer hubmap (queue "
                              f"version "
@@ -268,6 +273,13 @@ class Queue:
             return False
         self.db.unlock(_owner_lock(owner))
         return True
+
+    def hand_back(self, owner: str) -> int:
+        """Put `owner`'s claimed jobs back in the queue (a worker stopping); how many."""
+        with self._transaction() as db:
+            return int(db.execute(
+                "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
+                "owner=?", (QUEUED, PROCESSING, owner)).rowcount)
 
     def next_due(self, mapping: str) -> float | None:
         """When the earliest queued job of `mapping` is due (epoch seconds), or None."""

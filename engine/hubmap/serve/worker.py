@@ -58,7 +58,6 @@ from hubmap.uses.run import sync_documents
 
 log = logging.getLogger("hubmap.serve")
 
-RECOVER_EVERY_SECONDS = 30.0  # how often jobs of vanished workers are looked for
 PRUNE_EVERY_SECONDS = 3600.0
 LOCKED_RETRY_SECONDS = 2.0  # another run holds the mapping's state: try again soon
 REQUEST_MAX_WAIT_SECONDS = 20.0  # retries of one HubSpot call inside an attempt
@@ -215,7 +214,7 @@ class Worker:
                     self._probe(client)
                     probed = True
                 now = time.monotonic()
-                if now - last_recover >= RECOVER_EVERY_SECONDS:
+                if now - last_recover >= self.config.worker.recover_every_seconds:
                     recovered = self.queue.recover()
                     if recovered:
                         log.info("%d event job(s) of a stopped worker queued again", recovered)
@@ -232,6 +231,9 @@ class Worker:
             except Exception:  # the queue or the state cannot be used now: the worker lives on
                 log.exception("the worker's round failed; trying again shortly")
                 self.stop_event.wait(ROUND_FAILED_WAIT_SECONDS)
+        handed_back = self.queue.hand_back(self.owner)  # none, unless a batch was cut short
+        if handed_back:
+            log.info("%d claimed event job(s) handed back to the queue", handed_back)
 
     def _round(self, client: Any, state: StateStore,
                environ: dict[str, str]) -> tuple[bool, bool]:
