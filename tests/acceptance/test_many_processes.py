@@ -1,8 +1,9 @@
 """Many processes on one PostgreSQL: two `hubmap serve --no-worker` intakes and three
-`hubmap worker`s share the state and the queue.  A burst of signed webhooks (each customer's
+`hubmap worker`s share the state and the queue, for shops writing into 10 portals of the
+stand-in (one route and one HubSpot token each).  A burst of signed webhooks (each customer's
 orders spread over both intakes) is posted while processes are killed with SIGKILL at random
 and started again; a post that got no answer is sent again, as shops do.  In the end every
-acknowledged webhook is counted exactly once in HubSpot, and nothing is left in the queue."""
+acknowledged webhook is counted exactly once in its portal, and nothing is left in the queue."""
 
 from __future__ import annotations
 
@@ -23,20 +24,15 @@ import pytest
 import requests
 
 from hubmap import sql
-from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from hubmap.sandbox import SandboxConfig
+from hubmap.sandbox.portals import RunningPortals
 from hubmap.serve.auth import signature
-from tests.acceptance.test_serve import (
-    HUBSPOT_TOKEN,
-    SHOPIFY_SECRET,
-    contacts,
-    hubspot_env,
-    shopify_order,
-)
+from tests.acceptance.test_serve import SHOPIFY_SECRET, shopify_order
 from tests.conftest import MAPPINGS, ROOT
 
 pytestmark = pytest.mark.slow
 
-CUSTOMERS, ORDERS_EACH = 150, 4  # 600 webhooks
+PORTALS, CUSTOMERS, ORDERS_EACH = 10, 150, 4  # 600 webhooks, 15 customers per portal
 ORDER_VALUE = Decimal("409.94")  # total_price of the real order the bodies are made from
 KILLS = 6
 START_TIMEOUT = 30.0
@@ -86,27 +82,36 @@ class Process:
 
 def write_config(folder: Path, database: str) -> Path:
     path = folder / "serve.yaml"
-    path.write_text("\n".join([
-        "listen: {host: 127.0.0.1, port: 0, threads: 8}",
-        f"state: {database}", f"queue: {database}",
-        "worker:", "  retry_seconds: 0.2", "  max_retry_seconds: 1", "  max_attempts: 1000",
-        "  poll_seconds: 0.05", "  batch_every_seconds: 0.05", "  recover_every_seconds: 0.5",
-        "routes:", "  /shopify:", "    auth: shopify", "    secret_env: SHOPIFY_SECRET",
-        f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]"]) + "\n")
+    lines = ["listen: {host: 127.0.0.1, port: 0, threads: 8}",
+             f"state: {database}", f"queue: {database}",
+             "worker:", "  retry_seconds: 0.2", "  max_retry_seconds: 1", "  max_attempts: 1000",
+             "  poll_seconds: 0.05", "  batch_every_seconds: 0.05",
+             "  recover_every_seconds: 0.5", "routes:"]
+    for portal in range(PORTALS):  # one shop per portal, each with the portal's own token
+        lines += [f"  /shop-{portal}:", "    auth: shopify", "    secret_env: SHOPIFY_SECRET",
+                  f"    hubspot_token_env: PORTAL_{portal}_TOKEN",
+                  f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]"]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    config = SandboxConfig(token=HUBSPOT_TOKEN, rate_limit_max=1000)
-    with start_sandbox(config=config) as running:
+def portals() -> Iterator[RunningPortals]:
+    configs = [SandboxConfig(token=f"portal-{n}-token", portal_id=2000 + n, rate_limit_max=1000)
+               for n in range(PORTALS)]
+    with RunningPortals(configs) as running:
         yield running
 
 
-def post(intake: Process, body: bytes, delivery: str) -> bool:
+def contacts(portals: RunningPortals, portal: int) -> dict[str, dict[str, str]]:
+    dumped = requests.get(portals.admin_url(2000 + portal) + "/_sandbox/dump", timeout=10).json()
+    return {c["properties"]["email"]: c["properties"] for c in dumped["contacts"]}
+
+
+def post(intake: Process, portal: int, body: bytes, delivery: str) -> bool:
     """Whether the intake acknowledged the webhook (a 200 after it was stored)."""
     try:
-        answer = requests.post(intake.url + "/shopify", data=body, timeout=10, headers={
+        answer = requests.post(f"{intake.url}/shop-{portal}", data=body, timeout=10, headers={
             "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
             "X-Shopify-Webhook-Id": delivery, "X-Shopify-Topic": "orders/create"})
     except requests.RequestException:
@@ -126,8 +131,10 @@ def settled(database: str) -> tuple[int, int]:
 
 
 def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
-        tmp_path: Path, sandbox: RunningSandbox, postgres_url: str) -> None:
-    env = {**os.environ, **hubspot_env(sandbox), "PYTHONPATH": str(ROOT / "engine")}
+        tmp_path: Path, portals: RunningPortals, postgres_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "SHOPIFY_SECRET": SHOPIFY_SECRET,
+           "HUBSPOT_API_BASE": portals.url, "HUBSPOT_FORMS_BASE": portals.url,
+           **{f"PORTAL_{n}_TOKEN": f"portal-{n}-token" for n in range(PORTALS)}}
     config = str(write_config(tmp_path, postgres_url))
     subprocess.run([sys.executable, "-m", "hubmap.cli", "state", "migrate", "--state",
                     postgres_url], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -136,6 +143,7 @@ def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
     workers = [Process(["worker", "--config", config], env, tmp_path / f"worker-{n}.log")
                for n in range(3)]
     rng = random.Random(20261202)
+    # customer c shops at portal c % PORTALS
     orders = [(1_000_000 + n, f"buyer{n % CUSTOMERS}@example.com")
               for n in range(CUSTOMERS * ORDERS_EACH)]
     acknowledged: set[int] = set()
@@ -144,8 +152,9 @@ def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
     def send(item: tuple[int, str]) -> None:
         order_id, email = item
         body = shopify_order(order_id, email)
+        portal = portal_of(email)
         for attempt in range(40):  # the shop sends again until it gets a 200
-            if post(intakes[(order_id + attempt) % 2], body, f"delivery-{order_id}"):
+            if post(intakes[(order_id + attempt) % 2], portal, body, f"delivery-{order_id}"):
                 with lock:
                     acknowledged.add(order_id)
                 return
@@ -178,11 +187,17 @@ def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
         for process in intakes + workers:
             process.stop()
     assert kills, "no process was killed"
-    found = contacts(sandbox)
     per_customer: dict[str, int] = {}
     for _, email in orders:
         per_customer[email] = per_customer.get(email, 0) + 1
-    assert {email: (found[email]["total_number_of_orders"],
-                    Decimal(found[email]["total_value_of_orders"]))
-            for email in per_customer} == {
-        email: (str(count), ORDER_VALUE * count) for email, count in per_customer.items()}
+    for portal in range(PORTALS):
+        found = contacts(portals, portal)
+        mine = {e: n for e, n in per_customer.items() if portal_of(e) == portal}
+        assert {email: (found[email]["total_number_of_orders"],
+                        Decimal(found[email]["total_value_of_orders"])) for email in found} == {
+            email: (str(count), ORDER_VALUE * count) for email, count in mine.items()}
+    assert sum(s["rateLimited"] for s in portals.stats().values()) == 0
+
+
+def portal_of(email: str) -> int:
+    return int(email.removeprefix("buyer").partition("@")[0]) % PORTALS

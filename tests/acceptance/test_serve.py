@@ -316,7 +316,7 @@ def test_concurrent_deliveries_of_one_webhook_are_stored_once(tmp_path, sandbox)
 def test_a_separate_worker_sends_what_a_receive_only_server_queued(tmp_path, sandbox):
     import threading
 
-    from hubmap.serve.config import load_mappings
+    from hubmap.serve.config import load_mappings, works
     from hubmap.serve.queue import Queue
     from hubmap.serve.worker import Worker
 
@@ -327,7 +327,8 @@ def test_a_separate_worker_sends_what_a_receive_only_server_queued(tmp_path, san
         time.sleep(0.3)
         assert jobs(service) == {"queued": 1}
         queue = Queue(config.queue_path)  # its own connection, as `hubmap worker` has
-        worker = Worker(config, load_mappings(config), queue, hubspot_env(sandbox))
+        worker = Worker(config, works(config, load_mappings(config)), queue,
+                        hubspot_env(sandbox))
         thread = threading.Thread(target=worker.run)
         thread.start()
         try:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from hubmap import sql
+from hubmap.hubspot.config import TOKEN_ENV
 from hubmap.mapping import load_mapping
 from hubmap.mapping.loader import LoadedDocument, load_file
 from hubmap.mapping.model import Mapping
@@ -87,6 +88,9 @@ class Route:
     secret_env: str
     mapping_files: tuple[str, ...]
     topics: tuple[str, ...] = ()  # empty: every topic
+    # the environment variable holding the HubSpot token of this route's portal: routes with
+    # different tokens write to different portals (an agency's shops, each into its client's)
+    token_env: str = TOKEN_ENV
 
     def accepts_topic(self, topic: str | None) -> bool:
         return not self.topics or topic is None or topic in self.topics
@@ -123,7 +127,7 @@ class ServeConfig:
 
 _TOP = {"listen", "state", "queue", "max_body_bytes", "worker", "routes"}
 _LISTEN = {"host", "port", "threads"}
-_ROUTE = {"auth", "secret_env", "mappings", "topics"}
+_ROUTE = {"auth", "secret_env", "mappings", "topics", "hubspot_token_env"}
 _WORKER_NUMBERS: dict[str, tuple[type, float, float]] = {
     "batch_size": (int, 1, 1000),
     "max_attempts": (int, 1, 1000),
@@ -283,8 +287,16 @@ def _routes(check: _Checker, data: dict[str, Any]) -> list[Route]:
             check.add("HM803", f"{route_path}: topics must be a list of topic names such as "
                       "orders/create", (*where, "topics"))
             topics = []
-        if auth in AUTH_KINDS and isinstance(secret_env, str) and files:
-            routes.append(Route(route_path, auth, secret_env, tuple(files), tuple(topics)))
+        token_env = settings.get("hubspot_token_env", TOKEN_ENV)
+        if not isinstance(token_env, str) or not _ENV_NAME.match(token_env):
+            check.add("HM803", f"{route_path}: hubspot_token_env must name an environment "
+                      f"variable (got {token_env!r})", (*where, "hubspot_token_env"),
+                      hint="the token itself never goes in this file; write e.g. "
+                           "hubspot_token_env: CLIENT_A_HUBSPOT_TOKEN and export it")
+            token_env = None
+        if auth in AUTH_KINDS and isinstance(secret_env, str) and files and token_env:
+            routes.append(Route(route_path, auth, secret_env, tuple(files), tuple(topics),
+                                token_env))
     return routes
 
 
@@ -337,6 +349,31 @@ def load_mappings(config: ServeConfig) -> dict[str, Mapping]:
     if problems:
         raise HubmapError(problems)
     return loaded
+
+
+def work_name(mapping: str, token_env: str) -> str:
+    """What the queue calls one mapping's work for one portal: the mapping's name, with the
+    token's variable when it is not the default one."""
+    return mapping if token_env == TOKEN_ENV else f"{mapping}@{token_env}"
+
+
+def works(config: ServeConfig, mappings: dict[str, Mapping]) -> dict[str, tuple[Mapping, str]]:
+    """Every (mapping, token variable) the routes name, by work name."""
+    return {work_name(mappings[f].name, route.token_env): (mappings[f], route.token_env)
+            for route in config.routes for f in route.mapping_files}
+
+
+def token_environ(environ: dict[str, str], token_env: str) -> dict[str, str]:
+    """The environment a portal's client is made from: its route's token as the token."""
+    if token_env == TOKEN_ENV:
+        return environ
+    return {**environ, TOKEN_ENV: environ.get(token_env, "")}
+
+
+def route_works(config: ServeConfig, mappings: dict[str, Mapping]) -> dict[str, list[str]]:
+    """Each route's work names (the jobs an event it accepts gets)."""
+    return {route.path: [work_name(mappings[f].name, route.token_env)
+                         for f in route.mapping_files] for route in config.routes}
 
 
 def secrets_from(config: ServeConfig, environ: dict[str, str]) -> dict[str, bytes]:

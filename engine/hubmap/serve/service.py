@@ -31,8 +31,16 @@ from waitress.server import create_server
 from waitress.utilities import RequestEntityTooLarge
 
 from hubmap.hubspot import HubSpotConfigError, HubSpotSettings
+from hubmap.hubspot.config import TOKEN_ENV
 from hubmap.serve.app import IntakeApp
-from hubmap.serve.config import ServeConfig, load_mappings, secrets_from
+from hubmap.serve.config import (
+    ServeConfig,
+    load_mappings,
+    route_works,
+    secrets_from,
+    token_environ,
+    works,
+)
 from hubmap.serve.queue import Queue
 from hubmap.serve.worker import Worker
 from hubmap.uses.context import open_state
@@ -63,18 +71,17 @@ class Service:
         secrets = secrets_from(config, environ)
         if worker:
             check_worker_can_start(config, environ, sandbox=sandbox)
-        by_file = {path: mapping.name for path, mapping in mappings.items()}
         for mapping in mappings.values():
             _refuse_grouping(mapping)
         self.config = config
         self.queue = Queue(config.queue_path)
-        self.worker = Worker(config, mappings, self.queue, environ, sandbox=sandbox) \
-            if worker else None
+        self.worker = Worker(config, works(config, mappings), self.queue, environ,
+                             sandbox=sandbox) if worker else None
         self._worker_thread: threading.Thread | None = None
         self.worker_failure: str | None = None  # why the worker thread ended, when it did
         self.app = IntakeApp(
             config, secrets, self.queue,
-            {route.path: [by_file[f] for f in route.mapping_files] for route in config.routes},
+            route_works(config, mappings),
             on_queued=self.worker.wake if self.worker else None,
             worker_health=self._worker_health if self.worker else None)
         self.server: Any = create_server(
@@ -204,7 +211,7 @@ def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = 
         _refuse_grouping(mapping)
     check_worker_can_start(config, environ, sandbox=sandbox)
     queue = Queue(config.queue_path)
-    worker = Worker(config, mappings, queue, environ, sandbox=sandbox)
+    worker = Worker(config, works(config, mappings), queue, environ, sandbox=sandbox)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         log.info("%s received: finishing the batch in hand", signal.Signals(number).name)
@@ -238,7 +245,11 @@ def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *,
     the intake would answer 200 to webhooks that nothing sends."""
     if not sandbox:
         try:
-            HubSpotSettings.from_env(environ)
+            for token_env in sorted({route.token_env for route in config.routes}):
+                if token_env != TOKEN_ENV and not environ.get(token_env):
+                    raise HubSpotConfigError(f"{token_env} is not set (the HubSpot token of the "
+                                             "routes whose hubspot_token_env names it)")
+                HubSpotSettings.from_env(token_environ(environ, token_env))
         except HubSpotConfigError as error:
             raise HubSpotConfigError(
                 f"{error}; or start with --sandbox (a local HubSpot stand-in), or with "

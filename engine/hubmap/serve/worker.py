@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -43,11 +44,12 @@ from hubmap import ledger
 from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected, Skipped
 from hubmap.hubspot import HubSpotError
+from hubmap.hubspot.config import TOKEN_ENV
 from hubmap.hubspot.retry import RetryPolicy
 from hubmap.inputs import Document, InputError, parse_json
 from hubmap.mapping.model import FormsTarget, Mapping
 from hubmap.problems import HubmapError
-from hubmap.serve.config import ServeConfig
+from hubmap.serve.config import ServeConfig, token_environ
 from hubmap.serve.queue import DEAD, QUEUED, SENT, SKIPPED, Claimed, Outcome, Queue, process_owner
 from hubmap.state import StateLockedError, StateStore
 from hubmap.uses.contacts import SyncOptions
@@ -99,6 +101,7 @@ class _Work:
 
     mapping: Mapping
     compiled: CompiledMapping
+    token_env: str = TOKEN_ENV  # the variable of the HubSpot token its portal is written with
 
 
 @dataclass
@@ -158,15 +161,16 @@ class _Split:
 
 
 class Worker:
-    def __init__(self, config: ServeConfig, mappings: dict[str, Mapping], queue: Queue,
-                 environ: dict[str, str], *, sandbox: bool = False):
+    def __init__(self, config: ServeConfig, works: dict[str, tuple[Mapping, str]],
+                 queue: Queue, environ: dict[str, str], *, sandbox: bool = False):
         self.config = config
         self.queue = queue
         self.environ = dict(environ)
         self.sandbox = sandbox
-        # each mapping compiled with its catalogs (read at start; read again when a file changes)
-        self.work = {m.name: _Work(m, CompiledMapping(m, load_catalogs(m)))
-                     for m in mappings.values()}
+        # each mapping (per portal) compiled with its catalogs (read at start; read again when
+        # a file changes)
+        self.work = {name: _Work(m, CompiledMapping(m, load_catalogs(m)), token_env)
+                     for name, (m, token_env) in works.items()}
         self.owner = process_owner()
         self.gate = ProvisionOnce()
         self.stop_event = threading.Event()
@@ -194,24 +198,32 @@ class Worker:
         sandbox_db = default_sandbox_db(self.config.state_path) if self.sandbox else None
         state = StateStore(self.config.state_path)
         try:
-            with connect(self.environ, sandbox=self.sandbox, sandbox_db=sandbox_db,
-                         mapping=forms, state=self.config.state_path) as conn:
-                conn.client.retry = RetryPolicy(max_attempts=self.config.worker.hubspot_attempts,
-                                                max_total_wait=REQUEST_MAX_WAIT_SECONDS)
-                if conn.sandbox is not None:
-                    log.info("embedded HubSpot stand-in at %s (data in %s)", conn.sandbox.url,
-                             sandbox_db)
-                self._loop(conn.client, state, conn.environ)
+            with ExitStack() as connections:
+                portals: dict[str, Any] = {}  # token variable -> its connection
+                for token_env in sorted({w.token_env for w in self.work.values()}):
+                    if self.sandbox and portals:  # the one embedded stand-in takes them all
+                        portals[token_env] = next(iter(portals.values()))
+                        continue
+                    conn = portals[token_env] = connections.enter_context(connect(
+                        token_environ(self.environ, token_env), sandbox=self.sandbox,
+                        sandbox_db=sandbox_db, mapping=forms, state=self.config.state_path))
+                    conn.client.retry = RetryPolicy(
+                        max_attempts=self.config.worker.hubspot_attempts,
+                        max_total_wait=REQUEST_MAX_WAIT_SECONDS)
+                    if conn.sandbox is not None:
+                        log.info("embedded HubSpot stand-in at %s (data in %s)",
+                                 conn.sandbox.url, sandbox_db)
+                self._loop(portals, state)
         finally:
             state.close()
 
-    def _loop(self, client: Any, state: StateStore, environ: dict[str, str]) -> None:
+    def _loop(self, portals: dict[str, Any], state: StateStore) -> None:
         last_recover = last_prune = float("-inf")
         probed = False
         while not self.stop_event.is_set():
             try:
                 if not probed:  # /healthz tells from the start whether HubSpot takes the token
-                    self._probe(client)
+                    self._probe(portals)
                     probed = True
                 now = time.monotonic()
                 if now - last_recover >= self.config.worker.recover_every_seconds:
@@ -222,9 +234,9 @@ class Worker:
                 if now - last_prune >= PRUNE_EVERY_SECONDS:
                     self.queue.prune(self.config.worker.keep_days * 86_400)
                     last_prune = now
-                full, handled_any = self._round(client, state, environ)
+                full, handled_any = self._round(portals, state)
                 if not handled_any and self.hubspot.failing and self._probe_due():
-                    self._probe(client)
+                    self._probe(portals)
                 if not full:
                     self.wake_event.wait(self._idle_wait())
                     self.wake_event.clear()
@@ -235,8 +247,7 @@ class Worker:
         if handed_back:
             log.info("%d claimed event job(s) handed back to the queue", handed_back)
 
-    def _round(self, client: Any, state: StateStore,
-               environ: dict[str, str]) -> tuple[bool, bool]:
+    def _round(self, portals: dict[str, Any], state: StateStore) -> tuple[bool, bool]:
         """One batch of each mapping that is due: (a batch was full, any event was handled)."""
         full = handled_any = False
         for name, work in self.work.items():
@@ -245,7 +256,8 @@ class Worker:
             if time.monotonic() < self.next_batch.get(name, 0.0):
                 continue
             started = time.monotonic()
-            handled = self.process(name, work, client, state, environ)
+            conn = portals[work.token_env]
+            handled = self.process(name, work, conn.client, state, conn.environ)
             handled_any = handled_any or handled > 0
             if handled >= self.config.worker.batch_size:
                 full = True  # a backlog: the next batch goes at once
@@ -273,12 +285,13 @@ class Worker:
     def _probe_due(self) -> bool:
         return time.monotonic() - self.hubspot.checked >= self._probe_every()
 
-    def _probe(self, client: Any) -> None:
-        """Ask HubSpot for the token's portal (once) and one property definition (a small read
-        that is never cached), to see whether it answers when no batch is due."""
+    def _probe(self, portals: dict[str, Any]) -> None:
+        """Ask HubSpot, for each token, its portal (once) and one property definition (a small
+        read that is never cached), to see whether it answers when no batch is due."""
         try:
-            portal_of(client)
-            client.get_property("contacts", "email")
+            for conn in {id(c): c for c in portals.values()}.values():
+                portal_of(conn.client)
+                conn.client.get_property("contacts", "email")
         except (HubSpotError, ConfigurationError) as failure:
             self._hubspot_failed(str(failure))
         else:
