@@ -944,8 +944,8 @@ class StateStore:
         with self.transaction() as db:
             db.executemany(
                 "DELETE FROM rejects WHERE scope=? AND status='pending' AND kind=? AND "
-                "((order_id IS NOT NULL AND order_id=?) OR (order_id IS NULL AND ? IS NULL AND "
-                "location=?))",
+                "((order_id IS NOT NULL AND order_id=?) OR (order_id IS NULL AND "
+                "CAST(? AS TEXT) IS NULL AND location=?))",
                 [(scope, i.get("kind", "rejected"), i.get("order_id"), i.get("order_id"),
                   i.get("where")) for i in items])
             db.executemany(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from hubmap import sql
 from hubmap.sandbox import RunningSandbox
 from tests.acceptance import changes, helpers
 from tests.conftest import ROOT
@@ -64,13 +64,13 @@ def _assert_with_baseline(sandbox: RunningSandbox, items: list[dict[str, Any]],
     (6, True), (9, False), (11, True),
 ])
 def test_a_crash_at_a_hubspot_call_then_a_run_to_the_end_is_exact(
-        tmp_path: Path, sandbox, call: int, after_send: bool) -> None:
+        tmp_path: Path, sandbox, call: int, after_send: bool, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 121), contacts_count=23)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
     baseline = {"buyer0@example.com", "buyer1@example.com", "buyer7@example.com"}
     _pre_existing(sandbox, mapping, sorted(baseline))
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     # calls: 1 property list, 2 group list (both exist), then read/upsert per batch of 4
     assert helpers.run_until_crash(mapping, sandbox, state, source, call=call,
                                    after_send=after_send, batch=4, workers=1)
@@ -81,11 +81,11 @@ def test_a_crash_at_a_hubspot_call_then_a_run_to_the_end_is_exact(
 
 
 def test_crashes_while_counting_and_writing_several_times_then_exact(tmp_path: Path,
-                                                                     sandbox) -> None:
+                                                                     sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 301), contacts_count=41)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     assert helpers.run_until_crash(mapping, sandbox, state, source, record=130, count_chunk=50)
     assert helpers.run_until_crash(mapping, sandbox, state, source, call=5, after_send=True,
                                    count_chunk=50, batch=5, workers=3)
@@ -104,21 +104,21 @@ def _cli(mapping: Path, source: Path, state: Path, sandbox: RunningSandbox,
     env = {**os.environ, **helpers.environ(sandbox), "PYTHONPATH": str(ROOT / "engine")}
     return subprocess.Popen(
         [sys.executable, "-m", "hubmap.cli", "run", str(mapping), "--input", str(source),
-         "--state", str(state), "--rejects", str(state.with_suffix(".rejects")), "--workers",
+         "--state", str(state), "--rejects", str(source.with_suffix(".rejects")), "--workers",
          "1", "--format", "json", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _progress(state: Path) -> tuple[int, int]:
+def _progress(state: Path | str) -> tuple[int, int]:
     """(orders counted, contacts written) so far, read beside the running process."""
-    if not state.exists():
+    if not sql.is_url(state) and not Path(state).exists():
         return (0, 0)
-    db = sqlite3.connect(state, timeout=10)
+    db = sql.connect(state, timeout=10)
     try:
         orders = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
         written = db.execute("SELECT COUNT(*) FROM contacts WHERE dirty=0").fetchone()[0]
         return int(orders), int(written)
-    except sqlite3.OperationalError:  # tables not created yet
+    except sql.DatabaseError:  # tables not created yet
         return (0, 0)
     finally:
         db.close()
@@ -134,11 +134,11 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 
 @pytest.mark.slow
 def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(tmp_path: Path,
-                                                                       sandbox) -> None:
+                                                                       sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 4001), contacts_count=1500)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     sandbox.configure(latency_ms=KILL_LATENCY_MS)
     rng = random.Random(int(os.environ.get("HUBMAP_KILL_SEED", "1")))
     seen: list[tuple[int, int]] = []
@@ -165,7 +165,8 @@ def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(tmp_path:
 
 @pytest.mark.slow
 def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_path: Path,
-                                                                          sandbox) -> None:
+                                                                          sandbox,
+                                                                          new_state) -> None:
     """Versions, stale copies, withdrawals and refunds, with SIGKILLs while counting and while
     writing: the run to the end leaves the fold over each order's latest version."""
     mapping = changes.write_mapping(tmp_path)
@@ -174,7 +175,7 @@ def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_pat
     feed = records + rng.sample(records, len(records) // 2)  # repeats and stale copies
     rng.shuffle(feed)
     source = helpers.write_orders(tmp_path / "changes.ndjson", feed)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     sandbox.configure(latency_ms=KILL_LATENCY_MS)
     seen: list[tuple[int, int]] = []
     for kill in range(KILLS):
@@ -196,11 +197,11 @@ def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_pat
 
 @pytest.mark.slow
 def test_a_second_cli_run_on_the_same_state_is_refused_while_the_first_runs(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 801), contacts_count=400)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     # slow enough that the first run outlasts the second's start-up on a busy machine: its reads
     # (made while it counts) and its upserts each wait this long for HubSpot
     sandbox.configure(latency_ms=SLOW_HUBSPOT_MS)

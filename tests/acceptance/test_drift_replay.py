@@ -38,9 +38,9 @@ def _mine(items, email: str):  # type: ignore[no-untyped-def]
 
 
 def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     old, new = helpers.orders(range(1, 71)), helpers.orders(range(71, 141))
     helpers.run(mapping, helpers.write_orders(tmp_path / "old.ndjson", old), sandbox, state)
     edited = "buyer3@example.com"
@@ -89,13 +89,13 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
 
 
 def test_rejected_records_are_kept_and_replayed_after_the_mapping_is_fixed(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     strict = helpers.write_mapping(tmp_path, records_extra=(
         "  require:\n    - that: sku\n      reason: the order has no SKU\n"))
     items = helpers.orders(range(1, 41))
     for item in items[::4]:
         del item["sku"]
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     first = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox,
                         state)
     assert (first.new, first.rejected, first.ok) == (30, 10, False)
@@ -124,9 +124,9 @@ def test_rejected_records_are_kept_and_replayed_after_the_mapping_is_fixed(
     assert (replayed_again.records, replayed_again.new) == (0, 0)
 
 
-def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox) -> None:
+def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
                 sandbox, state)
     before = helpers.contacts(sandbox)
@@ -140,11 +140,11 @@ def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox)
     helpers.assert_hubspot_holds(sandbox, helpers.orders(range(1, 91)))
 
 
-def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox) -> None:
+def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox, new_state) -> None:
     from hubmap.inputs import read_documents
 
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
                 sandbox, state)
     more = helpers.write_orders(tmp_path / "b.ndjson", helpers.orders(range(20, 91)))
@@ -163,9 +163,9 @@ def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox) -> 
 
 
 def test_a_property_added_to_the_mapping_starts_from_now_unless_rebuilt(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     old, new = helpers.orders(range(1, 51)), helpers.orders(range(51, 101))
     helpers.run(mapping, helpers.write_orders(tmp_path / "old.ndjson", old), sandbox, state)
     largest = ("  tiny_largest:\n    label: Tiny largest\n    type: number\n    from: amount\n"
@@ -194,9 +194,9 @@ def test_a_property_added_to_the_mapping_starts_from_now_unless_rebuilt(
             for e, values in held.items()} == helpers.expected(old + new)
 
 
-def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox) -> None:
+def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     items = helpers.orders(range(1, 41))
     source = helpers.write_orders(tmp_path / "o.ndjson", items)
     helpers.run(mapping, source, sandbox, state)
@@ -213,9 +213,9 @@ def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox) 
                                                     for i in _mine(items, email))
 
 
-def test_a_changed_order_id_is_refused(tmp_path: Path, sandbox) -> None:
+def test_a_changed_order_id_is_refused(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     source = helpers.write_orders(tmp_path / "o.ndjson", helpers.orders(range(1, 11)))
     helpers.run(mapping, source, sandbox, state)
     text = mapping.read_text(encoding="utf-8").replace("  id: id\n", "  id: sku\n")
@@ -226,9 +226,10 @@ def test_a_changed_order_id_is_refused(tmp_path: Path, sandbox) -> None:
     assert [p.code for p in refused.value.problems] == ["HM701"]
 
 
-def test_an_interrupted_rebuild_must_be_finished_by_a_rebuild(tmp_path: Path, sandbox) -> None:
+def test_an_interrupted_rebuild_must_be_finished_by_a_rebuild(tmp_path: Path, sandbox,
+                                                              new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     items = helpers.orders(range(1, 81))
     source = helpers.write_orders(tmp_path / "o.ndjson", items)
     helpers.run(mapping, source, sandbox, state)
@@ -289,7 +290,7 @@ class _RefusingSubmissions:
 
 
 def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     from datetime import datetime, timedelta, timezone
 
     from hubmap.hubspot import HubSpotClient, HubSpotSettings
@@ -306,7 +307,7 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
     items = [{"id": n, "email": f"visitor{n % 4}@example.com", "sku": f"SKU-{n}",
               "at": (now - timedelta(hours=n)).isoformat()} for n in range(1, 13)]
     source = helpers.write_orders(tmp_path / "checkouts.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
 
     job = helpers.runner(mapping, sandbox, state, transport=_RefusingSubmissions(
         {"visitor1@example.com"}))
@@ -332,12 +333,13 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
     assert sorted(sent) == sorted(f"SKU-{n}" for n in range(1, 13))  # each order once
 
 
-def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, sandbox) -> None:
+def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, sandbox,
+                                                               new_state) -> None:
     strict = helpers.write_mapping(tmp_path, records_extra=(
         "  require:\n    - that: \"sku != 'SKU-3'\"\n      reason: SKU-3 is not sold\n"))
     items = helpers.orders(range(1, 41))
     source = helpers.write_orders(tmp_path / "o.ndjson", items)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     first = helpers.run(strict, source, sandbox, state)
     assert first.rejected > 0
     fixed = helpers.write_mapping(tmp_path, file_name="fixed.yaml")
@@ -348,12 +350,12 @@ def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, s
 
 
 def test_a_contact_folded_afresh_for_drift_keeps_that_fold_for_the_next_runs(
-        tmp_path: Path, sandbox) -> None:
+        tmp_path: Path, sandbox, new_state) -> None:
     """An edit of a min property cuts the orders HubSpot had confirmed out of its fold; the fold
     made so must be what the state keeps, or a later run's new order is added to the old fold and
     the cut-out orders come back."""
     mapping = helpers.write_mapping(tmp_path)
-    state = tmp_path / "state.db"
+    state = new_state("state.db")
     email = "kim@example.com"
 
     def placed(order_id: int, day: int) -> dict:
