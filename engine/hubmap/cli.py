@@ -361,12 +361,14 @@ def serve(no_worker: bool, sandbox: bool, **options: object) -> None:
 
 @main.command()
 @_intake_options
-def worker(sandbox: bool, **options: object) -> None:
+@click.option("--status-port", type=click.IntRange(0, 65535), help="Serve this worker's "
+              "/healthz and /metrics on this port (0: a free one, logged).")
+def worker(sandbox: bool, status_port: int | None, **options: object) -> None:
     """Send queued webhooks through the mappings (when `hubmap serve --no-worker` receives)."""
     from hubmap.uses import serve as serving
 
     config = _intake_config(**options)  # type: ignore[arg-type]
-    outcome = serving.worker(config, dict(os.environ), sandbox=sandbox)
+    outcome = serving.worker(config, dict(os.environ), sandbox=sandbox, status_port=status_port)
     if not outcome.ok:
         _stop(outcome)
 

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 COMPOSE = ROOT / "examples" / "deploy" / "compose.yaml"
 CLIENTS = {"A": 4001, "B": 4002}  # client -> its portal id in the stand-in
 URL_LINE = re.compile(r"hubmap serve on (http://\S+?);")
+STATUS_LINE = re.compile(r"hubmap worker status on (http://\S+) ")
 
 
 def service(name: str, env: dict[str, str], database: str) -> tuple[list[str], dict[str, str]]:
@@ -41,6 +42,8 @@ def service(name: str, env: dict[str, str], database: str) -> tuple[list[str], d
     for key in ("HUBMAP_STATE", "HUBMAP_QUEUE"):
         assert environment[key].startswith("postgresql://")
         environment[key] = database
+    if "--status-port" in command:  # a free port here
+        command[command.index("--status-port") + 1] = "0"
     return [sys.executable, "-m", "hubmap.cli", *command[1:]], {**os.environ, **environment}
 
 
@@ -92,6 +95,21 @@ def test_the_compose_example_runs_as_written(tmp_path: Path, postgres_url: str) 
                     {"client-a@example.com"}, {"client-b@example.com"}]:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
+            # the worker's own status port: healthy, and its calls per portal
+            found = STATUS_LINE.search(log.read_text())
+            assert found is not None, log.read_text()
+            status = found.group(1).replace("0.0.0.0", "127.0.0.1")  # it listens on all
+            health = requests.get(status + "/healthz", timeout=10)
+            assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+            metrics = requests.get(status + "/metrics", timeout=10).text
+            for client in CLIENTS:
+                calls = re.search(rf'hubmap_hubspot_calls{{portal="CLIENT_{client}_HUBSPOT_TOKEN"}}'
+                                  r" (\d+)", metrics)
+                assert calls is not None and int(calls.group(1)) > 0, metrics
+                assert f'hubmap_hubspot_rate_limited{{portal="CLIENT_{client}_HUBSPOT_TOKEN"}} 0' \
+                    in metrics
+            assert 'hubmap_queue_jobs{mapping="shopify-orders-contacts@CLIENT_A_HUBSPOT_TOKEN",' \
+                   'status="sent"} 1' in metrics
         finally:
             for process in started:
                 process.terminate()

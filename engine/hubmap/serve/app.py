@@ -40,7 +40,8 @@ from hubmap import sql
 from hubmap.inputs import InputError, parse_json
 from hubmap.serve import auth
 from hubmap.serve.config import Route, ServeConfig
-from hubmap.serve.queue import STATUSES, Queue
+from hubmap.serve.metrics import hubspot_lines, label_text, queue_lines
+from hubmap.serve.queue import Queue
 
 log = logging.getLogger("hubmap.serve")
 
@@ -241,37 +242,13 @@ class IntakeApp:
                              if n == name)
             if not samples:
                 lines.append(f"{name} 0")
-            lines += [f"{name}{_labels(labels)} {value}" for labels, value in samples]
-        lines += [("# HELP hubmap_queue_jobs Webhook jobs (one per event and mapping) by status: "
-                  "queued, processing, sent, skipped, dead."),
-                  "# TYPE hubmap_queue_jobs gauge"]
-        counts = self.queue.counts()
-        mappings = sorted({m for names in self.mapping_names.values() for m in names}
-                          | {m for m, _ in counts})
-        for mapping in mappings:
-            for status in STATUSES:
-                labels = (("mapping", mapping), ("status", status))
-                lines.append(f"hubmap_queue_jobs{_labels(labels)} "
-                             f"{counts.get((mapping, status), 0)}")
-        backlog = self.queue.backlog()
-        lines += [("# HELP hubmap_queue_oldest_seconds Age of the oldest event not yet sent "
-                   "(queued or being sent); 0 when none waits."),
-                  "# TYPE hubmap_queue_oldest_seconds gauge",
-                  f"hubmap_queue_oldest_seconds {backlog['oldest_queued_seconds'] or 0}"]
+            lines += [f"{name}{label_text(labels)} {value}" for labels, value in samples]
+        lines += queue_lines(self.queue, (m for names in self.mapping_names.values()
+                                          for m in names))
         worker = self.worker_health()
         if worker is not None:
-            lines += [("# HELP hubmap_hubspot_failing 1 while the last batch or probe of "
-                       "HubSpot failed (webhooks are still queued), else 0."),
-                      "# TYPE hubmap_hubspot_failing gauge",
-                      f"hubmap_hubspot_failing {int(worker['hubspot']['status'] == 'failing')}"]
+            lines += hubspot_lines(worker["hubspot"], worker.get("portals", {}))
         return "\n".join(lines) + "\n"
-
-
-def _labels(labels: tuple[tuple[str, str], ...]) -> str:
-    def escape(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels) + "}" if labels else ""
 
 
 def _json(body: dict[str, Any], status: int, headers: Any = None) -> Response:

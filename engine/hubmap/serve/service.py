@@ -30,6 +30,7 @@ from waitress.receiver import FixedStreamReceiver
 from waitress.server import create_server
 from waitress.utilities import RequestEntityTooLarge
 
+from hubmap import sql
 from hubmap.hubspot import HubSpotConfigError, HubSpotSettings
 from hubmap.hubspot.config import TOKEN_ENV
 from hubmap.serve.app import IntakeApp
@@ -42,6 +43,7 @@ from hubmap.serve.config import (
     works,
 )
 from hubmap.serve.queue import Queue
+from hubmap.serve.status import WorkerStatusApp
 from hubmap.serve.worker import Worker
 from hubmap.uses.context import open_state
 
@@ -102,7 +104,7 @@ class Service:
     def _worker_health(self) -> dict[str, Any]:
         assert self.worker is not None
         return {"running": self._worker_alive(), "stopped_because": self.worker_failure,
-                "hubspot": self.worker.hubspot.report()}
+                "hubspot": self.worker.hubspot.report(), "portals": self.worker.portal_stats()}
 
     def _start_worker(self) -> None:
         if self.worker is not None:
@@ -204,8 +206,10 @@ class Service:
         return any(channel.requests or channel.total_outbufs_len for channel in channels)
 
 
-def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = False) -> None:
-    """`hubmap worker`: only the worker, in the foreground, until SIGTERM or SIGINT."""
+def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = False,
+               status_port: int | None = None) -> None:
+    """`hubmap worker`: only the worker, in the foreground, until SIGTERM or SIGINT; with
+    `status_port`, its /healthz and /metrics on that port (0: a free one, logged)."""
     mappings = load_mappings(config)
     for mapping in mappings.values():
         _refuse_grouping(mapping)
@@ -218,11 +222,24 @@ def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = 
         worker.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    status = None
+    running = threading.Event()
+    if status_port is not None:
+        status = create_server(WorkerStatusApp(worker, queue, running.is_set), host=config.host,
+                               port=status_port, threads=2, ident="hubmap-worker")
+        threading.Thread(target=status.run, name="hubmap-worker-status", daemon=True).start()
+        log.info("hubmap worker status on http://%s:%s (/healthz, /metrics)", config.host,
+                 int(status.effective_port))
     try:
         queue.recover()
-        log.info("hubmap worker on %s (queue %s)", ", ".join(worker.work), config.queue_path)
+        log.info("hubmap worker on %s (queue %s)", ", ".join(worker.work),
+                 sql.shown(config.queue_path))
+        running.set()
         worker.run()
     finally:
+        running.clear()
+        if status is not None:
+            status.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
         queue.close()

@@ -178,9 +178,14 @@ class Worker:
         self.batches = 0
         self.next_batch: dict[str, float] = {}  # mapping -> monotonic time it may batch again
         self.hubspot = HubSpotHealth()
+        self.portals: dict[str, Any] = {}  # token variable -> its connection, while running
         # events that failed alone with an unexpected error: run alone when claimed again, so
         # their retries do not split a batch of good events each time
         self.suspects: set[int] = set()
+
+    def portal_stats(self) -> dict[str, Any]:
+        """Per portal (by its token's variable) the client's counters: calls, 429s ..."""
+        return {token_env: conn.client.stats() for token_env, conn in dict(self.portals).items()}
 
     def wake(self) -> None:
         self.wake_event.set()
@@ -199,7 +204,7 @@ class Worker:
         state = StateStore(self.config.state_path)
         try:
             with ExitStack() as connections:
-                portals: dict[str, Any] = {}  # token variable -> its connection
+                portals = self.portals  # token variable -> its connection
                 for token_env in sorted({w.token_env for w in self.work.values()}):
                     if self.sandbox and portals:  # the one embedded stand-in takes them all
                         portals[token_env] = next(iter(portals.values()))

@@ -52,14 +52,15 @@ def service(config: Any, environ: dict[str, str], *, worker: bool, sandbox: bool
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
 
 
-def worker(config: Any, environ: dict[str, str], *, sandbox: bool) -> Outcome:
+def worker(config: Any, environ: dict[str, str], *, sandbox: bool,
+           status_port: int | None = None) -> Outcome:
     """Run the worker alone until it is stopped."""
     from hubmap.hubspot import HubSpotConfigError
     from hubmap.serve import run_worker
     from hubmap.serve.queue import QueueError
 
     try:
-        run_worker(config, environ, sandbox=sandbox)
+        run_worker(config, environ, sandbox=sandbox, status_port=status_port)
     except HubmapError as error:
         return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
     except (QueueError, HubSpotConfigError, ConfigurationError) as error:
