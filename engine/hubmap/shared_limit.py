@@ -23,7 +23,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from hubmap import sql
 from hubmap.hubspot.ratelimit import DEFAULT_SAFETY_MARGIN, RateLimiter
@@ -43,6 +43,37 @@ CREATE INDEX IF NOT EXISTS rate_slots_budget ON rate_slots (budget, freed_at);
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
 
 
+class _Connections:
+    """The limiters' connection to each database, shared by every limiter of the process (an
+    agency's worker holds one per portal), with the lock that serialises its transactions."""
+
+    _held: ClassVar[dict[str, tuple[sql.Database, threading.Lock, int]]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def take(cls, url: str) -> tuple[sql.Database, threading.Lock]:
+        with cls._guard:
+            if url in cls._held:
+                db, lock, users = cls._held[url]
+            else:
+                db, lock, users = sql.connect_postgresql(url), threading.Lock(), 0
+                with db.schema_lock():
+                    db.script(_SCHEMA)
+            cls._held[url] = (db, lock, users + 1)
+            return db, lock
+
+    @classmethod
+    def give_back(cls, url: str) -> None:
+        with cls._guard:
+            db, lock, users = cls._held[url]
+            if users > 1:
+                cls._held[url] = (db, lock, users - 1)
+                return
+            del cls._held[url]
+        with lock:
+            db.close()
+
+
 def budget_name(api_base: str, token: str) -> str:
     """What names a budget: one app's token on one HubSpot (hashed)."""
     return hashlib.sha256(f"{api_base}|{token}".encode()).hexdigest()[:32]
@@ -56,18 +87,17 @@ class SharedRateLimiter:
     def __init__(self, url: str, budget: str, local: RateLimiter):
         self.local = local
         self.budget = budget
-        self._db = sql.connect_postgresql(url)
-        self._lock = threading.Lock()  # one transaction at a time on the connection
+        self._url = url
+        # one connection per process and database, whatever the number of portals
+        self._db, self._lock = _Connections.take(url)
         self._mine = threading.local()  # the slot ids this thread holds, newest last
-        with self._db.schema_lock():
-            self._db.script(_SCHEMA)
-        self._db.execute("INSERT INTO rate_budgets (budget) VALUES (?) ON CONFLICT (budget) "
-                         "DO NOTHING", (budget,))
+        with self._lock:
+            self._db.execute("INSERT INTO rate_budgets (budget) VALUES (?) ON CONFLICT "
+                             "(budget) DO NOTHING", (budget,))
         self.shared_waited = 0.0
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        _Connections.give_back(self._url)
 
     # -- what the client reads of a limiter -------------------------------------------------
 
