@@ -119,3 +119,27 @@ def new_state(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     yield make
     for url in made.values():
         _drop_database(server, url)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def make_state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> object:
+    """`make_state(backend)`: a new empty state in "sqlite" or "postgresql" at each call, for
+    tests whose examples each need a fresh one (hypothesis); dropped at the session's end."""
+    made: list[tuple[str, str]] = []
+
+    def make(backend: str) -> Path | str:
+        if backend == "sqlite":
+            return tmp_path_factory.mktemp("state") / "state.db"
+        server = request.getfixturevalue("postgres_server")
+        made.append((server, _new_database(server)))
+        return made[-1][1]
+
+    yield make
+    import psycopg
+
+    for server, url in made:
+        try:
+            _drop_database(server, url)
+        except psycopg.OperationalError:  # a server of the session's own, stopped first
+            break

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ from tests.acceptance import helpers
 from tests.property.crashes import CRASH_POINTS
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
@@ -39,14 +41,15 @@ from tests.property.crashes import CRASH_POINTS
     workers=st.integers(1, 3),
 )
 def test_crashes_anywhere_then_a_final_run_equal_one_clean_fold(
-        sandbox, ids: list[int], contacts_count: int, runs: list[tuple[int, object]],
+        sandbox, backend: str, make_state, ids: list[int], contacts_count: int,
+        runs: list[tuple[int, object]],
         count_chunk: int, batch: int, workers: int) -> None:
     sandbox.reset()
     folder = Path(tempfile.mkdtemp(prefix="hubmap-exactly-once-"))
     try:
         mapping = helpers.write_mapping(folder)
         items = helpers.orders(ids, contacts_count=contacts_count)
-        state = folder / "state.db"
+        state = make_state(backend)
         options = {"count_chunk": count_chunk, "batch": batch}
         for number, (seed, crash) in enumerate(runs):
             rng = random.Random(seed)

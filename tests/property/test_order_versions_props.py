@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from tests.acceptance import changes, helpers
 from tests.property.crashes import CRASH_POINTS
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
@@ -42,14 +44,15 @@ from tests.property.crashes import CRASH_POINTS
 @example(seed=0, orders=2, contacts_count=2, runs=[(1, ("call", 9, True)), (0, ("call", 5, False))],
          count_chunk=1, batch=1, workers=1)
 def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
-        sandbox, seed: int, orders: int, contacts_count: int, runs: list[tuple[int, object]],
+        sandbox, backend: str, make_state, seed: int, orders: int, contacts_count: int,
+        runs: list[tuple[int, object]],
         count_chunk: int, batch: int, workers: int) -> None:
     sandbox.reset()
     folder = Path(tempfile.mkdtemp(prefix="hubmap-versions-"))
     try:
         mapping = changes.write_mapping(folder)
         records = changes.every_record(changes.history(seed, orders, contacts_count))
-        state = folder / "state.db"
+        state = make_state(backend)
         options = {"count_chunk": count_chunk, "batch": batch}
         delivered: list[dict[str, object]] = []
         for number, (run_seed, crash) in enumerate(runs):
