@@ -49,10 +49,14 @@ def hubspot_env(sandbox: RunningSandbox) -> dict[str, str]:
             "HUBSPOT_FORMS_BASE": sandbox.url, "HUBSPOT_PORTAL_ID": "1234567", **SECRETS}
 
 
-def write_config(folder: Path, max_body_bytes: int = 65_536, **worker: Any) -> Path:
+def write_config(folder: Path, max_body_bytes: int = 65_536, database: str | None = None,
+                 **worker: Any) -> Path:
+    """The test configuration; the state and the queue in `database` (a PostgreSQL URL) when
+    given, else as files in `folder`."""
     settings = {**FAST_WORKER, **worker}
     lines = ["listen: {host: 127.0.0.1, port: 0, threads: 4}",
-             f"state: {folder / 'state.db'}", f"queue: {folder / 'queue.db'}",
+             f"state: {database or folder / 'state.db'}",
+             f"queue: {database or folder / 'queue.db'}",
              f"max_body_bytes: {max_body_bytes}", "worker:"]
     lines += [f"  {key}: {value}" for key, value in settings.items()]
     lines += ["routes:",

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from hubmap import sql
 from hubmap.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from hubmap.serve import Service, load_config
 from hubmap.serve.auth import signature
@@ -45,8 +46,12 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 @contextmanager
-def serving(folder: Path, sandbox: RunningSandbox) -> Iterator[Service]:
-    service = Service(load_config(str(write_config(folder))), hubspot_env(sandbox)).start()
+def serving(folder: Path, sandbox: RunningSandbox, state: Path | str) -> Iterator[Service]:
+    """The intake and the worker, the state and the queue in `state`'s backend (a PostgreSQL
+    URL holds both; a file's folder holds the two files)."""
+    database = str(state) if sql.is_url(state) else None
+    service = Service(load_config(str(write_config(folder, database=database))),
+                      hubspot_env(sandbox)).start()
     try:
         yield service
     finally:
@@ -148,9 +153,9 @@ def held(sandbox: RunningSandbox) -> dict[str, dict[str, str | None]]:
                                        for name in CHECKED} for c in dumped["contacts"]}
 
 
-def tally(folder: Path) -> dict[str, int]:
+def tally(target: Path | str) -> dict[str, int]:
     """The summary words summed over every run the worker made."""
-    state = StateStore(folder / "state.db")
+    state = StateStore(target)
     try:
         totals: dict[str, int] = {}
         for run in state.runs(limit=10_000):
@@ -185,8 +190,10 @@ def assert_final(sandbox: RunningSandbox) -> None:
 # -- the tests ---------------------------------------------------------------------------------
 
 
-def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, sandbox):
-    with serving(tmp_path, sandbox) as service:
+def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, sandbox,
+                                                                   new_state):
+    state = new_state("state.db")
+    with serving(tmp_path, sandbox, state) as service:
         for sent, (delivery, topic, body) in enumerate(webhooks(), start=1):
             assert post(service, delivery, topic, body)["status"] == "queued"
             wait_for(lambda n=sent: jobs(service).get("sent") == n)  # settled before the next
@@ -203,22 +210,23 @@ def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, san
         metrics = requests.get(service.url + "/metrics", timeout=10).text
     assert 'hubmap_webhooks_duplicates_total{route="/shopify"} 1' in metrics
     assert_final(sandbox)
-    words = tally(tmp_path)
+    words = tally(state)
     assert {w: words.get(w, 0) for w in ("new", "changed", "unchanged", "stale", "withdrawn",
                                          "refunds", "refunds_changed", "refunds_unchanged")} == {
         "new": 2, "changed": 2, "unchanged": 0, "stale": 1, "withdrawn": 0,
         "refunds": 2, "refunds_changed": 0, "refunds_unchanged": 2}
 
 
-def test_the_same_webhooks_in_one_burst_leave_the_same_values(tmp_path, sandbox):
+def test_the_same_webhooks_in_one_burst_leave_the_same_values(tmp_path, sandbox, new_state):
     """All at once, so the worker takes them in one or two batches: the decisions inside a
     batch give the same result as one by one."""
-    with serving(tmp_path, sandbox) as service:
+    state = new_state("state.db")
+    with serving(tmp_path, sandbox, state) as service:
         answers = [post(service, d, t, b)["status"] for d, t, b in webhooks()]
         answers.append(post(service, *webhooks()[1])["status"])  # a retry of one delivery
         assert answers == ["queued"] * len(webhooks()) + ["duplicate"]
         wait_for(lambda: jobs(service).get("sent") == len(webhooks()))
         assert jobs(service) == {"sent": len(webhooks())}
     assert_final(sandbox)
-    words = tally(tmp_path)
+    words = tally(state)
     assert (words.get("stale"), words.get("refunds"), words.get("refunds_unchanged")) == (1, 2, 2)
