@@ -62,9 +62,10 @@ def test_processes_sharing_a_postgresql_state_share_the_rate_limit(tmp_path: Pat
     calls = PROCESSES * CALLS
     assert failed == [0] * PROCESSES
     assert stats["rateLimited"] <= calls // 100, stats  # at most 1 % answered 429
-    # and the budget was used, not wasted: within a few windows of the least time it allows
-    least = (calls - LIMIT) / LIMIT * WINDOW_MS / 1000
-    assert least <= seconds <= least + 10, seconds
+    assert stats["total"] == calls  # every call made once: none was retried after a 429
+    # together they took at least the time the limit allows for their calls (how close they
+    # come to it is bench_workers.py's business, not a test's)
+    assert seconds >= (calls - LIMIT) / LIMIT * WINDOW_MS / 1000, seconds
 
 
 def test_without_a_shared_state_the_same_processes_overrun_it(tmp_path: Path) -> None:
