@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -798,6 +799,57 @@ def _parse_error_message(error: jmespath_errors.ParseError, text: str) -> tuple[
     return f"unexpected {word}", position
 
 
+# Spellings from other languages that JMESPath does not parse, with the right one: looked for
+# (outside quotes) only once an expression failed to parse, first match wins.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`")
+_SPELLINGS = [
+    (re.compile(r"<>"), "'<>' is not JMESPath: write != (for example status != 'voided')"),
+    (re.compile(r"(?<![=!<>])=(?!=)"),
+     "JMESPath compares with two equals signs: write status == 'paid'"),
+    (re.compile(r"\bin\b\s*(?=[\[(])|\bin\s+\w"),
+     "JMESPath has no 'in': write contains(['paid', 'refunded'], status)"),
+    (re.compile(r"\b(?:and|or|not)\b", re.IGNORECASE),
+     "JMESPath writes and, or, not as &&, ||, ! (for example status == 'paid' && !test)"),
+    (re.compile(r"(?<![\w.\[:`-])-?\d+(?:\.\d+)?(?![\w\]:])"),
+     ("a number in an expression goes in backticks, as in total > `5` (a bare number is "
+      "only an index: items[0])")),
+]
+
+
+def spelling_hint(text: str) -> tuple[str, int] | None:
+    """The right spelling of a construct of another language in `text`, and where it is."""
+    bare = _QUOTED.sub(lambda m: " " * len(m.group()), text)
+    for pattern, hint in _SPELLINGS:
+        found = pattern.search(bare)
+        if found is not None:
+            return hint, found.start()
+    return None
+
+
+def compared_fields(text: str) -> list[tuple[str, str]]:
+    """The pairs of plain field names that an `==` or `!=` in `text` compares with each other
+    (`currency == "USD"`, `status == Completed`): where a text was meant, each side reads a
+    field, and a record rarely has one called USD.  Nothing when `text` does not parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = jmespath.compile(text).parsed
+    except Exception:  # noqa: BLE001 - compile_expression reports what does not parse
+        return []
+    pairs: list[tuple[str, str]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children = node.get("children") or []
+        if node.get("type") == "comparator" and node.get("value") in ("eq", "ne") and all(
+                isinstance(c, dict) and c.get("type") == "field" for c in children):
+            pairs.append((str(children[0]["value"]), str(children[1]["value"])))
+        stack.extend(c for c in children if isinstance(c, dict))
+    return pairs
+
+
 def compile_expression(text: str) -> Evaluator:
     """Compile a JMESPath expression once; the result maps a record to a value.
 
@@ -814,6 +866,9 @@ def compile_expression(text: str) -> Evaluator:
         raise _syntax("the expression is empty", 0) from None
     except jmespath_errors.ParseError as error:
         message, offset = _parse_error_message(error, text)
+        spelled = spelling_hint(text)
+        if spelled is not None:
+            raise _syntax(message, spelled[1], spelled[0]) from None
         raise _syntax(message, offset) from None
     except RecursionError:
         raise _syntax("the expression is nested too deeply", 0) from None

@@ -7,22 +7,30 @@ honour (HM404), secrets written into a mapping (HM405), type options that do not
 a property with no value source or several (HM407), example cases that cannot run (HM411),
 refunds that cannot adjust their orders (HM414), catalogs that cannot be read (HM415), lookups of
 catalogs the mapping does not declare (HM416), catalog keys that give no row a key (HM417) and
-let values that are not declared, use themselves or are read where there is no record (HM418).
+let values that are not declared, use themselves or are read where there is no record (HM418),
+and (a warning) comparisons of two fields where a text in single quotes was meant (HM306).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hubmap.expressions import ExpressionError, ExpressionSyntaxError, compile_source
+from hubmap.expressions import (
+    ExpressionError,
+    ExpressionSyntaxError,
+    compared_fields,
+    compile_source,
+)
 from hubmap.mapping.loader import LoadedDocument, shortened
 from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source, SourceKind
 from hubmap.problems import Location, Problem, Severity
 
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_EXAMPLE_NODES = 1_000_000  # values of the examples' inputs looked at for their field names
 MAX_PROPERTY_NAME_LENGTH = 100
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -65,6 +73,7 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
     problems += _catalogs(mapping, doc)
     problems += _lets(mapping)
     problems += _examples(mapping, doc)
+    problems += _compared_names(mapping)
     return problems
 
 
@@ -425,6 +434,73 @@ def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
         if "expect" in raw and "expect_contacts" in raw:
             yield Problem("HM411", "use either expect (one contact) or expect_contacts",
                           doc.key_location(path + ("expect_contacts",)), hint="keep one of them")
+
+
+def _compared_names(mapping: Mapping) -> Iterator[Problem]:
+    """HM306 (a warning): `currency == "USD"` or `status == Completed` compares two fields,
+    where a text ('USD', in single quotes) was almost always meant.  Said of a name no example
+    record has (with no example input: of a name written in double quotes only)."""
+    known = _example_fields(mapping)
+    for where, source in _all_sources(mapping):
+        if source.kind is not SourceKind.JMESPATH or where.startswith("catalogs.") or \
+                where.endswith(".derive"):  # these read catalog rows and merged values
+            continue
+        text = source.text
+        for left, right in compared_fields(text):
+            def quoted(name: str, text: str = text) -> bool:
+                return f'"{name}"' in text
+
+            if "null" in (left, right) and not quoted("null"):
+                continue  # a field no record has is null: `x == null` works as meant
+            suspects = [n for n in (right, left)
+                        if (n not in known if known is not None else quoted(n))]
+            if not suspects:
+                continue
+            # both unknown: the one in double quotes, else the right-hand side
+            name = next((n for n in suspects if quoted(n)), suspects[0])
+            shown = f'"{name}"' if quoted(name) else name
+            found = re.search(re.escape(shown) if quoted(name) else rf"\b{re.escape(name)}\b",
+                              source.text)
+            yield Problem(
+                "HM306", f"{shown} reads a field called {name}, which "
+                f"{'no example record has' if known is not None else 'records rarely have'} "
+                f"(in {where})", source.location_at(found.start() if found else 0),
+                hint=_literal_hint(name), severity=Severity.WARNING)
+
+
+def _literal_hint(name: str) -> str:
+    if name in ("true", "false", "null"):
+        return f"to compare with {name}, write it in backticks: `{name}`"
+    return (f"to compare with the text {name}, write it in single quotes: '{name}' (double "
+            "quotes and bare names are field names in JMESPath)")
+
+
+def _example_fields(mapping: Mapping) -> set[str] | None:
+    """Every key of every object in the examples' input records (any depth); None when no
+    example gives an input that can be read."""
+    base = Path(mapping.file).parent
+    documents: list[Any] = []
+    for example in mapping.examples:
+        if example.input is not None:
+            documents.append(example.input)
+        elif example.input_file and _is_file(base / example.input_file):
+            try:
+                documents.append(json.loads((base / example.input_file).read_bytes()))
+            except (OSError, ValueError, RecursionError):
+                continue
+    if not documents:
+        return None
+    keys: set[str] = set()
+    stack, seen = documents, 0
+    while stack and seen < MAX_EXAMPLE_NODES:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            keys.update(str(k) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return keys
 
 
 def _close_let(word: str, names: list[str]) -> str:
