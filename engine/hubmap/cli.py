@@ -45,6 +45,7 @@ def main() -> None:
     """hubmap: shop orders to HubSpot contacts, driven by YAML mapping files."""
 
 
+SANDBOX_DB = "hubmap-state-sandbox.db"  # where `run --sandbox` keeps the stand-in by default
 STATE_HELP = ("Where hubmap keeps every order's latest version, its refunds and what it wrote: "
               "a SQLite file, or a PostgreSQL database URL (postgresql://user@host/db). "
               "Default from HUBMAP_STATE.")
@@ -255,7 +256,9 @@ def replay(mapping: str, state_path: str, sandbox: bool, reject_file: str,
 @main.group(invoke_without_command=True)
 @click.option("--port", default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--db", "db_path", default="hubmap-sandbox.db", show_default=True)
+@click.option("--db", "db_path", default=SANDBOX_DB, show_default=True,
+              help="The stand-in's data (the same file `run --sandbox` keeps beside the "
+                   "default state, and `sandbox show` reads).")
 @click.option("--rate-limit", default=190, show_default=True, help="Requests per 10 s window.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered "
               "with a 502/503 (fault injection).")
@@ -275,7 +278,7 @@ def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: 
 
 @sandbox.command("show")
 @click.argument("email")
-@click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
+@click.option("--db", "db_path", default=SANDBOX_DB, show_default=True)
 def sandbox_show(email: str, db_path: str) -> None:
     """Show one contact of a stand-in database, with its form submissions."""
     from hubmap.uses import sandbox as sandboxing
@@ -285,7 +288,7 @@ def sandbox_show(email: str, db_path: str) -> None:
 
 
 @sandbox.command("dump")
-@click.option("--db", "db_path", default="hubmap-state-sandbox.db", show_default=True)
+@click.option("--db", "db_path", default=SANDBOX_DB, show_default=True)
 def sandbox_dump(db_path: str) -> None:
     """Print everything in a stand-in database as JSON."""
     from hubmap.uses import sandbox as sandboxing

@@ -67,3 +67,37 @@ def test_without_examples_only_double_quotes_are_suspect(tmp_path: Path) -> None
     assert warnings(tmp_path, "status == Completed", examples="") == []
     (found,) = warnings(tmp_path, 'currency == "USD"', examples="")
     assert found[:2] == (7, 4 + 13)
+
+
+DERIVED = """\
+version: 1
+records: {id: id, time: created_at, contact: email}
+target: {kind: contacts}
+properties:
+  total_value:
+    type: number
+    from: total_price
+    merge: sum
+  order_count:
+    type: number
+    value: 1
+    merge: sum
+  average:
+    type: number
+    derive: "divide(total_valu, order_count)"
+  first_sku:
+    type: string
+    derive: "skus[0].code || join(';', sort_by(items, &name)[].name)"
+"""
+
+
+def test_a_derive_reading_no_property_is_an_error_at_the_name(tmp_path: Path) -> None:
+    """HM419 (an error: the value would always be null), with the close name; names read from
+    what another part gave (`.code`, `&name`) are not the contact's."""
+    path = tmp_path / "m.yaml"
+    path.write_text(DERIVED, encoding="utf-8")
+    found = [(p.message, p.location.line, p.location.column, p.hint)
+             for p in check_file(path).problems if p.code == "HM419"]
+    read = sorted((f[0].split("reads ")[1].split(",")[0], f[1], f[2]) for f in found)
+    assert read == [("'items'", 18, 48), ("'skus'", 18, 14), ("'total_valu'", 15, 21)]
+    assert "total_value" in next(f[3] for f in found if "total_valu'" in f[0])

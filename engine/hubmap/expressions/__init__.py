@@ -28,7 +28,7 @@ from hubmap.expressions.functions import (
     ExpressionSyntaxError,
     FunctionDoc,
 )
-from hubmap.expressions.jmes import compared_fields, compile_expression
+from hubmap.expressions.jmes import compared_fields, compile_expression, fields_read
 from hubmap.expressions.templates import FILTER_DOCS, JINJA_FILTERS_KEPT, compile_template
 
 if TYPE_CHECKING:  # hubmap.mapping imports this package; at run time the kinds compare as text
@@ -76,6 +76,7 @@ def truthy(value: Any) -> bool:
 __all__ = [
     "FILTER_DOCS",
     "compared_fields",
+    "fields_read",
     "FUNCTION_DOCS",
     "JINJA_FILTERS_KEPT",
     "Evaluator",

@@ -850,6 +850,38 @@ def compared_fields(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+# Nodes whose later children read what their first child gave, not the input itself.
+_READS_FROM_LEFT = frozenset({"subexpression", "index_expression", "projection",
+                              "value_projection", "filter_projection", "flatten", "pipe"})
+
+
+def fields_read(text: str) -> set[str]:
+    """The names `text` reads from its input itself (`a`, the `a` of `a.b` and of `a[0]`, the
+    arguments of functions), not those read from what another part gave.  Empty when `text`
+    does not parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = jmespath.compile(text).parsed
+    except Exception:  # noqa: BLE001 - compile_expression reports what does not parse
+        return set()
+    names: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "field":
+            names.add(str(node.get("value")))
+        children = [c for c in node.get("children") or [] if isinstance(c, dict)]
+        if node.get("type") in _READS_FROM_LEFT:
+            children = children[:1]
+        elif node.get("type") == "expref":
+            children = []  # &key reads each item of a list, not the input
+        stack.extend(children)
+    return names
+
+
 def compile_expression(text: str) -> Evaluator:
     """Compile a JMESPath expression once; the result maps a record to a value.
 

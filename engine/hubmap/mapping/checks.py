@@ -8,7 +8,8 @@ a property with no value source or several (HM407), example cases that cannot ru
 refunds that cannot adjust their orders (HM414), catalogs that cannot be read (HM415), lookups of
 catalogs the mapping does not declare (HM416), catalog keys that give no row a key (HM417) and
 let values that are not declared, use themselves or are read where there is no record (HM418),
-and (a warning) comparisons of two fields where a text in single quotes was meant (HM306).
+derive expressions that read a name that is no property (HM419), and (a warning) comparisons of
+two fields where a text in single quotes was meant (HM306).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hubmap.expressions import (
     ExpressionSyntaxError,
     compared_fields,
     compile_source,
+    fields_read,
 )
 from hubmap.mapping.loader import LoadedDocument, shortened
 from hubmap.mapping.model import Mapping, MergeRule, PropertyType, Source, SourceKind
@@ -74,6 +76,7 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
     problems += _lets(mapping)
     problems += _examples(mapping, doc)
     problems += _compared_names(mapping)
+    problems += _derives(mapping)
     return problems
 
 
@@ -466,6 +469,23 @@ def _compared_names(mapping: Mapping) -> Iterator[Problem]:
                 f"{'no example record has' if known is not None else 'records rarely have'} "
                 f"(in {where})", source.location_at(found.start() if found else 0),
                 hint=_literal_hint(name), severity=Severity.WARNING)
+
+
+def _derives(mapping: Mapping) -> Iterator[Problem]:
+    """HM419: a derive expression reads the contact's merged values by property name; a name
+    that is no property of the mapping would always be null."""
+    names = {spec.name for spec in mapping.properties}
+    for spec in mapping.properties:
+        source = spec.derive
+        if source is None or source.kind is not SourceKind.JMESPATH:
+            continue
+        for unknown in sorted(fields_read(source.text) - names):
+            found = re.search(rf"\b{re.escape(unknown)}\b", source.text)
+            yield Problem(
+                "HM419", f"properties.{spec.name}.derive reads '{unknown}', which is not a "
+                "property of this mapping", source.location_at(found.start() if found else 0),
+                hint=_close(unknown, names - {spec.name}) or "derive reads the merged values of "
+                     "the mapping's properties, by their names")
 
 
 def _literal_hint(name: str) -> str:
