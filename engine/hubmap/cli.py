@@ -153,7 +153,7 @@ def _print_run(outcome: Outcome, output_format: str, reject_file: str | None) ->
     if output_format == "json":
         click.echo(json.dumps(result.summary.to_dict(), indent=2, default=str))
     else:
-        click.echo(summary_text(result.summary, reject_file, result.sandbox_db), err=True)
+        click.echo(summary_text(result.summary, reject_file, result.sandbox_db))
     sys.exit(outcome.exit_code)
 
 

@@ -386,7 +386,7 @@ def test_the_real_shopify_checkout_submits_every_field_over_http(tmp_path: Path)
     orders = _write(mapping.parent, "order.json", order)
     done = hubmap("run", mapping.name, "--input", orders.name, "--sandbox", cwd=mapping.parent)
     assert done.returncode == 0, done.stderr
-    assert "form submissions: 1 sent, 0 failed" in done.stderr
+    assert "form submissions: 1 sent, 0 failed" in done.stdout
     dumped = hubmap("sandbox", "dump", "--db", "hubmap-state-sandbox.db", cwd=mapping.parent)
     (submission,) = json.loads(dumped.stdout)["submissions"]
     sent = {f["name"]: f["value"] for f in submission["fields"]}

@@ -202,8 +202,8 @@ def test_429_storms_and_5xx_faults_are_survived_with_exact_values(tmp_path, sand
         sandbox.app._gatekeep = admit
     assert result.returncode == 0, result.stderr
     printed = re.search(r"HubSpot calls: (\d+) \((\d+) answered 429, (\d+) retried\)",
-                        result.stderr)
-    assert printed, result.stderr
+                        result.stdout)
+    assert printed, result.stdout
     calls, rate_limited, retried = map(int, printed.groups())
     assert rate_limited > 0 and retried >= rate_limited, result.stderr
     assert calls >= 4 + 2 * 5  # provisioning, then a read and an upsert per 100 contacts
@@ -277,7 +277,7 @@ def test_sandbox_run_from_an_empty_folder_then_show_the_contact(tmp_path):
     result = hubmap("run", str(MAPPING), "--input", str(path), "--sandbox", cwd=folder,
                     token=None)
     assert result.returncode == 0, result.stderr
-    assert "hubmap-state-sandbox.db" in result.stderr
+    assert "hubmap-state-sandbox.db" in result.stdout
     email, values = next(iter(expected_contacts(orders).items()))
     shown = hubmap("sandbox", "show", email.upper(), "--db", "hubmap-state-sandbox.db",
                    cwd=folder, token=None)

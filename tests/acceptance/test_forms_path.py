@@ -100,8 +100,8 @@ def test_an_invalid_hutk_is_dropped_and_the_order_sent_again_and_counted(tmp_pat
                                               "last_products_bought"]))
     result = run(tmp_path, env)
     assert result.returncode == 0, result.stderr
-    assert "form submissions: 3 sent, 0 failed" in result.stderr
-    line = next(x for x in result.stderr.splitlines() if x.startswith("sent without the hutk"))
+    assert "form submissions: 3 sent, 0 failed" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.startswith("sent without the hutk"))
     assert "sent without the hutk: 1 " in line and "INVALID_HUTK" in line
     assert line.endswith(": 501")
 
@@ -207,7 +207,7 @@ def test_hidden_fields_take_the_mapping_values(tmp_path, sandbox):
                 hidden=("last_order_value", "last_products_bought"))
     result = run(tmp_path, environment(sandbox, guid))
     assert result.returncode == 0, result.stderr
-    assert "form submissions: 2 sent, 0 failed" in result.stderr
+    assert "form submissions: 2 sent, 0 failed" in result.stdout
     contacts = {c["properties"]["email"]: c["properties"] for c in dump(sandbox)["contacts"]}
     assert contacts["zoë.1@example.com"]["last_products_bought"] == "Café crème;Mug"
     assert contacts["zoë.1@example.com"]["last_order_value"] == "11.50"
@@ -285,8 +285,8 @@ def test_orders_older_than_a_month_are_skipped_with_a_reason(tmp_path, sandbox):
     for extra in (("--dry-run",), ()):
         result = run(tmp_path, env, *extra)
         assert result.returncode == 0, result.stderr
-        assert "orders: 2 new" in result.stderr and "skipped: 1" in result.stderr
-        line = next(x for x in result.stderr.splitlines() if x.startswith("skipped 1 order(s)"))
+        assert "orders: 2 new" in result.stdout and "skipped: 1" in result.stdout
+        line = next(x for x in result.stdout.splitlines() if x.startswith("skipped 1 order(s)"))
         assert "more than 29 days ago" in line and "contacts mapping" in line
         assert line.endswith(": 502")
     sent = by_email(dump(sandbox)["submissions"])
@@ -299,7 +299,7 @@ def test_orders_older_than_a_month_are_skipped_with_a_reason(tmp_path, sandbox):
 
     again = run(tmp_path, env)  # never stored: skipped again, the others unchanged
     assert again.returncode == 0, again.stderr
-    assert "2 unchanged" in again.stderr and "skipped: 1" in again.stderr
+    assert "2 unchanged" in again.stdout and "skipped: 1" in again.stdout
     assert len(dump(sandbox)["submissions"]) == 2
 
 

@@ -105,7 +105,7 @@ def assert_submissions(submissions: list[dict], form_id: str | None = None) -> N
 def test_sandbox_forms_run_stores_one_submission_per_order_with_its_context(folder):
     result = run(folder, "--sandbox")
     assert result.returncode == 0, result.stderr
-    assert "form submissions: 3 sent, 0 failed" in result.stderr
+    assert "form submissions: 3 sent, 0 failed" in result.stdout
     dumped = hubmap("sandbox", "dump", "--db", "hubmap-state-sandbox.db", cwd=folder)
     assert dumped.returncode == 0, dumped.stderr
     assert_submissions(json.loads(dumped.stdout)["submissions"])

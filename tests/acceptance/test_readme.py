@@ -60,7 +60,7 @@ def test_the_main_command_runs_on_the_embedded_stand_in(tmp_path):
     done = subprocess.run([sys.executable, "-m", "hubmap.cli", "run", *args], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "5 created" in done.stderr
+    assert "5 created" in done.stdout  # the summary, on standard output
     shown = subprocess.run([sys.executable, "-m", "hubmap.cli", "sandbox", "show",
                             "ada.lovelace@example.com"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=60)
