@@ -21,6 +21,7 @@ from tests.acceptance import helpers
 
 READ = "/objects/contacts/batch/read"
 UPSERT = "/objects/contacts/batch/upsert"
+UPDATE = "/objects/contacts/batch/update"
 
 
 @pytest.fixture
@@ -171,3 +172,38 @@ def test_the_daily_limit_met_while_counting_stops_the_run_before_any_write(tmp_p
     again = run(job(tmp_path, sandbox, Recording(), batch=10), read_documents(str(path)))
     assert again.ok and again.contacts_created == 30
     helpers.assert_hubspot_holds(sandbox, items)
+
+
+
+@pytest.mark.parametrize("held_bytes", [3_000, 0])
+def test_contacts_past_the_memory_held_are_read_and_loaded_when_written(tmp_path, held_bytes):
+    # The answers of early reads and the prepared writes wait packed, within a byte budget;
+    # the contacts past it are read in the write phase and loaded from the state to be sent:
+    # the same values, with the same (fewest) calls, as a run that holds every one.
+    before, later = helpers.orders(range(1, 151)), helpers.orders(range(151, 451))
+    for item in before + later:
+        item["email"] = f"buyer{item['id'] % 150}@example.com"
+    history = helpers.write_orders(tmp_path / "before.ndjson", before)
+    everything = helpers.write_orders(tmp_path / "everything.ndjson", before + later)
+    values, calls = [], []
+    for budget in (10_000_000, held_bytes):
+        sandbox = helpers.start()  # contacts that exist, written by this state's history
+        try:
+            state = f"state-{budget}.db"
+            run(job(tmp_path, sandbox, Recording(), state=state, batch=10),
+                read_documents(str(history)))
+            transport = Recording()
+            summary = run(job(tmp_path, sandbox, transport, state=state, batch=10,
+                              count_chunk=30, early_reads=60, held_bytes=budget),
+                          read_documents(str(everything)))
+            assert summary.ok, summary.failures
+            assert summary.contacts_updated == 150
+            helpers.assert_hubspot_holds(sandbox, before + later)
+            values.append({email: helpers.held(v)
+                           for email, v in helpers.contacts(sandbox).items()})
+            calls.append((transport.count(READ), transport.count(UPSERT),
+                          transport.count(UPDATE)))
+        finally:
+            sandbox.stop()
+    assert values[0] == values[1]
+    assert calls[0] == calls[1] == (15, 0, 15)  # by record id: they exist

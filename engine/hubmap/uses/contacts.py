@@ -28,6 +28,7 @@ later pass, after writes and identity merges, reads again).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.ledger import ContactRow
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.types import CoercionError
+from hubmap.uses.compact import Compact, Held
 from hubmap.uses.job import Job, JobPart
 
 COUNT_CHUNK = 2_000  # records taken in per state transaction
@@ -52,8 +54,12 @@ MAX_IDENTITY_PASSES = 3
 BATCH = 100  # HubSpot's batch limit
 DEFAULT_WORKERS = 4
 # Contacts read from HubSpot while counting, at most (their answers wait in memory until the
-# write phase; further contacts are read then), and prepared writes held for sending.
+# write phase; further contacts are read then).
 EARLY_READS = 50_000
+# Memory for values held packed (`hubmap.uses.compact`), at most, by the early answers and by
+# the prepared writes held for sending, each: a contact past it is read, or loaded from the
+# state, when it is written.  Tens of thousands of contacts' worth, whatever the shop's size.
+HELD_BYTES = 24 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class SyncOptions:
     count_chunk: int = COUNT_CHUNK
     batch: int = BATCH
     early_reads: int = EARLY_READS  # 0: read every contact in the write phase
+    held_bytes: int = HELD_BYTES  # of early answers and of prepared writes, each (0: none held)
 
 
 FATAL_READ_ERRORS = (DailyLimitReached, HubSpotAuthError)  # stop the run, not one batch
@@ -92,10 +99,17 @@ class EarlyReads:
     would); anything else a reader raised (a crash) is raised by the next `check` at once.
     """
 
-    def __init__(self, read: Callable[[list[str]], Any], batch: int, workers: int, limit: int):
+    def __init__(self, read: Callable[[list[str]], Any], batch: int, workers: int, limit: int,
+                 compact: Compact, max_bytes: int):
         self._read = read
         self._batch = batch
         self._limit = limit
+        # the records found are held packed (`compact`); once `max_bytes` of them are, no
+        # further batch is read
+        self._compact = compact
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
                                         thread_name_prefix="hubmap-read")
         self._queued: set[str] = set()
@@ -104,11 +118,13 @@ class EarlyReads:
         self._stopped: BaseException | None = None  # a fatal error: no further reads
 
     def add(self, keys: Iterable[str]) -> list[str]:
-        """Queue the keys not queued yet (as many as the limit leaves); those queued now."""
+        """Queue the keys not queued yet (as many as the limits leave); those queued now."""
         added = []
         for key in keys:
             if self._stopped is not None or len(self._queued) >= self._limit:
                 break
+            if not self._pending and self._bytes >= self._max_bytes:
+                break  # only between batches: each read is a full one
             if key in self._queued:
                 continue
             self._queued.add(key)
@@ -128,10 +144,11 @@ class EarlyReads:
                 if isinstance(error, FATAL_READ_ERRORS):
                     self._stopped = error
 
-    def answers(self) -> dict[str, dict[str, Any] | HubSpotError | None]:
+    def answers(self) -> dict[str, bytes | HubSpotError | None]:
+        """Per key: its record packed (`Compact.unpack` gives it back), None, or the error."""
         if self._pending and self._stopped is None:
             self._submit()
-        result: dict[str, dict[str, Any] | HubSpotError | None] = {}
+        result: dict[str, bytes | HubSpotError | None] = {}
         fatal: BaseException | None = None
         for keys, future in self._running:
             try:
@@ -152,7 +169,15 @@ class EarlyReads:
 
     def _submit(self) -> None:
         keys, self._pending = self._pending, []
-        self._running.append((keys, self._pool.submit(self._read, keys)))
+        self._running.append((keys, self._pool.submit(self._read_packed, keys)))
+
+    def _read_packed(self, keys: list[str]) -> dict[str, bytes]:
+        found = self._read(keys)
+        packed = {key: self._compact.pack(record) for key in keys
+                  if (record := found.get(key)) is not None}
+        with self._bytes_lock:
+            self._bytes += sum(len(blob) for blob in packed.values())
+        return packed
 
 
 class ContactsSync(JobPart):
@@ -165,11 +190,14 @@ class ContactsSync(JobPart):
         self.properties = [spec.name for spec in self.mapping.properties]
         self.started = job.state.started(job.scope)
         self.early: EarlyReads | None = None  # reads sent while counting
-        # prepared writes of this pass, held for sending (key -> what `_send_batch` needs)
-        self.held: dict[str, ContactRow] = {}
+        self.records = Compact()  # HubSpot records held between the check and the write
+        # prepared writes of this pass, held for sending: key -> what `_send_batch` needs
+        # (`_held_form`), packed
+        self.held = Held(Compact(), options.held_bytes)
         # what counting saw of the contacts it read early that their fence check needs (record
-        # id, fences written and being written), when not all empty
-        self.fenced: dict[str, ContactRow] = {}
+        # id, fences written and being written), when not all empty - a tuple, not a row: tens
+        # of thousands wait
+        self.fenced: dict[str, tuple[str | None, str | None, str | None]] = {}
         self.rejoined: set[str] = set()  # contacts that took in other keys in this pass
 
     # -- phase 1: count ------------------------------------------------------------------
@@ -178,7 +206,8 @@ class ContactsSync(JobPart):
         self.progress.phase("counting orders", None)
         if self.options.early_reads > 0:
             self.early = EarlyReads(self._read, self.options.batch, self.options.workers,
-                                    self.options.early_reads)
+                                    self.options.early_reads, self.records,
+                                    self.options.held_bytes)
         try:
             chunk: list[OrderValues | Skipped | RefundValues] = []
             rejected: list[Rejected] = []
@@ -217,9 +246,8 @@ class ContactsSync(JobPart):
                 for key in self.early.add(sorted(touched)):
                     row = touched[key]
                     if row.hubspot_id or row.fence_written or row.fence_writing:
-                        self.fenced[key] = ContactRow(
-                            key, hubspot_id=row.hubspot_id, fence_written=row.fence_written,
-                            fence_writing=row.fence_writing)
+                        self.fenced[key] = (row.hubspot_id, row.fence_written,
+                                            row.fence_writing)
         if self.early is not None:
             self.early.check()
         self.progress.advance(len(chunk) + len(rejected))
@@ -312,7 +340,7 @@ class ContactsSync(JobPart):
         checks = [(read[i:i + size], early) for i in range(0, len(read), size)]
         checks += [(unread[i:i + size], None) for i in range(0, len(unread), size)]
         problems: list[Problem] = []
-        ready: list[tuple[list[str], dict[str, dict[str, Any]]]] = []
+        ready: list[tuple[list[str], dict[str, bytes]]] = []  # keys checked, records packed
         self.rejoined = set()
         for found, batch in self._in_batches(lambda batch: self._check_batch(*batch), checks):
             problems.extend(found)
@@ -347,7 +375,7 @@ class ContactsSync(JobPart):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _check_batch(self, keys: list[str], early: dict[str, Any] | None
-                     ) -> tuple[list[Problem], tuple[list[str], dict[str, Any]] | None]:
+                     ) -> tuple[list[Problem], tuple[list[str], dict[str, bytes]] | None]:
         """Contacts read while counting (`early`: the answers): their fences checked against
         what counting saw of them - the problems, and the keys to prepare and send with their
         records.  Others: read, checked and prepared now (`_prepare_batch`)."""
@@ -360,11 +388,11 @@ class ContactsSync(JobPart):
             if isinstance(answer, HubSpotError):
                 failed.setdefault(str(answer), []).append(key)
             elif answer is not None:
-                current[key] = answer
+                current[key] = self.records.unpack(answer)
         for error, failing in failed.items():
             self._fail(failing, f"reading the contacts failed: {error}")
         keys = [k for k in keys if not isinstance(early[k], HubSpotError)]
-        rows = {key: self.fenced.get(key) or ContactRow(key) for key in keys}
+        rows = {key: _fenced_row(key, self.fenced.get(key)) for key in keys}
         records = self._read_records(keys, rows, current)
         if records is None:
             return [], None
@@ -380,11 +408,15 @@ class ContactsSync(JobPart):
             else:
                 ready.append(key)
         self.progress.advance(len(keys))
-        return problems, (ready, records)
+        # held packed until the batch is written (a record found by its id is packed now)
+        packed = {key: early[key] if records[key] is current.get(key)
+                  else self.records.pack(records[key]) for key in ready if key in records}
+        return problems, (ready, packed)
 
-    def _stage_and_send(self, batch: tuple[list[str], dict[str, dict[str, Any]]]) -> None:
+    def _stage_and_send(self, batch: tuple[list[str], dict[str, bytes]]) -> None:
         """Prepare a batch checked by `_check_batch`, and send it."""
-        keys, records = batch
+        keys, packed = batch
+        records = {key: self.records.unpack(blob) for key, blob in packed.items()}
         with self.lock:
             keys = [k for k in keys if k not in self.rejoined]  # to be written in the next pass
             rows = self.state.load_contacts(self.scope, keys)
@@ -425,12 +457,12 @@ class ContactsSync(JobPart):
             else:
                 checked.append((key, seen))
         prepared = self._stage(checked, rows, records)
-        with self.lock:
-            if len(self.held) < self.options.early_reads:
-                # what sending needs, so that it does not load the contacts again
-                self.held.update((row.contact, ContactRow(
-                    row.contact, hubspot_id=row.hubspot_id, writing=row.writing,
-                    fence_writing=row.fence_writing, sending=row.sending)) for row in prepared)
+        if not self.held.full():  # what sending needs, so that it does not load them again
+            packed = [(row.contact, self.held.compact.pack(_held_form(row))) for row in prepared]
+            with self.lock:
+                for key, blob in packed:
+                    if not self.held.put(key, blob):
+                        break
         self.progress.advance(len(keys))
         return problems
 
@@ -579,7 +611,7 @@ class ContactsSync(JobPart):
         HubSpot holds are not taken for drift (nor counted again)."""
         with self.lock:
             for member in members:  # their prepared writes are not what they will send
-                self.held.pop(member, None)
+                self.held.discard(member)
             self.rejoined.add(canonical)
             held = self.state.load_contacts(self.scope, members)
             self.state.alias(self.scope, canonical, members - {canonical}, sync.stored_digest)
@@ -603,7 +635,7 @@ class ContactsSync(JobPart):
 
     def _send_batch(self, keys: list[str]) -> None:
         with self.lock:
-            rows = {k: self.held.pop(k) for k in keys if k in self.held}
+            rows = {k: _from_held_form(k, self.held.pop(k)) for k in keys if k in self.held}
             if len(rows) < len(keys):
                 rows.update(self.state.load_contacts(
                     self.scope, [k for k in keys if k not in rows]))
@@ -707,6 +739,26 @@ class ContactsSync(JobPart):
             self.summary.contacts_failed += len(reasons)
             self.summary.failures.extend(reasons.items())
             self.state.save_failed(self.scope, reasons)
+
+
+def _fenced_row(key: str, fenced: tuple[str | None, str | None, str | None] | None
+                ) -> ContactRow:
+    if fenced is None:
+        return ContactRow(key)
+    hubspot_id, fence_written, fence_writing = fenced
+    return ContactRow(key, hubspot_id=hubspot_id, fence_written=fence_written,
+                      fence_writing=fence_writing)
+
+
+def _held_form(row: ContactRow) -> list[Any]:
+    """What sending a prepared write needs of its contact (`_send_rows`), as JSON values."""
+    return [row.hubspot_id, row.writing, row.fence_writing, row.sending]
+
+
+def _from_held_form(key: str, held: list[Any]) -> ContactRow:
+    hubspot_id, writing, fence_writing, sending = held
+    return ContactRow(key, hubspot_id=hubspot_id, writing=writing, fence_writing=fence_writing,
+                      sending=sending)
 
 
 def explain(mapping: Any, error: Any) -> str:
