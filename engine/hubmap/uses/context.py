@@ -20,11 +20,13 @@ from hubmap import provision, sql
 from hubmap.hubspot import (
     HubSpotAuthError,
     HubSpotClient,
+    HubSpotConfigError,
     HubSpotError,
     HubSpotServerError,
     HubSpotSettings,
     HubSpotTransportError,
 )
+from hubmap.hubspot.config import TOKEN_ENV
 from hubmap.hubspot.ratelimit import RateLimiter
 from hubmap.mapping.model import FormsTarget, Mapping, PropertyType
 from hubmap.problems import HubmapError, Location, Problem
@@ -55,10 +57,12 @@ class Connection:
 
 @contextmanager
 def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str | None = None,
-            mapping: Mapping | None = None, state: str | None = None) -> Iterator[Connection]:
+            mapping: Mapping | None = None, state: str | None = None,
+            offers_sandbox: bool = False) -> Iterator[Connection]:
     """A client for the environment's HubSpot, or for an embedded sandbox.  With a `state` in
     PostgreSQL, the client's rate limit is shared through it with every other process on the
-    same token (`hubmap.shared_limit`)."""
+    same token (`hubmap.shared_limit`).  `offers_sandbox`: the command has --sandbox, which a
+    missing token's message then mentions."""
     running = None
     limiter: SharedRateLimiter | None = None
     environ = dict(environ)
@@ -73,7 +77,14 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
             "HUBSPOT_PORTAL_ID": str(config.portal_id),
         })
     try:
-        settings = HubSpotSettings.from_env(environ)
+        try:
+            settings = HubSpotSettings.from_env(environ)
+        except HubSpotConfigError as error:
+            if offers_sandbox and TOKEN_ENV not in environ:
+                raise HubSpotConfigError(f"{error}; or add --sandbox to try the mapping "
+                                         "against the local HubSpot stand-in (no account "
+                                         "needed)") from None
+            raise
         limiter = _shared_limiter(settings, state)
         with HubSpotClient(settings, limiter=limiter) as client:
             if running is not None and mapping is not None and isinstance(mapping.target,

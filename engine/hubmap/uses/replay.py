@@ -25,7 +25,8 @@ def replay(mapping_path: str, environ: dict[str, str], *, state_path: str,
         sandbox_db = default_sandbox_db(state_path) if sandbox else None
         state = open_state(state_path)
         try:
-            with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping) as conn:
+            with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping,
+                         state=state_path, offers_sandbox=True) as conn:
                 scope = scope_of(mapping, portal_of(conn.client))
                 pending = [r for r in state.pending_rejects(scope)
                            if r.get("record") is not None and r.get("code") not in NOT_REPLAYED]

@@ -73,7 +73,7 @@ def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
         state = open_state(state_path)
         try:
             with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping,
-                         state=state_path) as conn:
+                         state=state_path, offers_sandbox=True) as conn:
                 summary = sync_documents(
                     mapping, conn.client, state, documents, environ=conn.environ,
                     input_name=input_path, reject_file=reject_file, rebuild=rebuild,
