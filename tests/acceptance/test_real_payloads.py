@@ -1,5 +1,5 @@
 """The shipped mappings over the real shop payloads in the shared data set (WooCommerce, Shopify,
-Stripe, Magento): the exact values each contact gets, and that every record is either counted,
+Stripe, Magento, BigCommerce): the exact values each contact gets, and that every record is either counted,
 skipped or rejected with a reason (never dropped silently).
 
 The WooCommerce payloads are GPL-2.0 and so are not copied into the repository; they are read from
@@ -40,6 +40,7 @@ PLATFORM_MAPPINGS = {
     "shopify": ("shopify-orders-contacts.yaml", "shopify-checkout-form.yaml"),
     "stripe": ("stripe-checkout-contacts.yaml",),
     "magento": ("magento-orders-contacts.yaml",),
+    "bigcommerce": ("bigcommerce-orders-contacts.yaml",),
 }
 
 
@@ -252,3 +253,37 @@ def test_shopify_checkout_form_reads_the_storefronts_hubspotutk_attribute(tmp_pa
 
 def _plan(mapping: str, input_path: str) -> Plan:
     return planning.plan(mapping, input_path).unwrap()
+
+
+BIGCOMMERCE = MAPPINGS / "bigcommerce-orders-contacts.yaml"
+
+
+def test_bigcommerce_v2_order_and_email_data_fold_into_exact_values() -> None:
+    # V2 order 100: total_inc_tax "0.0100", refunded "0.0000", placed Fri, 02 Mar 2012 (UTC);
+    # its products are only a URL, so it gives no SKUs
+    v2 = _values(_plan_of(BIGCOMMERCE, "order.json", platform="bigcommerce"))
+    assert v2 == {"bug@bunny.com": {
+        "total_value_of_orders": "0.01", "total_number_of_orders": "1",
+        "average_order_value": "0.01", "first_order_date": "2012-03-02",
+        "first_order_value": "0.01", "last_order_date": "2012-03-02", "last_order_value": "0.01",
+        "last_order_status": "Awaiting Fulfillment"}}
+    # the invoice e-mail data: total_cost {value: 100}, placed at epoch 1613060604 (2021-02-11
+    # UTC), one product SF42 twice; the customer's e-mail wins over the billing address's
+    mail = _values(_plan_of(BIGCOMMERCE, "invoice_email.json", platform="bigcommerce"))
+    assert mail == {"john.f@example.com": {
+        "total_value_of_orders": "100.00", "total_number_of_orders": "1",
+        "average_order_value": "100.00", "first_order_date": "2021-02-11",
+        "first_order_value": "100.00", "last_order_date": "2021-02-11",
+        "last_order_value": "100.00", "last_products_bought": "Test product name",
+        "last_skus_bought": "SF42", "total_number_of_products_bought": "2",
+        "skus_bought": "SF42", "products_bought": "Test product name"}}
+
+
+@pytest.mark.parametrize("name", ["store_order_created.json", "store_order_statusUpdated.json",
+                                  "store_cart_converted.json", "store_cart_abandoned.json"])
+def test_bigcommerce_webhooks_with_only_ids_are_rejected_saying_to_fetch_the_order(
+        name: str) -> None:
+    result = _plan_of(BIGCOMMERCE, name, platform="bigcommerce")
+    assert result.contacts == [] or not list(result.contacts)
+    (reason,) = _rejected(result).values()
+    assert "fetch the order" in reason
