@@ -305,33 +305,58 @@ def _progress():  # type: ignore[no-untyped-def]
 # -- live intake: hubmap serve / worker / queue ------------------------------------------------
 
 
-def _intake_options(function):  # type: ignore[no-untyped-def]
-    """The options `serve` and `worker` share: a config file, or one route from flags."""
-    options = [
-        click.option("--config", "config_path", help="The serve configuration (YAML; see "
-                     "examples/serve.yaml)."),
-        click.option("--mapping", "mapping_paths", multiple=True,
-                     help="Without --config: a mapping to run (repeat for several)."),
-        click.option("--auth", type=click.Choice(["shopify", "woocommerce", "bearer"]),
-                     help="Without --config: how the route checks requests."),
-        click.option("--secret-env", help="Without --config: the environment variable that "
-                     "holds the webhook secret (or bearer token)."),
-        click.option("--path", "route_path", default="/webhooks", show_default=True,
-                     help="Without --config: the route's URL path."),
-        click.option("--host", help="Listen address (overrides the file)."),
-        click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides "
-                     "the file)."),
-        click.option("--state", "state_path", envvar="HUBMAP_STATE", help="The state: a "
-                     "SQLite file or a PostgreSQL URL (overrides the file; default from "
-                     "HUBMAP_STATE)."),
-        click.option("--queue", "queue_path", envvar="HUBMAP_QUEUE", help="The queue: a "
-                     "SQLite file or a PostgreSQL URL (overrides the file; default from "
-                     "HUBMAP_QUEUE)."),
-        click.option("--sandbox", is_flag=True, help="Send to an embedded local HubSpot "
-                     "stand-in kept beside the state file."),
+# The options only an intake uses: a worker takes no webhooks and listens on no route (its
+# status port is --status-port).
+_INTAKE_ONLY = ("--auth", "--secret-env", "--path", "--port")
+WORKER_SECRET_ENV = "HUBMAP_WORKER_READS_NO_SECRET"
+
+
+def _serve_options() -> list[tuple[str, Any]]:
+    """Each option of `serve`, with its flag."""
+    return [
+        ("--config", click.option(
+            "--config", "config_path",
+            help="The serve configuration (YAML; see examples/serve.yaml).")),
+        ("--mapping", click.option(
+            "--mapping", "mapping_paths", multiple=True,
+            help="Without --config: a mapping to run (repeat for several).")),
+        ("--auth", click.option(
+            "--auth", type=click.Choice(["shopify", "woocommerce", "bearer"]),
+            help="Without --config: how the route checks requests.")),
+        ("--secret-env", click.option(
+            "--secret-env", help="Without --config: the environment variable that holds the "
+            "webhook secret (or bearer token).")),
+        ("--path", click.option(
+            "--path", "route_path", default="/webhooks", show_default=True,
+            help="Without --config: the route's URL path.")),
+        ("--host", click.option("--host", help="Listen address (overrides the file).")),
+        ("--port", click.option(
+            "--port", type=click.IntRange(0, 65535),
+            help="Listen port (overrides the file).")),
+        ("--state", click.option(
+            "--state", "state_path", envvar="HUBMAP_STATE", help="The state: a SQLite file or "
+            "a PostgreSQL URL (overrides the file; default from HUBMAP_STATE).")),
+        ("--queue", click.option(
+            "--queue", "queue_path", envvar="HUBMAP_QUEUE", help="The queue: a SQLite file or "
+            "a PostgreSQL URL (overrides the file; default from HUBMAP_QUEUE).")),
+        ("--sandbox", click.option(
+            "--sandbox", is_flag=True,
+            help="Send to an embedded local HubSpot stand-in kept beside the state file.")),
     ]
-    for option in reversed(options):
+
+
+def _intake_options(function):  # type: ignore[no-untyped-def]
+    """The options of `serve`: a config file, or one route from flags."""
+    for _, option in reversed(_serve_options()):
         function = option(function)
+    return function
+
+
+def _worker_options(function):  # type: ignore[no-untyped-def]
+    """The options of `serve` that a worker uses."""
+    for flag, option in reversed(_serve_options()):
+        if flag not in _INTAKE_ONLY:
+            function = option(function)
     return function
 
 
@@ -363,14 +388,17 @@ def serve(no_worker: bool, sandbox: bool, **options: object) -> None:
 
 
 @main.command()
-@_intake_options
+@_worker_options
 @click.option("--status-port", type=click.IntRange(0, 65535), help="Serve this worker's "
-              "/healthz and /metrics on this port (0: a free one, logged).")
+              "/healthz and /metrics on this port (0: a free one, logged), at --host.")
 def worker(sandbox: bool, status_port: int | None, **options: object) -> None:
     """Send queued webhooks through the mappings (when `hubmap serve --no-worker` receives)."""
     from hubmap.uses import serve as serving
 
-    config = _intake_config(**options)  # type: ignore[arg-type]
+    # without --config, the mappings' one route as serve would build it (its auth and secret
+    # are the intake's business: a worker never reads them)
+    config = _intake_config(auth="bearer", secret_env=WORKER_SECRET_ENV, route_path="/webhooks",
+                            port=None, **options)  # type: ignore[arg-type]
     outcome = serving.worker(config, dict(os.environ), sandbox=sandbox, status_port=status_port)
     if not outcome.ok:
         _stop(outcome)

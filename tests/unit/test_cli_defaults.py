@@ -34,3 +34,14 @@ def test_git_ignores_what_the_readme_commands_leave() -> None:
     done = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert done.stdout.split() == left
+
+
+def test_worker_help_lists_only_what_a_worker_uses() -> None:
+    def flags(name: str) -> set[str]:
+        return {opt for p in main.commands[name].params for opt in getattr(p, "opts", [])}
+
+    intake_only = {"--auth", "--secret-env", "--path", "--port"}
+    assert intake_only <= flags("serve")
+    assert not intake_only & flags("worker")
+    assert {"--config", "--mapping", "--state", "--queue", "--sandbox", "--status-port"} <= \
+        flags("worker")
