@@ -82,6 +82,7 @@ def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) ->
 @click.argument("paths", nargs=-1, required=True)
 def test(paths: tuple[str, ...]) -> None:
     """Run the example cases written in each mapping: orders in, expected values out."""
+    from hubmap.plan import never_given_warning
     from hubmap.uses import test as testing
 
     outcome = testing.test(paths)
@@ -98,6 +99,8 @@ def test(paths: tuple[str, ...]) -> None:
             click.echo(f"     {error}")
     for path in report.mappings_without_cases:
         click.echo(f"note {path}: no example cases", err=True)
+    for path, name in report.never_given:
+        click.echo(f"warning {path}: {never_given_warning(name, 'example record')}", err=True)
     failed = sum(1 for c in report.cases if not c.passed)
     click.echo(f"{len(report.cases) - failed} passed, {failed} failed", err=True)
     sys.exit(outcome.exit_code)

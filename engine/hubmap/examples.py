@@ -19,7 +19,7 @@ from hubmap.evaluate import CompiledMapping, Rejected
 from hubmap.fold import ContactFolder
 from hubmap.inputs import Document, InputError, read_documents
 from hubmap.mapping.model import Example, Mapping, PropertyType
-from hubmap.plan import Plan, plan_outcomes, submission_fields
+from hubmap.plan import Plan, ValuesSeen, plan_outcomes, submission_fields
 from hubmap.problems import HubmapError, Location
 
 
@@ -62,6 +62,19 @@ def run_examples(mapping: Mapping) -> list[CaseResult]:
                 for e in mapping.examples]
     compiled = CompiledMapping(mapping, catalogs)
     return [run_example(compiled, example) for example in mapping.examples]
+
+
+def never_given_by_examples(mapping: Mapping) -> list[str]:
+    """The properties no example case's record gives a value (none without example cases)."""
+    try:
+        compiled = CompiledMapping(mapping, load_catalogs(mapping))
+        seen = ValuesSeen()
+        for example in mapping.examples:
+            for _ in seen.watch(compiled.outcomes(example_documents(mapping, example))):
+                pass
+    except Exception:  # noqa: BLE001 - a case that cannot run is reported by run_examples
+        return []
+    return seen.never_given(compiled)
 
 
 def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:

@@ -88,6 +88,34 @@ class Tallied(Protocol):
     skipped: Any
 
 
+class ValuesSeen:
+    """Which properties any record gave a value: one that none gives is most often an
+    expression that reads the wrong field (said as a warning by `hubmap plan` and `test`)."""
+
+    def __init__(self) -> None:
+        self.given: set[str] = set()
+        self.records = 0
+
+    def watch(self, outcomes: Iterable[Any]) -> Iterator[Any]:
+        for outcome in outcomes:
+            if isinstance(outcome, (OrderValues, RefundValues)):
+                self.records += 1
+                self.given.update(k for k, v in outcome.values.items() if v is not None)
+            yield outcome
+
+    def never_given(self, compiled: CompiledMapping) -> list[str]:
+        """The properties with a source that no order gave a value (none when no order)."""
+        if not self.records:
+            return []
+        return [spec.name for spec in compiled.mapping.properties
+                if spec.source is not None and spec.name not in self.given]
+
+
+def never_given_warning(name: str, where: str) -> str:
+    return (f"property {name} got no value from any {where}: check its from: (the field it "
+            "reads) and its when:")
+
+
 def taken_in(outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues],
              plan: Tallied) -> Iterator[OrderValues | Skipped | RefundValues]:
     """The records a ledger takes in: all but the rejected ones.  Each record is counted in

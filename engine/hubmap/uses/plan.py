@@ -25,7 +25,14 @@ from hubmap.evaluate import CompiledMapping, OrderValues, RefundValues, Rejected
 from hubmap.fold import ContactFolder
 from hubmap.inputs import read_documents
 from hubmap.mapping import load_mapping
-from hubmap.plan import ContactPlan, Plan, plan_outcomes, taken_in
+from hubmap.plan import (
+    ContactPlan,
+    Plan,
+    ValuesSeen,
+    never_given_warning,
+    plan_outcomes,
+    taken_in,
+)
 from hubmap.state import StateStore
 from hubmap.sync import Tally
 from hubmap.types import CoercionError
@@ -153,10 +160,11 @@ def _stored_plan(mapping_path: str, input_path: str, input_format: str | None,
     memory); `spooled`: rejected and skipped records kept in files there, not in lists."""
     mapping = load_mapping(mapping_path)
     compiled = CompiledMapping(mapping, load_catalogs(mapping))
-    outcomes = compiled.outcomes(read_documents(input_path, input_format))
+    seen = ValuesSeen()
+    outcomes = seen.watch(compiled.outcomes(read_documents(input_path, input_format)))
     if mapping.is_forms:
         in_memory = plan_outcomes(compiled, outcomes)
-        in_memory.warnings = compiled.take_warnings()
+        in_memory.warnings = compiled.take_warnings() + _never_given(seen, compiled)
         return in_memory
     rejected: Sink[Rejected] = []
     skipped: Sink[Skipped] = []
@@ -166,11 +174,15 @@ def _stored_plan(mapping_path: str, input_path: str, input_format: str | None,
     plan = StoredPlan(compiled, rejected, skipped, place)
     try:
         count_into_state(compiled, outcomes, plan, place)
-        plan.warnings = compiled.take_warnings()
+        plan.warnings = compiled.take_warnings() + _never_given(seen, compiled)
     except BaseException:
         plan.close()
         raise
     return plan
+
+
+def _never_given(seen: ValuesSeen, compiled: CompiledMapping) -> list[str]:
+    return [never_given_warning(name, "input record") for name in seen.never_given(compiled)]
 
 
 def exit_code(plan: Plan | StoredPlan) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hubmap.examples import CaseResult, run_examples
+from hubmap.examples import CaseResult, never_given_by_examples, run_examples
 from hubmap.mapping import check_file, collect_files
 from hubmap.problems import Problem
 from hubmap.uses.outcome import EXIT_OK, EXIT_PROBLEMS, Outcome
@@ -16,6 +16,8 @@ class TestReport:
     problems: list[Problem] = field(default_factory=list)  # mappings that could not be tested
     cases: list[CaseResult] = field(default_factory=list)
     mappings_without_cases: list[str] = field(default_factory=list)
+    # (mapping file, property) that no example record gives a value
+    never_given: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -33,6 +35,8 @@ def test(paths: Sequence[str]) -> Outcome:
         if not checked.mapping.examples:
             report.mappings_without_cases.append(str(path))
         report.cases.extend(run_examples(checked.mapping))
+        report.never_given += [(str(path), name)
+                               for name in never_given_by_examples(checked.mapping)]
     return Outcome(report, EXIT_OK if report.passed else EXIT_PROBLEMS)
 
 
