@@ -119,7 +119,7 @@ def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path:
     assert fields["last_order_cart_url"] == (
         "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
     assert result.submissions[0].context["pageName"] == "Checkout #1001"
-    assert result.warnings == []  # every SKU looked up is in the catalogs
+    assert catalog_warnings(result) == []  # every SKU looked up is in the catalogs
 
 
 def test_shopify_order_status_url_gives_the_shop_domain(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path
     # The ids not on the page are warnings, each counted once for the order however many of its
     # expressions looked it up: 99, 1234566, 1234, 234234, 3 (Book's upsell and cross-sell), 30
     # (Hoodie's related) and 22, 369, 414, 56 (Book's related).
-    (warning,) = result.warnings
+    (warning,) = catalog_warnings(result)
     assert warning.startswith("catalog 'products': 10 key(s) looked up are not in it")
     assert fields["last_order_value"] == "81.00"
     assert fields["last_order_cart_url"] == (
@@ -366,7 +366,7 @@ def test_magento_product_links_fill_the_upsell_items(tmp_path: Path) -> None:
     # kit's slot then takes the next new upsell in turn: MH02.
     assert [fields.get(f"upsell_{n}_name") for n in (1, 2, 3)] == [
         "Teton Pullover Hoodie", "Bruno Compete Hoodie", "Cassia Funnel Sweatshirt"]
-    (warning,) = result.warnings
+    (warning,) = catalog_warnings(result)
     assert "'24-UG01'" in warning
 
 
@@ -402,3 +402,8 @@ def test_the_real_shopify_checkout_submits_every_field_over_http(tmp_path: Path)
     assert sent["last_order_cart_url"] == (
         "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
     assert submission["context"]["pageName"] == "Checkout #1001"
+
+
+def catalog_warnings(result: Any) -> list[str]:
+    """The plan's warnings about catalogs (not those of properties no record gave a value)."""
+    return [w for w in result.warnings if w.startswith("catalog ")]

@@ -21,7 +21,7 @@ from hubmap.cli import main
 from hubmap.evaluate import CompiledMapping
 from hubmap.inputs import read_documents
 from hubmap.mapping import load_mapping
-from hubmap.plan import Plan, plan_outcomes
+from hubmap.plan import Plan, ValuesSeen, never_given_warning, plan_outcomes
 from hubmap.uses import plan as planning
 from tests.acceptance import changes, helpers
 
@@ -51,8 +51,10 @@ def _document(plan: Plan) -> str:
 def _in_memory(mapping: Path, source: Path) -> Plan:
     loaded = load_mapping(str(mapping))
     compiled = CompiledMapping(loaded, load_catalogs(loaded))
-    plan = plan_outcomes(compiled, compiled.outcomes(read_documents(str(source))))
-    plan.warnings = compiled.take_warnings()
+    seen = ValuesSeen()
+    plan = plan_outcomes(compiled, seen.watch(compiled.outcomes(read_documents(str(source)))))
+    plan.warnings = compiled.take_warnings() + [
+        never_given_warning(name, "input record") for name in seen.never_given(compiled)]
     return plan
 
 
