@@ -218,6 +218,36 @@ def read_documents(path: str, input_format: str | None = None) -> Iterator[Docum
             yield from _read_stream(stream, str(one), fmt)
 
 
+COUNT_BLOCK = 1 << 20
+
+
+def expected_records(path: str, input_format: str | None = None) -> int | None:
+    """About how many records `path` holds, for the progress bar's estimate of the time left:
+    the lines of its NDJSON files and the rows of its CSV files (a CSV cell over several lines
+    counts more than once); None when that cannot be known cheaply (JSON files, standard input,
+    a path that is not there)."""
+    if path == "-":
+        return None
+    file_path = Path(path)
+    try:
+        files = folder_files(file_path, input_format) if file_path.is_dir() else \
+            [(file_path, guess_format(path, input_format))] if file_path.is_file() else []
+    except InputFormatError:
+        return None
+    if not files or any(fmt == "json" for _, fmt in files):
+        return None
+    total = 0
+    for one, fmt in files:
+        lines, last = 0, b"\n"
+        with one.open("rb") as stream:
+            while block := stream.read(COUNT_BLOCK):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"  # a last line without its newline
+        total += max(0, lines - 1) if fmt == "csv" else lines  # (the CSV header)
+    return total
+
+
 def folder_files(folder: Path, input_format: str | None = None) -> list[tuple[Path, str]]:
     """The files of an input folder in name order, each with its format.
 

@@ -18,11 +18,14 @@ class _RichProgress(Progress):
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
         from rich.progress import Progress as Bar
 
+        # the time left shows where a phase's total is known (an NDJSON or CSV input's lines)
         self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                       MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+                       MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                       transient=False)
         self.task = None
         self.started = False
 
@@ -54,10 +57,11 @@ class _PlainProgress(Progress):
         self.name = ""
         self.count = 0
         self.total: int | None = None
-        self.last = 0.0
+        self.last = self.started = 0.0
 
     def phase(self, name: str, total: int | None) -> None:
         self.name, self.total, self.count, self.last = name, total, 0, time.monotonic()
+        self.started = self.last
 
     def advance(self, amount: int = 1) -> None:
         self.count += amount
@@ -70,7 +74,24 @@ class _PlainProgress(Progress):
 
     def _line(self) -> None:
         of = f"/{self.total}" if self.total is not None else ""
-        print(f"{self.name}: {self.count}{of}", file=sys.stderr, flush=True)
+        print(f"{self.name}: {self.count}{of}{self._left()}", file=sys.stderr, flush=True)
+
+    def _left(self) -> str:
+        """About how long the phase still takes, at its pace so far (with a known total)."""
+        if not self.total or not self.count or self.count >= self.total:
+            return ""
+        seconds = (time.monotonic() - self.started) * (self.total - self.count) / self.count
+        return f" (about {time_text(seconds)} left)"
+
+
+def time_text(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def terminal_progress() -> Progress:

@@ -84,6 +84,7 @@ class SyncOptions:
     batch: int = BATCH
     early_reads: int = EARLY_READS  # 0: read every contact in the write phase
     held_bytes: int = HELD_BYTES  # of early answers and of prepared writes, each (0: none held)
+    expected_records: int | None = None  # about how many the input holds (the progress's ETA)
 
 
 FATAL_READ_ERRORS = (DailyLimitReached, HubSpotAuthError)  # stop the run, not one batch
@@ -203,7 +204,7 @@ class ContactsSync(JobPart):
     # -- phase 1: count ------------------------------------------------------------------
 
     def count(self, outcomes: Iterable[Any]) -> None:
-        self.progress.phase("counting orders", None)
+        self.progress.phase("counting orders", self.options.expected_records)
         if self.options.early_reads > 0:
             self.early = EarlyReads(self._read, self.options.batch, self.options.workers,
                                     self.options.early_reads, self.records,

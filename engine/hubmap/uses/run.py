@@ -30,7 +30,7 @@ from hubmap.catalogs import load_catalogs
 from hubmap.evaluate import CompiledMapping
 from hubmap.hubspot.errors import DailyLimitReached, HubSpotAuthError
 from hubmap.hubspot.readonly import ReadOnlyClient
-from hubmap.inputs import Document, InputError, read_documents
+from hubmap.inputs import Document, InputError, expected_records, read_documents
 from hubmap.mapping import load_mapping
 from hubmap.mapping.model import Mapping, MergeRule
 from hubmap.problems import HubmapError, Location, Problem
@@ -77,8 +77,10 @@ def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
                 summary = sync_documents(
                     mapping, conn.client, state, documents, environ=conn.environ,
                     input_name=input_path, reject_file=reject_file, rebuild=rebuild,
-                    dry_run=dry_run, options=SyncOptions(workers=workers, **(options or {})),
-                    progress=progress)
+                    dry_run=dry_run, progress=progress, options=SyncOptions(
+                        workers=workers, expected_records=expected_records(
+                            input_path, input_format) if progress is not None else None,
+                        **(options or {})))
             return RunResult(summary, sandbox_db)
         finally:
             state.close()
