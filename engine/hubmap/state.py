@@ -44,7 +44,6 @@ import secrets
 import socket
 import sqlite3
 import struct
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -52,7 +51,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hubmap import sql
+from hubmap import deflate, sql
 from hubmap.ledger import ContactRow, StoredOrder, StoredRefund
 
 DEFAULT_STATE_FILE = "hubmap-state.db"
@@ -197,10 +196,6 @@ class Packer:
     back is forgotten with it."""
 
     SAMPLE_BYTES = 8192
-    LEVEL = 6
-    # an 8 KiB window holds the whole dictionary; with a small window and hash table a copy of
-    # the prepared compressor is cheap (a third of plain zlib.compress's time)
-    WINDOW_BITS, MEMORY_LEVEL = 13, 6
     _HEADER = struct.Struct(">H")
 
     def __init__(self, db: sql.Database):
@@ -209,20 +204,11 @@ class Packer:
         self.current: dict[tuple[str, str], int] = {}  # (scope, kind) -> dictionary in use
         self.samples: dict[tuple[str, str], list[str]] = {}
         self.made: list[tuple[int, tuple[str, str]]] = []  # in the open transaction
-        self.compressors: dict[int, Any] = {0: self._compressor(None)}
+        self.compressors: dict[int, Any] = {0: deflate.compressor()}
         for ident, scope, kind, data in db.execute(
                 "SELECT id, scope, kind, data FROM dictionaries ORDER BY id"):
             self.dictionaries[ident] = bytes(data)
             self.current[(scope, kind)] = ident
-
-    def _compressor(self, dictionary: bytes | None) -> Any:
-        # raw deflate (no zlib header: the dictionary id says how to read it); each value is
-        # compressed by a copy, so the dictionary is taken in once
-        if dictionary is None:
-            return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS,
-                                    self.MEMORY_LEVEL)
-        return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS, self.MEMORY_LEVEL,
-                                zdict=dictionary)
 
     def pack(self, scope: str, kind: str, value: Any) -> bytes | None:
         if value is None:
@@ -231,7 +217,7 @@ class Packer:
         ident = self.current.get((scope, kind)) or self._sampled(scope, kind, text)
         compressor = self.compressors.get(ident)
         if compressor is None:
-            compressor = self.compressors[ident] = self._compressor(self.dictionaries[ident])
+            compressor = self.compressors[ident] = deflate.compressor(self.dictionaries[ident])
         one = compressor.copy()
         return self._HEADER.pack(ident) + one.compress(text.encode("utf-8")) + one.flush()
 
@@ -261,7 +247,7 @@ class Packer:
             return _unjson(data)
         (ident,) = self._HEADER.unpack_from(data)
         if ident == 0:
-            reader = zlib.decompressobj(-self.WINDOW_BITS)
+            reader = deflate.decompressor()
         else:
             dictionary = self.dictionaries.get(ident)
             if dictionary is None:  # made by another process since this one opened the file
@@ -271,14 +257,14 @@ class Packer:
                     raise sqlite3.DatabaseError(f"the state is damaged: a value needs "
                                                 f"dictionary {ident}, which it lacks")
                 dictionary = self.dictionaries[ident] = bytes(row[0])
-            reader = zlib.decompressobj(-self.WINDOW_BITS, zdict=dictionary)
+            reader = deflate.decompressor(dictionary)
         text = reader.decompress(data[self._HEADER.size:]) + reader.flush()
         return _PACKED_READ.decode(text.decode("utf-8"))
 
     @classmethod
     def plain(cls, text: str) -> bytes:
         """A JSON text packed without a dictionary."""
-        one = zlib.compressobj(cls.LEVEL, zlib.DEFLATED, -cls.WINDOW_BITS, cls.MEMORY_LEVEL)
+        one = deflate.compressor()
         return cls._HEADER.pack(0) + one.compress(text.encode("utf-8")) + one.flush()
 
     def committed(self) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 from typing import Any
+
+from hubmap import deflate
 
 _TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _READ = json.JSONDecoder()
@@ -28,10 +29,6 @@ class Compact:
     made of that kind's first values).  Safe to use from several threads."""
 
     SAMPLE_BYTES = 8192  # the dictionary: the end of the first values' texts
-    LEVEL = 6
-    # an 8 KiB window holds the whole dictionary; with a small window and hash table a copy of
-    # the prepared compressor is cheap (as in `hubmap.state.Packer`)
-    WINDOW_BITS, MEMORY_LEVEL = 13, 6
     _PLAIN, _DICTIONARY = b"\x00", b"\x01"  # first byte: packed without or with the dictionary
 
     def __init__(self) -> None:
@@ -39,7 +36,7 @@ class Compact:
         self._sample: list[bytes] = []
         self._sampled = 0
         self._dictionary: bytes | None = None
-        self._plain = self._compressor(None)
+        self._plain = deflate.compressor()
         self._prepared: Any = None  # the compressor with the dictionary taken in
 
     def pack(self, value: Any) -> bytes:
@@ -53,9 +50,9 @@ class Compact:
 
     def unpack(self, blob: bytes) -> Any:
         if blob[:1] == self._DICTIONARY:
-            reader = zlib.decompressobj(-self.WINDOW_BITS, zdict=self._dictionary or b"")
+            reader = deflate.decompressor(self._dictionary or b"")
         else:
-            reader = zlib.decompressobj(-self.WINDOW_BITS)
+            reader = deflate.decompressor()
         data = reader.decompress(memoryview(blob)[1:]) + reader.flush()
         return _READ.decode(data.decode("utf-8", _UTF8))
 
@@ -70,15 +67,8 @@ class Compact:
                     # zlib prefers the texts at the dictionary's end
                     self._dictionary = b"".join(self._sample)[-self.SAMPLE_BYTES:]
                     self._sample = []
-                    self._prepared = self._compressor(self._dictionary)
+                    self._prepared = deflate.compressor(self._dictionary)
             return self._prepared
-
-    def _compressor(self, dictionary: bytes | None) -> Any:
-        if dictionary is None:
-            return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS,
-                                    self.MEMORY_LEVEL)
-        return zlib.compressobj(self.LEVEL, zlib.DEFLATED, -self.WINDOW_BITS, self.MEMORY_LEVEL,
-                                zdict=dictionary)
 
 
 class Held:
