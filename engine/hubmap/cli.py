@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -39,6 +40,23 @@ def _value(outcome: Outcome) -> Any:
     return outcome.value
 
 
+
+def _set_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """--param NAME=VALUE: the mapping parameter NAME for this command (the environment variable
+    a mapping's `params:` read)."""
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise click.BadParameter(f"write NAME=VALUE, such as SHOP_CURRENCY=EUR (got {item!r})",
+                                     ctx=ctx, param=param)
+        os.environ[name] = value
+
+
+PARAM_OPTION = click.option(
+    "--param", "params", multiple=True, expose_value=False, callback=_set_params,
+    is_eager=True, help="NAME=VALUE: a mapping parameter for this command (overrides the "
+    "environment variable NAME and the default in params:). Repeat for several.")
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hubmap")
 def main() -> None:
@@ -51,6 +69,7 @@ STATE_HELP = ("Where hubmap keeps every order's latest version, its refunds and 
               "Default from HUBMAP_STATE.")
 
 @main.command()
+@PARAM_OPTION
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "output_format", type=click.Choice(FORMATS),
               help="text for people, json for tools, github for CI annotations "
@@ -79,6 +98,7 @@ def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) ->
 
 
 @main.command()
+@PARAM_OPTION
 @click.argument("paths", nargs=-1, required=True)
 def test(paths: tuple[str, ...]) -> None:
     """Run the example cases written in each mapping: orders in, expected values out."""
@@ -107,6 +127,7 @@ def test(paths: tuple[str, ...]) -> None:
 
 
 @main.command()
+@PARAM_OPTION
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True, help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
@@ -161,6 +182,7 @@ def _print_run(outcome: Outcome, output_format: str, reject_file: str | None) ->
 
 
 @main.command()
+@PARAM_OPTION
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True, help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
@@ -239,6 +261,7 @@ def status(state_path: str, queue_path: str, output_format: str) -> None:
 
 
 @main.command()
+@PARAM_OPTION
 @click.argument("mapping")
 @click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
               envvar="HUBMAP_STATE", help=STATE_HELP)

@@ -41,6 +41,7 @@ class Plan:
     orders: Tally = field(default_factory=Tally)
     refunds_waiting: int = 0
     warnings: list[str] = field(default_factory=list)  # catalog keys not found ...
+    params: list[Any] = field(default_factory=list)  # the mapping's parameters, as used
     # contacts whose values HubSpot could not hold (a sum too large), with the reason
     unwritable: list[tuple[str, str]] = field(default_factory=list)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hubmap.mapping import params
 from hubmap.mapping.build import build_mapping
 from hubmap.mapping.checks import catalog_problems, raw_problems, semantic_problems
 from hubmap.mapping.loader import LoadedDocument, load_file
@@ -28,18 +31,25 @@ class CheckedMapping:
         return self.mapping is not None and not any(p.is_error for p in self.problems)
 
 
-def check_file(path: str | Path, *, deep: bool = False) -> CheckedMapping:
+def check_file(path: str | Path, *, deep: bool = False,
+               environ: MappingType[str, str] | None = None) -> CheckedMapping:
     """Every problem of one mapping file; `deep` also reads its catalogs (what `validate` does;
-    a run reads them once, when it starts)."""
+    a run reads them once, when it starts); `environ`: see `check_document`."""
     doc = load_file(path)
-    return check_document(doc, deep=deep)
+    return check_document(doc, deep=deep, environ=environ)
 
 
-def check_document(doc: LoadedDocument, *, deep: bool = False) -> CheckedMapping:
+def check_document(doc: LoadedDocument, *, deep: bool = False,
+                   environ: MappingType[str, str] | None = None) -> CheckedMapping:
+    """`environ`: where the parameters' values come from (the process's environment when
+    None: `--param` on the command line sets them there)."""
     problems = list(doc.problems)
     if doc.data is None:
         return CheckedMapping(doc.file, None, _sorted(problems))
     problems += raw_problems(doc)
+    values, refused_values = params.resolve(doc, os.environ if environ is None else environ)
+    problems += refused_values
+    params.substitute(doc, values)
     # A value the loader refused is None in the data; don't report it again as a schema error.
     refused = [p.location.path for p in doc.problems]
     structural = [
@@ -50,7 +60,7 @@ def check_document(doc: LoadedDocument, *, deep: bool = False) -> CheckedMapping
     mapping = None
     # Duplicate keys and bad tags leave holes in the data; the model needs it whole.
     if not structural and doc.ok:
-        mapping = build_mapping(doc)
+        mapping = replace(build_mapping(doc), params=tuple(values.values()))
         problems += semantic_problems(mapping, doc)
         if deep and not any(p.is_error for p in problems):
             problems += catalog_problems(mapping, doc)

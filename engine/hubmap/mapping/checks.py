@@ -35,6 +35,7 @@ PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_EXAMPLE_NODES = 1_000_000  # values of the examples' inputs looked at for their field names
 MAX_PROPERTY_NAME_LENGTH = 100
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+PARAM_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # HubSpot computes these itself; a write is refused (READ_ONLY_VALUE).
@@ -149,7 +150,20 @@ def _all_sources(mapping: Mapping) -> Iterator[tuple[str, Source]]:
 
 
 def _expressions(mapping: Mapping) -> Iterator[Problem]:
+    declared = {p.name for p in mapping.params}
     for where, source in _all_sources(mapping):
+        found = PARAM_REFERENCE.search(source.text or "")
+        if found is not None:  # declared ones were put in already (or refused: HM420)
+            if found.group(1) not in declared:
+                from hubmap.mapping.schema import did_you_mean
+
+                yield Problem(
+                    "HM421", f"${{{found.group(1)}}} names no parameter of this mapping (in "
+                    f"{where})", source.location_at(found.start()),
+                    hint=did_you_mean(found.group(1), sorted(declared)) or
+                    f"declare it under params: with its default, for example "
+                    f"params: {{{found.group(1)}: {{default: ...}}}}")
+            continue
         try:
             compile_source(source)
         except ExpressionSyntaxError as error:

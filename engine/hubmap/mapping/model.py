@@ -223,6 +223,7 @@ class Mapping:
     refunds: RefundsSpec | None = None
     catalogs: tuple[CatalogSpec, ...] = ()
     lets: tuple[tuple[str, Source], ...] = ()  # let: name -> source, in file order
+    params: tuple[Any, ...] = ()  # mapping.params.Param: each parameter's value and origin
 
     @property
     def is_forms(self) -> bool:

@@ -67,6 +67,9 @@ def plan_json_pieces(plan: Any) -> Iterator[str]:
 
 def plan_text_lines(plan: Any) -> Iterator[str]:
     """The plan for people, a line at a time."""
+    for param in getattr(plan, "params", ()):
+        origin = "--param or the environment" if param.origin == "environment" else "default"
+        yield f"parameter {param.name} = {param.value} ({origin})"
     contacts = 0
     for contact in plan.contacts:
         contacts += 1

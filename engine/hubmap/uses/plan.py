@@ -105,6 +105,7 @@ class StoredPlan:
         self.orders = Tally()
         self.refunds_waiting = 0
         self.warnings: list[str] = []
+        self.params: list[Any] = []  # the mapping's parameters, as used
         self.unwritable: list[tuple[str, str]] = []
         self.submissions: list[OrderValues] = []  # a contacts mapping submits no form
         self._place = folder
@@ -165,6 +166,7 @@ def _stored_plan(mapping_path: str, input_path: str, input_format: str | None,
     if mapping.is_forms:
         in_memory = plan_outcomes(compiled, outcomes)
         in_memory.warnings = compiled.take_warnings() + _never_given(seen, compiled)
+        in_memory.params = list(mapping.params)
         return in_memory
     rejected: Sink[Rejected] = []
     skipped: Sink[Skipped] = []
@@ -172,6 +174,7 @@ def _stored_plan(mapping_path: str, input_path: str, input_format: str | None,
         rejected = Spool(place / "rejected.ndjson", _rejected_fields, Rejected)
         skipped = Spool(place / "skipped.ndjson", _skipped_fields, Skipped)
     plan = StoredPlan(compiled, rejected, skipped, place)
+    plan.params = list(mapping.params)
     try:
         count_into_state(compiled, outcomes, plan, place)
         plan.warnings = compiled.take_warnings() + _never_given(seen, compiled)
