@@ -148,6 +148,17 @@ class Database:
         self._depth = 0
         self.connection.execute("COMMIT")
 
+    @property
+    def nesting(self) -> int:
+        """How many `transaction()` blocks are open (0: none)."""
+        return self._depth
+
+    def begin_for_good(self) -> None:
+        """Open a transaction that every later `transaction()` joins and nothing commits:
+        closing the connection drops all it did (a dry run's private view)."""
+        self.connection.execute(self.dialect.begin)
+        self._depth = 1
+
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
         """Held while the schema is made or changed: PostgreSQL's `CREATE TABLE IF NOT EXISTS`

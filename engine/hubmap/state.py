@@ -308,7 +308,6 @@ class StateStore:
         self.path = str(path)
         global last_opened
         last_opened = sql.shown(self.path)
-        self._depth = 0
         try:
             self.db = sql.connect(self.path)
             self._no_acc = None if self.db.is_postgresql else "{}"  # an empty accumulator
@@ -367,39 +366,29 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sql.Database]:
-        """One transaction; nested uses join the outer one."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.db
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute(self.db.dialect.begin)
-        self._depth = 1
+        """One transaction (`sql.Database.transaction`: nested uses join the outer one); the
+        packer forgets the dictionaries an outermost transaction rolled back."""
+        outermost = not self.db.nesting
         try:
-            yield self.db
+            with self.db.transaction():
+                yield self.db
         except BaseException:
-            self._depth = 0
-            self.db.execute("ROLLBACK")
-            self.packer.rolled_back()
+            if outermost:
+                self.packer.rolled_back()
             raise
-        self._depth = 0
-        self.db.execute("COMMIT")
-        self.packer.committed()
+        if outermost:
+            self.packer.committed()
 
     def copy_in_memory(self) -> StateStore:
         """A private copy in memory: a dry run works on it with the same code as a run."""
         copy = StateStore.__new__(StateStore)
         copy.path = f"{self.path} (dry-run copy)"
-        copy._depth = 0
         copy._no_acc = self._no_acc
         if self.db.is_postgresql:
             # a connection of its own, inside one transaction that is never committed: every
             # `transaction()` of the dry run joins it, and closing the copy drops it all
             copy.db = sql.connect(self.path)
-            copy.db.execute(copy.db.dialect.begin)
-            copy._depth = 1
+            copy.db.begin_for_good()
         else:
             copy.db = sql.connect_sqlite(":memory:")
             self.db.connection.backup(copy.db.connection)
