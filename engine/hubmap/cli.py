@@ -128,6 +128,28 @@ def test(paths: tuple[str, ...]) -> None:
 
 @main.command()
 @PARAM_OPTION
+@click.argument("sample")
+@click.option("--into", default="mappings", show_default=True,
+              help="The folder to write the mapping (and the files it reads) into.")
+@click.option("--form", is_flag=True, help="The Forms API mapping (a submission per checkout) "
+              "instead of the contacts one, where hubmap ships both (Shopify, WooCommerce).")
+@click.option("--name", help="The name of a skeleton mapping (default: from the sample's file "
+              "name).")
+@click.option("--force", is_flag=True, help="Replace files that exist and differ.")
+def init(sample: str, into: str, form: bool, name: str | None, force: bool) -> None:
+    """Write a starter mapping from SAMPLE, a file of the shop's orders: the shipped mapping of
+    its platform with its parameters set from the sample, or a commented skeleton listing the
+    fields the sample's records carry."""
+    from hubmap.report.init import init_text
+    from hubmap.uses import init as starting
+
+    outcome = starting.init(sample, into, form=form, name=name, force=force)
+    click.echo(init_text(_value(outcome)))
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@PARAM_OPTION
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True, help=INPUT_HELP)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),

@@ -8,7 +8,7 @@ contact, the property, what was expected and what came out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -52,16 +52,18 @@ def example_documents(mapping: Mapping, example: Example) -> Iterator[Document |
         yield Document(example.input, f"example '{example.name}'")
 
 
-def run_examples(mapping: Mapping) -> list[CaseResult]:
-    """Every example case of `mapping` (with its catalogs, read from their files)."""
+def run_examples(mapping: Mapping, indexes: Sequence[int] | None = None) -> list[CaseResult]:
+    """The example cases of `mapping` (those at `indexes`, else all), with its catalogs read
+    from their files."""
+    cases = list(mapping.examples) if indexes is None else [mapping.examples[i] for i in indexes]
     try:
         catalogs = load_catalogs(mapping)
     except HubmapError as error:  # a catalog that cannot be read fails every case, with why
         return [CaseResult(mapping.file, e.name, e.location,
                            errors=[f"the case could not run: {error}"])
-                for e in mapping.examples]
+                for e in cases]
     compiled = CompiledMapping(mapping, catalogs)
-    return [run_example(compiled, example) for example in mapping.examples]
+    return [run_example(compiled, example) for example in cases]
 
 
 def never_given_by_examples(mapping: Mapping) -> list[str]:

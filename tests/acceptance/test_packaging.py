@@ -69,3 +69,17 @@ def test_an_installed_hubmap_finds_its_schema_from_another_folder(tmp_path):
     module_file, schema_text = done.stdout.splitlines()
     assert module_file.startswith(str(site))
     assert json.loads(schema_text) == json.loads(SCHEMA.read_text())
+    # the shipped mappings and their example files are in the wheel: `hubmap init` copies them
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(p.name for p in (ROOT / "mappings").glob("*.yaml"))
+    assert sorted(n.split("/")[-1] for n in names
+                  if n.startswith("hubmap/shipped/") and n.endswith(".yaml")) == shipped
+    assert "hubmap/shipped/examples/shopify/product.json" in names
+    (elsewhere / "order.json").write_text(json.dumps(
+        {"id": 1, "financial_status": "paid", "total_price": "1.00", "currency": "EUR"}))
+    started = subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", "init", "order.json"], cwd=elsewhere, env=env,
+        capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert (elsewhere / "mappings" / "examples" / "shopify" / "product.json").is_file()
+    assert "default: EUR" in (elsewhere / "mappings" / "shopify-orders-contacts.yaml").read_text()

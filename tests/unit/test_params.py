@@ -95,3 +95,43 @@ def test_param_on_the_command_line_wins_and_plan_shows_it(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "parameter SHOP_CURRENCY = CHF (--param or the environment)" in done.stdout
     assert "a@example.com (1 order(s))" in done.stdout
+
+
+CASES = """
+examples:
+  - name: written for the default
+    input: {id: 1, email: a@example.com, at: "2024-01-01", amount: "5", currency: USD}
+    expect: {total: "5"}
+  - name: written for a euro shop
+    params: {SHOP_CURRENCY: EUR}
+    input: {id: 2, email: b@example.com, at: "2024-01-01", amount: "7", currency: EUR}
+    expect: {total: "7"}
+"""
+
+
+def test_a_case_runs_with_the_parameters_it_names_whatever_the_environment_says(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from hubmap.uses.test import test as run_test
+
+    path = tmp_path / "m.yaml"
+    path.write_text(MAPPING.format(require="amount") + CASES, encoding="utf-8")
+    monkeypatch.delenv("SHOP_CURRENCY", raising=False)
+    report = run_test([str(path)]).value
+    assert [(c.name, c.passed) for c in report.cases] == [
+        ("written for the default", True), ("written for a euro shop", True)]
+    monkeypatch.setenv("SHOP_CURRENCY", "GBP")  # the pinned case still passes; the other not
+    report = run_test([str(path)]).value
+    assert [(c.name, c.passed) for c in report.cases] == [
+        ("written for the default", False), ("written for a euro shop", True)]
+
+
+def test_a_case_naming_an_undeclared_parameter_is_hm421_at_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    text = MAPPING.format(require="amount") + CASES.replace("{SHOP_CURRENCY: EUR}",
+                                                            "{SHOP_CURENCY: EUR}")
+    path.write_text(text, encoding="utf-8")
+    problems = [p for p in check_file(path, environ={}).problems if p.code == "HM421"]
+    assert len(problems) == 1
+    line = text.splitlines().index("    params: {SHOP_CURENCY: EUR}") + 1
+    assert (problems[0].location.line, problems[0].location.column) == (line, 14)
+    assert "did you mean 'SHOP_CURRENCY'?" in problems[0].hint

@@ -204,5 +204,6 @@ def _example(doc: LoadedDocument, index: int) -> Example:
         expect_rejected=tuple(raw.get("expect_rejected", ())),
         expect_skipped=raw.get("expect_skipped"),
         expect_orders=raw.get("expect_orders"),
+        params={str(k): str(v) for k, v in (raw.get("params") or {}).items()},
         location=doc.location(("examples", index)),
     )

@@ -451,6 +451,15 @@ def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
         if "expect" in raw and "expect_contacts" in raw:
             yield Problem("HM411", "use either expect (one contact) or expect_contacts",
                           doc.key_location(path + ("expect_contacts",)), hint="keep one of them")
+        declared = sorted(p.name for p in mapping.params)
+        for name in example.params:
+            if name not in declared:
+                from hubmap.mapping.schema import did_you_mean
+
+                yield Problem("HM421", f"example '{example.name}' sets {name}, which is no "
+                              "parameter of this mapping", doc.key_location(path + ("params", name)),
+                              hint=did_you_mean(name, declared) or
+                              "name one of the parameters declared under params:")
 
 
 def _compared_names(mapping: Mapping) -> Iterator[Problem]:

@@ -206,6 +206,8 @@ class Example:
     expect_rejected: tuple[dict[str, Any], ...] = ()
     expect_skipped: int | None = None
     expect_orders: dict[str, int] | None = None
+    # the parameter values the case was written for (they win over --param and the environment)
+    params: dict[str, str] = field(default_factory=dict)
     location: Location = field(default_factory=lambda: Location(""), compare=False)
 
 
