@@ -8,6 +8,7 @@ contact, the property, what was expected and what came out.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -114,9 +115,11 @@ def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
         result.errors.append(f"expected {example.expect_skipped} skipped record(s), "
                              f"got {plan.orders.skipped}")
     counts = dict(plan.orders.as_dict(), refunds_waiting=plan.refunds_waiting)
-    for word, want in (example.expect_orders or {}).items():
-        if counts.get(word) != want:
-            result.errors.append(f"expected {want} order record(s) {word}, got {counts.get(word)}")
+    wrong = [f"{word} {want}" for word, want in (example.expect_orders or {}).items()
+             if counts.get(word) != want]
+    if wrong:
+        result.errors.append(f"expect_orders: expected {', '.join(wrong)}; got "
+                             + ", ".join(f"{word} {n}" for word, n in counts.items()))
     return result
 
 
@@ -173,20 +176,37 @@ def _check_rejections(example: Example, plan: Plan, result: CaseResult) -> None:
         else:
             rejected.remove(match)
     for left in rejected:
-        result.errors.append(f"record {left.record!r} was rejected: "
+        named = (repr(left.order_id) if left.order_id is not None
+                 else f"at position {_names(left)[0]} (no id: record: {_names(left)[0]} in "
+                      "expect_rejected)")
+        result.errors.append(f"record {named} was rejected: "
                              + (f"{left.property_name}: " if left.property_name else "") + left.reason)
 
 
 def _matches(wanted: dict[str, Any], rejected: Rejected) -> bool:
-    if str(wanted.get("record")) not in (rejected.record, rejected.where):
+    if str(wanted.get("record")) not in _names(rejected):
         return False
     if "property" in wanted and wanted["property"] != rejected.property_name:
         return False
     return str(wanted.get("reason_contains", "")).lower() in rejected.reason.lower()
 
 
+def _names(rejected: Rejected) -> tuple[str, ...]:
+    """What a case may call a rejected record: its order id; one without an id, its position
+    from 0 in the case's input (the list's index: "#3" at the end of where it was read)."""
+    if rejected.order_id is not None:
+        return (rejected.order_id, rejected.where)
+    place = _PLACE.search(rejected.where)
+    return (place.group(1) if place else "0", rejected.where)
+
+
+_PLACE = re.compile(r"#(\d+)$")
+
+
 def _describe(rejected: list[Rejected]) -> str:
-    return "; ".join(f"{r.record}: {r.reason}" for r in rejected)
+    return "; ".join(f"{r.order_id}: {r.reason}" if r.order_id is not None
+                     else f"the record at position {_names(r)[0]} (no id): {r.reason}"
+                     for r in rejected)
 
 
 def _as_text(value: Any) -> str:

@@ -28,3 +28,11 @@ def test_without_a_token_run_points_at_the_sandbox(tmp_path) -> None:  # type: i
     applied = hubmap("apply", str(MAPPING), cwd=tmp_path)
     assert applied.returncode == 2 and "HUBSPOT_ACCESS_TOKEN is not set" in applied.stderr
     assert "--sandbox" not in applied.stderr
+
+
+def test_sandbox_show_without_its_database_says_where_a_run_keeps_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = hubmap("sandbox", "show", "ada@example.com", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no sandbox database at hubmap-state-sandbox.db" in done.stderr
+    assert "--db FILE" in done.stderr and "-sandbox.db" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -33,6 +33,10 @@ CASES = [  # expression, column of the mistake in the expression (from 1), what 
     ("status in ['paid', 'refunded']", 8, "contains(['paid', 'refunded'], status)"),
     ("total_price > 5", 15, "`5`"),
     ("5", 1, "`5`"),
+    ("total_money.amount / 100", 20, "from_cents(amount)"),
+    ("price + tax", 7, "add(a, b)"),
+    ("price * quantity", 7, "multiply(price, quantity)"),
+    ("total - refunded", 7, "subtract(a, b)"),
 ]
 
 

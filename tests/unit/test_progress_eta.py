@@ -33,6 +33,14 @@ def test_the_plain_lines_say_the_time_left(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err.strip() == "counting orders: 100/400 (about 1 min 30 s left)"
 
 
+def test_a_count_past_the_lines_drops_the_total(capsys: pytest.CaptureFixture[str]) -> None:
+    shown = progress._PlainProgress()  # 6 lines, 7 records: a refund inside an order
+    shown.phase("counting orders", 6)
+    shown.advance(7)
+    shown.done()
+    assert capsys.readouterr().err.strip() == "counting orders: 7"
+
+
 def test_time_texts() -> None:
     assert [progress.time_text(s) for s in (4.4, 59.6, 61, 3600 * 2 + 60 * 5)] == [
         "4 s", "1 min 00 s", "1 min 01 s", "2 h 05 min"]

@@ -810,6 +810,9 @@ _SPELLINGS = [
      "JMESPath has no 'in': write contains(['paid', 'refunded'], status)"),
     (re.compile(r"\b(?:and|or|not)\b", re.IGNORECASE),
      "JMESPath writes and, or, not as &&, ||, ! (for example status == 'paid' && !test)"),
+    (re.compile(r"[/+]|(?<=[\w)\]`] )[*-](?= +[\w(`@])"),
+     ("JMESPath has no arithmetic operators: write multiply(price, quantity), add(a, b), "
+      "subtract(a, b), divide(a, b), or from_cents(amount) for an amount in cents")),
     (re.compile(r"(?<![\w.\[:`-])-?\d+(?:\.\d+)?(?![\w\]:])"),
      ("a number in an expression goes in backticks, as in total > `5` (a bare number is "
       "only an index: items[0])")),

@@ -73,7 +73,9 @@ class _PlainProgress(Progress):
         self._line()
 
     def _line(self) -> None:
-        of = f"/{self.total}" if self.total is not None else ""
+        # the total is the input's lines; refunds inside orders are records too, so the count
+        # can pass it: then the total says nothing more
+        of = f"/{self.total}" if self.total is not None and self.count <= self.total else ""
         print(f"{self.name}: {self.count}{of}{self._left()}", file=sys.stderr, flush=True)
 
     def _left(self) -> str:
