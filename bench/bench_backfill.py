@@ -100,10 +100,14 @@ def mismatches(expected: dict[str, Expected], contacts: list[dict]) -> list[str]
             continue
         checks = {
             "total_value_of_orders": (want.value, _number(have.get("total_value_of_orders"))),
-            "total_number_of_orders": (len(want.orders),
-                                       _number(have.get("total_number_of_orders")) or 0),
+            "total_number_of_orders": (
+                len(want.orders),
+                _number(have.get("total_number_of_orders")) or 0,
+            ),
             "total_number_of_cancellations": (
-                len(want.cancellations), _number(have.get("total_number_of_cancellations")) or 0),
+                len(want.cancellations),
+                _number(have.get("total_number_of_cancellations")) or 0,
+            ),
             "first_order_date": (want.first_day, have.get("first_order_date")),
             "last_order_date": (want.last_day, have.get("last_order_date")),
         }
@@ -137,20 +141,30 @@ def backfill(files: list[Path], work: Path, workers: int) -> dict:
     try:
         with connect({}, sandbox=True, sandbox_db=sandbox_db, mapping=mapping) as conn:
             started = time.perf_counter()
-            summary = sync_documents(mapping, conn.client, state,
-                                     read_documents(str(folder)), environ=conn.environ,
-                                     input_name=str(folder),
-                                     reject_file=str(work / "rejected.ndjson"),
-                                     options=SyncOptions(workers=workers))
+            summary = sync_documents(
+                mapping,
+                conn.client,
+                state,
+                read_documents(str(folder)),
+                environ=conn.environ,
+                input_name=str(folder),
+                reject_file=str(work / "rejected.ndjson"),
+                options=SyncOptions(workers=workers),
+            )
             seconds = time.perf_counter() - started
         orders = state.count_orders(state.scopes()[0])
     finally:
         state.close()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the check's own work
     state_bytes = sum(p.stat().st_size for p in work.glob("state.db*"))
-    return {"summary": summary, "seconds": seconds, "peak_mib": peak_kib / 1024,
-            "contacts": dump(sandbox_db)["contacts"], "state_bytes": state_bytes,
-            "orders_stored": orders}
+    return {
+        "summary": summary,
+        "seconds": seconds,
+        "peak_mib": peak_kib / 1024,
+        "contacts": dump(sandbox_db)["contacts"],
+        "state_bytes": state_bytes,
+        "orders_stored": orders,
+    }
 
 
 def one(args: argparse.Namespace) -> int:
@@ -163,33 +177,51 @@ def one(args: argparse.Namespace) -> int:
     contacts = len(result["contacts"])
     lower_bound = PROVISIONING_CALLS + 2 * math.ceil(contacts / BATCH)
     figures = {
-        "days": len(files), "rows": rows, "invoices": invoices, "records": summary.records,
-        "new": summary.new, "rejected": summary.rejected, "skipped": summary.skipped,
-        "unchanged": summary.unchanged, "contacts": contacts,
+        "days": len(files),
+        "rows": rows,
+        "invoices": invoices,
+        "records": summary.records,
+        "new": summary.new,
+        "rejected": summary.rejected,
+        "skipped": summary.skipped,
+        "unchanged": summary.unchanged,
+        "contacts": contacts,
         "state_bytes": result["state_bytes"],
         "state_bytes_per_order": round(result["state_bytes"] / max(1, result["orders_stored"])),
         "seconds": round(result["seconds"], 2),
         "rows_per_second": round(rows / result["seconds"]),
         "invoices_per_second": round(invoices / result["seconds"]),
-        "calls": summary.calls, "calls_lower_bound": lower_bound,
+        "calls": summary.calls,
+        "calls_lower_bound": lower_bound,
         "peak_rss_mib": round(result["peak_mib"], 1),
-        "customers_checked": len(expected), "mismatches": len(problems),
+        "customers_checked": len(expected),
+        "mismatches": len(problems),
     }
     if args.json:
         print(json.dumps(figures))
     else:
-        print(f"{figures['days']} days, {rows:,} rows, {invoices:,} invoices -> "
-              f"{summary.new:,} orders counted, {summary.rejected:,} rejected "
-              f"(no CustomerID), {summary.skipped} skipped, {contacts:,} contacts")
-        print(f"time {figures['seconds']} s: {figures['rows_per_second']:,} rows/s, "
-              f"{figures['invoices_per_second']:,} invoices/s")
-        print(f"HubSpot calls {summary.calls} (lower bound {lower_bound}: "
-              f"{PROVISIONING_CALLS} provisioning + 2 x {math.ceil(contacts / BATCH)} batches)")
+        print(
+            f"{figures['days']} days, {rows:,} rows, {invoices:,} invoices -> "
+            f"{summary.new:,} orders counted, {summary.rejected:,} rejected "
+            f"(no CustomerID), {summary.skipped} skipped, {contacts:,} contacts"
+        )
+        print(
+            f"time {figures['seconds']} s: {figures['rows_per_second']:,} rows/s, "
+            f"{figures['invoices_per_second']:,} invoices/s"
+        )
+        print(
+            f"HubSpot calls {summary.calls} (lower bound {lower_bound}: "
+            f"{PROVISIONING_CALLS} provisioning + 2 x {math.ceil(contacts / BATCH)} batches)"
+        )
         print(f"peak memory (max RSS, stand-in in the same process) {figures['peak_rss_mib']} MiB")
-        print(f"state file {figures['state_bytes']:,} bytes for {result['orders_stored']:,} "
-              f"orders: {figures['state_bytes_per_order']:,} bytes per order (all tables)")
-        print(f"per-customer totals vs independent computation: "
-              f"{'all ' + str(len(expected)) + ' match' if not problems else 'MISMATCH'}")
+        print(
+            f"state file {figures['state_bytes']:,} bytes for {result['orders_stored']:,} "
+            f"orders: {figures['state_bytes_per_order']:,} bytes per order (all tables)"
+        )
+        print(
+            f"per-customer totals vs independent computation: "
+            f"{'all ' + str(len(expected)) + ' match' if not problems else 'MISMATCH'}"
+        )
         for problem in problems[:20]:
             print("  " + problem)
     return 1 if problems else 0
@@ -199,17 +231,29 @@ def scaling(args: argparse.Namespace) -> int:
     print(f"{'days':>5} {'rows':>8} {'invoices':>8} {'rows/s':>7} {'peak MiB':>9} {'match':>6}")
     status = 0
     for days in (int(d) for d in args.scaling.split(",")):
-        command = [sys.executable, __file__, "--input", args.input, "--days", str(days),
-                   "--workers", str(args.workers), "--json"]
-        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ),
-                              check=False)
+        command = [
+            sys.executable,
+            __file__,
+            "--input",
+            args.input,
+            "--days",
+            str(days),
+            "--workers",
+            str(args.workers),
+            "--json",
+        ]
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=dict(os.environ), check=False
+        )
         if done.returncode not in (0, 1) or not done.stdout.strip():
             print(done.stderr, file=sys.stderr)
             return 2
         f = json.loads(done.stdout.strip().splitlines()[-1])
         status |= done.returncode
-        print(f"{f['days']:>5} {f['rows']:>8} {f['invoices']:>8} {f['rows_per_second']:>7} "
-              f"{f['peak_rss_mib']:>9} {'yes' if not f['mismatches'] else 'NO':>6}")
+        print(
+            f"{f['days']:>5} {f['rows']:>8} {f['invoices']:>8} {f['rows_per_second']:>7} "
+            f"{f['peak_rss_mib']:>9} {'yes' if not f['mismatches'] else 'NO':>6}"
+        )
     return status
 
 

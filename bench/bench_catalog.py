@@ -58,15 +58,24 @@ def write_catalog(folder: Path, products: int) -> int:
     for number in range(products):
         count = rng.randint(1, 3)
         variants += count
-        items.append({
-            "id": 1_000_000 + number, "title": f"Product {number}",
-            "handle": f"product-{number}", "product_type": rng.choice(TYPES),
-            "vendor": f"Brand {number % 97}",
-            "images": [{"src": f"https://cdn.example.com/p/{number}.jpg"}],
-            "variants": [{"id": 5_000_000 + number * 3 + v, "sku": f"SKU-{number}-{v}",
-                          "price": f"{rng.randrange(100, 20_000) / 100:.2f}"}
-                         for v in range(count)],
-        })
+        items.append(
+            {
+                "id": 1_000_000 + number,
+                "title": f"Product {number}",
+                "handle": f"product-{number}",
+                "product_type": rng.choice(TYPES),
+                "vendor": f"Brand {number % 97}",
+                "images": [{"src": f"https://cdn.example.com/p/{number}.jpg"}],
+                "variants": [
+                    {
+                        "id": 5_000_000 + number * 3 + v,
+                        "sku": f"SKU-{number}-{v}",
+                        "price": f"{rng.randrange(100, 20_000) / 100:.2f}",
+                    }
+                    for v in range(count)
+                ],
+            }
+        )
     (folder / "products.json").write_text(json.dumps({"products": items}), encoding="utf-8")
     (folder / "catalog.yaml").write_text(MAPPING, encoding="utf-8")
     return variants
@@ -88,9 +97,14 @@ def load(folder: Path) -> dict[str, float]:
     found = sum(1 for key in keys if catalog.get(key) is not None)
     lookup_seconds = time.perf_counter() - started
     peak = _peak_mib()
-    return {"rows": len(keys), "found": found, "seconds": round(seconds, 2),
-            "lookups_per_second": round(len(keys) / max(lookup_seconds, 1e-9)),
-            "peak_mib": round(peak, 1), "catalog_mib": round(peak - before, 1)}
+    return {
+        "rows": len(keys),
+        "found": found,
+        "seconds": round(seconds, 2),
+        "lookups_per_second": round(len(keys) / max(lookup_seconds, 1e-9)),
+        "peak_mib": round(peak, 1),
+        "catalog_mib": round(peak - before, 1),
+    }
 
 
 def _peak_mib() -> float:
@@ -119,21 +133,32 @@ def main() -> int:
         folder = Path(tmp)
         variants = write_catalog(folder, args.products)
         size = (folder / "products.json").stat().st_size
-        done = subprocess.run([sys.executable, __file__, "--load", str(folder)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--load", str(folder)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 2
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"catalog: {args.products:,} products, {variants:,} variants (rows), "
-          f"{size / 2**20:.1f} MiB of JSON")
-    print(f"load: {figures['seconds']} s; look-ups: {figures['lookups_per_second']:,}/s "
-          f"({figures['found']:,} of {figures['rows']:,} found)")
-    print(f"peak memory of the loading process: {figures['peak_mib']} MiB, of which the catalog "
-          f"{figures['catalog_mib']} MiB (the rest: Python and hubmap before loading)")
+    print(
+        f"catalog: {args.products:,} products, {variants:,} variants (rows), "
+        f"{size / 2**20:.1f} MiB of JSON"
+    )
+    print(
+        f"load: {figures['seconds']} s; look-ups: {figures['lookups_per_second']:,}/s "
+        f"({figures['found']:,} of {figures['rows']:,} found)"
+    )
+    print(
+        f"peak memory of the loading process: {figures['peak_mib']} MiB, of which the catalog "
+        f"{figures['catalog_mib']} MiB (the rest: Python and hubmap before loading)"
+    )
     ok = figures["seconds"] <= args.max_seconds and figures["catalog_mib"] <= args.max_mib
-    print("targets met" if ok else
-          f"TARGETS MISSED (<= {args.max_seconds} s, <= {args.max_mib} MiB)")
+    print(
+        "targets met" if ok else f"TARGETS MISSED (<= {args.max_seconds} s, <= {args.max_mib} MiB)"
+    )
     return 0 if ok else 1
 
 

@@ -57,16 +57,25 @@ def write_orders(path: Path, count: int, emails: str, first_id: int) -> None:
 
 
 def environ(url: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "HUBSPOT_ACCESS_TOKEN": TOKEN,
-            "HUBSPOT_API_BASE": url, "HUBSPOT_FORMS_BASE": url,
-            "HUBSPOT_RATE_LIMIT_MAX": str(UNLIMITED)}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "engine"),
+        "HUBSPOT_ACCESS_TOKEN": TOKEN,
+        "HUBSPOT_API_BASE": url,
+        "HUBSPOT_FORMS_BASE": url,
+        "HUBSPOT_RATE_LIMIT_MAX": str(UNLIMITED),
+    }
 
 
 def timed_run(source: Path, state: Path, url: str) -> dict[str, Any]:
     """One run in a process of its own (this file with --child): its figures."""
     result = subprocess.run(
-        [sys.executable, __file__, "--child", str(source), str(state)], env=environ(url),
-        capture_output=True, text=True, check=False)
+        [sys.executable, __file__, "--child", str(source), str(state)],
+        env=environ(url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise SystemExit(f"the run failed: {result.stderr[-2000:]}")
     return json.loads(result.stdout.splitlines()[-1])
@@ -76,12 +85,20 @@ def child(source: str, state: str) -> int:
     from hubmap.uses import run as running
 
     cpu, wall = time.process_time(), time.monotonic()
-    outcome = running.run(str(MAPPING), source, environ=dict(os.environ), state_path=state,
-                          reject_file=str(Path(state).with_suffix(".rejected.ndjson")))
+    outcome = running.run(
+        str(MAPPING),
+        source,
+        environ=dict(os.environ),
+        state_path=state,
+        reject_file=str(Path(state).with_suffix(".rejected.ndjson")),
+    )
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     summary = outcome.unwrap().summary
-    print(json.dumps({"cpu": cpu, "wall": wall, "created": summary.contacts_created,
-                      "calls": summary.calls}))
+    print(
+        json.dumps(
+            {"cpu": cpu, "wall": wall, "created": summary.contacts_created, "calls": summary.calls}
+        )
+    )
     return 0
 
 
@@ -97,8 +114,10 @@ def build(folder: Path, contacts: int, url: str) -> Path:
     figures = timed_run(source, folder / "building.db", url)
     (folder / "building.db").rename(state)
     source.unlink()
-    print(f"built a state of {contacts:,} contacts in {time.monotonic() - started:.0f} s "
-          f"({figures['created']:,} contacts created)")
+    print(
+        f"built a state of {contacts:,} contacts in {time.monotonic() - started:.0f} s "
+        f"({figures['created']:,} contacts created)"
+    )
     return state
 
 
@@ -118,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     folder = keep or Path(tempfile.mkdtemp(prefix="hubmap-bench-incremental-"))
-    sandbox = start_sandbox(folder / f"sandbox-{args.contacts}.db", config=SandboxConfig(
-        token=TOKEN, rate_limit_max=UNLIMITED, daily_limit=10 * UNLIMITED))
+    sandbox = start_sandbox(
+        folder / f"sandbox-{args.contacts}.db",
+        config=SandboxConfig(token=TOKEN, rate_limit_max=UNLIMITED, daily_limit=10 * UNLIMITED),
+    )
     figures: dict[str, list[dict[str, Any]]] = {"empty": [], "full": []}
     try:
         base = build(folder, args.contacts, sandbox.url)
@@ -130,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("empty", "full"):  # alternately, so a busy moment hits both
                 number = 2 * repeat + (kind == "full")
                 source = runs / f"new-{number}.ndjson"
-                write_orders(source, args.new, f"new.{number}.{{}}@example.com",
-                             10_000_000 + number * 10 * args.new)
+                write_orders(
+                    source,
+                    args.new,
+                    f"new.{number}.{{}}@example.com",
+                    10_000_000 + number * 10 * args.new,
+                )
                 state = runs / f"state-{number}.db"
                 if kind == "full":
                     shutil.copyfile(base, state)
@@ -146,18 +171,25 @@ def main(argv: list[str] | None = None) -> int:
     cpu = {kind: statistics.median(f["cpu"] for f in runs_) for kind, runs_ in figures.items()}
     wall = {kind: statistics.median(f["wall"] for f in runs_) for kind, runs_ in figures.items()}
     created = {kind: {f["created"] for f in runs_} for kind, runs_ in figures.items()}
-    print(f"{args.new} new orders, median of {args.repeats} runs each "
-          f"(processor time of the run, without starting Python; wall time on a shared machine)")
-    for kind, label in (("empty", "empty state"),
-                        ("full", f"state of {args.contacts:,} contacts")):
-        print(f"  {label:>28}: {cpu[kind]:6.3f} s cpu  {wall[kind]:6.3f} s wall  "
-              f"contacts created {sorted(created[kind])}")
+    print(
+        f"{args.new} new orders, median of {args.repeats} runs each "
+        f"(processor time of the run, without starting Python; wall time on a shared machine)"
+    )
+    for kind, label in (("empty", "empty state"), ("full", f"state of {args.contacts:,} contacts")):
+        print(
+            f"  {label:>28}: {cpu[kind]:6.3f} s cpu  {wall[kind]:6.3f} s wall  "
+            f"contacts created {sorted(created[kind])}"
+        )
     ratio = cpu["full"] / cpu["empty"]
-    print(f"  ratio full / empty: {ratio:.2f} cpu, {wall['full'] / wall['empty']:.2f} wall "
-          f"(target: cpu at most {TARGET_RATIO})")
+    print(
+        f"  ratio full / empty: {ratio:.2f} cpu, {wall['full'] / wall['empty']:.2f} wall "
+        f"(target: cpu at most {TARGET_RATIO})"
+    )
     if ratio > TARGET_RATIO:
-        print(f"MISSED: the run on {args.contacts:,} contacts costs {ratio:.2f}x the run on an "
-              "empty state")
+        print(
+            f"MISSED: the run on {args.contacts:,} contacts costs {ratio:.2f}x the run on an "
+            "empty state"
+        )
         return 1
     print("target met")
     return 0

@@ -49,10 +49,15 @@ TOKEN = "bench-token"
 UNLIMITED = 1_000_000  # requests per window: the stand-in and the client never wait
 TARGET_PEAK_MIB = 300
 TARGET_BYTES_PER_CONTACT = 2048
-CONTACT_PARTS = ("contacts", "sqlite_autoindex_contacts_1", "contacts_dirty_key",
-                 "contacts_record")
-ORDER_PARTS = ("orders", "sqlite_autoindex_orders_1", "orders_contact_status", "refunds",
-               "sqlite_autoindex_refunds_1", "refunds_order")
+CONTACT_PARTS = ("contacts", "sqlite_autoindex_contacts_1", "contacts_dirty_key", "contacts_record")
+ORDER_PARTS = (
+    "orders",
+    "sqlite_autoindex_orders_1",
+    "orders_contact_status",
+    "refunds",
+    "sqlite_autoindex_refunds_1",
+    "refunds_order",
+)
 
 
 @dataclass
@@ -67,13 +72,20 @@ class Child:
 
 def run_child(args: list[str], env: dict[str, str], stdout: int | None = None) -> Child:
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "hubmap.cli", *args], env=env,
-                               stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        env=env,
+        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Child(process.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-                 time.monotonic() - started)
+    return Child(
+        process.returncode,
+        usage.ru_maxrss / 1024,
+        usage.ru_utime + usage.ru_stime,
+        time.monotonic() - started,
+    )
 
 
 def write_orders(path: Path, orders: int, contacts: int) -> None:
@@ -93,7 +105,8 @@ def state_sizes(path: Path) -> dict[str, float]:
     finally:
         db.close()
     return {
-        "contacts": contacts, "orders": orders,
+        "contacts": contacts,
+        "orders": orders,
         "per_contact": sum(pages.get(n, 0) for n in CONTACT_PARTS) / contacts,
         "per_order": sum(pages.get(n, 0) for n in ORDER_PARTS) / orders,
         "file_per_contact": sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
@@ -101,8 +114,7 @@ def state_sizes(path: Path) -> dict[str, float]:
     }
 
 
-def measure(orders: int, contacts: int, work: Path, existing: bool = False
-            ) -> dict[str, object]:
+def measure(orders: int, contacts: int, work: Path, existing: bool = False) -> dict[str, object]:
     source = work / f"orders-{orders}.ndjson"
     write_orders(source, orders, contacts)
     history = None
@@ -114,8 +126,10 @@ def measure(orders: int, contacts: int, work: Path, existing: bool = False
                     break
                 out.write(line)
     # a stand-in of its own: the contacts of another point carry another state's fences
-    sandbox = start_sandbox(work / f"sandbox-{orders}.db", config=SandboxConfig(
-        token=TOKEN, rate_limit_max=UNLIMITED, daily_limit=10 * UNLIMITED))
+    sandbox = start_sandbox(
+        work / f"sandbox-{orders}.db",
+        config=SandboxConfig(token=TOKEN, rate_limit_max=UNLIMITED, daily_limit=10 * UNLIMITED),
+    )
     try:
         plan, run = _commands(source, work, sandbox.url, orders, history)
     finally:
@@ -127,19 +141,40 @@ def measure(orders: int, contacts: int, work: Path, existing: bool = False
     return {"orders": orders, "contacts": contacts, "plan": plan, "run": run, **sizes}
 
 
-def _commands(source: Path, work: Path, url: str, orders: int,
-              history: Path | None = None) -> tuple[Child, Child]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "HUBSPOT_ACCESS_TOKEN": TOKEN,
-           "HUBSPOT_API_BASE": url, "HUBSPOT_FORMS_BASE": url,
-           "HUBSPOT_RATE_LIMIT_MAX": str(UNLIMITED)}
+def _commands(
+    source: Path, work: Path, url: str, orders: int, history: Path | None = None
+) -> tuple[Child, Child]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "engine"),
+        "HUBSPOT_ACCESS_TOKEN": TOKEN,
+        "HUBSPOT_API_BASE": url,
+        "HUBSPOT_FORMS_BASE": url,
+        "HUBSPOT_RATE_LIMIT_MAX": str(UNLIMITED),
+    }
     with open(os.devnull, "wb") as sink:
-        plan = run_child(["plan", str(MAPPING), "--input", str(source), "--format", "json"], env,
-                         stdout=sink.fileno())
+        plan = run_child(
+            ["plan", str(MAPPING), "--input", str(source), "--format", "json"],
+            env,
+            stdout=sink.fileno(),
+        )
     state = work / f"state-{orders}.db"
     for orders_in in ([history] if history is not None else []) + [source]:
-        run = run_child(["run", str(MAPPING), "--input", str(orders_in), "--state", str(state),
-                         "--rejects", str(work / f"rejected-{orders}.ndjson"), "--format",
-                         "json"], env)
+        run = run_child(
+            [
+                "run",
+                str(MAPPING),
+                "--input",
+                str(orders_in),
+                "--state",
+                str(state),
+                "--rejects",
+                str(work / f"rejected-{orders}.ndjson"),
+                "--format",
+                "json",
+            ],
+            env,
+        )
         if orders_in is history and run.exit_code not in (0, 1):
             raise SystemExit(f"the first run (the history) exited {run.exit_code}")
     return plan, run
@@ -150,13 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", default="20000,60000", help="comma-separated points")
     parser.add_argument("--contacts", default=None, help="per point (default: orders / 4)")
     parser.add_argument("--work", default=None, help="folder for the files (default: temporary)")
-    parser.add_argument("--existing", action="store_true",
-                        help="the contacts exist in HubSpot, written by a first run over the "
-                        "first half of the orders; the second run, over all, is measured")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="the contacts exist in HubSpot, written by a first run over the "
+        "first half of the orders; the second run, over all, is measured",
+    )
     args = parser.parse_args(argv)
     points = [int(n) for n in args.orders.split(",")]
-    contacts = ([int(n) for n in args.contacts.split(",")] if args.contacts
-                else [max(1, n // 4) for n in points])
+    contacts = (
+        [int(n) for n in args.contacts.split(",")]
+        if args.contacts
+        else [max(1, n // 4) for n in points]
+    )
     if len(contacts) != len(points):
         parser.error("--contacts needs one figure per --orders point")
 
@@ -173,31 +214,42 @@ def main(argv: list[str] | None = None) -> int:
             if child.exit_code not in (0, 1):  # 1: some records were rejected, as expected
                 failed.append(f"{name} of {row['orders']} orders exited {child.exit_code}")
             if child.peak_mib > TARGET_PEAK_MIB:
-                failed.append(f"{name} of {row['orders']} orders peaked at "
-                              f"{child.peak_mib:.0f} MiB (target {TARGET_PEAK_MIB})")
+                failed.append(
+                    f"{name} of {row['orders']} orders peaked at "
+                    f"{child.peak_mib:.0f} MiB (target {TARGET_PEAK_MIB})"
+                )
         if float(row["per_contact"]) > TARGET_BYTES_PER_CONTACT:  # type: ignore[arg-type]
-            failed.append(f"the state of {row['orders']} orders holds "
-                          f"{row['per_contact']:.0f} bytes per contact "
-                          f"(target {TARGET_BYTES_PER_CONTACT})")
+            failed.append(
+                f"the state of {row['orders']} orders holds "
+                f"{row['per_contact']:.0f} bytes per contact "
+                f"(target {TARGET_BYTES_PER_CONTACT})"
+            )
     for reason in failed:
         print(f"MISSED: {reason}")
     if not failed:
-        print(f"targets met: peak RSS <= {TARGET_PEAK_MIB} MiB, state <= "
-              f"{TARGET_BYTES_PER_CONTACT} bytes per contact")
+        print(
+            f"targets met: peak RSS <= {TARGET_PEAK_MIB} MiB, state <= "
+            f"{TARGET_BYTES_PER_CONTACT} bytes per contact"
+        )
     return 1 if failed else 0
 
 
 def _print_row(row: dict[str, object], header: bool) -> None:
     if header:
-        print(f"{'orders':>9} {'contacts':>9} | {'plan MiB':>8} {'cpu s':>7} | "
-              f"{'run MiB':>8} {'cpu s':>7} {'wall s':>7} | {'B/contact':>9} {'B/order':>8} "
-              f"{'file B/contact':>14}")
+        print(
+            f"{'orders':>9} {'contacts':>9} | {'plan MiB':>8} {'cpu s':>7} | "
+            f"{'run MiB':>8} {'cpu s':>7} {'wall s':>7} | {'B/contact':>9} {'B/order':>8} "
+            f"{'file B/contact':>14}"
+        )
     plan: Child = row["plan"]  # type: ignore[assignment]
     run: Child = row["run"]  # type: ignore[assignment]
-    print(f"{row['orders']:>9,} {row['contacts']:>9,} | {plan.peak_mib:>8.0f} "
-          f"{plan.cpu_seconds:>7.1f} | {run.peak_mib:>8.0f} {run.cpu_seconds:>7.1f} "
-          f"{run.wall_seconds:>7.1f} | {row['per_contact']:>9.0f} {row['per_order']:>8.0f} "
-          f"{row['file_per_contact']:>14.0f}", flush=True)
+    print(
+        f"{row['orders']:>9,} {row['contacts']:>9,} | {plan.peak_mib:>8.0f} "
+        f"{plan.cpu_seconds:>7.1f} | {run.peak_mib:>8.0f} {run.cpu_seconds:>7.1f} "
+        f"{run.wall_seconds:>7.1f} | {row['per_contact']:>9.0f} {row['per_order']:>8.0f} "
+        f"{row['file_per_contact']:>14.0f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

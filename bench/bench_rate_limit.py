@@ -58,18 +58,26 @@ def write_orders(path: Path, contacts: int, per_contact: int, seed: int = 7) -> 
     orders = []
     for c in range(contacts):
         for n in range(per_contact):
-            orders.append({
-                "id": c * per_contact + n + 1,
-                "name": f"#{c * per_contact + n + 1}",
-                "email": f"Customer{c}@Example.com",
-                "created_at": (start + timedelta(minutes=rng.randrange(500_000))).isoformat(),
-                "currency": "USD",
-                "financial_status": "paid",
-                "cancelled_at": None,
-                "total_price": f"{rng.randrange(100, 50_000) / 100:.2f}",
-                "line_items": [{"sku": f"SKU-{rng.randrange(40)}", "title": "Item",
-                                "vendor": "Acme", "price": "1.00"}],
-            })
+            orders.append(
+                {
+                    "id": c * per_contact + n + 1,
+                    "name": f"#{c * per_contact + n + 1}",
+                    "email": f"Customer{c}@Example.com",
+                    "created_at": (start + timedelta(minutes=rng.randrange(500_000))).isoformat(),
+                    "currency": "USD",
+                    "financial_status": "paid",
+                    "cancelled_at": None,
+                    "total_price": f"{rng.randrange(100, 50_000) / 100:.2f}",
+                    "line_items": [
+                        {
+                            "sku": f"SKU-{rng.randrange(40)}",
+                            "title": "Item",
+                            "vendor": "Acme",
+                            "price": "1.00",
+                        }
+                    ],
+                }
+            )
     rng.shuffle(orders)
     with path.open("w", encoding="utf-8") as out:
         for order in orders:
@@ -115,8 +123,9 @@ def serve_stand_in(port: int, db_path: str) -> None:
             pass
 
     app = SandboxApp(Store(db_path), SandboxConfig(token=TOKEN))
-    make_server("127.0.0.1", port, RequestTimes(app), threaded=True,
-                request_handler=Quiet).serve_forever()
+    make_server(
+        "127.0.0.1", port, RequestTimes(app), threaded=True, request_handler=Quiet
+    ).serve_forever()
 
 
 @contextmanager
@@ -126,9 +135,12 @@ def stand_in(db_path: Path, config: dict[str, Any]) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, __file__, "--serve", str(port), str(db_path)]
-    process = subprocess.Popen(command,
-                               env={**os.environ, "PYTHONPATH": str(ROOT / "engine")},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "engine")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -178,16 +190,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hubmap-bench-") as folder:
         orders_path = Path(folder) / "orders.ndjson"
         orders = write_orders(orders_path, args.contacts, args.orders_per_contact)
-        config = {"token": TOKEN, "rate_limit_max": args.rate_limit,
-                  "rate_limit_interval_ms": args.interval_ms, "latency_ms": args.latency_ms}
+        config = {
+            "token": TOKEN,
+            "rate_limit_max": args.rate_limit,
+            "rate_limit_interval_ms": args.interval_ms,
+            "latency_ms": args.latency_ms,
+        }
         with stand_in(Path(folder) / "sandbox.db", config) as url:
-            env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"),
-                   "HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_API_BASE": url,
-                   "HUBSPOT_FORMS_BASE": url}
-            command = [sys.executable, "-m", "hubmap.cli", "run", str(MAPPING),
-                       "--input", str(orders_path), "--state", str(Path(folder) / "state.db"),
-                       "--rejects", str(Path(folder) / "rejected.ndjson"), "--format", "json",
-                       "--workers", str(args.workers)]
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT / "engine"),
+                "HUBSPOT_ACCESS_TOKEN": TOKEN,
+                "HUBSPOT_API_BASE": url,
+                "HUBSPOT_FORMS_BASE": url,
+            }
+            command = [
+                sys.executable,
+                "-m",
+                "hubmap.cli",
+                "run",
+                str(MAPPING),
+                "--input",
+                str(orders_path),
+                "--state",
+                str(Path(folder) / "state.db"),
+                "--rejects",
+                str(Path(folder) / "rejected.ndjson"),
+                "--format",
+                "json",
+                "--workers",
+                str(args.workers),
+            ]
             began, started = time.time(), time.monotonic()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -219,25 +252,39 @@ def main(argv: list[str] | None = None) -> int:
     def at(spans_: list[Any], which: int) -> str:
         return f"{spans_[which][0 if which == 0 else 1] - began:.1f} s" if spans_ else "-"
 
-    print(f"contacts: {args.contacts} ({stored} in the stand-in), orders: {orders}, "
-          f"workers: {args.workers}, added latency: {args.latency_ms:g} ms")
+    print(
+        f"contacts: {args.contacts} ({stored} in the stand-in), orders: {orders}, "
+        f"workers: {args.workers}, added latency: {args.latency_ms:g} ms"
+    )
     print(f"rate limit: {args.rate_limit} per {args.interval_ms} ms = {rate:g} calls/s")
-    print(f"calls made: {calls} (stand-in served {len(hubspot)}); lower bound {lower_bound} "
-          f"({provisioning} provisioning + {len(reads)} reads + {len(upserts)} upserts; "
-          f"2 x {batches} batches)")
-    print(f"429s: {rate_limited} = {share_429:.2%} of calls (client retries: "
-          f"{summary['retries']})")
-    print(f"reads from {at(reads, 0)} to {at(reads, -1)}, upserts from {at(upserts, 0)} to "
-          f"{at(upserts, -1)} after the command's start; requests in flight: up to {most}, "
-          f"{mean:.2f} on average while any was")
-    print(f"end to end: {wall:.2f} s; the limit allows {allowed:.2f} s for {calls} calls "
-          f"(calls / rate) -> {share:.1%} of the allowed rate (target >= "
-          f"{TARGET_RATE_SHARE:.0%}); 429s target <= {TARGET_429_SHARE:.0%} of calls")
-    print(f"the command's CPU time: {cpu:.2f} s = {cpu / allowed:.0%} of the time the limit "
-          "allows (it runs on about one core, Python's GIL: above 100 % this machine cannot "
-          "meet the target, however idle)")
-    ok = (stored == args.contacts and done.returncode == 0 and share >= TARGET_RATE_SHARE
-          and share_429 <= TARGET_429_SHARE and len(reads) == len(upserts) == batches)
+    print(
+        f"calls made: {calls} (stand-in served {len(hubspot)}); lower bound {lower_bound} "
+        f"({provisioning} provisioning + {len(reads)} reads + {len(upserts)} upserts; "
+        f"2 x {batches} batches)"
+    )
+    print(f"429s: {rate_limited} = {share_429:.2%} of calls (client retries: {summary['retries']})")
+    print(
+        f"reads from {at(reads, 0)} to {at(reads, -1)}, upserts from {at(upserts, 0)} to "
+        f"{at(upserts, -1)} after the command's start; requests in flight: up to {most}, "
+        f"{mean:.2f} on average while any was"
+    )
+    print(
+        f"end to end: {wall:.2f} s; the limit allows {allowed:.2f} s for {calls} calls "
+        f"(calls / rate) -> {share:.1%} of the allowed rate (target >= "
+        f"{TARGET_RATE_SHARE:.0%}); 429s target <= {TARGET_429_SHARE:.0%} of calls"
+    )
+    print(
+        f"the command's CPU time: {cpu:.2f} s = {cpu / allowed:.0%} of the time the limit "
+        "allows (it runs on about one core, Python's GIL: above 100 % this machine cannot "
+        "meet the target, however idle)"
+    )
+    ok = (
+        stored == args.contacts
+        and done.returncode == 0
+        and share >= TARGET_RATE_SHARE
+        and share_429 <= TARGET_429_SHARE
+        and len(reads) == len(upserts) == batches
+    )
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
 

@@ -70,15 +70,22 @@ INTAKE_OFFSET, WARM_UP_OFFSET, END_TO_END_OFFSET = 0, 9_000_000, 20_000_000
 def webhook(order: dict, number: int) -> tuple[bytes, dict[str, str]]:
     order["order"].update(id=10_000_000 + number, email=f"buyer{number}@example.com")
     body = json.dumps(order).encode()
-    return body, {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
-                  "X-Shopify-Webhook-Id": f"bench-{number}",
-                  "X-Shopify-Hmac-Sha256": signature(SECRET.encode(), body)}
+    return body, {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Webhook-Id": f"bench-{number}",
+        "X-Shopify-Hmac-Sha256": signature(SECRET.encode(), body),
+    }
 
 
 def http_request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     """The whole HTTP/1.1 request, built before the clock starts."""
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
-             *(f"{name}: {value}" for name, value in headers.items())]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -132,8 +139,9 @@ class Connection:
         self.sock = None
 
 
-def _post_range(args: tuple[str, int, int, int, float]) -> tuple[list[tuple[float, float, int]],
-                                                                  float]:
+def _post_range(
+    args: tuple[str, int, int, int, float],
+) -> tuple[list[tuple[float, float, int]], float]:
     """One generator process: post webhooks start..stop with `threads` threads (each its own
     connection); at one per `interval` seconds from this process when interval > 0.  Returns
     (sent, answer seconds, status) per request, and this process's CPU seconds while posting."""
@@ -141,8 +149,9 @@ def _post_range(args: tuple[str, int, int, int, float]) -> tuple[list[tuple[floa
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     order = json.loads(ORDER.read_bytes())
-    prepared = [http_request(parts.netloc, parts.path, *webhook(order, n))
-                for n in range(start, stop)]
+    prepared = [
+        http_request(parts.netloc, parts.path, *webhook(order, n)) for n in range(start, stop)
+    ]
     results: list[tuple[float, float, int]] = [(0.0, 0.0, 0)] * len(prepared)
     next_index = iter(range(len(prepared)))  # next() on a range iterator is atomic in CPython
     cpu_before = time.process_time()
@@ -169,14 +178,17 @@ def _post_range(args: tuple[str, int, int, int, float]) -> tuple[list[tuple[floa
     return results, time.process_time() - cpu_before
 
 
-def load(url: str, total: int, concurrency: int, processes: int, rate: float = 0.0,
-         offset: int = 0) -> tuple[float, list[tuple[float, float, int]], float]:
+def load(
+    url: str, total: int, concurrency: int, processes: int, rate: float = 0.0, offset: int = 0
+) -> tuple[float, list[tuple[float, float, int]], float]:
     """Post `total` webhooks numbered from `offset`: (wall seconds, per-request results,
     generator CPU seconds)."""
     per = total // processes
     interval = processes / rate if rate else 0.0
-    jobs = [(url, offset + p * per, offset + (p + 1) * per, max(1, concurrency // processes),
-             interval) for p in range(processes)]
+    jobs = [
+        (url, offset + p * per, offset + (p + 1) * per, max(1, concurrency // processes), interval)
+        for p in range(processes)
+    ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         pool.map(_ready, range(processes))  # the processes are up before the clock starts
         started = time.perf_counter()
@@ -192,9 +204,13 @@ def _ready(_: int) -> None:
 def start_server(config: Path, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen:
     seen = log.stat().st_size if log.exists() else 0
     with log.open("a") as stream:
-        process = subprocess.Popen([sys.executable, "-m", "hubmap.cli", "serve", "--config",
-                                    str(config), *extra], cwd=ROOT, env=env, stdout=stream,
-                                   stderr=stream)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hubmap.cli", "serve", "--config", str(config), *extra],
+            cwd=ROOT,
+            env=env,
+            stdout=stream,
+            stderr=stream,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = URL_LINE.findall(log.read_text()[seen:])
@@ -237,15 +253,17 @@ def remove_queue(queue_db: Path) -> None:
         Path(str(queue_db) + suffix).unlink(missing_ok=True)
 
 
-def intake(args: argparse.Namespace, config: Path, env: dict[str, str], log: Path,
-           queue_db: Path) -> bool:
+def intake(
+    args: argparse.Namespace, config: Path, env: dict[str, str], log: Path, queue_db: Path
+) -> bool:
     """Phase 1; True when the target is met and every accepted webhook is stored once."""
     server = start_server(config, env, log, "--no-worker")
     url = server.url + "/shopify"  # type: ignore[attr-defined]
     load(url, 400, args.concurrency, args.processes, offset=WARM_UP_OFFSET)
     cpu_before = cpu_seconds(server.pid)
-    seconds, results, generator_cpu = load(url, args.requests, args.concurrency, args.processes,
-                                           offset=INTAKE_OFFSET)
+    seconds, results, generator_cpu = load(
+        url, args.requests, args.concurrency, args.processes, offset=INTAKE_OFFSET
+    )
     server_cpu = cpu_seconds(server.pid) - cpu_before
     stop_server(server)
     ok = [r for r in results if r[2] == 200]
@@ -255,31 +273,47 @@ def intake(args: argparse.Namespace, config: Path, env: dict[str, str], log: Pat
     accepted = {f"bench-{INTAKE_OFFSET + i}" for i, r in enumerate(results) if r[2] == 200}
     lost = len(accepted - set(stored))
     doubled = len(stored) - len(set(stored))
-    print(f"intake: {len(ok):,}/{len(results):,} webhooks accepted (each committed, "
-          f"synchronous=FULL, before its 200) in {seconds:.2f} s = {rate:,.0f} accepted/s "
-          f"(target >= {INTAKE_TARGET:,.0f}) with {args.concurrency} concurrent senders and "
-          f"{args.threads} server threads")
-    print(f"  answer time p50 {ms(statistics.median(answers))}, p95 "
-          f"{ms(percentile(answers, 0.95))}, p99 {ms(percentile(answers, 0.99))}; server CPU "
-          f"{ms(server_cpu / len(ok))} per webhook; load generator CPU "
-          f"{ms(generator_cpu / len(results))} per request ({args.processes} processes on the "
-          f"same {os.cpu_count()} CPUs as the server)")
-    print(f"  queue file: {len(stored):,} events stored, {lost} accepted ones missing, "
-          f"{doubled} stored twice")
+    print(
+        f"intake: {len(ok):,}/{len(results):,} webhooks accepted (each committed, "
+        f"synchronous=FULL, before its 200) in {seconds:.2f} s = {rate:,.0f} accepted/s "
+        f"(target >= {INTAKE_TARGET:,.0f}) with {args.concurrency} concurrent senders and "
+        f"{args.threads} server threads"
+    )
+    print(
+        f"  answer time p50 {ms(statistics.median(answers))}, p95 "
+        f"{ms(percentile(answers, 0.95))}, p99 {ms(percentile(answers, 0.99))}; server CPU "
+        f"{ms(server_cpu / len(ok))} per webhook; load generator CPU "
+        f"{ms(generator_cpu / len(results))} per request ({args.processes} processes on the "
+        f"same {os.cpu_count()} CPUs as the server)"
+    )
+    print(
+        f"  queue file: {len(stored):,} events stored, {lost} accepted ones missing, "
+        f"{doubled} stored twice"
+    )
     remove_queue(queue_db)
     return rate >= INTAKE_TARGET and not lost and not doubled
 
 
-def end_to_end(args: argparse.Namespace, config: Path, env: dict[str, str], log: Path,
-               queue_db: Path, sandbox: object) -> bool:
+def end_to_end(
+    args: argparse.Namespace,
+    config: Path,
+    env: dict[str, str],
+    log: Path,
+    queue_db: Path,
+    sandbox: object,
+) -> bool:
     """Phase 2; True when p95 is under the target and every accepted webhook's contact has
     exactly one order in HubSpot."""
     if args.worker_process:  # `hubmap serve --no-worker` and `hubmap worker`: a GIL each
         server = start_server(config, env, log, "--no-worker")
         with log.open("a") as stream:
-            worker = subprocess.Popen([sys.executable, "-m", "hubmap.cli", "worker", "--config",
-                                       str(config)], cwd=ROOT, env=env, stdout=stream,
-                                      stderr=stream)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "hubmap.cli", "worker", "--config", str(config)],
+                cwd=ROOT,
+                env=env,
+                stdout=stream,
+                stderr=stream,
+            )
         processes = [server, worker]
     else:
         server = start_server(config, env, log)
@@ -287,8 +321,9 @@ def end_to_end(args: argparse.Namespace, config: Path, env: dict[str, str], log:
     url = server.url + "/shopify"  # type: ignore[attr-defined]
     total = int(args.rate * args.seconds)
     cpu_before = sum(cpu_seconds(p.pid) for p in processes)
-    seconds, results, generator_cpu = load(url, total, args.concurrency, args.processes,
-                                           rate=args.rate, offset=END_TO_END_OFFSET)
+    seconds, results, generator_cpu = load(
+        url, total, args.concurrency, args.processes, rate=args.rate, offset=END_TO_END_OFFSET
+    )
     accepted = sum(1 for r in results if r[2] == 200)
     first_sent = min(r[0] for r in results)
     deadline = time.monotonic() + 300
@@ -298,42 +333,61 @@ def end_to_end(args: argparse.Namespace, config: Path, env: dict[str, str], log:
             if done >= accepted:
                 break
             time.sleep(0.1)
-        latencies = [r[0] for r in db.execute(
-            "SELECT j.done_at - e.received_at FROM jobs j JOIN events e ON e.id=j.event_id "
-            "WHERE j.status='sent'")]
+        latencies = [
+            r[0]
+            for r in db.execute(
+                "SELECT j.done_at - e.received_at FROM jobs j JOIN events e ON e.id=j.event_id "
+                "WHERE j.status='sent'"
+            )
+        ]
         last_done = db.execute("SELECT MAX(done_at) FROM jobs").fetchone()[0] or time.time()
     server_cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
     for process in processes:
         stop_server(process)
     stats = sandbox.stats()  # type: ignore[attr-defined]
-    contacts = requests.get(sandbox.url + "/_sandbox/dump",  # type: ignore[attr-defined]
-                            timeout=60).json()["contacts"]
-    orders = {c["properties"]["email"]: c["properties"].get("total_number_of_orders")
-              for c in contacts}
-    wanted = {f"buyer{END_TO_END_OFFSET + i}@example.com" for i, r in enumerate(results)
-              if r[2] == 200}
+    contacts = requests.get(
+        sandbox.url + "/_sandbox/dump",  # type: ignore[attr-defined]
+        timeout=60,
+    ).json()["contacts"]
+    orders = {
+        c["properties"]["email"]: c["properties"].get("total_number_of_orders") for c in contacts
+    }
+    wanted = {
+        f"buyer{END_TO_END_OFFSET + i}@example.com" for i, r in enumerate(results) if r[2] == 200
+    }
     missing = sum(1 for email in wanted if email not in orders)
     wrong = sum(1 for email in wanted if email in orders and orders[email] != "1")
     p95 = percentile(latencies, 0.95) if latencies else float("inf")
     answers = [r[1] for r in results if r[2] == 200]
-    where = "`hubmap serve --no-worker` + `hubmap worker`" if args.worker_process else \
-        "`hubmap serve` (worker thread)"
-    print(f"end to end, {where}: {accepted:,}/{total:,} webhooks accepted at "
-          f"{args.rate:,.0f}/s asked ({accepted / seconds:,.0f}/s posted) for {seconds:.1f} s; "
-          f"{len(latencies):,} sent to HubSpot, the last {last_done - first_sent:.1f} s after "
-          f"the first post ({len(latencies) / max(last_done - first_sent, 1e-9):,.0f}/s end to "
-          f"end)")
-    print(f"  acknowledgement -> HubSpot's confirmation p50 "
-          f"{ms(statistics.median(latencies)) if latencies else '-'}, p95 {ms(p95)}, max "
-          f"{ms(max(latencies)) if latencies else '-'} (target p95 < {LATENCY_TARGET:g} s); "
-          f"answer time p50 {ms(statistics.median(answers))}, p95 "
-          f"{ms(percentile(answers, 0.95))}")
-    print(f"  CPU per webhook: hubmap {ms(server_cpu / max(accepted, 1))} (intake + worker, until "
-          f"all were sent), load generator {ms(generator_cpu / len(results))}; the stand-in "
-          f"runs in this process; all on the same {os.cpu_count()} CPUs; HubSpot calls "
-          f"{stats['total']} ({stats['rateLimited']} answered 429)")
-    print(f"  contacts with exactly one order: {len(wanted) - missing - wrong:,}/{len(wanted):,}"
-          f" ({missing} missing, {wrong} with another count)")
+    where = (
+        "`hubmap serve --no-worker` + `hubmap worker`"
+        if args.worker_process
+        else "`hubmap serve` (worker thread)"
+    )
+    print(
+        f"end to end, {where}: {accepted:,}/{total:,} webhooks accepted at "
+        f"{args.rate:,.0f}/s asked ({accepted / seconds:,.0f}/s posted) for {seconds:.1f} s; "
+        f"{len(latencies):,} sent to HubSpot, the last {last_done - first_sent:.1f} s after "
+        f"the first post ({len(latencies) / max(last_done - first_sent, 1e-9):,.0f}/s end to "
+        f"end)"
+    )
+    print(
+        f"  acknowledgement -> HubSpot's confirmation p50 "
+        f"{ms(statistics.median(latencies)) if latencies else '-'}, p95 {ms(p95)}, max "
+        f"{ms(max(latencies)) if latencies else '-'} (target p95 < {LATENCY_TARGET:g} s); "
+        f"answer time p50 {ms(statistics.median(answers))}, p95 "
+        f"{ms(percentile(answers, 0.95))}"
+    )
+    print(
+        f"  CPU per webhook: hubmap {ms(server_cpu / max(accepted, 1))} (intake + worker, until "
+        f"all were sent), load generator {ms(generator_cpu / len(results))}; the stand-in "
+        f"runs in this process; all on the same {os.cpu_count()} CPUs; HubSpot calls "
+        f"{stats['total']} ({stats['rateLimited']} answered 429)"
+    )
+    print(
+        f"  contacts with exactly one order: {len(wanted) - missing - wrong:,}/{len(wanted):,}"
+        f" ({missing} missing, {wrong} with another count)"
+    )
     return p95 < LATENCY_TARGET and not missing and not wrong and len(latencies) >= accepted
 
 
@@ -347,26 +401,39 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="server request threads")
     parser.add_argument("--batch-size", type=int, default=100, help="the worker's batch_size")
     parser.add_argument("--only", choices=("intake", "end-to-end"), help="run one phase")
-    parser.add_argument("--worker-process", action="store_true",
-                        help="phase 2 with `hubmap serve --no-worker` and `hubmap worker`")
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="phase 2 with `hubmap serve --no-worker` and `hubmap worker`",
+    )
     args = parser.parse_args()
     if not ORDER.exists():
         raise SystemExit(f"missing {ORDER}")
     folder = Path(tempfile.mkdtemp(prefix="hubmap-bench-webhooks-"))
     sandbox = start_sandbox(config=SandboxConfig(token=HUBSPOT_TOKEN))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "SHOPIFY_SECRET": SECRET,
-           "HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN, "HUBSPOT_API_BASE": sandbox.url,
-           "HUBSPOT_FORMS_BASE": sandbox.url, "HUBSPOT_PORTAL_ID": "1234567"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "engine"),
+        "SHOPIFY_SECRET": SECRET,
+        "HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN,
+        "HUBSPOT_API_BASE": sandbox.url,
+        "HUBSPOT_FORMS_BASE": sandbox.url,
+        "HUBSPOT_PORTAL_ID": "1234567",
+    }
     config = folder / "serve.yaml"
     queue_db = folder / "queue.db"
-    config.write_text(f"listen: {{host: 127.0.0.1, port: 0, threads: {args.threads}}}\n"
-                      f"state: {folder / 'state.db'}\nqueue: {queue_db}\n"
-                      f"worker: {{poll_seconds: 0.05, batch_size: {args.batch_size}}}\n"
-                      f"routes:\n  /shopify:\n    auth: shopify\n    secret_env: SHOPIFY_SECRET\n"
-                      f"    mappings: [{MAPPING}]\n")
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: 0, threads: {args.threads}}}\n"
+        f"state: {folder / 'state.db'}\nqueue: {queue_db}\n"
+        f"worker: {{poll_seconds: 0.05, batch_size: {args.batch_size}}}\n"
+        f"routes:\n  /shopify:\n    auth: shopify\n    secret_env: SHOPIFY_SECRET\n"
+        f"    mappings: [{MAPPING}]\n"
+    )
     log = folder / "serve.log"
-    print(f"{os.cpu_count()} CPUs shared by the server, the load generator and the HubSpot "
-          f"stand-in; queue and state in {folder}; server log {log}")
+    print(
+        f"{os.cpu_count()} CPUs shared by the server, the load generator and the HubSpot "
+        f"stand-in; queue and state in {folder}; server log {log}"
+    )
     try:
         passed = True
         if args.only in (None, "intake"):

@@ -11,8 +11,11 @@ from hypothesis import HealthCheck, settings
 
 # Shared machines run at uneven speed: no per-example deadline and no "too slow" failures; what
 # the property tests check is behaviour, not speed (speed is shown by bench/).
-settings.register_profile("hubmap", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "hubmap",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.load_profile("hubmap")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +37,11 @@ _real_connect = socket.socket.connect
 
 def _loopback_only(self: socket.socket, address, *args, **kwargs):  # type: ignore[no-untyped-def]
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and \
-            not host.startswith("/"):
+    if (
+        isinstance(host, str)
+        and host not in ("127.0.0.1", "localhost", "::1")
+        and not host.startswith("/")
+    ):
         raise RuntimeError(f"tests may not reach the network (tried {address!r})")
     return _real_connect(self, address, *args, **kwargs)
 
@@ -103,8 +109,7 @@ def new_state(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     folder (`name`), or a PostgreSQL database of its own (dropped after the test).  Suites that
     must hold for both backends take their states from it."""
     made: dict[str, str] = {}  # name -> database URL
-    server = request.getfixturevalue("postgres_server") if request.param == "postgresql" \
-        else None
+    server = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
 
     def make(name: str = "state.db") -> Path | str:
         """The state called `name` (the same one for the same name)."""
@@ -122,8 +127,7 @@ def new_state(request: pytest.FixtureRequest, tmp_path: Path) -> object:
 
 
 @pytest.fixture(scope="session")
-def make_state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-               ) -> object:
+def make_state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> object:
     """`make_state(backend)`: a new empty state in "sqlite" or "postgresql" at each call, for
     tests whose examples each need a fresh one (hypothesis); dropped at the session's end."""
     made: list[tuple[str, str]] = []

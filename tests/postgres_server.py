@@ -35,13 +35,18 @@ def binaries() -> Path:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                      key=lambda p: int(Path(p).parent.parent.name)
-                      if Path(p).parent.parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
     if versions:
         return Path(versions[-1]).parent
-    raise NoServer("PostgreSQL's server binaries were not found (install Debian's 'postgresql' "
-                   "package, or set HUBMAP_TEST_POSTGRES=postgresql://user@host:port/database)")
+    raise NoServer(
+        "PostgreSQL's server binaries were not found (install Debian's 'postgresql' "
+        "package, or set HUBMAP_TEST_POSTGRES=postgresql://user@host:port/database)"
+    )
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -50,8 +55,10 @@ def _as_server_user(command: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise NoServer("running as root, and there is no 'postgres' user to run the server as "
-                       "(Debian's 'postgresql' package creates it)") from None
+        raise NoServer(
+            "running as root, and there is no 'postgres' user to run the server as "
+            "(Debian's 'postgresql' package creates it)"
+        ) from None
     return ["runuser", "-u", "postgres", "--", *command]
 
 
@@ -75,13 +82,41 @@ def start() -> tuple[str, Path]:
     if os.geteuid() == 0:
         entry = pwd.getpwnam("postgres")
         os.chown(folder, entry.pw_uid, entry.pw_gid)
-    _run([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8",
-          "--no-sync", "--no-instructions"])
+    _run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ]
+    )
     port = _free_port()
-    options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-          str(folder / "server.log"), "-w", "-t", "60", "start"])
+    options = (
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    _run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
     (folder / "port").write_text(str(port))
     _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE])
     return f"postgresql://{USER}@127.0.0.1:{port}/{DATABASE}", folder
@@ -90,8 +125,7 @@ def start() -> tuple[str, Path]:
 def stop(folder: Path) -> None:
     """Stop the server started in `folder`, and delete it."""
     try:
-        _run([str(binaries() / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w",
-              "stop"])
+        _run([str(binaries() / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w", "stop"])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

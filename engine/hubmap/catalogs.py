@@ -39,8 +39,14 @@ class Catalog:
     number) and read back when looked up, the last `PARSED_KEPT` read kept: a 100,000-product
     export takes about the memory of its text, not the many times more of its Python objects."""
 
-    def __init__(self, name: str, rows: dict[str, Any] | None = None, file: Path | None = None,
-                 mtime: float | None = None, many: bool = False):
+    def __init__(
+        self,
+        name: str,
+        rows: dict[str, Any] | None = None,
+        file: Path | None = None,
+        mtime: float | None = None,
+        many: bool = False,
+    ):
         self.name = name
         # key -> row, or the row's number when stored (with `many`: a list of row numbers)
         self.rows: dict[str, Any] = rows or {}
@@ -99,9 +105,11 @@ class Catalog:
         """The warning for the keys not found since the last one was taken (then forgotten)."""
         if not self.misses:
             return None
-        warning = (f"catalog '{self.name}': {self.misses} key(s) looked up are not in it (for "
-                   f"example {', '.join(repr(k) for k in sorted(self.missed))}); they gave no "
-                   f"value")
+        warning = (
+            f"catalog '{self.name}': {self.misses} key(s) looked up are not in it (for "
+            f"example {', '.join(repr(k) for k in sorted(self.missed))}); they gave no "
+            f"value"
+        )
         self.misses = 0
         self.missed.clear()
         return warning
@@ -170,7 +178,6 @@ def load_catalogs(mapping: Mapping) -> Catalogs:
     return Catalogs({spec.name: load_catalog(mapping, spec) for spec in mapping.catalogs})
 
 
-
 def load_catalog(mapping: Mapping, spec: CatalogSpec) -> Catalog:
     path = catalog_path(mapping, spec)
     try:
@@ -180,9 +187,14 @@ def load_catalog(mapping: Mapping, spec: CatalogSpec) -> Catalog:
         catalog = Catalog(spec.name, file=path, mtime=_mtime(path), many=spec.many)
         for row in documents:
             if isinstance(row, InputError):
-                raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {row.where}: "
-                                          f"{row.reason}", spec.location,
-                                          hint="fix the catalog file"))
+                raise HubmapError(
+                    Problem(
+                        "HM415",
+                        f"catalog '{spec.name}': {row.where}: {row.reason}",
+                        spec.location,
+                        hint="fix the catalog file",
+                    )
+                )
             if each is None:
                 _keep(catalog, key, row, row, -1)
                 continue
@@ -195,12 +207,23 @@ def load_catalog(mapping: Mapping, spec: CatalogSpec) -> Catalog:
                 if isinstance(item, dict):
                     _keep(catalog, key, {**item, PARENT: row}, item, len(catalog.parents) - 1)
     except (InputFormatError, OSError) as error:
-        raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {error}", spec.location,
-                                  hint="the file is relative to the mapping's folder; .json, "
-                                       ".ndjson or .csv")) from None
+        raise HubmapError(
+            Problem(
+                "HM415",
+                f"catalog '{spec.name}': {error}",
+                spec.location,
+                hint="the file is relative to the mapping's folder; .json, .ndjson or .csv",
+            )
+        ) from None
     except ValueError as error:  # JSON that does not parse
-        raise HubmapError(Problem("HM415", f"catalog '{spec.name}': {path}: not valid JSON: "
-                                  f"{error}", spec.location, hint="fix the catalog file")) from None
+        raise HubmapError(
+            Problem(
+                "HM415",
+                f"catalog '{spec.name}': {path}: not valid JSON: {error}",
+                spec.location,
+                hint="fix the catalog file",
+            )
+        ) from None
     return catalog
 
 
@@ -257,7 +280,7 @@ class _Buffer:
         if not chunk:
             self.done = True
             return False
-        self.text = self.text[self.at:] + chunk
+        self.text = self.text[self.at :] + chunk
         self.at = 0
         return True
 
@@ -266,7 +289,7 @@ class _Buffer:
         while True:
             self.at = _SPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
             if self.at < len(self.text) or not self.more():
-                return self.text[self.at:self.at + 1]
+                return self.text[self.at : self.at + 1]
 
     def value(self) -> Any:
         while True:
@@ -330,4 +353,3 @@ def _mtime(path: Path) -> float | None:
         return os.stat(path).st_mtime
     except OSError:
         return None
-

@@ -20,8 +20,10 @@ from hubmap.report import FORMATS, FORMATTERS, default_format, format_text
 from hubmap.state import DEFAULT_STATE_FILE
 from hubmap.uses.outcome import EXIT_OK, Outcome
 
-INPUT_HELP = ("Orders: a .json, .ndjson or .csv file, a folder of them (read in name order), "
-              "or - for standard input.")
+INPUT_HELP = (
+    "Orders: a .json, .ndjson or .csv file, a folder of them (read in name order), "
+    "or - for standard input."
+)
 
 
 def _stop(outcome: Outcome) -> NoReturn:
@@ -40,22 +42,29 @@ def _value(outcome: Outcome) -> Any:
     return outcome.value
 
 
-
 def _set_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
     """--param NAME=VALUE: the mapping parameter NAME for this command (the environment variable
     a mapping's `params:` read)."""
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-            raise click.BadParameter(f"write NAME=VALUE, such as SHOP_CURRENCY=EUR (got {item!r})",
-                                     ctx=ctx, param=param)
+            raise click.BadParameter(
+                f"write NAME=VALUE, such as SHOP_CURRENCY=EUR (got {item!r})", ctx=ctx, param=param
+            )
         os.environ[name] = value
 
 
 PARAM_OPTION = click.option(
-    "--param", "params", multiple=True, expose_value=False, callback=_set_params,
-    is_eager=True, help="NAME=VALUE: a mapping parameter for this command (overrides the "
-    "environment variable NAME and the default in params:). Repeat for several.")
+    "--param",
+    "params",
+    multiple=True,
+    expose_value=False,
+    callback=_set_params,
+    is_eager=True,
+    help="NAME=VALUE: a mapping parameter for this command (overrides the "
+    "environment variable NAME and the default in params:). Repeat for several.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hubmap")
@@ -64,26 +73,39 @@ def main() -> None:
 
 
 SANDBOX_DB = "hubmap-state-sandbox.db"  # where `run --sandbox` keeps the stand-in by default
-STATE_HELP = ("Where hubmap keeps every order's latest version, its refunds and what it wrote: "
-              "a SQLite file, or a PostgreSQL database URL (postgresql://user@host/db). "
-              "Default from HUBMAP_STATE.")
+STATE_HELP = (
+    "Where hubmap keeps every order's latest version, its refunds and what it wrote: "
+    "a SQLite file, or a PostgreSQL database URL (postgresql://user@host/db). "
+    "Default from HUBMAP_STATE."
+)
+
 
 @main.command()
 @PARAM_OPTION
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "output_format", type=click.Choice(FORMATS),
-              help="text for people, json for tools, github for CI annotations "
-                   "(default: github under GitHub Actions, else text).")
-@click.option("--portal", is_flag=True,
-              help="Also compare each mapping with the HubSpot portal's property definitions "
-                   "(HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE); writes nothing.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    help="text for people, json for tools, github for CI annotations "
+    "(default: github under GitHub Actions, else text).",
+)
+@click.option(
+    "--portal",
+    is_flag=True,
+    help="Also compare each mapping with the HubSpot portal's property definitions "
+    "(HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE); writes nothing.",
+)
 def validate(paths: tuple[str, ...], output_format: str | None, portal: bool) -> None:
     """Check mapping files (and folders of them) for every problem, with file:line:col."""
     from hubmap.uses import apply
     from hubmap.uses import validate as validating
 
-    outcome = (apply.portal_problems(list(paths), dict(os.environ)) if portal
-               else validating.validate(paths))
+    outcome = (
+        apply.portal_problems(list(paths), dict(os.environ))
+        if portal
+        else validating.validate(paths)
+    )
     problems = _value(outcome)
     output_format = output_format or default_format(dict(os.environ))
     text = FORMATTERS[output_format](problems)
@@ -113,8 +135,10 @@ def test(paths: tuple[str, ...]) -> None:
         status = "ok  " if case.passed else "FAIL"
         click.echo(f"{status} {case.location}: {case.name}")
         for mismatch in case.mismatches:
-            click.echo(f"     {mismatch.contact}: {mismatch.property}: expected "
-                       f"{mismatch.expected!r}, got {mismatch.got!r}")
+            click.echo(
+                f"     {mismatch.contact}: {mismatch.property}: expected "
+                f"{mismatch.expected!r}, got {mismatch.got!r}"
+            )
         for error in case.errors:
             click.echo(f"     {error}")
     for path in report.mappings_without_cases:
@@ -129,12 +153,21 @@ def test(paths: tuple[str, ...]) -> None:
 @main.command()
 @PARAM_OPTION
 @click.argument("sample")
-@click.option("--into", default="mappings", show_default=True,
-              help="The folder to write the mapping (and the files it reads) into.")
-@click.option("--form", is_flag=True, help="The Forms API mapping (a submission per checkout) "
-              "instead of the contacts one, where hubmap ships both (Shopify, WooCommerce).")
-@click.option("--name", help="The name of a skeleton mapping (default: from the sample's file "
-              "name).")
+@click.option(
+    "--into",
+    default="mappings",
+    show_default=True,
+    help="The folder to write the mapping (and the files it reads) into.",
+)
+@click.option(
+    "--form",
+    is_flag=True,
+    help="The Forms API mapping (a submission per checkout) "
+    "instead of the contacts one, where hubmap ships both (Shopify, WooCommerce).",
+)
+@click.option(
+    "--name", help="The name of a skeleton mapping (default: from the sample's file name)."
+)
 @click.option("--force", is_flag=True, help="Replace files that exist and differ.")
 def init(sample: str, into: str, form: bool, name: str | None, force: bool) -> None:
     """Write a starter mapping from SAMPLE, a file of the shop's orders: the shipped mapping of
@@ -152,8 +185,11 @@ def init(sample: str, into: str, form: bool, name: str | None, force: bool) -> N
 @PARAM_OPTION
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True, help=INPUT_HELP)
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS),
-              help="Override the format guessed from the file name.")
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    help="Override the format guessed from the file name.",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def plan(mapping: str, input_path: str, input_format: str | None, output_format: str) -> None:
     """Show what the orders would change on which contact, without writing anything."""
@@ -207,34 +243,88 @@ def _print_run(outcome: Outcome, output_format: str, reject_file: str | None) ->
 @PARAM_OPTION
 @click.argument("mapping")
 @click.option("--input", "input_path", required=True, help=INPUT_HELP)
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS),
-              help="Override the format guessed from the file name.")
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              envvar="HUBMAP_STATE", help=STATE_HELP)
-@click.option("--dry-run", is_flag=True, help="Read HubSpot and show what would change; write "
-              "nothing (the run works on a private copy of the state).")
-@click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True,
-              help="Where rejected records are written with their reasons.")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel HubSpot calls (all share the portal's rate limit).")
-@click.option("--sandbox", is_flag=True, help="Run against an embedded local HubSpot stand-in "
-              "(no account needed); its data is kept beside the state file.")
-@click.option("--rebuild", is_flag=True, help="Forget the orders stored for this mapping and "
-              "count --input again; give it the full order history (needed after a changed "
-              "merge rule, type or order id, and once for a state from hubmap 0.1).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="How to print the summary.")
-def run(mapping: str, input_path: str, input_format: str | None, state_path: str,
-        dry_run: bool, reject_file: str, workers: int, sandbox: bool, rebuild: bool,
-        output_format: str) -> None:
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    help="Override the format guessed from the file name.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    envvar="HUBMAP_STATE",
+    help=STATE_HELP,
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read HubSpot and show what would change; write "
+    "nothing (the run works on a private copy of the state).",
+)
+@click.option(
+    "--rejects",
+    "reject_file",
+    default="rejected.ndjson",
+    show_default=True,
+    help="Where rejected records are written with their reasons.",
+)
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Parallel HubSpot calls (all share the portal's rate limit).",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Run against an embedded local HubSpot stand-in "
+    "(no account needed); its data is kept beside the state file.",
+)
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Forget the orders stored for this mapping and "
+    "count --input again; give it the full order history (needed after a changed "
+    "merge rule, type or order id, and once for a state from hubmap 0.1).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="How to print the summary.",
+)
+def run(
+    mapping: str,
+    input_path: str,
+    input_format: str | None,
+    state_path: str,
+    dry_run: bool,
+    reject_file: str,
+    workers: int,
+    sandbox: bool,
+    rebuild: bool,
+    output_format: str,
+) -> None:
     """Send the orders to HubSpot: create properties, keep each order's latest version, write
     contacts."""
     from hubmap.uses import run as running
 
     outcome = running.run(
-        mapping, input_path, environ=dict(os.environ), input_format=input_format,
-        state_path=state_path, dry_run=dry_run, reject_file=reject_file, workers=workers,
-        sandbox=sandbox, progress=_progress(), rebuild=rebuild)
+        mapping,
+        input_path,
+        environ=dict(os.environ),
+        input_format=input_format,
+        state_path=state_path,
+        dry_run=dry_run,
+        reject_file=reject_file,
+        workers=workers,
+        sandbox=sandbox,
+        progress=_progress(),
+        rebuild=rebuild,
+    )
     _print_run(outcome, output_format, reject_file)
 
 
@@ -249,17 +339,29 @@ def apply(mapping: str) -> None:
     if result.problems:
         click.echo(format_text(result.problems), err=True)
         sys.exit(outcome.exit_code)
-    click.echo(f"created {len(result.created)} propert(y/ies)"
-               + (f": {', '.join(result.created)}" if result.created else "")
-               + (f"; added options to {', '.join(result.options_added)}"
-                  if result.options_added else ""))
+    click.echo(
+        f"created {len(result.created)} propert(y/ies)"
+        + (f": {', '.join(result.created)}" if result.created else "")
+        + (f"; added options to {', '.join(result.options_added)}" if result.options_added else "")
+    )
 
 
 @main.command()
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              envvar="HUBMAP_STATE", help=STATE_HELP)
-@click.option("--queue", "queue_path", default="hubmap-queue.db", show_default=True,
-              help="The webhook queue of `hubmap serve`, shown when it exists.")
+@click.option(
+    "--state",
+    "state_path",
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    envvar="HUBMAP_STATE",
+    help=STATE_HELP,
+)
+@click.option(
+    "--queue",
+    "queue_path",
+    default="hubmap-queue.db",
+    show_default=True,
+    help="The webhook queue of `hubmap serve`, shown when it exists.",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def status(state_path: str, queue_path: str, output_format: str) -> None:
     """Show the last runs, the stored orders, and what is pending (unconfirmed contacts,
@@ -285,34 +387,62 @@ def status(state_path: str, queue_path: str, output_format: str) -> None:
 @main.command()
 @PARAM_OPTION
 @click.argument("mapping")
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              envvar="HUBMAP_STATE", help=STATE_HELP)
+@click.option(
+    "--state",
+    "state_path",
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    envvar="HUBMAP_STATE",
+    help=STATE_HELP,
+)
 @click.option("--sandbox", is_flag=True, help="Use the embedded stand-in kept beside the state.")
 @click.option("--rejects", "reject_file", default="rejected.ndjson", show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="How to print the summary.")
-def replay(mapping: str, state_path: str, sandbox: bool, reject_file: str,
-           output_format: str) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="How to print the summary.",
+)
+def replay(
+    mapping: str, state_path: str, sandbox: bool, reject_file: str, output_format: str
+) -> None:
     """Send rejected and failed records again (after the mapping or data was fixed)."""
     from hubmap.uses import replay as replaying
 
-    outcome = replaying.replay(mapping, dict(os.environ), state_path=state_path,
-                               sandbox=sandbox, reject_file=reject_file, progress=_progress())
+    outcome = replaying.replay(
+        mapping,
+        dict(os.environ),
+        state_path=state_path,
+        sandbox=sandbox,
+        reject_file=reject_file,
+        progress=_progress(),
+    )
     _print_run(outcome, output_format, reject_file)
 
 
 @main.group(invoke_without_command=True)
 @click.option("--port", default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--db", "db_path", default=SANDBOX_DB, show_default=True,
-              help="The stand-in's data (the same file `run --sandbox` keeps beside the "
-                   "default state, and `sandbox show` reads).")
+@click.option(
+    "--db",
+    "db_path",
+    default=SANDBOX_DB,
+    show_default=True,
+    help="The stand-in's data (the same file `run --sandbox` keeps beside the "
+    "default state, and `sandbox show` reads).",
+)
 @click.option("--rate-limit", default=190, show_default=True, help="Requests per 10 s window.")
-@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered "
-              "with a 502/503 (fault injection).")
+@click.option(
+    "--error-rate",
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered with a 502/503 (fault injection).",
+)
 @click.pass_context
-def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: int,
-            error_rate: float) -> None:
+def sandbox(
+    ctx: click.Context, port: int, host: str, db_path: str, rate_limit: int, error_rate: float
+) -> None:
     """Serve the local HubSpot stand-in (token 'sandbox-token'); 'show' and 'dump' look inside.
 
     Point HUBSPOT_API_BASE and HUBSPOT_FORMS_BASE at the printed address."""
@@ -320,8 +450,7 @@ def sandbox(ctx: click.Context, port: int, host: str, db_path: str, rate_limit: 
         return
     from hubmap.uses import sandbox as sandboxing
 
-    sandboxing.serve(db_path, host=host, port=port, rate_limit=rate_limit,
-                     error_rate=error_rate)
+    sandboxing.serve(db_path, host=host, port=port, rate_limit=rate_limit, error_rate=error_rate)
 
 
 @sandbox.command("show")
@@ -331,8 +460,7 @@ def sandbox_show(email: str, db_path: str) -> None:
     """Show one contact of a stand-in database, with its form submissions."""
     from hubmap.uses import sandbox as sandboxing
 
-    click.echo(json.dumps(_value(sandboxing.show(db_path, email)), indent=2,
-                          ensure_ascii=False))
+    click.echo(json.dumps(_value(sandboxing.show(db_path, email)), indent=2, ensure_ascii=False))
 
 
 @sandbox.command("dump")
@@ -362,34 +490,84 @@ WORKER_SECRET_ENV = "HUBMAP_WORKER_READS_NO_SECRET"
 def _serve_options() -> list[tuple[str, Any]]:
     """Each option of `serve`, with its flag."""
     return [
-        ("--config", click.option(
-            "--config", "config_path",
-            help="The serve configuration (YAML; see examples/serve.yaml).")),
-        ("--mapping", click.option(
-            "--mapping", "mapping_paths", multiple=True,
-            help="Without --config: a mapping to run (repeat for several).")),
-        ("--auth", click.option(
-            "--auth", type=click.Choice(["shopify", "woocommerce", "bearer"]),
-            help="Without --config: how the route checks requests.")),
-        ("--secret-env", click.option(
-            "--secret-env", help="Without --config: the environment variable that holds the "
-            "webhook secret (or bearer token).")),
-        ("--path", click.option(
-            "--path", "route_path", default="/webhooks", show_default=True,
-            help="Without --config: the route's URL path.")),
+        (
+            "--config",
+            click.option(
+                "--config",
+                "config_path",
+                help="The serve configuration (YAML; see examples/serve.yaml).",
+            ),
+        ),
+        (
+            "--mapping",
+            click.option(
+                "--mapping",
+                "mapping_paths",
+                multiple=True,
+                help="Without --config: a mapping to run (repeat for several).",
+            ),
+        ),
+        (
+            "--auth",
+            click.option(
+                "--auth",
+                type=click.Choice(["shopify", "woocommerce", "bearer"]),
+                help="Without --config: how the route checks requests.",
+            ),
+        ),
+        (
+            "--secret-env",
+            click.option(
+                "--secret-env",
+                help="Without --config: the environment variable that holds the "
+                "webhook secret (or bearer token).",
+            ),
+        ),
+        (
+            "--path",
+            click.option(
+                "--path",
+                "route_path",
+                default="/webhooks",
+                show_default=True,
+                help="Without --config: the route's URL path.",
+            ),
+        ),
         ("--host", click.option("--host", help="Listen address (overrides the file).")),
-        ("--port", click.option(
-            "--port", type=click.IntRange(0, 65535),
-            help="Listen port (overrides the file).")),
-        ("--state", click.option(
-            "--state", "state_path", envvar="HUBMAP_STATE", help="The state: a SQLite file or "
-            "a PostgreSQL URL (overrides the file; default from HUBMAP_STATE).")),
-        ("--queue", click.option(
-            "--queue", "queue_path", envvar="HUBMAP_QUEUE", help="The queue: a SQLite file or "
-            "a PostgreSQL URL (overrides the file; default from HUBMAP_QUEUE).")),
-        ("--sandbox", click.option(
-            "--sandbox", is_flag=True,
-            help="Send to an embedded local HubSpot stand-in kept beside the state file.")),
+        (
+            "--port",
+            click.option(
+                "--port", type=click.IntRange(0, 65535), help="Listen port (overrides the file)."
+            ),
+        ),
+        (
+            "--state",
+            click.option(
+                "--state",
+                "state_path",
+                envvar="HUBMAP_STATE",
+                help="The state: a SQLite file or "
+                "a PostgreSQL URL (overrides the file; default from HUBMAP_STATE).",
+            ),
+        ),
+        (
+            "--queue",
+            click.option(
+                "--queue",
+                "queue_path",
+                envvar="HUBMAP_QUEUE",
+                help="The queue: a SQLite file or "
+                "a PostgreSQL URL (overrides the file; default from HUBMAP_QUEUE).",
+            ),
+        ),
+        (
+            "--sandbox",
+            click.option(
+                "--sandbox",
+                is_flag=True,
+                help="Send to an embedded local HubSpot stand-in kept beside the state file.",
+            ),
+        ),
     ]
 
 
@@ -408,45 +586,71 @@ def _worker_options(function):  # type: ignore[no-untyped-def]
     return function
 
 
-def _intake_config(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
-                   secret_env: str | None, route_path: str, host: str | None, port: int | None,
-                   state_path: str | None, queue_path: str | None) -> Any:
+def _intake_config(
+    config_path: str | None,
+    mapping_paths: tuple[str, ...],
+    auth: str | None,
+    secret_env: str | None,
+    route_path: str,
+    host: str | None,
+    port: int | None,
+    state_path: str | None,
+    queue_path: str | None,
+) -> Any:
     import logging
 
     from hubmap.uses import serve as serving
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    return _value(serving.configure(config_path, mapping_paths, auth, secret_env, route_path,
-                                    host=host, port=port, state_path=state_path,
-                                    queue_path=queue_path))
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    return _value(
+        serving.configure(
+            config_path,
+            mapping_paths,
+            auth,
+            secret_env,
+            route_path,
+            host=host,
+            port=port,
+            state_path=state_path,
+            queue_path=queue_path,
+        )
+    )
 
 
 @main.command()
 @_intake_options
-@click.option("--no-worker", is_flag=True, help="Only receive and queue; run `hubmap worker` "
-              "separately.")
+@click.option(
+    "--no-worker", is_flag=True, help="Only receive and queue; run `hubmap worker` separately."
+)
 def serve(no_worker: bool, sandbox: bool, **options: object) -> None:
     """Receive signed shop webhooks, queue them durably, and send them through the mappings."""
     from hubmap.uses import serve as serving
 
     config = _intake_config(**options)  # type: ignore[arg-type]
-    _value(serving.service(config, dict(os.environ), worker=not no_worker,
-                           sandbox=sandbox)).serve_forever()
+    _value(
+        serving.service(config, dict(os.environ), worker=not no_worker, sandbox=sandbox)
+    ).serve_forever()
 
 
 @main.command()
 @_worker_options
-@click.option("--status-port", type=click.IntRange(0, 65535), help="Serve this worker's "
-              "/healthz and /metrics on this port (0: a free one, logged), at --host.")
+@click.option(
+    "--status-port",
+    type=click.IntRange(0, 65535),
+    help="Serve this worker's "
+    "/healthz and /metrics on this port (0: a free one, logged), at --host.",
+)
 def worker(sandbox: bool, status_port: int | None, **options: object) -> None:
     """Send queued webhooks through the mappings (when `hubmap serve --no-worker` receives)."""
     from hubmap.uses import serve as serving
 
     # without --config, the mappings' one route as serve would build it (its auth and secret
     # are the intake's business: a worker never reads them)
-    config = _intake_config(auth="bearer", secret_env=WORKER_SECRET_ENV, route_path="/webhooks",
-                            port=None, **options)  # type: ignore[arg-type]
+    config = _intake_config(
+        auth="bearer", secret_env=WORKER_SECRET_ENV, route_path="/webhooks", port=None, **options
+    )  # type: ignore[arg-type]
     outcome = serving.worker(config, dict(os.environ), sandbox=sandbox, status_port=status_port)
     if not outcome.ok:
         _stop(outcome)
@@ -478,8 +682,11 @@ def queue_status(config_path: str | None, queue_path: str | None, output_format:
 
     outcome = serving.queue_status(_queue_path(config_path, queue_path))
     report = _value(outcome)
-    click.echo(json.dumps(report, indent=2, default=str) if output_format == "json"
-               else status_text(report))
+    click.echo(
+        json.dumps(report, indent=2, default=str)
+        if output_format == "json"
+        else status_text(report)
+    )
     sys.exit(outcome.exit_code)
 
 
@@ -488,8 +695,9 @@ def queue_status(config_path: str | None, queue_path: str | None, output_format:
 @click.option("--mapping", help="Only this mapping's dead letters (its name).")
 @click.option("--config", "config_path", help="The serve configuration (names the queue file).")
 @click.option("--queue", "queue_path", help="The queue file (default: hubmap-queue.db).")
-def queue_requeue(events: tuple[int, ...], mapping: str | None, config_path: str | None,
-                  queue_path: str | None) -> None:
+def queue_requeue(
+    events: tuple[int, ...], mapping: str | None, config_path: str | None, queue_path: str | None
+) -> None:
     """Put dead letters back into the queue (all, or the EVENT ids given) with fresh attempts."""
     from hubmap.uses import serve as serving
 
@@ -519,8 +727,14 @@ def state_copy(source: str, target: str) -> None:
 
 
 @state_group.command("migrate")
-@click.option("--state", "state_path", default=DEFAULT_STATE_FILE, show_default=True,
-              envvar="HUBMAP_STATE", help=STATE_HELP)
+@click.option(
+    "--state",
+    "state_path",
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    envvar="HUBMAP_STATE",
+    help=STATE_HELP,
+)
 def state_migrate(state_path: str) -> None:
     """Bring the state's tables to this hubmap's version (any command does so when it opens
     the state; this does it alone, say before several workers start)."""
@@ -528,8 +742,10 @@ def state_migrate(state_path: str) -> None:
 
     outcome = state_admin.migrate(state_path)
     report = _value(outcome)
-    click.echo(f"{report['state']}: state version {report['version']} (this hubmap writes "
-               f"{report['current']})")
+    click.echo(
+        f"{report['state']}: state version {report['version']} (this hubmap writes "
+        f"{report['current']})"
+    )
     sys.exit(outcome.exit_code)
 
 

@@ -59,48 +59,65 @@ def _contact_key(raw: str, match_on: str) -> str | Refused:
     key = unicodedata.normalize("NFC", raw).strip()
     hidden = _hidden_character(key)
     if hidden is not None:
-        return Refused(f"{_shown(key)} holds {hidden}, which no real {_what(match_on)} "
-                       "contains; remove it from the shop's data")
+        return Refused(
+            f"{_shown(key)} holds {hidden}, which no real {_what(match_on)} "
+            "contains; remove it from the shop's data"
+        )
     if match_on != "email":
         if len(key) > MAX_KEY_LENGTH:
-            return Refused(f"the {match_on} is {len(key):,} characters long; at most "
-                           f"{MAX_KEY_LENGTH:,} are allowed")
+            return Refused(
+                f"the {match_on} is {len(key):,} characters long; at most "
+                f"{MAX_KEY_LENGTH:,} are allowed"
+            )
         return key
     return _email(key.lower())
 
 
 def _email(address: str) -> str | Refused:
     if address.startswith("mailto:"):
-        return Refused(f"{_shown(address)} is a mailto: link, not an address: write "
-                       f"'{address[len('mailto:'):]}'")
+        return Refused(
+            f"{_shown(address)} is a mailto: link, not an address: write "
+            f"'{address[len('mailto:') :]}'"
+        )
     if "<" in address or ">" in address:
-        inner = address[address.find("<") + 1:address.rfind(">")] if ">" in address else ""
+        inner = address[address.find("<") + 1 : address.rfind(">")] if ">" in address else ""
         fix = f": write '{inner.strip()}'" if "@" in inner else ""
         return Refused(f"{_shown(address)} is an address in a display form (<...>){fix}")
     if address.count("@") != 1:
-        return Refused(f"{_shown(address)} is not a valid email address (it needs exactly "
-                       "one @)")
+        return Refused(f"{_shown(address)} is not a valid email address (it needs exactly one @)")
     local, domain = address.split("@")
     if not local or not domain:
-        return Refused(f"{_shown(address)} is not a valid email address (nothing "
-                       f"{'before' if not local else 'after'} the @)")
+        return Refused(
+            f"{_shown(address)} is not a valid email address (nothing "
+            f"{'before' if not local else 'after'} the @)"
+        )
     if len(local) > MAX_LOCAL_LENGTH:
-        return Refused(f"{_shown(address)} is not a valid email address: the part before the @ "
-                       f"is {len(local)} characters long, and mail servers take at most "
-                       f"{MAX_LOCAL_LENGTH}")
+        return Refused(
+            f"{_shown(address)} is not a valid email address: the part before the @ "
+            f"is {len(local)} characters long, and mail servers take at most "
+            f"{MAX_LOCAL_LENGTH}"
+        )
     if len(address) > MAX_ADDRESS_LENGTH:
-        return Refused(f"{_shown(address)} is not a valid email address: it is "
-                       f"{len(address)} characters long, at most {MAX_ADDRESS_LENGTH} are allowed")
-    if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") \
-            or ".." in local:
-        return Refused(f"{_shown(address)} is not a valid email address (the part before the "
-                       "@ has a character or dot that addresses cannot have)")
+        return Refused(
+            f"{_shown(address)} is not a valid email address: it is "
+            f"{len(address)} characters long, at most {MAX_ADDRESS_LENGTH} are allowed"
+        )
+    if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        return Refused(
+            f"{_shown(address)} is not a valid email address (the part before the "
+            "@ has a character or dot that addresses cannot have)"
+        )
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) \
-            or any(len(label) > MAX_LABEL_LENGTH for label in labels) \
-            or not _TOP_LEVEL.fullmatch(labels[-1]):
-        return Refused(f"{_shown(address)} is not a valid email address ('{_clip(domain)}' "
-                       "is not a domain name such as example.com)")
+    if (
+        len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or any(len(label) > MAX_LABEL_LENGTH for label in labels)
+        or not _TOP_LEVEL.fullmatch(labels[-1])
+    ):
+        return Refused(
+            f"{_shown(address)} is not a valid email address ('{_clip(domain)}' "
+            "is not a domain name such as example.com)"
+        )
     return address
 
 
@@ -126,7 +143,7 @@ def _shown(text: str) -> str:
 
 
 def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # RFC 5322 atext plus letters, marks and digits of any script (RFC 6531).

@@ -36,6 +36,7 @@ from hubmap.expressions.functions import CATALOGS, LETS, RecordLets
 from hubmap.inputs import Document, InputError
 from hubmap.mapping.model import FormsTarget, Mapping, MergeRule, PropertySpec, RefundsSpec, Source
 
+
 # A deliberately plain check: something@domain.tld, no spaces.  HubSpot refuses worse ones.
 @dataclass(frozen=True)
 class OrderValues:
@@ -114,7 +115,7 @@ def readable_reason(reason: str) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _LONG_NUMBER = re.compile(r"\d{25,}")
@@ -129,8 +130,12 @@ CLOSED_KEYS_REMEMBERED = 100_000
 """records.group_by: how many closed groups' keys are kept to reject their late rows (bounded, so
 memory stays flat; a key that comes back later still is not counted twice: the ledger knows it)."""
 
-FORM_CONTEXT_KEYS = {"hutk": "hutk", "page_uri": "pageUri", "page_name": "pageName",
-                     "ip_address": "ipAddress"}
+FORM_CONTEXT_KEYS = {
+    "hutk": "hutk",
+    "page_uri": "pageUri",
+    "page_name": "pageName",
+    "ip_address": "ipAddress",
+}
 
 
 class CompiledMapping:
@@ -151,8 +156,9 @@ class CompiledMapping:
         self.version = _compile(records.version)
         self.lets = {name: compile_source(source) for name, source in mapping.lets}
         self.cuts = _Cuts()
-        self.refunds = (_CompiledRefunds(mapping.refunds, mapping, catalogs) if mapping.refunds
-                        else None)
+        self.refunds = (
+            _CompiledRefunds(mapping.refunds, mapping, catalogs) if mapping.refunds else None
+        )
         self.by_record: list[tuple[PropertySpec, Evaluator, Evaluator | None]] = [
             (spec, compile_source(spec.source), _compile(spec.when))
             for spec in mapping.properties
@@ -162,8 +168,15 @@ class CompiledMapping:
         # whether an empty value is refused or clears it, whether a text may be cut
         converters: dict[Any, Callable[[Any], Any]] = {}  # one per way of typing a value
         self._properties = [
-            (spec.name, evaluator, condition, _converter(spec, mapping.timezone, converters),
-             spec.required, spec.merge is MergeRule.OVERWRITE, spec.type == types.STRING)
+            (
+                spec.name,
+                evaluator,
+                condition,
+                _converter(spec, mapping.timezone, converters),
+                spec.required,
+                spec.merge is MergeRule.OVERWRITE,
+                spec.type == types.STRING,
+            )
             for spec, evaluator, condition in self.by_record
         ]
         self._is_forms = mapping.is_forms
@@ -183,8 +196,9 @@ class CompiledMapping:
 
     # -- records -------------------------------------------------------------------------
 
-    def records(self, item: Document | InputError
-                ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
+    def records(
+        self, item: Document | InputError
+    ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         """The records of one input document, each with where it came from."""
         if isinstance(item, InputError):
             yield Rejected(item.where, item.reason, code="HM502")
@@ -200,12 +214,18 @@ class CompiledMapping:
                 yield Rejected(item.where, f"records.path: {error}", code="HM501")
                 return
             if data is None:
-                yield Rejected(item.where, f"the document has nothing at records.path "
-                               f"'{self.mapping.records.path.text}'", code="HM503")  # type: ignore
+                yield Rejected(
+                    item.where,
+                    f"the document has nothing at records.path '{self.mapping.records.path.text}'",
+                    code="HM503",
+                )  # type: ignore
                 return
         if not isinstance(data, list):  # one record: the document itself, or what path found
-            if data is not item.data and self.refunds is not None and self.refunds.is_document(
-                    data):
+            if (
+                data is not item.data
+                and self.refunds is not None
+                and self.refunds.is_document(data)
+            ):
                 yield from self.refunds.records(data, item.where)
             else:
                 yield data, item.where  # (the document itself was not a refund, seen above)
@@ -218,8 +238,9 @@ class CompiledMapping:
             else:
                 yield record, where
 
-    def record_stream(self, documents: Iterable[Document | InputError]
-                      ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
+    def record_stream(
+        self, documents: Iterable[Document | InputError]
+    ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         """The records of all documents, in order; joined by records.group_by when it is set."""
         items = (item for document in documents for item in self.records(document))
         if self.group_by is None:
@@ -247,8 +268,11 @@ class CompiledMapping:
                 yield replace(result, raw=self.raw_of(record))
             else:
                 yield result
-            if self._embedded_refunds and (kind is OrderValues or kind is Skipped) \
-                    and result.order_id is not None:
+            if (
+                self._embedded_refunds
+                and (kind is OrderValues or kind is Skipped)
+                and result.order_id is not None
+            ):
                 yield from self.refunds.embedded(record, where, result.order_id)  # type: ignore
 
     def raw_of(self, record: Any) -> Any:
@@ -273,8 +297,7 @@ class CompiledMapping:
 
     def _evaluate(self, record: Any, where: str) -> Outcome:
         if not isinstance(record, dict):
-            return Rejected(where, f"a record must be an object, not {_kind(record)}",
-                            code="HM503")
+            return Rejected(where, f"a record must be an object, not {_kind(record)}", code="HM503")
         order_id: str | None = None
         try:
             order_id = _order_id(self.order_id(record))
@@ -291,20 +314,29 @@ class CompiledMapping:
                 if not truthy(condition(record)):
                     return Rejected(where, reason, order_id, code="HM507")
             if self.version is not None and version is None:
-                return Rejected(where, "the order has no version (records.version gave "
-                                "nothing)", order_id, code="HM503")
+                return Rejected(
+                    where,
+                    "the order has no version (records.version gave nothing)",
+                    order_id,
+                    code="HM503",
+                )
             raw_time = self.time(record)
             if raw_time is None:
-                return Rejected(where, "the order has no time (records.time gave nothing)",
-                                order_id, code="HM503")
+                return Rejected(
+                    where,
+                    "the order has no time (records.time gave nothing)",
+                    order_id,
+                    code="HM503",
+                )
             try:
                 time = types.parse_timestamp(raw_time, self.mapping.timezone)
             except types.CoercionError as error:
                 return Rejected(where, f"order time: {error}", order_id, code="HM504")
             contact = self._contact(self.contact(record))
             if isinstance(contact, str) and contact.startswith("!"):
-                return Rejected(where, contact[1:], order_id, property_name=self.match_on,
-                                code="HM505")
+                return Rejected(
+                    where, contact[1:], order_id, property_name=self.match_on, code="HM505"
+                )
         except ExpressionError as error:
             return Rejected(where, str(error), order_id, code="HM501")
 
@@ -317,11 +349,19 @@ class CompiledMapping:
             except ExpressionError as error:
                 return Rejected(where, str(error), order_id, property_name=name, code="HM501")
             kind = type(raw)
-            if raw is None or ((kind is str or kind is list) and not raw) or (
-                    kind not in _NEVER_EMPTY and (raw == [] or raw == "")):  # none, [] or ""
+            if (
+                raw is None
+                or ((kind is str or kind is list) and not raw)
+                or (kind not in _NEVER_EMPTY and (raw == [] or raw == ""))
+            ):  # none, [] or ""
                 if required:
-                    return Rejected(where, "no value, and the property is required", order_id,
-                                    property_name=name, code="HM506")
+                    return Rejected(
+                        where,
+                        "no value, and the property is required",
+                        order_id,
+                        property_name=name,
+                        code="HM506",
+                    )
                 if overwrite:
                     values[name] = None  # this purchase has none: the value is cleared
                 continue
@@ -344,8 +384,9 @@ class CompiledMapping:
             try:
                 value = evaluator(record)
             except ExpressionError as error:
-                return Rejected(where, str(error), order_id, property_name=f"context.{wire_key}",
-                                code="HM501")
+                return Rejected(
+                    where, str(error), order_id, property_name=f"context.{wire_key}", code="HM501"
+                )
             if value not in (None, ""):
                 context[wire_key] = _text(value)
         return OrderValues(where, order_id, time, contact, values, context, version)
@@ -359,8 +400,11 @@ class CompiledMapping:
         for condition, reason in self.require:
             if not truthy(condition(record)):
                 return Rejected(where, reason, code="HM507")
-        return Rejected(where, f"the order has no id (records.id gave nothing); the record "
-                               f"has {_shape(record)}", code="HM503")
+        return Rejected(
+            where,
+            f"the order has no id (records.id gave nothing); the record has {_shape(record)}",
+            code="HM503",
+        )
 
     def _note_cuts(self, typed: Any, name: str, record: str) -> Any:
         """`typed` with texts cut to HubSpot's limit made plain, each cut remembered for a
@@ -429,8 +473,9 @@ class _CompiledRefunds:
         self.in_order = _compile(spec.in_order)
         self.id = compile_source(spec.id)
         self.order = _compile(spec.order)
-        self.values = [(mapping.property(name), compile_source(source))
-                       for name, source in spec.values]
+        self.values = [
+            (mapping.property(name), compile_source(source)) for name, source in spec.values
+        ]
 
     def is_document(self, data: Any) -> bool:
         if self.match is None or not isinstance(data, dict):
@@ -457,8 +502,7 @@ class _CompiledRefunds:
         try:
             found = self.in_order(order)
         except ExpressionError as error:
-            yield Rejected(f"{where} refunds", f"refunds.in_order: {error}", order_id,
-                           code="HM501")
+            yield Rejected(f"{where} refunds", f"refunds.in_order: {error}", order_id, code="HM501")
             return
         if found is None:
             return
@@ -478,19 +522,29 @@ class _CompiledRefunds:
 
     def _evaluate(self, refund: Any, where: str, order_id: str | None) -> RefundValues | Rejected:
         if not isinstance(refund, dict):
-            return Rejected(where, f"a refund must be an object, not {_kind(refund)}",
-                            code="HM503", raw=refund)
+            return Rejected(
+                where, f"a refund must be an object, not {_kind(refund)}", code="HM503", raw=refund
+            )
         refund_id: str | None = None
         try:
             refund_id = _order_id(self.id(refund))
             if refund_id is None:
-                return Rejected(where, "the refund has no id (refunds.id gave nothing)",
-                                code="HM503", raw=refund)
+                return Rejected(
+                    where,
+                    "the refund has no id (refunds.id gave nothing)",
+                    code="HM503",
+                    raw=refund,
+                )
             if self.order is not None:
                 order_id = _order_id(self.order(refund)) or order_id
             if order_id is None:
-                return Rejected(where, "the refund names no order (refunds.order gave nothing)",
-                                f"refund {refund_id}", code="HM503", raw=refund)
+                return Rejected(
+                    where,
+                    "the refund names no order (refunds.order gave nothing)",
+                    f"refund {refund_id}",
+                    code="HM503",
+                    raw=refund,
+                )
             values: dict[str, Any] = {}
             for spec, evaluator in self.values:
                 raw = evaluator(refund)
@@ -499,13 +553,24 @@ class _CompiledRefunds:
                 try:
                     typed = types.coerce(raw, spec, self.mapping.timezone)
                 except types.CoercionError as error:
-                    return Rejected(where, str(error), f"refund {refund_id}",
-                                    property_name=spec.name, code="HM504", raw=refund)
+                    return Rejected(
+                        where,
+                        str(error),
+                        f"refund {refund_id}",
+                        property_name=spec.name,
+                        code="HM504",
+                        raw=refund,
+                    )
                 if typed is not None:
                     values[spec.name] = typed
         except ExpressionError as error:
-            return Rejected(where, str(error), f"refund {refund_id}" if refund_id else None,
-                            code="HM501", raw=refund)
+            return Rejected(
+                where,
+                str(error),
+                f"refund {refund_id}" if refund_id else None,
+                code="HM501",
+                raw=refund,
+            )
         return RefundValues(where, refund_id, order_id, values, raw=refund)
 
 
@@ -530,8 +595,9 @@ class _Grouper:
         self.open: OrderedDict[str, _Group] = OrderedDict()  # least recently seen first
         self.closed: OrderedDict[str, None] = OrderedDict()
 
-    def groups(self, items: Iterable[tuple[Any, str] | Rejected | RefundValues]
-               ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
+    def groups(
+        self, items: Iterable[tuple[Any, str] | Rejected | RefundValues]
+    ) -> Iterator[tuple[Any, str] | Rejected | RefundValues]:
         for position, item in enumerate(items):
             if isinstance(item, (Rejected, RefundValues)):
                 yield item
@@ -559,15 +625,22 @@ class _Grouper:
 
     def _key(self, record: Any, where: str) -> str | Rejected:
         if not isinstance(record, dict):
-            return Rejected(where, f"records.group_by needs records that are objects, not "
-                            f"{_kind(record)}", code="HM503")
+            return Rejected(
+                where,
+                f"records.group_by needs records that are objects, not {_kind(record)}",
+                code="HM503",
+            )
         try:
             key = _order_id(self.key(record))
         except ExpressionError as error:
             return Rejected(where, f"records.group_by: {error}", code="HM501", raw=record)
         if key is None:
-            return Rejected(where, "the record has no group key (records.group_by gave "
-                            "nothing)", code="HM503", raw=record)
+            return Rejected(
+                where,
+                "the record has no group key (records.group_by gave nothing)",
+                code="HM503",
+                raw=record,
+            )
         return key
 
     def _close(self, group: _Group) -> tuple[Any, str] | Rejected:
@@ -575,10 +648,14 @@ class _Grouper:
         where = _span(group.wheres)
         if group.late:
             return Rejected(
-                where, f"{len(group.rows)} row(s) of '{group.key}' came after that group was "
+                where,
+                f"{len(group.rows)} row(s) of '{group.key}' came after that group was "
                 f"already read ({GROUP_WINDOW:,} or more other records in between); they are "
-                "not counted: put the rows of one order together", group.key, code="HM508",
-                raw=group.rows)
+                "not counted: put the rows of one order together",
+                group.key,
+                code="HM508",
+                raw=group.rows,
+            )
         self.closed[group.key] = None
         if len(self.closed) > CLOSED_KEYS_REMEMBERED:
             self.closed.popitem(last=False)
@@ -608,8 +685,9 @@ def _json_like(value: Any) -> Any:
     return value
 
 
-def _converter(spec: PropertySpec, default_tz: str | None,
-               known: dict[Any, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+def _converter(
+    spec: PropertySpec, default_tz: str | None, known: dict[Any, Callable[[Any], Any]]
+) -> Callable[[Any], Any]:
     """`types.converter` for `spec`, shared by the properties that type values alike (what
     `types.coerce` reads of a property): a converter remembers its last value, and one order's
     total often feeds several properties."""
@@ -633,9 +711,13 @@ def guarded(evaluation: Callable[[], Any], where: str, order_id: str | None = No
 
 
 def _bug(error: Exception, where: str, order_id: str | None = None) -> Rejected:
-    return Rejected(where, f"hubmap could not evaluate this record ({type(error).__name__}: "
-                           f"{error}); please report it with the record", order_id,
-                    code="HM509")
+    return Rejected(
+        where,
+        f"hubmap could not evaluate this record ({type(error).__name__}: "
+        f"{error}); please report it with the record",
+        order_id,
+        code="HM509",
+    )
 
 
 def _order_id(raw: Any) -> str | None:
@@ -677,10 +759,12 @@ class _Cuts:
         self.by_property[name] = (count + 1, first, max(longest, length))
 
     def take_warnings(self) -> list[str]:
-        taken = [f"{name}: {count} value(s) longer than HubSpot stores ({types.MAX_VALUE_LENGTH:,} "
-                 f"characters; the longest {longest:,}) were cut to fit, ending in '…' (first: "
-                 f"record {first}); the orders still count"
-                 for name, (count, first, longest) in sorted(self.by_property.items())]
+        taken = [
+            f"{name}: {count} value(s) longer than HubSpot stores ({types.MAX_VALUE_LENGTH:,} "
+            f"characters; the longest {longest:,}) were cut to fit, ending in '…' (first: "
+            f"record {first}); the orders still count"
+            for name, (count, first, longest) in sorted(self.by_property.items())
+        ]
         self.by_property.clear()
         return taken
 

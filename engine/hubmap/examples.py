@@ -60,9 +60,12 @@ def run_examples(mapping: Mapping, indexes: Sequence[int] | None = None) -> list
     try:
         catalogs = load_catalogs(mapping)
     except HubmapError as error:  # a catalog that cannot be read fails every case, with why
-        return [CaseResult(mapping.file, e.name, e.location,
-                           errors=[f"the case could not run: {error}"])
-                for e in cases]
+        return [
+            CaseResult(
+                mapping.file, e.name, e.location, errors=[f"the case could not run: {error}"]
+            )
+            for e in cases
+        ]
     compiled = CompiledMapping(mapping, catalogs)
     return [run_example(compiled, example) for example in cases]
 
@@ -85,8 +88,11 @@ def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
     result = CaseResult(mapping.file, example.name, example.location)
     existing = {k: _as_text(v) for k, v in example.existing.items()}
     try:
-        plan = plan_outcomes(compiled, compiled.outcomes(example_documents(mapping, example)),
-                             default_current=existing)
+        plan = plan_outcomes(
+            compiled,
+            compiled.outcomes(example_documents(mapping, example)),
+            default_current=existing,
+        )
     except Exception as error:  # an input file that cannot be read is a failed case, not a crash
         result.errors.append(f"the case could not run: {error}")
         return result
@@ -94,32 +100,43 @@ def run_example(compiled: CompiledMapping, example: Example) -> CaseResult:
     if example.expect is not None:
         if len(got) != 1:
             what = "submissions" if mapping.is_forms else "contacts"
-            result.errors.append(f"'expect' needs exactly one contact, but the input gave "
-                                 f"{len(got)} {what}: {', '.join(sorted(got)) or 'none'}")
+            result.errors.append(
+                f"'expect' needs exactly one contact, but the input gave "
+                f"{len(got)} {what}: {', '.join(sorted(got)) or 'none'}"
+            )
         else:
-            (contact, values), = got.items()
+            ((contact, values),) = got.items()
             _compare(compiled, contact, example.expect, values, result)
     if example.expect_contacts is not None:
-        wanted = {key.strip().lower() if "@" in key else key: v
-                  for key, v in example.expect_contacts.items()}
+        wanted = {
+            key.strip().lower() if "@" in key else key: v
+            for key, v in example.expect_contacts.items()
+        }
         for contact, expected in wanted.items():
             if contact not in got:
-                result.errors.append(f"no contact '{contact}' came out "
-                                     f"(got: {', '.join(sorted(got)) or 'none'})")
+                result.errors.append(
+                    f"no contact '{contact}' came out (got: {', '.join(sorted(got)) or 'none'})"
+                )
                 continue
             _compare(compiled, contact, expected, got[contact], result)
         for contact in sorted(set(got) - set(wanted)):
             result.errors.append(f"contact '{contact}' came out but is not in expect_contacts")
     _check_rejections(example, plan, result)
     if example.expect_skipped is not None and example.expect_skipped != plan.orders.skipped:
-        result.errors.append(f"expected {example.expect_skipped} skipped record(s), "
-                             f"got {plan.orders.skipped}")
+        result.errors.append(
+            f"expected {example.expect_skipped} skipped record(s), got {plan.orders.skipped}"
+        )
     counts = dict(plan.orders.as_dict(), refunds_waiting=plan.refunds_waiting)
-    wrong = [f"{word} {want}" for word, want in (example.expect_orders or {}).items()
-             if counts.get(word) != want]
+    wrong = [
+        f"{word} {want}"
+        for word, want in (example.expect_orders or {}).items()
+        if counts.get(word) != want
+    ]
     if wrong:
-        result.errors.append(f"expect_orders: expected {', '.join(wrong)}; got "
-                             + ", ".join(f"{word} {n}" for word, n in counts.items()))
+        result.errors.append(
+            f"expect_orders: expected {', '.join(wrong)}; got "
+            + ", ".join(f"{word} {n}" for word, n in counts.items())
+        )
     return result
 
 
@@ -133,12 +150,19 @@ def _got(compiled: CompiledMapping, plan: Plan, result: CaseResult) -> dict[str,
             got[f"{order.contact} (order {order.order_id})"] = fields
         return got
     # "" is how a value is cleared: to a case, no value
-    return {contact.contact: {k: v for k, v in contact.values.items() if v != ""}
-            for contact in plan.contacts}
+    return {
+        contact.contact: {k: v for k, v in contact.values.items() if v != ""}
+        for contact in plan.contacts
+    }
 
 
-def _compare(compiled: CompiledMapping, contact: str, expected: dict[str, Any],
-             values: dict[str, str], result: CaseResult) -> None:
+def _compare(
+    compiled: CompiledMapping,
+    contact: str,
+    expected: dict[str, Any],
+    values: dict[str, str],
+    result: CaseResult,
+) -> None:
     for name, want in expected.items():
         have = values.get(name)
         if want is None:
@@ -169,18 +193,25 @@ def _check_rejections(example: Example, plan: Plan, result: CaseResult) -> None:
     for wanted in example.expect_rejected:
         match = next((r for r in rejected if _matches(wanted, r)), None)
         if match is None:
-            result.errors.append(f"expected record {wanted.get('record')!r} to be rejected"
-                                 + (f" ({wanted['reason_contains']!r})"
-                                    if "reason_contains" in wanted else "")
-                                 + f"; rejected: {_describe(plan.rejected) or 'none'}")
+            result.errors.append(
+                f"expected record {wanted.get('record')!r} to be rejected"
+                + (f" ({wanted['reason_contains']!r})" if "reason_contains" in wanted else "")
+                + f"; rejected: {_describe(plan.rejected) or 'none'}"
+            )
         else:
             rejected.remove(match)
     for left in rejected:
-        named = (repr(left.order_id) if left.order_id is not None
-                 else f"at position {_names(left)[0]} (no id: record: {_names(left)[0]} in "
-                      "expect_rejected)")
-        result.errors.append(f"record {named} was rejected: "
-                             + (f"{left.property_name}: " if left.property_name else "") + left.reason)
+        named = (
+            repr(left.order_id)
+            if left.order_id is not None
+            else f"at position {_names(left)[0]} (no id: record: {_names(left)[0]} in "
+            "expect_rejected)"
+        )
+        result.errors.append(
+            f"record {named} was rejected: "
+            + (f"{left.property_name}: " if left.property_name else "")
+            + left.reason
+        )
 
 
 def _matches(wanted: dict[str, Any], rejected: Rejected) -> bool:
@@ -204,9 +235,12 @@ _PLACE = re.compile(r"#(\d+)$")
 
 
 def _describe(rejected: list[Rejected]) -> str:
-    return "; ".join(f"{r.order_id}: {r.reason}" if r.order_id is not None
-                     else f"the record at position {_names(r)[0]} (no id): {r.reason}"
-                     for r in rejected)
+    return "; ".join(
+        f"{r.order_id}: {r.reason}"
+        if r.order_id is not None
+        else f"the record at position {_names(r)[0]} (no id): {r.reason}"
+        for r in rejected
+    )
 
 
 def _as_text(value: Any) -> str:

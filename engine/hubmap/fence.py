@@ -52,17 +52,24 @@ def property_name(mapping_name: str) -> str:
     return (FENCE_PREFIX + slug)[:MAX_PROPERTY_NAME]
 
 
-def definition(name: str, mapping_name: str, properties: Iterable[str],
-               group: str) -> dict[str, Any]:
+def definition(
+    name: str, mapping_name: str, properties: Iterable[str], group: str
+) -> dict[str, Any]:
     """The HubSpot property definition of a fence."""
     owned = ", ".join(properties)
     return {
-        "name": name, "label": f"hubmap fence ({mapping_name})"[:255], "type": "string",
-        "fieldType": "textarea", "groupName": group, "formField": False,
-        "description": (f"Written by hubmap for the mapping '{mapping_name}': which hubmap state "
-                        "wrote this contact and what it counted. Do not edit: hubmap refuses to "
-                        "add to a contact whose fence it does not recognise.\n"
-                        f"Properties: {owned}"),
+        "name": name,
+        "label": f"hubmap fence ({mapping_name})"[:255],
+        "type": "string",
+        "fieldType": "textarea",
+        "groupName": group,
+        "formField": False,
+        "description": (
+            f"Written by hubmap for the mapping '{mapping_name}': which hubmap state "
+            "wrote this contact and what it counted. Do not edit: hubmap refuses to "
+            "add to a contact whose fence it does not recognise.\n"
+            f"Properties: {owned}"
+        ),
     }
 
 
@@ -80,14 +87,21 @@ class Fence:
     baseline: dict[str, str] = field(default_factory=dict)
 
     def text(self) -> str:
-        data = {"v": FENCE_VERSION, "l": self.ledger, "n": self.orders, "h": self.digest,
-                "b": self.baseline}
+        data = {
+            "v": FENCE_VERSION,
+            "l": self.ledger,
+            "n": self.orders,
+            "h": self.digest,
+            "b": self.baseline,
+        }
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         if len(text) > MAX_VALUE_LENGTH:
             text = COMPRESSED + base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode()
         if len(text) > MAX_VALUE_LENGTH:
-            raise ValueError(f"the contact's baseline is too long for a fence ({len(text):,} "
-                             f"characters after compression; HubSpot keeps {MAX_VALUE_LENGTH:,})")
+            raise ValueError(
+                f"the contact's baseline is too long for a fence ({len(text):,} "
+                f"characters after compression; HubSpot keeps {MAX_VALUE_LENGTH:,})"
+            )
         return text
 
 
@@ -97,13 +111,17 @@ def read(text: str | None) -> Fence | None:
         return None
     try:
         if text.startswith(COMPRESSED):
-            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED):])).decode("utf-8")
+            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED) :])).decode("utf-8")
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("v") != FENCE_VERSION:
             return None
         baseline = data.get("b") or {}
-        return Fence(str(data["l"]), int(data["n"]), str(data["h"]),
-                     {str(k): str(v) for k, v in baseline.items()})
+        return Fence(
+            str(data["l"]),
+            int(data["n"]),
+            str(data["h"]),
+            {str(k): str(v) for k, v in baseline.items()},
+        )
     except (ValueError, KeyError, TypeError, zlib.error):
         return None
 
@@ -146,8 +164,12 @@ class Counted:
         return Counted(int(orders), int(marks or "0", 16))
 
 
-def fence_of(ledger: str, counted: Counted, baseline: MappingType[str, str | None],
-             caps: MappingType[str, int]) -> Fence:
+def fence_of(
+    ledger: str,
+    counted: Counted,
+    baseline: MappingType[str, str | None],
+    caps: MappingType[str, int],
+) -> Fence:
     """The fence a contact gets: this state, what it counted, its baseline (`caps`: the item cap
     of list properties)."""
     kept: dict[str, str] = {}
@@ -174,8 +196,13 @@ class Verdict:
     reason: str = ""
 
 
-def verdict(ours: str, found: MappingType[str, str | None], written: str | None,
-            writing: str | None, others: Iterable[str]) -> Verdict:
+def verdict(
+    ours: str,
+    found: MappingType[str, str | None],
+    written: str | None,
+    writing: str | None,
+    others: Iterable[str],
+) -> Verdict:
     """Whether this state may add to a contact: `found` holds the contact's fence values in
     HubSpot (ours and those of `others`, mappings writing the same properties); `written` /
     `writing` are the fences this state wrote last / was writing."""
@@ -185,18 +212,34 @@ def verdict(ours: str, found: MappingType[str, str | None], written: str | None,
         return Verdict(OK, read(value), ours)
     if value is not None:
         fence = read(value)
-        who = (f"a state with ledger {fence.ledger} ({fence.orders} orders)" if fence
-               else "someone (the fence is not one hubmap wrote)")
-        why = ("this state wrote another fence last: it is an older copy, or another state "
-               "wrote since" if expected else "this state has no record of the contact")
+        who = (
+            f"a state with ledger {fence.ledger} ({fence.orders} orders)"
+            if fence
+            else "someone (the fence is not one hubmap wrote)"
+        )
+        why = (
+            "this state wrote another fence last: it is an older copy, or another state wrote since"
+            if expected
+            else "this state has no record of the contact"
+        )
         return Verdict(FOREIGN, fence, ours, f"its fence {ours} was written by {who}; {why}")
     if written:  # (a fence only being written may never have reached HubSpot)
-        return Verdict(FOREIGN, None, ours, f"its fence {ours}, written by this state, is gone "
-                       "(cleared in HubSpot, or the contact is another record now)")
+        return Verdict(
+            FOREIGN,
+            None,
+            ours,
+            f"its fence {ours}, written by this state, is gone "
+            "(cleared in HubSpot, or the contact is another record now)",
+        )
     for name in others:
         other = found.get(name) or None
         if other is not None:
             fence = read(other)
-            return Verdict(FOREIGN, fence, name, f"it carries the fence {name} of a mapping "
-                           "that writes the same properties (this mapping under another name?)")
+            return Verdict(
+                FOREIGN,
+                fence,
+                name,
+                f"it carries the fence {name} of a mapping "
+                "that writes the same properties (this mapping under another name?)",
+            )
     return Verdict(FRESH)

@@ -120,18 +120,21 @@ class ContactFolder:
             rule = self.rules[name]
             frozen = acc.freeze()
             result[name] = rule.open(
-                rule.combine(result[name].freeze(), frozen) if name in result else frozen)
+                rule.combine(result[name].freeze(), frozen) if name in result else frozen
+            )
         return result
 
-    def adjusted(self, values: MappingType[str, Any],
-                 refunds: Iterable[MappingType[str, Any]]) -> dict[str, Any]:
+    def adjusted(
+        self, values: MappingType[str, Any], refunds: Iterable[MappingType[str, Any]]
+    ) -> dict[str, Any]:
         """An order's values with its refunds' amounts added (to the values the order has)."""
         result = dict(values)
         for refund in refunds:
             for name, amount in refund.items():
                 if result.get(name) is not None and amount is not None:
-                    result[name] = _EXACT.add(types.parse_decimal(result[name]),
-                                              types.parse_decimal(amount))
+                    result[name] = _EXACT.add(
+                        types.parse_decimal(result[name]), types.parse_decimal(amount)
+                    )
         return result
 
     # -- final values and HubSpot text ---------------------------------------------------
@@ -192,8 +195,11 @@ class ContactFolder:
 
     def load(self, data: MappingType[str, Any]) -> Accs:
         """Stored accumulators; those of properties no longer in the mapping are left out."""
-        return {name: self.rules[name].open_stored(raw)
-                for name, raw in data.items() if name in self.rules}
+        return {
+            name: self.rules[name].open_stored(raw)
+            for name, raw in data.items()
+            if name in self.rules
+        }
 
 
 def encode_values(values: MappingType[str, Any]) -> dict[str, Any]:

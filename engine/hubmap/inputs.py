@@ -84,9 +84,11 @@ def parse_json(text: str | bytes, where: str) -> Document | InputError:
         except UnicodeDecodeError as error:
             line = body.count(b"\n", 0, error.start) + 1
             line_start = body.rfind(b"\n", 0, error.start) + 1
-            column = len(body[line_start:error.start].decode("utf-8")) + 1
-            return InputError(_at(where, line, column),
-                              _not_utf8(body[error.start], utf16=body.startswith(_UTF16_BOMS)))
+            column = len(body[line_start : error.start].decode("utf-8")) + 1
+            return InputError(
+                _at(where, line, column),
+                _not_utf8(body[error.start], utf16=body.startswith(_UTF16_BOMS)),
+            )
     try:
         data = json.loads(text, parse_float=_decimal)
     except json.JSONDecodeError as error:
@@ -94,8 +96,10 @@ def parse_json(text: str | bytes, where: str) -> Document | InputError:
     except RecursionError:
         return InputError(where, f"the JSON nests deeper than {MAX_DEPTH} levels")
     except ValueError:  # a number of more digits than int() converts (or than _decimal takes)
-        return InputError(where, f"a number has more than {_max_digits()} digits; "
-                                 "no shop amount or id is that long")
+        return InputError(
+            where,
+            f"a number has more than {_max_digits()} digits; no shop amount or id is that long",
+        )
     if body is None or not _surely_usable(body):
         problem = _unusable(data)
         if problem is not None:
@@ -114,8 +118,9 @@ def _surely_usable(body: bytes) -> bool:
       with no more of those bytes in the body (strings included) than MAX_DEPTH, none is deeper;
     - surrogates: UTF-8 cannot encode one (decoding refuses it), so a text can only hold one
       written as an escape, \\uD800 to \\uDFFF."""
-    return (body.count(b"{") + body.count(b"[") <= MAX_DEPTH
-            and _SURROGATE_ESCAPE.search(body) is None)
+    return (
+        body.count(b"{") + body.count(b"[") <= MAX_DEPTH and _SURROGATE_ESCAPE.search(body) is None
+    )
 
 
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some Windows tools write first
@@ -146,8 +151,10 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # how UTF-16 text starts (Excel's "Uni
 
 def _not_utf8(byte: int, column: int = 0, *, utf16: bool = False) -> str:
     if utf16:
-        return ("not UTF-8 text: it is UTF-16 (it starts with a UTF-16 byte order mark); save "
-                "or send it as UTF-8")
+        return (
+            "not UTF-8 text: it is UTF-16 (it starts with a UTF-16 byte order mark); save "
+            "or send it as UTF-8"
+        )
     at = f" at column {column}" if column else ""
     return f"not UTF-8 text: byte 0x{byte:02x}{at} cannot be decoded; save the file as UTF-8"
 
@@ -159,8 +166,10 @@ def _unusable(data: Any) -> str | None:
         value, depth, path = todo.pop()
         if isinstance(value, str):
             if _SURROGATE.search(value):
-                return (f"the text at {path or 'the top'} holds a lone UTF-16 surrogate "
-                        f"(invalid Unicode): it cannot be stored or sent")
+                return (
+                    f"the text at {path or 'the top'} holds a lone UTF-16 surrogate "
+                    f"(invalid Unicode): it cannot be stored or sent"
+                )
             continue
         if not isinstance(value, dict | list):
             continue
@@ -169,10 +178,13 @@ def _unusable(data: Any) -> str | None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if _SURROGATE.search(key):
-                    return (f"a key at {path or 'the top'} holds a lone UTF-16 surrogate "
-                            "(invalid Unicode): it cannot be stored or sent")
-                todo.append((item, depth + 1, f"{path}.{_short(key, 40)}" if path
-                             else _short(key, 40)))
+                    return (
+                        f"a key at {path or 'the top'} holds a lone UTF-16 surrogate "
+                        "(invalid Unicode): it cannot be stored or sent"
+                    )
+                todo.append(
+                    (item, depth + 1, f"{path}.{_short(key, 40)}" if path else _short(key, 40))
+                )
         else:
             todo.extend((item, depth + 1, f"{path}[{index}]") for index, item in enumerate(value))
     return None
@@ -182,7 +194,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def guess_format(path: str, explicit: str | None = None) -> str:
@@ -194,7 +206,8 @@ def guess_format(path: str, explicit: str | None = None) -> str:
     if suffix not in SUFFIX_FORMATS:
         raise InputFormatError(
             f"cannot tell the format of '{path}' from its name; use --input-format "
-            f"({', '.join(INPUT_FORMATS)})")
+            f"({', '.join(INPUT_FORMATS)})"
+        )
     return SUFFIX_FORMATS[suffix]
 
 
@@ -202,8 +215,11 @@ def read_documents(path: str, input_format: str | None = None) -> Iterator[Docum
     """Yield the documents of `path` (a file, a folder, or '-' for standard input) one by one."""
     if path == "-":
         stdin = getattr(sys.stdin, "buffer", None)  # the bytes under the text (absent in tests)
-        stream = stdin if stdin is not None else io.BytesIO(
-            sys.stdin.read().encode("utf-8", "surrogateescape"))
+        stream = (
+            stdin
+            if stdin is not None
+            else io.BytesIO(sys.stdin.read().encode("utf-8", "surrogateescape"))
+        )
         yield from _read_stream(stream, "<stdin>", guess_format(path, input_format))
         return
     file_path = Path(path)
@@ -230,8 +246,13 @@ def expected_records(path: str, input_format: str | None = None) -> int | None:
         return None
     file_path = Path(path)
     try:
-        files = folder_files(file_path, input_format) if file_path.is_dir() else \
-            [(file_path, guess_format(path, input_format))] if file_path.is_file() else []
+        files = (
+            folder_files(file_path, input_format)
+            if file_path.is_dir()
+            else [(file_path, guess_format(path, input_format))]
+            if file_path.is_file()
+            else []
+        )
     except InputFormatError:
         return None
     if not files or any(fmt == "json" for _, fmt in files):
@@ -254,8 +275,10 @@ def folder_files(folder: Path, input_format: str | None = None) -> list[tuple[Pa
     Every format is known before the first file is read, so a stray file stops the run at once
     instead of after hours of work.
     """
-    files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-                   key=lambda p: p.name)
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
     if not files:
         raise InputFormatError(f"the input folder '{folder}' holds no files")
     return [(p, guess_format(str(p), input_format)) for p in files]
@@ -315,12 +338,21 @@ def _csv_line(number: int, raw: bytes) -> _Line:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        column = len(raw[:error.start].decode("utf-8")) + 1
-        return number, raw.decode("utf-8", "replace"), _not_utf8(
-            raw[error.start], column, utf16=number == 1 and raw.startswith(_UTF16_BOMS))
+        column = len(raw[: error.start].decode("utf-8")) + 1
+        return (
+            number,
+            raw.decode("utf-8", "replace"),
+            _not_utf8(raw[error.start], column, utf16=number == 1 and raw.startswith(_UTF16_BOMS)),
+        )
     if "\x00" in text:
-        return number, text, (f"a NUL byte at column {text.index(chr(0)) + 1} (binary data, not "
-                              "CSV text); export the file again as UTF-8 text")
+        return (
+            number,
+            text,
+            (
+                f"a NUL byte at column {text.index(chr(0)) + 1} (binary data, not "
+                "CSV text); export the file again as UTF-8 text"
+            ),
+        )
     return number, text, None
 
 
@@ -342,7 +374,7 @@ class _LineFeed:
         line = self.put_back.pop() if self.put_back else next(self.lines)
         self.taken.append(line)
         if line[2] is not None and self.problem is None:
-            self.problem = (f"line {line[0]}, {line[2]}" if len(self.taken) > 1 else line[2])
+            self.problem = f"line {line[0]}, {line[2]}" if len(self.taken) > 1 else line[2]
         return line[1]
 
     def next_record(self) -> None:
@@ -370,14 +402,14 @@ def _read_csv(stream: IO[bytes], name: str) -> Iterator[Document | InputError]:
         first_number, first_text, _ = lines[0]
         where = f"{name}:{first_number}"
         problem = feed.problem
-        if len(lines) > 1 and (cells is None or (header is not None
-                                                 and len(cells) != len(header))):
+        if len(lines) > 1 and (cells is None or (header is not None and len(cells) != len(header))):
             # A quoted cell that does not close where it should: only its first line is lost.
             feed.read_again(lines[1:])
             problem = _unterminated(first_text)
         elif cells is None:
-            problem = (_unterminated(first_text) if _open_quote_column(first_text)
-                       else _not_csv(error))
+            problem = (
+                _unterminated(first_text) if _open_quote_column(first_text) else _not_csv(error)
+            )
         elif not cells:
             continue  # a blank line is no row
         if problem is not None:
@@ -385,38 +417,48 @@ def _read_csv(stream: IO[bytes], name: str) -> Iterator[Document | InputError]:
             if header is None and not header_problem:
                 header_problem = f"line {first_number}: {problem}"
         elif header_problem:
-            yield InputError(where, f"the header could not be read ({header_problem}), so this "
-                                    "row's cells have no column names; fix the header")
+            yield InputError(
+                where,
+                f"the header could not be read ({header_problem}), so this "
+                "row's cells have no column names; fix the header",
+            )
         elif header is None:
             header = cells
         elif len(cells) == len(header):
             yield Document(dict(zip(header, cells)), where)
         elif len(cells) > len(header):
-            yield InputError(where, f"the row has {len(cells)} cells but the header names "
-                                    f"{len(header)} columns")
+            yield InputError(
+                where, f"the row has {len(cells)} cells but the header names {len(header)} columns"
+            )
         else:
             row: dict[str, str | None] = dict.fromkeys(header)  # missing cells at the end: None
             row.update(zip(header, cells))
             yield Document(row, where)
 
 
-_QUOTING = ('a quoted cell starts and ends with \'"\' and is followed by a comma or the end of '
-            'the line; write a \'"\' inside it as \'""\'')
+_QUOTING = (
+    "a quoted cell starts and ends with '\"' and is followed by a comma or the end of "
+    "the line; write a '\"' inside it as '\"\"'"
+)
 
 
 def _not_csv(error: str) -> str:
     if "field limit" in error:
-        return (f"not valid CSV: a cell is longer than {csv.field_size_limit():,} characters, the "
-                "most a cell may hold; shorten it")
+        return (
+            f"not valid CSV: a cell is longer than {csv.field_size_limit():,} characters, the "
+            "most a cell may hold; shorten it"
+        )
     return f"not valid CSV: {error}; {_QUOTING}"
 
 
 def _unterminated(text: str) -> str:
     column = _open_quote_column(text)
     at = f" at column {column}" if column else ""
-    return (f"unterminated quote: the quoted cell that opens{at} does not close before the end "
-            "of the file or in a way that fits the header (the lines after it are read as rows "
-            "again); add the missing '\"', and write a '\"' inside a quoted cell as '\"\"'")
+    return (
+        f"unterminated quote: the quoted cell that opens{at} does not close before the end "
+        "of the file or in a way that fits the header (the lines after it are read as rows "
+        "again); add the missing '\"', and write a '\"' inside a quoted cell as '\"\"'"
+    )
 
 
 def _open_quote_column(text: str) -> int:

@@ -271,8 +271,9 @@ class Rule(Generic[P]):
             acc.has_baseline, acc.baseline, self.combine_parts(acc.part, self.unit(contribution))
         )
 
-    def add_value(self, acc: Accumulator[P], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[P]:
+    def add_value(
+        self, acc: Accumulator[P], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[P]:
         """`add` of one order's value, for callers that checked `time` (aware) and `order_id`
         (text) once per order; rules override it to skip building objects, never to differ."""
         if value is None:
@@ -328,8 +329,9 @@ class _Latest(Rule[Stamped | None]):
     def unit(self, contribution: Contribution) -> Stamped | None:
         return Stamped(contribution.time, contribution.order_id, contribution.value)
 
-    def add_value(self, acc: Accumulator[Stamped | None], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[Stamped | None]:
+    def add_value(
+        self, acc: Accumulator[Stamped | None], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[Stamped | None]:
         held = acc.part
         if value is not None and held is not None:
             key = order_key(time, order_id)
@@ -350,7 +352,9 @@ class _Latest(Rule[Stamped | None]):
         return a if ka >= kb else b
 
     def finish(self, has_baseline: bool, baseline: Any, part: Stamped | None) -> Any:
-        return self.finish_held(baseline, part is not None, part.value if part is not None else None)
+        return self.finish_held(
+            baseline, part is not None, part.value if part is not None else None
+        )
 
     def finish_held(self, baseline: Any, held: bool, value: Any) -> Any:
         """The result from the baseline and the held order's value (`held`: one is held)."""
@@ -388,13 +392,16 @@ class Overwrite(LatestKnown):
     name = "overwrite"
     takes_none = True
 
-    def add(self, acc: Accumulator[Stamped | None],
-            contribution: Contribution) -> Accumulator[Stamped | None]:
+    def add(
+        self, acc: Accumulator[Stamped | None], contribution: Contribution
+    ) -> Accumulator[Stamped | None]:
         return Accumulator(
-            acc.has_baseline, acc.baseline, self.combine_parts(acc.part, self.unit(contribution)))
+            acc.has_baseline, acc.baseline, self.combine_parts(acc.part, self.unit(contribution))
+        )
 
-    def add_value(self, acc: Accumulator[Stamped | None], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[Stamped | None]:
+    def add_value(
+        self, acc: Accumulator[Stamped | None], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[Stamped | None]:
         held = acc.part
         if held is not None:
             key = order_key(time, order_id)
@@ -428,13 +435,17 @@ class Sum(Rule[SumPart]):
     def unit(self, contribution: Contribution) -> SumPart:
         return SumPart(1, parse_decimal(contribution.value))
 
-    def add_value(self, acc: Accumulator[SumPart], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[SumPart]:
+    def add_value(
+        self, acc: Accumulator[SumPart], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[SumPart]:
         if value is None:
             return acc
         part = acc.part  # combine_parts(part, unit) without building the unit
-        return Accumulator(acc.has_baseline, acc.baseline, SumPart(
-            part.count + 1, _EXACT.add(part.total, parse_decimal(value))))
+        return Accumulator(
+            acc.has_baseline,
+            acc.baseline,
+            SumPart(part.count + 1, _EXACT.add(part.total, parse_decimal(value))),
+        )
 
     def combine_parts(self, a: SumPart, b: SumPart) -> SumPart:
         return SumPart(a.count + b.count, _EXACT.add(a.total, b.total))
@@ -474,8 +485,9 @@ class _Extreme(Rule[Any]):
     def unit(self, contribution: Contribution) -> Any:
         return contribution.value
 
-    def add_value(self, acc: Accumulator[Any], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[Any]:
+    def add_value(
+        self, acc: Accumulator[Any], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[Any]:
         if value is None:
             return acc
         picked = self._pick(acc.part, value)
@@ -563,12 +575,16 @@ class Prepend(Rule[tuple[PrependItem, ...]]):
         ]
         return self._cap(found)
 
-    def add_value(self, acc: Accumulator[tuple[PrependItem, ...]], value: Any, time: datetime,
-                  order_id: str) -> Accumulator[tuple[PrependItem, ...]]:
+    def add_value(
+        self, acc: Accumulator[tuple[PrependItem, ...]], value: Any, time: datetime, order_id: str
+    ) -> Accumulator[tuple[PrependItem, ...]]:
         if value is None:
             return acc
-        return Accumulator(acc.has_baseline, acc.baseline,
-                           self.combine_parts(acc.part, self._unit(value, time, order_id)))
+        return Accumulator(
+            acc.has_baseline,
+            acc.baseline,
+            self.combine_parts(acc.part, self._unit(value, time, order_id)),
+        )
 
     def _cap(self, items: Iterable[PrependItem]) -> tuple[PrependItem, ...]:
         newest: dict[str, PrependItem] = {}
@@ -704,8 +720,10 @@ class RunningLatest(Running):
     def _same_order(self, value: Any, key: tuple[Any, ...]) -> None:
         """The held order again: the rule's fixed choice between its values."""
         mine = self.part()
-        if self.rule.combine_parts(mine, Stamped(key_time(key), key_order_id(key), value)
-                                   ) is not mine:
+        if (
+            self.rule.combine_parts(mine, Stamped(key_time(key), key_order_id(key), value))
+            is not mine
+        ):
             self.key, self.value = key, value
 
     def part(self) -> Stamped | None:
@@ -721,8 +739,9 @@ class RunningLatest(Running):
 
     def result(self, baseline: Any = None) -> Any:
         rule: _Latest = self.rule  # type: ignore[assignment]
-        return rule.finish_held(self.baseline if baseline is None else baseline,
-                                self.key is not None, self.value)
+        return rule.finish_held(
+            self.baseline if baseline is None else baseline, self.key is not None, self.value
+        )
 
 
 class RunningEarliest(RunningLatest):
@@ -761,8 +780,9 @@ class RunningSum(Running):
 
     def result(self, baseline: Any = None) -> Any:
         rule: Sum = self.rule  # type: ignore[assignment]
-        return rule.finish_total(self.baseline if baseline is None else baseline, self.count,
-                                 self.total)
+        return rule.finish_total(
+            self.baseline if baseline is None else baseline, self.count, self.total
+        )
 
 
 class RunningExtreme(Running):
@@ -795,7 +815,8 @@ class RunningPrepend(Running):
         super().__init__(rule, acc)
         self.newest: dict[str, tuple[tuple[Any, ...], int]] = {
             i.item: (running_key(i.time, i.order_id), -i.index)
-            for i in (acc.part if acc is not None else ())}
+            for i in (acc.part if acc is not None else ())
+        }
         self.limit = 2 * rule.max_items + PRUNE_SLACK
 
     def put(self, value: Any, key: tuple[Any, ...], time: datetime, order_id: str) -> None:
@@ -819,17 +840,20 @@ class RunningPrepend(Running):
         """The items as `Prepend._cap` keeps them: newest first, capped by count and length."""
         ordered = sorted(self.newest.items(), key=itemgetter(1), reverse=True)
         max_items = self.rule.max_items  # type: ignore[attr-defined]
-        return _length_prefix([text for text, _ in ordered[:max_items]], ordered,
-                              keep_blocker=True)
+        return _length_prefix([text for text, _ in ordered[:max_items]], ordered, keep_blocker=True)
 
     def part(self) -> tuple[PrependItem, ...]:
-        return tuple(PrependItem(text, key_time(key), key_order_id(key), -minus_index)
-                     for text, (key, minus_index) in self._capped())
+        return tuple(
+            PrependItem(text, key_time(key), key_order_id(key), -minus_index)
+            for text, (key, minus_index) in self._capped()
+        )
 
     def dump_part(self) -> Any:
         # Prepend.dump_part of `part()`, without building a PrependItem per item
-        return [[text, stored_time(key[0]), key_order_id(key), -minus_index]
-                for text, (key, minus_index) in self._capped()]
+        return [
+            [text, stored_time(key[0]), key_order_id(key), -minus_index]
+            for text, (key, minus_index) in self._capped()
+        ]
 
     def finish(self, has_baseline: bool, baseline: Any) -> Any:
         rule: Prepend = self.rule  # type: ignore[assignment]

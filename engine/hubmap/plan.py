@@ -76,8 +76,11 @@ def plan_outcomes(
         except CoercionError as unwritable:
             plan.unwritable.append((contact, str(unwritable)))
             continue
-        plan.contacts.append(ContactPlan(contact, sync.changes(folder, before, after), after,
-                                         ledger.order_count(contact)))
+        plan.contacts.append(
+            ContactPlan(
+                contact, sync.changes(folder, before, after), after, ledger.order_count(contact)
+            )
+        )
     return plan
 
 
@@ -108,17 +111,23 @@ class ValuesSeen:
         """The properties with a source that no order gave a value (none when no order)."""
         if not self.records:
             return []
-        return [spec.name for spec in compiled.mapping.properties
-                if spec.source is not None and spec.name not in self.given]
+        return [
+            spec.name
+            for spec in compiled.mapping.properties
+            if spec.source is not None and spec.name not in self.given
+        ]
 
 
 def never_given_warning(name: str, where: str) -> str:
-    return (f"property {name} got no value from any {where}: check its from: (the field it "
-            "reads) and its when:")
+    return (
+        f"property {name} got no value from any {where}: check its from: (the field it "
+        "reads) and its when:"
+    )
 
 
-def taken_in(outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues],
-             plan: Tallied) -> Iterator[OrderValues | Skipped | RefundValues]:
+def taken_in(
+    outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues], plan: Tallied
+) -> Iterator[OrderValues | Skipped | RefundValues]:
     """The records a ledger takes in: all but the rejected ones.  Each record is counted in
     `plan.records`, the rejected and skipped ones kept in the plan."""
     for outcome in outcomes:
@@ -131,8 +140,9 @@ def taken_in(outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues]
         yield outcome
 
 
-def submission_fields(compiled: CompiledMapping, folder: ContactFolder,
-                      order: OrderValues) -> dict[str, str]:
+def submission_fields(
+    compiled: CompiledMapping, folder: ContactFolder, order: OrderValues
+) -> dict[str, str]:
     """A form submission's fields: the contact key and this purchase's values, as HubSpot text
     (values the order lacks are left out: a submission sets values, it does not clear them)."""
     fields = {compiled.mapping.target.email_field: order.contact}  # type: ignore[union-attr]

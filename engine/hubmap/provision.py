@@ -78,15 +78,21 @@ def definitions(mapping: Mapping) -> list[Definition]:
         result.append(Definition(spec.name, body, spec.location))
     target = mapping.target
     if isinstance(target, ContactsTarget) and target.match_on not in BUILT_IN_KEYS:
-        result.append(Definition(target.match_on, {
-            "name": target.match_on,
-            "label": target.match_label or default_label(target.match_on),
-            "type": "string",
-            "fieldType": "text",
-            "groupName": group,
-            "hasUniqueValue": True,
-            "formField": False,
-        }, Location(mapping.file, path=("target", "match_on"))))
+        result.append(
+            Definition(
+                target.match_on,
+                {
+                    "name": target.match_on,
+                    "label": target.match_label or default_label(target.match_on),
+                    "type": "string",
+                    "fieldType": "text",
+                    "groupName": group,
+                    "hasUniqueValue": True,
+                    "formField": False,
+                },
+                Location(mapping.file, path=("target", "match_on")),
+            )
+        )
     return result
 
 
@@ -115,8 +121,12 @@ def forms_group(mapping_name: str) -> Group:
     return Group(name, mapping_name)
 
 
-def compare(mapping: Mapping, existing: list[dict[str, Any]],
-            groups: list[dict[str, Any]], extra: list[Definition] | None = None) -> Comparison:
+def compare(
+    mapping: Mapping,
+    existing: list[dict[str, Any]],
+    groups: list[dict[str, Any]],
+    extra: list[Definition] | None = None,
+) -> Comparison:
     """What the portal lacks or holds otherwise than the mapping (and `extra` definitions, such
     as the mapping's fence) needs."""
     by_name = {p["name"]: p for p in existing}
@@ -129,27 +139,37 @@ def compare(mapping: Mapping, existing: list[dict[str, Any]],
         want_type = definition.body["type"]
         have_type = str(have.get("type", "")).lower()
         if have_type != want_type.lower():
-            result.problems.append(Problem(
-                "HM601",
-                f"property '{definition.name}' exists in HubSpot as {have_type} "
-                f"({have.get('fieldType')}), but the mapping writes {want_type}",
-                definition.location,
-                hint="change the mapping's type to match, or use another property name; hubmap "
-                     "never writes into a property of another type"))
+            result.problems.append(
+                Problem(
+                    "HM601",
+                    f"property '{definition.name}' exists in HubSpot as {have_type} "
+                    f"({have.get('fieldType')}), but the mapping writes {want_type}",
+                    definition.location,
+                    hint="change the mapping's type to match, or use another property name; hubmap "
+                    "never writes into a property of another type",
+                )
+            )
             continue
         if definition.body.get("hasUniqueValue") and not have.get("hasUniqueValue"):
-            result.problems.append(Problem(
-                "HM602", f"property '{definition.name}' is used to match contacts but HubSpot "
-                "does not keep its values unique", definition.location,
-                hint="match on a property created with unique values (hasUniqueValue)"))
+            result.problems.append(
+                Problem(
+                    "HM602",
+                    f"property '{definition.name}' is used to match contacts but HubSpot "
+                    "does not keep its values unique",
+                    definition.location,
+                    hint="match on a property created with unique values (hasUniqueValue)",
+                )
+            )
         if want_type == "enumeration":
             have_values = {o.get("value") for o in have.get("options") or ()}
-            missing_options = [o for o in definition.body["options"]
-                               if o["value"] not in have_values]
+            missing_options = [
+                o for o in definition.body["options"] if o["value"] not in have_values
+            ]
             if missing_options:
                 result.add_options[definition.name] = list(have.get("options") or []) + [
                     dict(o, displayOrder=len(have_values) + i)
-                    for i, o in enumerate(missing_options)]
+                    for i, o in enumerate(missing_options)
+                ]
     group = property_group(mapping)
     # a forms mapping's own group is made only when a property is to go in it
     wanted = mapping.group is not None or bool(result.missing)
@@ -162,15 +182,25 @@ def portal_problems(mapping: Mapping, comparison: Comparison) -> list[Problem]:
     """What `hubmap validate --portal` reports: refusals, plus what a run would create."""
     problems = list(comparison.problems)
     for definition in comparison.missing:
-        problems.append(Problem(
-            "HM603", f"property '{definition.name}' does not exist in the portal yet",
-            definition.location, hint="'hubmap run' or 'hubmap apply' creates it",
-            severity=_warning()))
+        problems.append(
+            Problem(
+                "HM603",
+                f"property '{definition.name}' does not exist in the portal yet",
+                definition.location,
+                hint="'hubmap run' or 'hubmap apply' creates it",
+                severity=_warning(),
+            )
+        )
     for name, options in comparison.add_options.items():
-        problems.append(Problem(
-            "HM604", f"enumeration '{name}' lacks options the mapping uses",
-            mapping.property(name).location,
-            hint="'hubmap apply' adds them", severity=_warning()))
+        problems.append(
+            Problem(
+                "HM604",
+                f"enumeration '{name}' lacks options the mapping uses",
+                mapping.property(name).location,
+                hint="'hubmap apply' adds them",
+                severity=_warning(),
+            )
+        )
     return problems
 
 
@@ -193,8 +223,13 @@ class ApplyResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _after_refusals(client: HubSpotClient, mapping: Mapping, extra: list[Definition] | None,
-                    errors: dict[str, Any], result: ApplyResult) -> list[Problem]:
+def _after_refusals(
+    client: HubSpotClient,
+    mapping: Mapping,
+    extra: list[Definition] | None,
+    errors: dict[str, Any],
+    result: ApplyResult,
+) -> list[Problem]:
     """What creation errors mean once the portal is read again.  A property that exists now was
     created by an attempt whose answer was lost (the retry then hears "already exists", in
     whatever words) or by someone else meanwhile: it counts as there, and is compared like any
@@ -207,14 +242,20 @@ def _after_refusals(client: HubSpotClient, mapping: Mapping, extra: list[Definit
         if name not in still_missing:
             result.created.append(name)
             continue
-        problems.append(Problem("HM605", f"HubSpot refused to create property '{name}': "
-                                f"{error.message}", still_missing[name].location,
-                                hint="fix the property's definition in the mapping"))
+        problems.append(
+            Problem(
+                "HM605",
+                f"HubSpot refused to create property '{name}': {error.message}",
+                still_missing[name].location,
+                hint="fix the property's definition in the mapping",
+            )
+        )
     return problems
 
 
-def apply(client: HubSpotClient, mapping: Mapping,
-          extra: list[Definition] | None = None) -> ApplyResult:
+def apply(
+    client: HubSpotClient, mapping: Mapping, extra: list[Definition] | None = None
+) -> ApplyResult:
     """Create the group and missing properties, add options; refuse (writing nothing) on a clash.
     `extra`: definitions beyond the mapping's properties (its fence)."""
     existing, groups = read_portal(client)
@@ -224,7 +265,8 @@ def apply(client: HubSpotClient, mapping: Mapping,
         return result
     if comparison.group:
         result.group_created = client.create_group(
-            OBJECT_TYPE, comparison.group["name"], comparison.group["label"])
+            OBJECT_TYPE, comparison.group["name"], comparison.group["label"]
+        )
     if comparison.missing:
         batch = client.create_properties_batch(OBJECT_TYPE, [d.body for d in comparison.missing])
         result.created = [p.get("name", "") for p in batch.created]

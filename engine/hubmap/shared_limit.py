@@ -92,8 +92,10 @@ class SharedRateLimiter:
         self._db, self._lock = _Connections.take(url)
         self._mine = threading.local()  # the slot ids this thread holds, newest last
         with self._lock:
-            self._db.execute("INSERT INTO rate_budgets (budget) VALUES (?) ON CONFLICT "
-                             "(budget) DO NOTHING", (budget,))
+            self._db.execute(
+                "INSERT INTO rate_budgets (budget) VALUES (?) ON CONFLICT (budget) DO NOTHING",
+                (budget,),
+            )
         self.shared_waited = 0.0
 
     def close(self) -> None:
@@ -135,8 +137,11 @@ class SharedRateLimiter:
         """After a 429: every process waits (this one as long as its own limiter says)."""
         closed_for = self.local.penalize(wait)
         with self._lock:
-            self._db.execute(f"UPDATE rate_budgets SET blocked_until=GREATEST(blocked_until, "
-                             f"{_NOW} + ?) WHERE budget=?", (closed_for, self.budget))
+            self._db.execute(
+                f"UPDATE rate_budgets SET blocked_until=GREATEST(blocked_until, "
+                f"{_NOW} + ?) WHERE budget=?",
+                (closed_for, self.budget),
+            )
         return closed_for
 
     def delay(self) -> float | None:
@@ -166,20 +171,30 @@ class SharedRateLimiter:
         with db.transaction():
             blocked_until, now = db.execute(
                 f"SELECT blocked_until, {_NOW} FROM rate_budgets WHERE budget=? FOR UPDATE",
-                (self.budget,)).fetchone()
+                (self.budget,),
+            ).fetchone()
             if now < blocked_until:
                 return None, blocked_until - now
-            db.execute("DELETE FROM rate_slots WHERE budget=? AND (freed_at < ? OR (freed_at "
-                       "IS NULL AND sent_at < ?))", (self.budget, now - window,
-                                                     now - STUCK_SECONDS))
-            held = int(db.execute("SELECT COUNT(*) FROM rate_slots WHERE budget=?",
-                                  (self.budget,)).fetchone()[0])
+            db.execute(
+                "DELETE FROM rate_slots WHERE budget=? AND (freed_at < ? OR (freed_at "
+                "IS NULL AND sent_at < ?))",
+                (self.budget, now - window, now - STUCK_SECONDS),
+            )
+            held = int(
+                db.execute(
+                    "SELECT COUNT(*) FROM rate_slots WHERE budget=?", (self.budget,)
+                ).fetchone()[0]
+            )
             if held < maximum:
-                slot = db.insert_id("INSERT INTO rate_slots (budget, sent_at) VALUES (?, ?) "
-                                    "RETURNING id", (self.budget, now))
+                slot = db.insert_id(
+                    "INSERT INTO rate_slots (budget, sent_at) VALUES (?, ?) RETURNING id",
+                    (self.budget, now),
+                )
                 return slot, 0.0
             # enough slots free up when the oldest freed ones leave the window
-            row = db.execute("SELECT freed_at FROM rate_slots WHERE budget=? AND freed_at IS "
-                             "NOT NULL ORDER BY freed_at LIMIT 1 OFFSET ?",
-                             (self.budget, held - maximum)).fetchone()
+            row = db.execute(
+                "SELECT freed_at FROM rate_slots WHERE budget=? AND freed_at IS "
+                "NOT NULL ORDER BY freed_at LIMIT 1 OFFSET ?",
+                (self.budget, held - maximum),
+            ).fetchone()
         return None, (row[0] + window - now) if row is not None else POLL_SECONDS

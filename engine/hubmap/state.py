@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS orders (
     version TEXT, digest TEXT, contribution {blob}, seq INTEGER, first_seq INTEGER,
     PRIMARY KEY (scope, order_id))"""
 
-_SCHEMA = _ORDERS_TABLE + """;
+_SCHEMA = (
+    _ORDERS_TABLE
+    + """;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id {serial}, scope TEXT NOT NULL, mapping_file TEXT,
@@ -96,6 +98,7 @@ CREATE TABLE IF NOT EXISTS drift (
     id {serial}, scope TEXT NOT NULL, run_id INTEGER,
     contact TEXT NOT NULL, property TEXT NOT NULL, expected TEXT, found TEXT, at TEXT);
 """
+)
 
 # Every table with its columns, as `copy_into` copies them; the packed ones are marked '*'.
 _TABLES = {
@@ -103,11 +106,11 @@ _TABLES = {
     "dictionaries": "id scope kind data",
     "runs": "id scope mapping_file input started_at ended_at outcome counts",
     "orders": "scope order_id contact order_time run_id status version digest *contribution seq "
-              "first_seq",
+    "first_seq",
     "refunds": "scope refund_id order_id digest *contribution seq run_id",
     "contacts": "scope contact hubspot_id *baseline *acc *written *writing dirty last_error "
-                "updated_at cutoffs folded_seq written_seq counted fence_written fence_writing "
-                "*sending alias_of",
+    "updated_at cutoffs folded_seq written_seq counted fence_written fence_writing "
+    "*sending alias_of",
     "rejects": "id scope run_id location order_id property reason code kind record status at",
     "drift": "id scope run_id contact property expected found at",
 }
@@ -142,11 +145,16 @@ CREATE INDEX IF NOT EXISTS rejects_pending_order ON rejects (scope, status, orde
 """
 
 # 0.1 (schema 1) files: the contacts table gains these columns, the orders table is made anew.
-_UPGRADE_CONTACT_COLUMNS = ["cutoffs TEXT NOT NULL DEFAULT '{}'",
-                            "folded_seq INTEGER NOT NULL DEFAULT 0",
-                            "written_seq INTEGER NOT NULL DEFAULT 0",
-                            "counted TEXT NOT NULL DEFAULT ''", "fence_written TEXT",
-                            "fence_writing TEXT", "sending TEXT", "alias_of TEXT"]
+_UPGRADE_CONTACT_COLUMNS = [
+    "cutoffs TEXT NOT NULL DEFAULT '{}'",
+    "folded_seq INTEGER NOT NULL DEFAULT 0",
+    "written_seq INTEGER NOT NULL DEFAULT 0",
+    "counted TEXT NOT NULL DEFAULT ''",
+    "fence_written TEXT",
+    "fence_writing TEXT",
+    "sending TEXT",
+    "alias_of TEXT",
+]
 
 
 class StateLockedError(RuntimeError):
@@ -172,8 +180,9 @@ def _plain(value: Any) -> Any:
 def _json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain,
-                      separators=(",", ":"))
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, default=_plain, separators=(",", ":")
+    )
 
 
 def _unjson(text: str | None) -> Any:
@@ -206,7 +215,8 @@ class Packer:
         self.made: list[tuple[int, tuple[str, str]]] = []  # in the open transaction
         self.compressors: dict[int, Any] = {0: deflate.compressor()}
         for ident, scope, kind, data in db.execute(
-                "SELECT id, scope, kind, data FROM dictionaries ORDER BY id"):
+            "SELECT id, scope, kind, data FROM dictionaries ORDER BY id"
+        ):
             self.dictionaries[ident] = bytes(data)
             self.current[(scope, kind)] = ident
 
@@ -229,10 +239,11 @@ class Packer:
         if len(data) < self.SAMPLE_BYTES:
             return 0
         del self.samples[(scope, kind)]
-        data = data[-self.SAMPLE_BYTES:]  # zlib prefers the texts at the dictionary's end
+        data = data[-self.SAMPLE_BYTES :]  # zlib prefers the texts at the dictionary's end
         ident = self.db.insert_id(
             "INSERT INTO dictionaries (scope, kind, data) VALUES (?,?,?) RETURNING id",
-            (scope, kind, data))
+            (scope, kind, data),
+        )
         if ident > 0xFFFF:  # beyond what the header names (some 13,000 scopes): none
             self.db.execute("DELETE FROM dictionaries WHERE id=?", (ident,))
             return 0
@@ -251,14 +262,16 @@ class Packer:
         else:
             dictionary = self.dictionaries.get(ident)
             if dictionary is None:  # made by another process since this one opened the file
-                row = self.db.execute("SELECT data FROM dictionaries WHERE id=?",
-                                      (ident,)).fetchone()
+                row = self.db.execute(
+                    "SELECT data FROM dictionaries WHERE id=?", (ident,)
+                ).fetchone()
                 if row is None:
-                    raise sqlite3.DatabaseError(f"the state is damaged: a value needs "
-                                                f"dictionary {ident}, which it lacks")
+                    raise sqlite3.DatabaseError(
+                        f"the state is damaged: a value needs dictionary {ident}, which it lacks"
+                    )
                 dictionary = self.dictionaries[ident] = bytes(row[0])
             reader = deflate.decompressor(dictionary)
-        text = reader.decompress(data[self._HEADER.size:]) + reader.flush()
+        text = reader.decompress(data[self._HEADER.size :]) + reader.flush()
         return _PACKED_READ.decode(text.decode("utf-8"))
 
     @classmethod
@@ -290,16 +303,22 @@ def failure_message(error: Exception) -> str:
     where = f"the state file '{last_opened}'" if last_opened else "the state file"
     text = str(error)
     if "full" in text:
-        return (f"{where} cannot grow: the disk is full ({text}). Nothing is lost: what was "
-                "not stored is counted again; free some space and run the same command again")
+        return (
+            f"{where} cannot grow: the disk is full ({text}). Nothing is lost: what was "
+            "not stored is counted again; free some space and run the same command again"
+        )
     if "disk I/O error" in text:
-        return (f"{where} cannot be written: {text} (the disk may be full or failing). Nothing "
-                "is lost: what was not stored is counted again; free some space or check the "
-                "disk, and run the same command again")
+        return (
+            f"{where} cannot be written: {text} (the disk may be full or failing). Nothing "
+            "is lost: what was not stored is counted again; free some space or check the "
+            "disk, and run the same command again"
+        )
     if "malformed" in text or "not a database" in text or "corrupt" in text:
-        return (f"{where} is damaged ({text}): put back a copy from a backup, or move it away "
-                "and run once with --rebuild and the shop's full order history (each contact's "
-                "fence keeps its totals from being counted twice)")
+        return (
+            f"{where} is damaged ({text}): put back a copy from a backup, or move it away "
+            "and run once with --rebuild and the shop's full order history (each contact's "
+            "fence keeps its totals from being counted twice)"
+        )
     return f"{where} cannot be used: {text}"
 
 
@@ -318,8 +337,9 @@ class StateStore:
         except sql.DatabaseError as error:
             text = str(error)
             if "not a database" in text or "malformed" in text:
-                raise StateError(f"'{sql.shown(self.path)}' is not a usable hubmap state "
-                                 f"file: {text}") from None
+                raise StateError(
+                    f"'{sql.shown(self.path)}' is not a usable hubmap state file: {text}"
+                ) from None
             raise StateError(failure_message(error)) from None
 
     def _open_schema(self) -> None:
@@ -333,9 +353,11 @@ class StateStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         version = int(row[0]) if row else None
         if version is not None and version > SCHEMA_VERSION:
-            raise StateError(f"'{sql.shown(self.path)}' was written by a newer hubmap (state "
-                             f"version "
-                             f"{version}); upgrade hubmap")
+            raise StateError(
+                f"'{sql.shown(self.path)}' was written by a newer hubmap (state "
+                f"version "
+                f"{version}); upgrade hubmap"
+            )
         if version == 1:
             with self.transaction():
                 self._upgrade_from_1()
@@ -347,8 +369,12 @@ class StateStore:
         """0.1 kept which order ids it counted, not what each contributed: the baselines (what
         HubSpot held before hubmap) and what was written are kept, the order ledger is dropped
         (a rebuild recounts it), and every scope is marked to be rebuilt."""
-        scopes = [r[0] for r in self.db.execute(
-            "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders")]
+        scopes = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT scope FROM contacts UNION SELECT DISTINCT scope FROM orders"
+            )
+        ]
         self.db.execute("DROP TABLE orders")
         self.db.execute(self.db.dialect.ddl(_ORDERS_TABLE))
         have = {r[1] for r in self.db.execute("PRAGMA table_info(contacts)")}
@@ -401,24 +427,30 @@ class StateStore:
         are copied as they are, with the dictionaries they name (same ids); a JSON text an
         older hubmap stored in a packed column is packed on the way.  Refused while a run holds
         a scope here, and when `target` holds anything."""
-        live = [r for r in self.db.execute("SELECT scope, pid, host FROM locks")
-                if _alive(r[1], r[2])]
+        live = [
+            r for r in self.db.execute("SELECT scope, pid, host FROM locks") if _alive(r[1], r[2])
+        ]
         if live:
-            raise StateLockedError(f"a hubmap run holds '{live[0][0]}' in this state; copy it "
-                                   "when no run is using it")
+            raise StateLockedError(
+                f"a hubmap run holds '{live[0][0]}' in this state; copy it when no run is using it"
+            )
         for table in _TABLES:
             rows = f"SELECT 1 FROM {table}" + (" WHERE key != 'schema'" if table == "meta" else "")
             if target.db.execute(rows + " LIMIT 1").fetchone() is not None:
-                raise StateError(f"'{sql.shown(target.path)}' is not empty (its {table} table "
-                                 "has rows): copy into a new, empty state")
+                raise StateError(
+                    f"'{sql.shown(target.path)}' is not empty (its {table} table "
+                    "has rows): copy into a new, empty state"
+                )
         copied: dict[str, int] = {}
         with target.transaction() as db:
             db.execute("DELETE FROM meta")  # what opening it wrote (the schema version)
             for table, spec in _TABLES.items():
                 names = [c.lstrip("*") for c in spec.split()]
                 packed = [i for i, c in enumerate(spec.split()) if c.startswith("*")]
-                insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                          f"({', '.join('?' * len(names))})")
+                insert = (
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                    f"({', '.join('?' * len(names))})"
+                )
                 rows = self.db.execute(f"SELECT {', '.join(names)} FROM {table}")
                 copied[table] = 0
                 while batch := rows.fetchmany(COPY_ROWS):
@@ -429,8 +461,10 @@ class StateStore:
                         progress(table, len(batch))
             if db.is_postgresql:  # the next numbers follow the copied ids
                 for table in _NUMBERED:
-                    db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+                    db.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                    )
         target.packer = Packer(target.db)  # the dictionaries copied in
         return copied
 
@@ -452,43 +486,65 @@ class StateStore:
             raise
 
     def _locked(self, scope: str) -> StateLockedError:
-        held = self.db.execute("SELECT run_id, pid, host, since FROM locks WHERE scope=?",
-                               (scope,)).fetchone()
-        holder = (f"process {held[1]} on {held[2]}, since {held[3]}" if held is not None
-                  else "another process")
-        return StateLockedError(f"another hubmap run ({holder}) is using this state for "
-                                f"'{scope}'; wait for it to finish")
+        held = self.db.execute(
+            "SELECT run_id, pid, host, since FROM locks WHERE scope=?", (scope,)
+        ).fetchone()
+        holder = (
+            f"process {held[1]} on {held[2]}, since {held[3]}"
+            if held is not None
+            else "another process"
+        )
+        return StateLockedError(
+            f"another hubmap run ({holder}) is using this state for "
+            f"'{scope}'; wait for it to finish"
+        )
 
     def _start_run(self, scope: str, mapping_file: str, input_name: str) -> int:
         with self.transaction() as db:
-            held = db.execute("SELECT run_id, pid, host, since FROM locks WHERE scope=?",
-                              (scope,)).fetchone()
+            held = db.execute(
+                "SELECT run_id, pid, host, since FROM locks WHERE scope=?", (scope,)
+            ).fetchone()
             if held is not None and not db.is_postgresql and _alive(held[1], held[2]):
                 raise self._locked(scope)
             run_id = db.insert_id(
                 "INSERT INTO runs (scope, mapping_file, input, started_at) VALUES (?,?,?,?) "
-                "RETURNING id", (scope, mapping_file, input_name, _now()))
-            db.execute("INSERT INTO locks (scope, run_id, pid, host, since) VALUES (?,?,?,?,?) "
-                       "ON CONFLICT (scope) DO UPDATE SET run_id=excluded.run_id, "
-                       "pid=excluded.pid, host=excluded.host, since=excluded.since",
-                       (scope, run_id, os.getpid(), socket.gethostname(), _now()))
+                "RETURNING id",
+                (scope, mapping_file, input_name, _now()),
+            )
+            db.execute(
+                "INSERT INTO locks (scope, run_id, pid, host, since) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (scope) DO UPDATE SET run_id=excluded.run_id, "
+                "pid=excluded.pid, host=excluded.host, since=excluded.since",
+                (scope, run_id, os.getpid(), socket.gethostname(), _now()),
+            )
         return run_id
 
     def finish_run(self, scope: str, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE runs SET ended_at=?, outcome=?, counts=? WHERE id=?",
-                       (_now(), outcome, _json(counts), run_id))
+            db.execute(
+                "UPDATE runs SET ended_at=?, outcome=?, counts=? WHERE id=?",
+                (_now(), outcome, _json(counts), run_id),
+            )
             db.execute("DELETE FROM locks WHERE scope=? AND run_id=?", (scope, run_id))
         self.db.unlock(_scope_lock(scope))
 
     def runs(self, scope: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
-        query = "SELECT id, scope, mapping_file, input, started_at, ended_at, outcome, counts " \
-                "FROM runs" + (" WHERE scope=?" if scope else "") + " ORDER BY id DESC LIMIT ?"
+        query = (
+            "SELECT id, scope, mapping_file, input, started_at, ended_at, outcome, counts "
+            "FROM runs" + (" WHERE scope=?" if scope else "") + " ORDER BY id DESC LIMIT ?"
+        )
         args: tuple[Any, ...] = (scope, limit) if scope else (limit,)
         return [
-            {"id": r[0], "scope": r[1], "mapping": r[2], "input": r[3], "started": r[4],
-             "ended": r[5], "outcome": r[6] or "running or interrupted",
-             "counts": _unjson(r[7]) or {}}
+            {
+                "id": r[0],
+                "scope": r[1],
+                "mapping": r[2],
+                "input": r[3],
+                "started": r[4],
+                "ended": r[5],
+                "outcome": r[6] or "running or interrupted",
+                "counts": _unjson(r[7]) or {},
+            }
             for r in self.db.execute(query, args)
         ]
 
@@ -497,55 +553,79 @@ class StateStore:
     def _in_chunks(self, query: str, scope: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         items = list(keys)
         for start in range(0, len(items), CHUNK):
-            chunk = items[start:start + CHUNK]
+            chunk = items[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             yield from self.db.execute(query.format(marks=marks), (scope, *chunk))
 
-    _ORDER_COLUMNS = ("order_id, status, contact, order_time, version, digest, contribution, seq, "
-                      "first_seq")
+    _ORDER_COLUMNS = (
+        "order_id, status, contact, order_time, version, digest, contribution, seq, first_seq"
+    )
 
     def _order(self, r: tuple[Any, ...]) -> StoredOrder:
-        return StoredOrder(r[0], r[1], r[2], r[3], r[4], r[5], self.packer.unpack(r[6]),
-                           r[7] or 0, r[8] or 0)
+        return StoredOrder(
+            r[0], r[1], r[2], r[3], r[4], r[5], self.packer.unpack(r[6]), r[7] or 0, r[8] or 0
+        )
 
     def orders(self, scope: str, order_ids: Iterable[str]) -> dict[str, StoredOrder]:
-        return {r[0]: self._order(r) for r in self._in_chunks(
-            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND order_id IN ({{marks}})",
-            scope, order_ids)}
+        return {
+            r[0]: self._order(r)
+            for r in self._in_chunks(
+                f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND order_id IN ({{marks}})",
+                scope,
+                order_ids,
+            )
+        }
 
     def orders_of(self, scope: str, contacts: Iterable[str]) -> dict[str, list[StoredOrder]]:
         """The counted orders of each contact."""
         result: dict[str, list[StoredOrder]] = {}
         for r in self._in_chunks(
-                f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND status='counted' "
-                "AND contact IN ({marks})", scope, contacts):
+            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE scope=? AND status='counted' "
+            "AND contact IN ({marks})",
+            scope,
+            contacts,
+        ):
             result.setdefault(r[2], []).append(self._order(r))
         return result
 
     def refunds(self, scope: str, refund_ids: Iterable[str]) -> dict[str, StoredRefund]:
         unpack = self.packer.unpack
-        return {r[0]: StoredRefund(r[0], r[1], r[2], unpack(r[3]), r[4]) for r in self._in_chunks(
-            "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
-            "AND refund_id IN ({marks})", scope, refund_ids)}
+        return {
+            r[0]: StoredRefund(r[0], r[1], r[2], unpack(r[3]), r[4])
+            for r in self._in_chunks(
+                "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
+                "AND refund_id IN ({marks})",
+                scope,
+                refund_ids,
+            )
+        }
 
     def refunds_for(self, scope: str, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
         """The refunds stored for each order (in the order they were stored)."""
         result: dict[str, list[StoredRefund]] = {}
         for r in self._in_chunks(
-                "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
-                "AND order_id IN ({marks}) ORDER BY seq", scope, order_ids):
+            "SELECT refund_id, order_id, digest, contribution, seq FROM refunds WHERE scope=? "
+            "AND order_id IN ({marks}) ORDER BY seq",
+            scope,
+            order_ids,
+        ):
             result.setdefault(r[1], []).append(
-                StoredRefund(r[0], r[1], r[2], self.packer.unpack(r[3]), r[4]))
+                StoredRefund(r[0], r[1], r[2], self.packer.unpack(r[3]), r[4])
+            )
         return result
 
     def _next_seqs(self, count: int) -> int:
         """Reserve `count` sequence numbers; the first is returned (inside a transaction).  One
         statement reads and moves the counter, so processes writing one PostgreSQL database at
         once never get the same numbers (the row stays locked until the transaction ends)."""
-        self.db.execute("INSERT INTO meta (key, value) VALUES ('seq', '0') ON CONFLICT (key) "
-                        "DO NOTHING")
-        row = self.db.execute("UPDATE meta SET value=CAST(CAST(value AS BIGINT) + ? AS TEXT) "
-                              "WHERE key='seq' RETURNING value", (count,)).fetchone()
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('seq', '0') ON CONFLICT (key) DO NOTHING"
+        )
+        row = self.db.execute(
+            "UPDATE meta SET value=CAST(CAST(value AS BIGINT) + ? AS TEXT) "
+            "WHERE key='seq' RETURNING value",
+            (count,),
+        ).fetchone()
         return int(row[0]) - count + 1
 
     def put_orders(self, scope: str, run_id: int, orders: list[StoredOrder]) -> None:
@@ -567,18 +647,36 @@ class StateStore:
                 "status=excluded.status, version=excluded.version, digest=excluded.digest, "
                 "contribution=excluded.contribution, seq=excluded.seq, "
                 "first_seq=excluded.first_seq",
-                [(scope, o.order_id, o.contact, o.order_time, run_id, o.status, o.version,
-                  o.digest, pack(scope, "contribution", o.contribution), o.seq, o.first_seq)
-                 for o in orders])
+                [
+                    (
+                        scope,
+                        o.order_id,
+                        o.contact,
+                        o.order_time,
+                        run_id,
+                        o.status,
+                        o.version,
+                        o.digest,
+                        pack(scope, "contribution", o.contribution),
+                        o.seq,
+                        o.first_seq,
+                    )
+                    for o in orders
+                ],
+            )
             db.executemany(
                 "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
-                "status='pending'", [(scope, o.order_id) for o in orders])
+                "status='pending'",
+                [(scope, o.order_id) for o in orders],
+            )
 
     def put_versions(self, scope: str, versions: dict[str, str]) -> None:
         """A newer version of unchanged content: only the version is kept."""
         with self.transaction() as db:
-            db.executemany("UPDATE orders SET version=? WHERE scope=? AND order_id=?",
-                           [(v, scope, order_id) for order_id, v in versions.items()])
+            db.executemany(
+                "UPDATE orders SET version=? WHERE scope=? AND order_id=?",
+                [(v, scope, order_id) for order_id, v in versions.items()],
+            )
 
     def put_refunds(self, scope: str, run_id: int, refunds: list[StoredRefund]) -> None:
         if not refunds:
@@ -593,58 +691,103 @@ class StateStore:
                 "run_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope, refund_id) DO UPDATE SET "
                 "order_id=excluded.order_id, digest=excluded.digest, "
                 "contribution=excluded.contribution, seq=excluded.seq, run_id=excluded.run_id",
-                [(scope, r.refund_id, r.order_id, r.digest, pack(scope, "refund", r.contribution),
-                  r.seq, run_id)
-                 for r in refunds])
+                [
+                    (
+                        scope,
+                        r.refund_id,
+                        r.order_id,
+                        r.digest,
+                        pack(scope, "refund", r.contribution),
+                        r.seq,
+                        run_id,
+                    )
+                    for r in refunds
+                ],
+            )
             db.executemany(
                 "UPDATE rejects SET status='resolved' WHERE scope=? AND order_id=? AND "
-                "status='pending'", [(scope, f"refund {r.refund_id}") for r in refunds])
+                "status='pending'",
+                [(scope, f"refund {r.refund_id}") for r in refunds],
+            )
 
     def order_counts(self, scope: str) -> dict[str, int]:
         """Stored orders by status (counted, withdrawn, sent, skipped), and refunds (all, and
         those whose order has not come)."""
         # a withdrawn row without a contact was never counted: a skipped record remembered
-        counts = {status: int(n) for status, n in self.db.execute(
-            "SELECT CASE WHEN status='withdrawn' AND contact IS NULL THEN 'skipped' ELSE status "
-            "END, COUNT(*) FROM orders WHERE scope=? GROUP BY 1", (scope,))}
-        counts["refunds"] = int(self.db.execute(
-            "SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0])
+        counts = {
+            status: int(n)
+            for status, n in self.db.execute(
+                "SELECT CASE WHEN status='withdrawn' AND contact IS NULL THEN 'skipped' ELSE status "
+                "END, COUNT(*) FROM orders WHERE scope=? GROUP BY 1",
+                (scope,),
+            )
+        }
+        counts["refunds"] = int(
+            self.db.execute("SELECT COUNT(*) FROM refunds WHERE scope=?", (scope,)).fetchone()[0]
+        )
         counts["refunds_waiting"] = self.refunds_waiting(scope)
         return counts
 
     def refunds_waiting(self, scope: str) -> int:
         """Refunds whose order has not come (each refund looks its order up by key: no walk of
         the scope's orders)."""
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM refunds r WHERE r.scope=? AND NOT EXISTS (SELECT 1 FROM orders "
-            "o WHERE o.scope=r.scope AND o.order_id=r.order_id)", (scope,)).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM refunds r WHERE r.scope=? AND NOT EXISTS (SELECT 1 FROM orders "
+                "o WHERE o.scope=r.scope AND o.order_id=r.order_id)",
+                (scope,),
+            ).fetchone()[0]
+        )
 
     def count_orders(self, scope: str) -> int:
         """Orders that count (for a form: that were submitted)."""
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM orders WHERE scope=? AND status IN ('counted', 'sent')",
-            (scope,)).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM orders WHERE scope=? AND status IN ('counted', 'sent')",
+                (scope,),
+            ).fetchone()[0]
+        )
 
     # -- contacts --------------------------------------------------------------------------
 
     def load_contacts(self, scope: str, contacts: Iterable[str]) -> dict[str, ContactRow]:
         unpack = self.packer.unpack
-        return {r[0]: ContactRow(r[0], unpack(r[1]), unpack(r[2]) or {}, _unjson(r[3]) or {},
-                                 r[4], r[5], unpack(r[6]), unpack(r[7]), r[8], bool(r[9]), r[10],
-                                 r[11], r[12], r[13], unpack(r[14]))
-                for r in self._in_chunks(
-                    "SELECT contact, baseline, acc, cutoffs, folded_seq, written_seq, written, "
-                    "writing, hubspot_id, dirty, last_error, counted, fence_written, "
-                    "fence_writing, sending FROM contacts WHERE scope=? AND contact IN ({marks})",
-                    scope, contacts)}
+        return {
+            r[0]: ContactRow(
+                r[0],
+                unpack(r[1]),
+                unpack(r[2]) or {},
+                _unjson(r[3]) or {},
+                r[4],
+                r[5],
+                unpack(r[6]),
+                unpack(r[7]),
+                r[8],
+                bool(r[9]),
+                r[10],
+                r[11],
+                r[12],
+                r[13],
+                unpack(r[14]),
+            )
+            for r in self._in_chunks(
+                "SELECT contact, baseline, acc, cutoffs, folded_seq, written_seq, written, "
+                "writing, hubspot_id, dirty, last_error, counted, fence_written, "
+                "fence_writing, sending FROM contacts WHERE scope=? AND contact IN ({marks})",
+                scope,
+                contacts,
+            )
+        }
 
     def folded_contacts(self, scope: str) -> Iterator[tuple[str, dict[str, Any], int]]:
         """Each contact's accumulators and number of counted orders, in key order, read one at a
         time (for `hubmap plan`, which prints them as they come)."""
         for contact, acc, orders in self.db.execute(
-                "SELECT c.contact, c.acc, (SELECT COUNT(*) FROM orders o WHERE o.scope=c.scope "
-                "AND o.contact=c.contact AND o.status='counted') FROM contacts c "
-                "WHERE c.scope=? AND c.alias_of IS NULL ORDER BY c.contact", (scope,)):
+            "SELECT c.contact, c.acc, (SELECT COUNT(*) FROM orders o WHERE o.scope=c.scope "
+            "AND o.contact=c.contact AND o.status='counted') FROM contacts c "
+            "WHERE c.scope=? AND c.alias_of IS NULL ORDER BY c.contact",
+            (scope,),
+        ):
             yield contact, self.packer.unpack(acc) or {}, int(orders)
 
     def save_folded(self, scope: str, rows: Iterable[ContactRow]) -> None:
@@ -657,27 +800,38 @@ class StateStore:
                 "updated_at) VALUES (?,?,?,?,?,1,?) ON CONFLICT (scope, contact) DO UPDATE SET "
                 "acc=excluded.acc, folded_seq=excluded.folded_seq, counted=excluded.counted, "
                 "dirty=1, updated_at=excluded.updated_at",
-                [(scope, r.contact, pack(scope, "acc", r.acc), r.folded_seq, r.counted, now)
-                 for r in rows])
+                [
+                    (scope, r.contact, pack(scope, "acc", r.acc), r.folded_seq, r.counted, now)
+                    for r in rows
+                ],
+            )
 
     def aliases(self, scope: str, contacts: Iterable[str]) -> dict[str, str]:
         """Contact keys that are another key's HubSpot record (merged, a secondary address, an
         email changed in HubSpot): key -> the key whose fold holds its orders."""
-        return {r[0]: r[1] for r in self._in_chunks(
-            "SELECT contact, alias_of FROM contacts WHERE scope=? AND alias_of IS NOT NULL AND "
-            "contact IN ({marks})", scope, contacts)}
+        return {
+            r[0]: r[1]
+            for r in self._in_chunks(
+                "SELECT contact, alias_of FROM contacts WHERE scope=? AND alias_of IS NOT NULL AND "
+                "contact IN ({marks})",
+                scope,
+                contacts,
+            )
+        }
 
     def keys_of_records(self, scope: str, record_ids: Iterable[str]) -> dict[str, list[str]]:
         """The contact keys (not aliases) the state knows under each HubSpot record id."""
         result: dict[str, list[str]] = {}
         for contact, record in self._in_chunks(
-                "SELECT contact, hubspot_id FROM contacts WHERE scope=? AND alias_of IS NULL "
-                "AND hubspot_id IN ({marks})", scope, record_ids):
+            "SELECT contact, hubspot_id FROM contacts WHERE scope=? AND alias_of IS NULL "
+            "AND hubspot_id IN ({marks})",
+            scope,
+            record_ids,
+        ):
             result.setdefault(record, []).append(contact)
         return result
 
-    def alias(self, scope: str, canonical: str, others: Iterable[str],
-              digest_of: Any) -> None:
+    def alias(self, scope: str, canonical: str, others: Iterable[str], digest_of: Any) -> None:
         """Make `others` aliases of `canonical`: their orders become its orders (each order's
         digest recomputed for its new contact by `digest_of(order, contact)`), the contact is
         to be folded afresh and written; the aliases are no longer written themselves."""
@@ -686,44 +840,72 @@ class StateStore:
             moved = [o for mine in self.orders_of(scope, others).values() for o in mine]
             db.executemany(
                 "UPDATE orders SET contact=?, digest=? WHERE scope=? AND order_id=?",
-                [(canonical, digest_of(o, canonical), scope, o.order_id) for o in moved])
+                [(canonical, digest_of(o, canonical), scope, o.order_id) for o in moved],
+            )
             db.executemany(
                 "UPDATE orders SET contact=? WHERE scope=? AND contact=? AND status!='counted'",
-                [(canonical, scope, other) for other in others])
+                [(canonical, scope, other) for other in others],
+            )
             db.executemany(
-                "UPDATE contacts SET alias_of=?, dirty=0, sending=NULL WHERE scope=? AND "
-                "contact=?", [(canonical, scope, other) for other in others])
-            db.executemany("UPDATE contacts SET alias_of=? WHERE scope=? AND alias_of=?",
-                           [(canonical, scope, other) for other in others])
-            db.execute("INSERT INTO contacts (scope, contact, dirty) VALUES (?,?,1) "
-                       "ON CONFLICT (scope, contact) DO UPDATE SET dirty=1, alias_of=NULL",
-                       (scope, canonical))
+                "UPDATE contacts SET alias_of=?, dirty=0, sending=NULL WHERE scope=? AND contact=?",
+                [(canonical, scope, other) for other in others],
+            )
+            db.executemany(
+                "UPDATE contacts SET alias_of=? WHERE scope=? AND alias_of=?",
+                [(canonical, scope, other) for other in others],
+            )
+            db.execute(
+                "INSERT INTO contacts (scope, contact, dirty) VALUES (?,?,1) "
+                "ON CONFLICT (scope, contact) DO UPDATE SET dirty=1, alias_of=NULL",
+                (scope, canonical),
+            )
 
     def save_identity(self, scope: str, row: ContactRow) -> None:
         """A contact that took in other keys' orders: its joined baseline, what HubSpot holds of
         it (the values and fence of the key that wrote the record), its HubSpot record."""
         pack = self.packer.pack
         with self.transaction() as db:
-            db.execute("UPDATE contacts SET baseline=?, written=?, writing=?, fence_written=?, "
-                       "fence_writing=?, written_seq=?, hubspot_id=? WHERE scope=? AND contact=?",
-                       (pack(scope, "baseline", row.baseline), pack(scope, "values", row.written),
-                        pack(scope, "values", row.writing),
-                        row.fence_written, row.fence_writing, row.written_seq, row.hubspot_id,
-                        scope, row.contact))
+            db.execute(
+                "UPDATE contacts SET baseline=?, written=?, writing=?, fence_written=?, "
+                "fence_writing=?, written_seq=?, hubspot_id=? WHERE scope=? AND contact=?",
+                (
+                    pack(scope, "baseline", row.baseline),
+                    pack(scope, "values", row.written),
+                    pack(scope, "values", row.writing),
+                    row.fence_written,
+                    row.fence_writing,
+                    row.written_seq,
+                    row.hubspot_id,
+                    scope,
+                    row.contact,
+                ),
+            )
 
     def dirty_contacts(self, scope: str) -> list[str]:
         """Contacts with values HubSpot has not confirmed yet (a snapshot, in key order)."""
-        return [r[0] for r in self.db.execute(
-            "SELECT contact FROM contacts WHERE scope=? AND dirty=1 ORDER BY contact", (scope,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT contact FROM contacts WHERE scope=? AND dirty=1 ORDER BY contact", (scope,)
+            )
+        ]
 
     def count_dirty(self, scope: str) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM contacts WHERE scope=? AND dirty=1",
-                                   (scope,)).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM contacts WHERE scope=? AND dirty=1", (scope,)
+            ).fetchone()[0]
+        )
 
-    def save_prepared(self, scope: str, run_id: int, rebased: Iterable[ContactRow],
-                      drift: Iterable[tuple[str, str, str | None, str | None]],
-                      prepared: Iterable[ContactRow],
-                      refolded: Iterable[ContactRow] = ()) -> None:
+    def save_prepared(
+        self,
+        scope: str,
+        run_id: int,
+        rebased: Iterable[ContactRow],
+        drift: Iterable[tuple[str, str, str | None, str | None]],
+        prepared: Iterable[ContactRow],
+        refolded: Iterable[ContactRow] = (),
+    ) -> None:
         """Before anything is sent, in one transaction: baselines read (or moved by drift) with
         their cutoffs, the accumulators of the contacts folded afresh for drift (`refolded`; the
         others' are as stored), the drift found, and for each prepared contact the values and
@@ -736,28 +918,54 @@ class StateStore:
             db.executemany(
                 "UPDATE contacts SET baseline=?, cutoffs=?, "
                 "hubspot_id=COALESCE(?, hubspot_id) WHERE scope=? AND contact=?",
-                [(pack(scope, "baseline", r.baseline), _json(r.cutoffs), r.hubspot_id, scope,
-                  r.contact) for r in rebased])
+                [
+                    (
+                        pack(scope, "baseline", r.baseline),
+                        _json(r.cutoffs),
+                        r.hubspot_id,
+                        scope,
+                        r.contact,
+                    )
+                    for r in rebased
+                ],
+            )
             db.executemany(
                 "UPDATE contacts SET acc=? WHERE scope=? AND contact=?",
-                [(pack(scope, "acc", r.acc), scope, r.contact) for r in refolded])
+                [(pack(scope, "acc", r.acc), scope, r.contact) for r in refolded],
+            )
             db.executemany(
                 "INSERT INTO drift (scope, run_id, contact, property, expected, found, at) "
                 "VALUES (?,?,?,?,?,?,?)",
-                [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift])
+                [(scope, run_id, c, p, e, f, now) for c, p, e, f in drift],
+            )
             db.executemany(  # the record id as just read: none when HubSpot has no such contact
                 "UPDATE contacts SET written=?, fence_written=?, writing=?, fence_writing=?, "
                 "sending=?, hubspot_id=? WHERE scope=? AND contact=?",
-                [(pack(scope, "values", r.written), r.fence_written,
-                  pack(scope, "values", r.writing), r.fence_writing,
-                  pack(scope, "values", r.sending), r.hubspot_id, scope, r.contact)
-                 for r in prepared])
+                [
+                    (
+                        pack(scope, "values", r.written),
+                        r.fence_written,
+                        pack(scope, "values", r.writing),
+                        r.fence_writing,
+                        pack(scope, "values", r.sending),
+                        r.hubspot_id,
+                        scope,
+                        r.contact,
+                    )
+                    for r in prepared
+                ],
+            )
 
     def prepared_contacts(self, scope: str) -> list[str]:
         """Dirty contacts with a write prepared (in key order)."""
-        return [r[0] for r in self.db.execute(
-            "SELECT contact FROM contacts WHERE scope=? AND dirty=1 AND sending IS NOT NULL "
-            "ORDER BY contact", (scope,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT contact FROM contacts WHERE scope=? AND dirty=1 AND sending IS NOT NULL "
+                "ORDER BY contact",
+                (scope,),
+            )
+        ]
 
     def save_written(self, scope: str, rows: Iterable[ContactRow]) -> None:
         """HubSpot confirmed: `written` holds what it has now, the contact is no longer dirty."""
@@ -768,19 +976,35 @@ class StateStore:
                 "UPDATE contacts SET written=?, written_seq=folded_seq, writing=NULL, dirty=0, "
                 "fence_written=?, fence_writing=NULL, sending=NULL, last_error=NULL, "
                 "hubspot_id=COALESCE(?, hubspot_id), updated_at=? WHERE scope=? AND contact=?",
-                [(pack(scope, "values", r.written), r.fence_written, r.hubspot_id, now, scope,
-                  r.contact)
-                 for r in rows])
+                [
+                    (
+                        pack(scope, "values", r.written),
+                        r.fence_written,
+                        r.hubspot_id,
+                        now,
+                        scope,
+                        r.contact,
+                    )
+                    for r in rows
+                ],
+            )
 
     def save_failed(self, scope: str, failures: dict[str, str]) -> None:
         with self.transaction() as db:
-            db.executemany("UPDATE contacts SET last_error=? WHERE scope=? AND contact=?",
-                           [(reason, scope, contact) for contact, reason in failures.items()])
+            db.executemany(
+                "UPDATE contacts SET last_error=? WHERE scope=? AND contact=?",
+                [(reason, scope, contact) for contact, reason in failures.items()],
+            )
 
     def failed_contacts(self, scope: str) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self.db.execute(
-            "SELECT contact, last_error FROM contacts WHERE scope=? AND dirty=1 AND "
-            "last_error IS NOT NULL ORDER BY contact", (scope,))]
+        return [
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT contact, last_error FROM contacts WHERE scope=? AND dirty=1 AND "
+                "last_error IS NOT NULL ORDER BY contact",
+                (scope,),
+            )
+        ]
 
     def drift_items(self, scope: str, run_id: int | None = None) -> list[dict[str, Any]]:
         query = "SELECT run_id, contact, property, expected, found, at FROM drift WHERE scope=?"
@@ -788,8 +1012,17 @@ class StateStore:
         if run_id is not None:
             query += " AND run_id=?"
             args = (scope, run_id)
-        return [{"run": r[0], "contact": r[1], "property": r[2], "expected": r[3],
-                 "found": r[4], "at": r[5]} for r in self.db.execute(query + " ORDER BY id", args)]
+        return [
+            {
+                "run": r[0],
+                "contact": r[1],
+                "property": r[2],
+                "expected": r[3],
+                "found": r[4],
+                "at": r[5],
+            }
+            for r in self.db.execute(query + " ORDER BY id", args)
+        ]
 
     # -- the mapping a scope was counted with ----------------------------------------------
 
@@ -800,8 +1033,10 @@ class StateStore:
     def ledger_id(self) -> str:
         """This state file's id, written into every fence (made at first use)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO meta (key, value) VALUES ('ledger', ?) ON CONFLICT (key) "
-                       "DO NOTHING", (secrets.token_hex(8),))  # the first process's id wins
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('ledger', ?) ON CONFLICT (key) DO NOTHING",
+                (secrets.token_hex(8),),
+            )  # the first process's id wins
             held = self._meta("ledger")
         assert held is not None
         return held
@@ -818,9 +1053,9 @@ class StateStore:
         """Each scope of a portal with the mapping file of its last run."""
         result: dict[str, str] = {}
         for scope, file in self.db.execute(
-                "SELECT scope, mapping_file FROM runs WHERE scope LIKE ? ESCAPE '\\' "
-                "ORDER BY id", (portal_scope_prefix.replace("%", "\\%").replace("_", "\\_")
-                                + "%",)):
+            "SELECT scope, mapping_file FROM runs WHERE scope LIKE ? ESCAPE '\\' ORDER BY id",
+            (portal_scope_prefix.replace("%", "\\%").replace("_", "\\_") + "%",),
+        ):
             result[scope] = file
         return result
 
@@ -829,10 +1064,10 @@ class StateStore:
         with self.transaction() as db:
             for table in ("runs", "orders", "refunds", "contacts", "rejects", "drift"):
                 db.execute(f"UPDATE {table} SET scope=? WHERE scope=?", (new, old))
-            for (key,) in db.execute("SELECT key FROM meta WHERE key LIKE ?",
-                                     (f"%|{old}",)).fetchall():
-                db.execute("UPDATE meta SET key=? WHERE key=?",
-                           (key[: -len(old)] + new, key))
+            for (key,) in db.execute(
+                "SELECT key FROM meta WHERE key LIKE ?", (f"%|{old}",)
+            ).fetchall():
+                db.execute("UPDATE meta SET key=? WHERE key=?", (key[: -len(old)] + new, key))
 
     def fingerprint(self, scope: str) -> dict[str, Any] | None:
         """What the scope's stored counts were computed with (see `hubmap.sync.fingerprint`)."""
@@ -851,8 +1086,9 @@ class StateStore:
         """Whether the scope was counted by hubmap 0.1 and not rebuilt since."""
         return self._meta(f"upgraded|{scope}") is not None
 
-    def save_fingerprint(self, scope: str, fingerprint: dict[str, Any],
-                         started: Iterable[str] = ()) -> None:
+    def save_fingerprint(
+        self, scope: str, fingerprint: dict[str, Any], started: Iterable[str] = ()
+    ) -> None:
         """Record the mapping in use; properties in `started` begin afresh: orders stored so far
         are left out of them, and what is stored of them from an earlier use of the name
         (accumulators, baseline, values written, cutoffs) is forgotten, so HubSpot's value at
@@ -874,8 +1110,10 @@ class StateStore:
         cutoffs (read and written back here: the stored values are compressed), a page of
         contacts at a time."""
         pack, unpack = self.packer.pack, self.packer.unpack
-        query = ("SELECT contact, acc, baseline, written, writing, cutoffs FROM contacts "
-                 "WHERE scope=? AND contact>=? ORDER BY contact LIMIT ?")
+        query = (
+            "SELECT contact, acc, baseline, written, writing, cutoffs FROM contacts "
+            "WHERE scope=? AND contact>=? ORDER BY contact LIMIT ?"
+        )
         after = ""
         while True:
             rows = self.db.execute(query, (scope, after, CHUNK)).fetchall()
@@ -886,12 +1124,19 @@ class StateStore:
             self.db.executemany(
                 "UPDATE contacts SET acc=?, baseline=?, written=?, writing=?, cutoffs=? "
                 "WHERE scope=? AND contact=?",
-                [(pack(scope, "acc", _without(unpack(acc), names) or {}),
-                  pack(scope, "baseline", _without(unpack(baseline), names)),
-                  pack(scope, "values", _without(unpack(written), names)),
-                  pack(scope, "values", _without(unpack(writing), names)),
-                  _json(_without(_unjson(cutoffs), names) or {}), scope, contact)
-                 for contact, acc, baseline, written, writing, cutoffs in rows])
+                [
+                    (
+                        pack(scope, "acc", _without(unpack(acc), names) or {}),
+                        pack(scope, "baseline", _without(unpack(baseline), names)),
+                        pack(scope, "values", _without(unpack(written), names)),
+                        pack(scope, "values", _without(unpack(writing), names)),
+                        _json(_without(_unjson(cutoffs), names) or {}),
+                        scope,
+                        contact,
+                    )
+                    for contact, acc, baseline, written, writing, cutoffs in rows
+                ],
+            )
 
     def start_rebuild(self, scope: str) -> None:
         """Forget the scope's orders, refunds, accumulators and cutoffs (baselines, and what
@@ -901,10 +1146,14 @@ class StateStore:
             _put_meta(db, f"rebuilding|{scope}", _now())
             db.execute("DELETE FROM orders WHERE scope=?", (scope,))
             db.execute("DELETE FROM refunds WHERE scope=?", (scope,))
-            db.execute("DELETE FROM meta WHERE key IN (?, ?)",
-                       (f"started|{scope}", f"upgraded|{scope}"))
-            db.execute("UPDATE contacts SET acc=?, cutoffs='{}', folded_seq=0, written_seq=0, "
-                       "counted='', dirty=1 WHERE scope=?", (self._no_acc, scope))
+            db.execute(
+                "DELETE FROM meta WHERE key IN (?, ?)", (f"started|{scope}", f"upgraded|{scope}")
+            )
+            db.execute(
+                "UPDATE contacts SET acc=?, cutoffs='{}', folded_seq=0, written_seq=0, "
+                "counted='', dirty=1 WHERE scope=?",
+                (self._no_acc, scope),
+            )
 
     def end_rebuild(self, scope: str) -> None:
         with self.transaction() as db:
@@ -921,32 +1170,67 @@ class StateStore:
                 "DELETE FROM rejects WHERE scope=? AND status='pending' AND kind=? AND "
                 "((order_id IS NOT NULL AND order_id=?) OR (order_id IS NULL AND "
                 "CAST(? AS TEXT) IS NULL AND location=?))",
-                [(scope, i.get("kind", "rejected"), i.get("order_id"), i.get("order_id"),
-                  i.get("where")) for i in items])
+                [
+                    (
+                        scope,
+                        i.get("kind", "rejected"),
+                        i.get("order_id"),
+                        i.get("order_id"),
+                        i.get("where"),
+                    )
+                    for i in items
+                ],
+            )
             db.executemany(
                 "INSERT INTO rejects (scope, run_id, location, order_id, property, reason, code, "
                 "kind, record, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(scope, run_id, i.get("where"), i.get("order_id"), i.get("property"),
-                  i["reason"], i.get("code"), i.get("kind", "rejected"), _json(i.get("record")),
-                  _now()) for i in items])
+                [
+                    (
+                        scope,
+                        run_id,
+                        i.get("where"),
+                        i.get("order_id"),
+                        i.get("property"),
+                        i["reason"],
+                        i.get("code"),
+                        i.get("kind", "rejected"),
+                        _json(i.get("record")),
+                        _now(),
+                    )
+                    for i in items
+                ],
+            )
 
     def pending_rejects(self, scope: str) -> list[dict[str, Any]]:
         return [
-            {"id": r[0], "where": r[1], "order_id": r[2], "property": r[3], "reason": r[4],
-             "code": r[5], "kind": r[6], "record": _unjson(r[7])}
+            {
+                "id": r[0],
+                "where": r[1],
+                "order_id": r[2],
+                "property": r[3],
+                "reason": r[4],
+                "code": r[5],
+                "kind": r[6],
+                "record": _unjson(r[7]),
+            }
             for r in self.db.execute(
                 "SELECT id, location, order_id, property, reason, code, kind, record FROM "
-                "rejects WHERE scope=? AND status='pending' ORDER BY id", (scope,))
+                "rejects WHERE scope=? AND status='pending' ORDER BY id",
+                (scope,),
+            )
         ]
 
     def resolve_rejects(self, ids: Iterable[int]) -> None:
         with self.transaction() as db:
-            db.executemany("UPDATE rejects SET status='resolved' WHERE id=?",
-                           [(i,) for i in ids])
+            db.executemany("UPDATE rejects SET status='resolved' WHERE id=?", [(i,) for i in ids])
 
     def scopes(self) -> list[str]:
-        return [r[0] for r in self.db.execute(
-            "SELECT DISTINCT scope FROM runs UNION SELECT DISTINCT scope FROM contacts")]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT scope FROM runs UNION SELECT DISTINCT scope FROM contacts"
+            )
+        ]
 
 
 def _copied_row(row: tuple[Any, ...], packed: list[int]) -> tuple[Any, ...]:
@@ -964,8 +1248,11 @@ def _scope_lock(scope: str) -> str:
 
 
 def _put_meta(db: sql.Database, key: str, value: str) -> None:
-    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-               "value=excluded.value", (key, value))
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "value=excluded.value",
+        (key, value),
+    )
 
 
 def _without(values: dict[str, Any] | None, names: set[str]) -> dict[str, Any] | None:

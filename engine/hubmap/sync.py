@@ -32,8 +32,17 @@ from hubmap.merge import Sum
 from hubmap.problems import HubmapError, Location, Problem
 from hubmap.types import parse_decimal
 
-TALLY_WORDS = ("new", "changed", "unchanged", "stale", "withdrawn", "skipped", "refunds",
-               "refunds_changed", "refunds_unchanged")
+TALLY_WORDS = (
+    "new",
+    "changed",
+    "unchanged",
+    "stale",
+    "withdrawn",
+    "skipped",
+    "refunds",
+    "refunds_changed",
+    "refunds_unchanged",
+)
 
 
 @dataclass
@@ -96,9 +105,13 @@ def _stored_view(order: StoredOrder | None) -> versions.Stored | None:
     return versions.Stored(order.status, order.version, order.digest, order.contact)
 
 
-def decide(items: Iterable[OrderValues | Skipped | RefundValues],
-           stored: MappingType[str, StoredOrder], stored_refunds: MappingType[str, StoredRefund],
-           versioned: bool, lazy: bool = False) -> Decision:
+def decide(
+    items: Iterable[OrderValues | Skipped | RefundValues],
+    stored: MappingType[str, StoredOrder],
+    stored_refunds: MappingType[str, StoredRefund],
+    versioned: bool,
+    lazy: bool = False,
+) -> Decision:
     """Take a chunk of records in arrival order against what the state holds of their order and
     refund ids (`stored`, `stored_refunds`): the versions to store and the contacts to fold.
 
@@ -126,7 +139,8 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
                 tally.refunds_changed += 1
                 touched.setdefault(held.order_id, []).append("refund")
             refunds_now[item.refund_id] = StoredRefund(
-                item.refund_id, item.order_id, digest, encode_values(item.values))
+                item.refund_id, item.order_id, digest, encode_values(item.values)
+            )
             touched.setdefault(item.order_id, []).append("refund")
             continue
         order_id = item.order_id
@@ -135,13 +149,15 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
             continue
         before = current.get(order_id)
         if order_id not in contacts_before:
-            contacts_before[order_id] = before.contact if before is not None and \
-                before.status == COUNTED else None
+            contacts_before[order_id] = (
+                before.contact if before is not None and before.status == COUNTED else None
+            )
         encoded: dict[str, Any] | None = None
         digest: str | None = None
         if isinstance(item, Skipped):
-            outcome = versions.classify(_stored_view(before),
-                                        versions.Arrival(item.version, None), versioned)
+            outcome = versions.classify(
+                _stored_view(before), versions.Arrival(item.version, None), versioned
+            )
         elif lazy and before is None:
             outcome = versions.NEW  # what classify says of counted content for an unknown id
         else:
@@ -149,8 +165,11 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
                 before.digest = order_digest(decision.records[order_id])  # first seen here
             encoded = encode_values(item.values)
             digest = order_digest(item, encoded)
-            outcome = versions.classify(_stored_view(before), versions.Arrival(
-                item.version, digest, item.contact), versioned)
+            outcome = versions.classify(
+                _stored_view(before),
+                versions.Arrival(item.version, digest, item.contact),
+                versioned,
+            )
         setattr(tally, outcome, getattr(tally, outcome) + 1)
         if outcome == versions.NEW:
             assert isinstance(item, OrderValues)
@@ -158,16 +177,30 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
         if outcome in (versions.NEW, versions.CHANGED):
             assert isinstance(item, OrderValues)
             current[order_id] = StoredOrder(
-                order_id, COUNTED, item.contact, item.time.isoformat(), item.version, digest,
-                None if lazy else encoded, first_seq=before.first_seq if before is not None else 0)
+                order_id,
+                COUNTED,
+                item.contact,
+                item.time.isoformat(),
+                item.version,
+                digest,
+                None if lazy else encoded,
+                first_seq=before.first_seq if before is not None else 0,
+            )
             decision.records[order_id] = item
         elif outcome == versions.WITHDRAWN or (outcome == versions.SKIPPED and item.version):
             current[order_id] = StoredOrder(
-                order_id, WITHDRAWN, before.contact if before is not None else None,
-                before.order_time if before is not None else None, item.version,
-                first_seq=before.first_seq if before is not None else 0)
-        elif outcome == versions.UNCHANGED and before is not None and versions.newer(
-                item.version, before.version):
+                order_id,
+                WITHDRAWN,
+                before.contact if before is not None else None,
+                before.order_time if before is not None else None,
+                item.version,
+                first_seq=before.first_seq if before is not None else 0,
+            )
+        elif (
+            outcome == versions.UNCHANGED
+            and before is not None
+            and versions.newer(item.version, before.version)
+        ):
             current[order_id] = replace(before, version=item.version)  # the same content
             newer_only.add(order_id)
         if outcome in (versions.NEW, versions.CHANGED, versions.WITHDRAWN, versions.SKIPPED):
@@ -178,8 +211,12 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
     for order_id, outcomes in touched.items():
         now = current.get(order_id)
         held = stored.get(order_id)
-        if now is not None and held is not None and now is not held and (
-                now.status, now.digest, now.contact) == (held.status, held.digest, held.contact):
+        if (
+            now is not None
+            and held is not None
+            and now is not held
+            and (now.status, now.digest, now.contact) == (held.status, held.digest, held.contact)
+        ):
             if now.version != held.version:  # touched by a refund only: the same version row
                 decision.versions[order_id] = now.version  # type: ignore[assignment]
         elif now is not None and now is not held:
@@ -199,10 +236,12 @@ def decide(items: Iterable[OrderValues | Skipped | RefundValues],
     return decision
 
 
-def parts_of(orders: Iterable[StoredOrder], refunds: MappingType[str, list[StoredRefund]],
-             folder: ContactFolder,
-             records: MappingType[str, OrderValues | OrderPart] | None = None
-             ) -> list[OrderPart]:
+def parts_of(
+    orders: Iterable[StoredOrder],
+    refunds: MappingType[str, list[StoredRefund]],
+    folder: ContactFolder,
+    records: MappingType[str, OrderValues | OrderPart] | None = None,
+) -> list[OrderPart]:
     """What the fold reads of stored orders: each order's values with its refunds added.
     `records`: the typed values and times of stored versions (the evaluated records of versions
     stored just now), read instead of their stored form."""
@@ -222,15 +261,17 @@ def parts_of(orders: Iterable[StoredOrder], refunds: MappingType[str, list[Store
     return parts
 
 
-def counted_of(orders: Iterable[StoredOrder],
-               refunds: MappingType[str, list[StoredRefund]]) -> fence.Counted:
+def counted_of(
+    orders: Iterable[StoredOrder], refunds: MappingType[str, list[StoredRefund]]
+) -> fence.Counted:
     """What a contact's fold holds, for its fence: its orders and their refunds, by content."""
     counted = fence.Counted()
     for order in orders:
         counted = counted.add(fence.order_mark(order.order_id, None, order.digest))
         for refund in refunds.get(order.order_id, ()):
-            counted = counted.add(fence.order_mark(f"refund {refund.refund_id}", None,
-                                                   refund.digest))
+            counted = counted.add(
+                fence.order_mark(f"refund {refund.refund_id}", None, refund.digest)
+            )
     return counted
 
 
@@ -239,8 +280,9 @@ def stored_digest(order: StoredOrder, contact: str) -> str:
     return content_digest(contact, order.order_time, order.contribution or {})
 
 
-def joined_baseline(baselines: Iterable[MappingType[str, str | None] | None]
-                    ) -> dict[str, str | None] | None:
+def joined_baseline(
+    baselines: Iterable[MappingType[str, str | None] | None],
+) -> dict[str, str | None] | None:
     """The baseline of keys joined into one HubSpot record: per property, the first key's value
     that is not empty (the record's primary key comes first: HubSpot keeps the survivor's)."""
     result: dict[str, str | None] = {}
@@ -270,8 +312,9 @@ class Change(NamedTuple):
     after: str
 
 
-def changes(folder: ContactFolder, before: MappingType[str, str | None],
-            after: MappingType[str, str]) -> dict[str, Change]:
+def changes(
+    folder: ContactFolder, before: MappingType[str, str | None], after: MappingType[str, str]
+) -> dict[str, Change]:
     """The values that differ from what HubSpot holds ("" clears a value HubSpot has)."""
     return {
         name: Change(before.get(name), value)
@@ -280,8 +323,9 @@ def changes(folder: ContactFolder, before: MappingType[str, str | None],
     }
 
 
-def drift(folder: ContactFolder, row: ContactRow, now: MappingType[str, str | None],
-          names: Iterable[str]) -> list[tuple[str, str | None]]:
+def drift(
+    folder: ContactFolder, row: ContactRow, now: MappingType[str, str | None], names: Iterable[str]
+) -> list[tuple[str, str | None]]:
     """Properties whose HubSpot value is neither what hubmap last wrote (or, before its first
     write, the baseline it read) nor what it was writing when an answer was lost."""
     written = row.written or {}
@@ -297,14 +341,19 @@ def drift(folder: ContactFolder, row: ContactRow, now: MappingType[str, str | No
             continue
         value = now.get(name)
         if folder.same(name, value, expected) or (
-                name in writing and folder.same(name, value, writing[name])):
+            name in writing and folder.same(name, value, writing[name])
+        ):
             continue
         found.append((name, expected))
     return found
 
 
-def rebase(folder: ContactFolder, row: ContactRow, drifted: Iterable[tuple[str, str | None]],
-           now: MappingType[str, str | None]) -> bool:
+def rebase(
+    folder: ContactFolder,
+    row: ContactRow,
+    drifted: Iterable[tuple[str, str | None]],
+    now: MappingType[str, str | None],
+) -> bool:
     """Drift policy: HubSpot's edited value is the new starting point.  For a sum the baseline
     moves by the edit (edited - expected), so the orders stay counted and a later refund or
     withdrawal still takes its amount off; for other rules the edited value becomes the
@@ -332,8 +381,9 @@ def rebase(folder: ContactFolder, row: ContactRow, drifted: Iterable[tuple[str, 
     return refold
 
 
-def wire_values(folder: ContactFolder, accs: Accs, baseline: MappingType[str, str | None]
-                ) -> dict[str, str]:
+def wire_values(
+    folder: ContactFolder, accs: Accs, baseline: MappingType[str, str | None]
+) -> dict[str, str]:
     return folder.to_wire(folder.final_values(accs, baseline))
 
 
@@ -359,31 +409,52 @@ def fingerprint(mapping: Mapping) -> dict[str, Any]:
 
     refunds = mapping.refunds
     return {
-        "identity": text({
-            "id": _source(records.id), "time": _source(records.time),
-            "contact": _source(records.contact), "group_by": _source(records.group_by),
-            "timezone": mapping.timezone, "match_on": getattr(mapping.target, "match_on", None),
-        }),
-        "filters": text({
-            "path": _source(records.path), "when": _source(records.when),
-            "require": [_source(r.that) for r in records.require],
-            "version": _source(records.version),
-            "refunds": None if refunds is None else {
-                key: _source(getattr(refunds, key))
-                for key in ("id", "match", "path", "in_order", "order")} | {
-                "values": {name: _source(s) for name, s in refunds.values}},
-        }),
+        "identity": text(
+            {
+                "id": _source(records.id),
+                "time": _source(records.time),
+                "contact": _source(records.contact),
+                "group_by": _source(records.group_by),
+                "timezone": mapping.timezone,
+                "match_on": getattr(mapping.target, "match_on", None),
+            }
+        ),
+        "filters": text(
+            {
+                "path": _source(records.path),
+                "when": _source(records.when),
+                "require": [_source(r.that) for r in records.require],
+                "version": _source(records.version),
+                "refunds": None
+                if refunds is None
+                else {
+                    key: _source(getattr(refunds, key))
+                    for key in ("id", "match", "path", "in_order", "order")
+                }
+                | {"values": {name: _source(s) for name, s in refunds.values}},
+            }
+        ),
         "properties": {
             spec.name: {
-                "rule": text([str(getattr(spec.merge, "value", spec.merge)),
-                              str(getattr(spec.type, "value", spec.type)), spec.multiple]),
-                "definition": text({
-                    "source": _source(spec.source), "when": _source(spec.when),
-                    "decimals": spec.decimals, "timezone": spec.timezone,
-                    "max_items": spec.max_items,
-                }),
+                "rule": text(
+                    [
+                        str(getattr(spec.merge, "value", spec.merge)),
+                        str(getattr(spec.type, "value", spec.type)),
+                        spec.multiple,
+                    ]
+                ),
+                "definition": text(
+                    {
+                        "source": _source(spec.source),
+                        "when": _source(spec.when),
+                        "decimals": spec.decimals,
+                        "timezone": spec.timezone,
+                        "max_items": spec.max_items,
+                    }
+                ),
             }
-            for spec in mapping.properties if spec.source is not None
+            for spec in mapping.properties
+            if spec.source is not None
         },
     }
 
@@ -394,8 +465,9 @@ class Compatibility:
     changed: list[str] = field(default_factory=list)  # definitions that apply from now on
 
 
-def compatibility(mapping: Mapping, stored: MappingType[str, Any] | None,
-                  current: MappingType[str, Any]) -> Compatibility:
+def compatibility(
+    mapping: Mapping, stored: MappingType[str, Any] | None, current: MappingType[str, Any]
+) -> Compatibility:
     """Whether the stored state can go on with `mapping` (HubmapError when it cannot: a changed
     identity or merge rule needs `--rebuild`), and what starts or changes from now on."""
     result = Compatibility()
@@ -404,11 +476,16 @@ def compatibility(mapping: Mapping, stored: MappingType[str, Any] | None,
     rebuild_hint = "run once with --rebuild and the full order history, or undo the change"
     problems = []
     if stored.get("identity") != current["identity"]:
-        problems.append(Problem(
-            "HM701", "how orders and contacts are identified (records: id, time, contact, "
-            "group_by; timezone; match_on) changed since orders were counted with this "
-            "mapping; the stored orders and totals belong to the old identities",
-            mapping.records.id.location, hint=rebuild_hint))
+        problems.append(
+            Problem(
+                "HM701",
+                "how orders and contacts are identified (records: id, time, contact, "
+                "group_by; timezone; match_on) changed since orders were counted with this "
+                "mapping; the stored orders and totals belong to the old identities",
+                mapping.records.id.location,
+                hint=rebuild_hint,
+            )
+        )
     if stored.get("filters") != current["filters"]:
         result.changed.append("records")
     old = stored.get("properties", {})
@@ -418,11 +495,16 @@ def compatibility(mapping: Mapping, stored: MappingType[str, Any] | None,
         if spec.name not in old:
             result.started.append(spec.name)
         elif old[spec.name]["rule"] != current["properties"][spec.name]["rule"]:
-            problems.append(Problem(
-                "HM702", f"property '{spec.name}' changed its merge rule or type since "
-                "its stored totals were counted; they cannot be read as the new rule",
-                spec.location, hint="run once with --rebuild and the full order history, "
-                "or give the new definition a new property name"))
+            problems.append(
+                Problem(
+                    "HM702",
+                    f"property '{spec.name}' changed its merge rule or type since "
+                    "its stored totals were counted; they cannot be read as the new rule",
+                    spec.location,
+                    hint="run once with --rebuild and the full order history, "
+                    "or give the new definition a new property name",
+                )
+            )
         elif old[spec.name]["definition"] != current["properties"][spec.name]["definition"]:
             result.changed.append(spec.name)
     if problems:
@@ -431,8 +513,14 @@ def compatibility(mapping: Mapping, stored: MappingType[str, Any] | None,
 
 
 def rebuild_needed(mapping: Mapping, reason: str) -> HubmapError:
-    return HubmapError(Problem("HM703", reason, Location(mapping.file),
-                               hint="run once with --rebuild and the full order history"))
+    return HubmapError(
+        Problem(
+            "HM703",
+            reason,
+            Location(mapping.file),
+            hint="run once with --rebuild and the full order history",
+        )
+    )
 
 
 # -- the state as plain dicts ------------------------------------------------------------------
@@ -501,20 +589,29 @@ class MemoryLedger:
             accs = self.accs.get(contact)
             if accs is None:
                 accs = self.accs[contact] = {}
-            for part in parts_of([self.orders[i] for i in order_ids],
-                                 self._refunds_for(order_ids), self.folder, records):
+            for part in parts_of(
+                [self.orders[i] for i in order_ids],
+                self._refunds_for(order_ids),
+                self.folder,
+                records,
+            ):
                 add(accs, part)
         for contact in decision.refold:
-            mine = sorted((self.orders[i] for i in self.by_contact.get(contact, ())),
-                          key=lambda o: o.seq)
-            self.accs[contact] = self.folder.fold(parts_of(
-                mine, self._refunds_for([o.order_id for o in mine]), self.folder, self.typed))
+            mine = sorted(
+                (self.orders[i] for i in self.by_contact.get(contact, ())), key=lambda o: o.seq
+            )
+            self.accs[contact] = self.folder.fold(
+                parts_of(
+                    mine, self._refunds_for([o.order_id for o in mine]), self.folder, self.typed
+                )
+            )
 
     def _with_digest(self, order: StoredOrder) -> StoredOrder:
         """`order` with its digest, worked out from its typed values if not yet."""
         if order.status == COUNTED and order.digest is None:
-            order.digest = content_digest(order.contact, order.order_time,
-                                          encode_values(self.typed[order.order_id].values))
+            order.digest = content_digest(
+                order.contact, order.order_time, encode_values(self.typed[order.order_id].values)
+            )
         return order
 
     def _with_contribution(self, order: StoredOrder) -> StoredOrder:
@@ -525,8 +622,11 @@ class MemoryLedger:
 
     def _refunds_for(self, order_ids: Iterable[str]) -> dict[str, list[StoredRefund]]:
         by_order = self.by_order
-        return {i: sorted(by_order[i].values(), key=lambda r: r.seq)
-                for i in order_ids if by_order.get(i)}
+        return {
+            i: sorted(by_order[i].values(), key=lambda r: r.seq)
+            for i in order_ids
+            if by_order.get(i)
+        }
 
     def first_versions(self) -> list[OrderValues]:
         return list(self.first)

@@ -200,7 +200,8 @@ def _check_decimal(number: Decimal, original: Any) -> Decimal:
     ):
         raise CoercionError(
             f"{describe(original)} is too large or too precise for a number (hubmap writes at "
-            f"most {MAX_NUMBER_EXPONENT + 1} digits before the point, {MAX_NUMBER_DIGITS} in all)")
+            f"most {MAX_NUMBER_EXPONENT + 1} digits before the point, {MAX_NUMBER_DIGITS} in all)"
+        )
     return number
 
 
@@ -480,7 +481,7 @@ def fit_text(text: str) -> str:
     """`text`, or the start of it ending in '…' when HubSpot could not store it whole."""
     if len(text) <= MAX_VALUE_LENGTH:
         return text
-    cut = CutText(text[:MAX_VALUE_LENGTH - len(CUT_MARK)] + CUT_MARK)
+    cut = CutText(text[: MAX_VALUE_LENGTH - len(CUT_MARK)] + CUT_MARK)
     cut.length = len(text)
     return cut
 
@@ -562,6 +563,7 @@ def converter(spec: PropertySpec, default_tz: str | None = None) -> Callable[[An
             return lambda value: None if value is None else _text_items(value)
         return general
     if kind == STRING:
+
         def text(value: Any) -> Any:
             if type(value) is str and len(value) <= MAX_VALUE_LENGTH:
                 return value

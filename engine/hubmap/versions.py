@@ -33,7 +33,13 @@ from hubmap import types
 from hubmap.ledger import COUNTED
 
 NEW, UNCHANGED, CHANGED, STALE, WITHDRAWN, SKIPPED = (
-    "new", "unchanged", "changed", "stale", "withdrawn", "skipped")
+    "new",
+    "unchanged",
+    "changed",
+    "stale",
+    "withdrawn",
+    "skipped",
+)
 
 
 DIGEST_CHARS = 20  # hex characters of a content digest kept (80 bits)
@@ -55,7 +61,8 @@ def version_key(raw: Any, default_tz: str | None = None) -> str:
     if isinstance(raw, bool):
         return f"s:{'true' if raw else 'false'}"
     if isinstance(raw, int | Decimal | float) or (
-            isinstance(raw, str) and _NUMBER.fullmatch(raw.strip())):
+        isinstance(raw, str) and _NUMBER.fullmatch(raw.strip())
+    ):
         try:
             number = Decimal(str(raw).strip())
         except InvalidOperation:
@@ -68,8 +75,6 @@ def version_key(raw: Any, default_tz: str | None = None) -> str:
     except (types.CoercionError, ValueError, OverflowError):
         return f"s:{text}"
     return f"t:{moment.isoformat(timespec='microseconds')}"
-
-
 
 
 def _sort_key(key: str) -> tuple[int, Any]:
@@ -131,4 +136,3 @@ def classify(stored: Stored | None, arrival: Arrival, versioned: bool) -> str:
     if versioned and not newer(arrival.version, stored.version):
         return STALE
     return CHANGED
-

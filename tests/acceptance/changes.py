@@ -121,20 +121,31 @@ def history(seed: int, orders: int, contacts: int, max_versions: int = 4) -> lis
     rng = random.Random(seed)
     made = []
     for number in range(1, orders + 1):
-        order = Order(number, f"buyer{number % contacts}@example.com",
-                      datetime(2024, 3, 1, tzinfo=timezone.utc)
-                      + timedelta(hours=rng.randrange(2000), minutes=rng.randrange(60)))
+        order = Order(
+            number,
+            f"buyer{number % contacts}@example.com",
+            datetime(2024, 3, 1, tzinfo=timezone.utc)
+            + timedelta(hours=rng.randrange(2000), minutes=rng.randrange(60)),
+        )
         for version in range(1, rng.randint(1, max_versions) + 1):
-            order.versions.append({
-                "amount": Decimal(rng.randrange(100, 50_000)) / 100,
-                "sku": f"SKU-{rng.randrange(9)}",
-                "note": rng.choice([None, "gift", "rush"]),
-                "phone": rng.choice([None, None, f"+49 30 {rng.randrange(10**6):06d}"]),
-                "status": "cancelled" if rng.random() < 0.2 else "paid",
-            })
+            order.versions.append(
+                {
+                    "amount": Decimal(rng.randrange(100, 50_000)) / 100,
+                    "sku": f"SKU-{rng.randrange(9)}",
+                    "note": rng.choice([None, "gift", "rush"]),
+                    "phone": rng.choice([None, None, f"+49 30 {rng.randrange(10**6):06d}"]),
+                    "status": "cancelled" if rng.random() < 0.2 else "paid",
+                }
+            )
             if rng.random() < 0.35:
-                order.refunds.append(Refund(f"r{number}-{len(order.refunds) + 1}", number,
-                                            Decimal(rng.randrange(1, 5_000)) / 100, version))
+                order.refunds.append(
+                    Refund(
+                        f"r{number}-{len(order.refunds) + 1}",
+                        number,
+                        Decimal(rng.randrange(1, 5_000)) / 100,
+                        version,
+                    )
+                )
         made.append(order)
     return made
 
@@ -142,11 +153,18 @@ def history(seed: int, orders: int, contacts: int, max_versions: int = 4) -> lis
 def order_record(order: Order, version: int) -> dict[str, Any]:
     content = order.versions[version - 1]
     record: dict[str, Any] = {
-        "id": order.id, "email": order.email, "v": version,
+        "id": order.id,
+        "email": order.email,
+        "v": version,
         "at": order.at.isoformat().replace("+00:00", "Z"),
-        "amount": str(content["amount"]), "sku": content["sku"], "status": content["status"],
-        "refunds": [{"rid": r.rid, "amount": str(r.amount)} for r in order.refunds
-                    if r.created_with <= version],
+        "amount": str(content["amount"]),
+        "sku": content["sku"],
+        "status": content["status"],
+        "refunds": [
+            {"rid": r.rid, "amount": str(r.amount)}
+            for r in order.refunds
+            if r.created_with <= version
+        ],
     }
     for key in ("note", "phone"):
         if content[key] is not None:

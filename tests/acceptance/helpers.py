@@ -81,19 +81,36 @@ properties:
 NUMBERS = ("tiny_total", "tiny_count")
 
 
-def write_mapping(folder: Path, *, name: str = "tiny-orders", extra: str = "",
-                  records_extra: str = "", total_merge: str = "sum",
-                  file_name: str = "tiny.yaml") -> Path:
+def write_mapping(
+    folder: Path,
+    *,
+    name: str = "tiny-orders",
+    extra: str = "",
+    records_extra: str = "",
+    total_merge: str = "sum",
+    file_name: str = "tiny.yaml",
+) -> Path:
     path = folder / file_name
-    path.write_text(TINY_MAPPING.format(name=name, extra=extra, records_extra=records_extra,
-                                        total_merge=total_merge, cap=PREPEND_CAP),
-                    encoding="utf-8")
+    path.write_text(
+        TINY_MAPPING.format(
+            name=name,
+            extra=extra,
+            records_extra=records_extra,
+            total_merge=total_merge,
+            cap=PREPEND_CAP,
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def start(**config: Any) -> RunningSandbox:
-    settings: dict[str, Any] = {"token": TOKEN, "portal_id": PORTAL_ID,
-                                "rate_limit_max": UNLIMITED, "forms_rate_limit_max": UNLIMITED}
+    settings: dict[str, Any] = {
+        "token": TOKEN,
+        "portal_id": PORTAL_ID,
+        "rate_limit_max": UNLIMITED,
+        "forms_rate_limit_max": UNLIMITED,
+    }
     settings.update(config)
     return start_sandbox(config=SandboxConfig(**settings))
 
@@ -108,16 +125,25 @@ def environ(sandbox: RunningSandbox) -> dict[str, str]:
     }
 
 
-def run(mapping: Path, orders_file: Path, sandbox: RunningSandbox, state: Path,
-        **options: Any) -> Summary:
+def run(
+    mapping: Path, orders_file: Path, sandbox: RunningSandbox, state: Path, **options: Any
+) -> Summary:
     """`hubmap run`'s use-case; what stopped it is raised."""
     return run_env(mapping, orders_file, environ(sandbox), state, **options)
 
 
-def run_env(mapping: Path | str, orders_file: Path | str, env: dict[str, str], state: Path | str,
-            **options: Any) -> Summary:
-    return running.run(str(mapping), str(orders_file), environ=env, state_path=str(state),
-                       **options).unwrap().summary
+def run_env(
+    mapping: Path | str,
+    orders_file: Path | str,
+    env: dict[str, str],
+    state: Path | str,
+    **options: Any,
+) -> Summary:
+    return (
+        running.run(str(mapping), str(orders_file), environ=env, state_path=str(state), **options)
+        .unwrap()
+        .summary
+    )
 
 
 def replay(mapping: Path | str, env: dict[str, str], state_path: Path | str) -> Summary:
@@ -135,14 +161,17 @@ def apply(mapping: Path | str, env: dict[str, str]) -> Any:
 def contacts(sandbox: RunningSandbox) -> dict[str, dict[str, str]]:
     """Every contact in the sandbox by email, with its non-empty property values."""
     data = dump_store(sandbox.store, sandbox.app.contacts)
-    return {c["properties"]["email"]: {k: v for k, v in c["properties"].items() if v not in
-                                       (None, "")} for c in data["contacts"]}
+    return {
+        c["properties"]["email"]: {k: v for k, v in c["properties"].items() if v not in (None, "")}
+        for c in data["contacts"]
+    }
 
 
 def order(order_id: int, *, contacts_count: int = 7, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(f"{seed}:{order_id}")
     at = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-        hours=(order_id * 37) % 1009, minutes=rng.randrange(60))
+        hours=(order_id * 37) % 1009, minutes=rng.randrange(60)
+    )
     return {
         "id": order_id,
         "email": f"buyer{order_id % contacts_count}@example.com",
@@ -274,9 +303,18 @@ class Job:
     """A run's pipeline over its own state store and client, fed documents directly (close
     `.state` and `.client` after)."""
 
-    def __init__(self, mapping: Path, sandbox: RunningSandbox, state_path: Path, *,
-                 transport: Any = None, dry_run: bool = False, rebuild: bool = False,
-                 workers: int = 4, **options: Any):
+    def __init__(
+        self,
+        mapping: Path,
+        sandbox: RunningSandbox,
+        state_path: Path,
+        *,
+        transport: Any = None,
+        dry_run: bool = False,
+        rebuild: bool = False,
+        workers: int = 4,
+        **options: Any,
+    ):
         from hubmap.hubspot import HubSpotClient, HubSpotSettings
         from hubmap.mapping import load_mapping
         from hubmap.state import StateStore
@@ -291,28 +329,50 @@ class Job:
         self.options = SyncOptions(workers=workers, **options)
 
     def run(self, documents: Any) -> Summary:
-        return running.sync_documents(self.mapping, self.client, self.state, documents,
-                                      environ=self.env, input_name="(test)",
-                                      dry_run=self.dry_run, rebuild=self.rebuild,
-                                      options=self.options)
+        return running.sync_documents(
+            self.mapping,
+            self.client,
+            self.state,
+            documents,
+            environ=self.env,
+            input_name="(test)",
+            dry_run=self.dry_run,
+            rebuild=self.rebuild,
+            options=self.options,
+        )
 
 
-def runner(mapping: Path, sandbox: RunningSandbox, state_path: Path, *,
-           transport: Any = None, **options: Any) -> Job:
+def runner(
+    mapping: Path,
+    sandbox: RunningSandbox,
+    state_path: Path,
+    *,
+    transport: Any = None,
+    **options: Any,
+) -> Job:
     options.pop("input_path", None)
     return Job(mapping, sandbox, state_path, transport=transport, **options)
 
 
-def run_until_crash(mapping: Path, sandbox: RunningSandbox, state_path: Path, source: Path, *,
-                    call: int | None = None, after_send: bool = False,
-                    record: int | None = None, **options: Any) -> bool:
+def run_until_crash(
+    mapping: Path,
+    sandbox: RunningSandbox,
+    state_path: Path,
+    source: Path,
+    *,
+    call: int | None = None,
+    after_send: bool = False,
+    record: int | None = None,
+    **options: Any,
+) -> bool:
     """One run that dies at HubSpot call `call` or input record `record`; True if it died."""
     from hubmap.inputs import read_documents
 
     transport = CrashingTransport(call, after_send) if call is not None else None
     job = runner(mapping, sandbox, state_path, transport=transport, **options)
-    documents = crashing_documents(source, record) if record is not None else \
-        read_documents(str(source))
+    documents = (
+        crashing_documents(source, record) if record is not None else read_documents(str(source))
+    )
     try:
         job.run(documents)
     except Crash:

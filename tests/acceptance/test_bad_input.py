@@ -24,26 +24,44 @@ ONLINE_RETAIL = MAPPINGS / "online-retail-contacts.yaml"
 def hubmap(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
     env.update(PYTHONPATH=str(ROOT / "engine"), NO_COLOR="1")
-    result = subprocess.run([sys.executable, "-m", "hubmap.cli", *args], env=env, input=stdin,
-                            capture_output=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert b"Traceback" not in result.stdout + result.stderr, result.stderr.decode()
     return result
 
 
 def order(number: int, email: str, total: str, currency: str = "EUR") -> bytes:
-    return json.dumps({
-        "order_id": f"A-{number}", "placed_at": f"2025-03-0{number}T10:00:00+01:00",
-        "status": "paid", "currency": currency, "total": total,
-        "customer": {"email": email}, "items": [{"sku": "MUG"}]}).encode()
+    return json.dumps(
+        {
+            "order_id": f"A-{number}",
+            "placed_at": f"2025-03-0{number}T10:00:00+01:00",
+            "status": "paid",
+            "currency": currency,
+            "total": total,
+            "customer": {"email": email},
+            "items": [{"sku": "MUG"}],
+        }
+    ).encode()
 
 
-NDJSON = b"\n".join([
-    order(1, "kim@example.com", "10.00"),
-    order(2, "kim@example.com", "5.50").replace(b"MUG", b"M\xffG"),  # line 2: byte 0xff
-    order(3, "ana@example.com", "7.25"),
-    order(4, "ana@example.com", "1.00")[:-1],  # line 4: cut short
-    order(5, "kim@example.com", "2.00"),
-]) + b"\n"
+NDJSON = (
+    b"\n".join(
+        [
+            order(1, "kim@example.com", "10.00"),
+            order(2, "kim@example.com", "5.50").replace(b"MUG", b"M\xffG"),  # line 2: byte 0xff
+            order(3, "ana@example.com", "7.25"),
+            order(4, "ana@example.com", "1.00")[:-1],  # line 4: cut short
+            order(5, "kim@example.com", "2.00"),
+        ]
+    )
+    + b"\n"
+)
 
 
 def _plan_json(*args: str, stdin: bytes | None = None) -> tuple[int, dict]:
@@ -52,11 +70,14 @@ def _plan_json(*args: str, stdin: bytes | None = None) -> tuple[int, dict]:
 
 
 def _totals(plan: dict) -> dict[str, Decimal]:
-    return {c["email"]: Decimal(c["changes"]["total_value_of_orders"]["after"])
-            for c in plan["contacts"]}
+    return {
+        c["email"]: Decimal(c["changes"]["total_value_of_orders"]["after"])
+        for c in plan["contacts"]
+    }
 
 
 # -- NDJSON, standard input, JSON -----------------------------------------------------------------
+
 
 def test_one_bad_byte_in_an_ndjson_file_costs_only_its_line(tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
@@ -65,22 +86,28 @@ def test_one_bad_byte_in_an_ndjson_file_costs_only_its_line(tmp_path: Path) -> N
     assert code == 1  # rejects: exit 1, the plan is still printed
     rejected = {r["where"]: r["reason"] for r in plan["rejected"]}
     lines = NDJSON.split(b"\n")
-    bad_byte = f"{path}:2:{lines[1].index(bytes([0xff])) + 1}"
+    bad_byte = f"{path}:2:{lines[1].index(bytes([0xFF])) + 1}"
     cut = f"{path}:4:{len(lines[3]) + 1}"  # JSON ends where the closing brace should be
     assert rejected.keys() == {bad_byte, cut}
     assert "not UTF-8" in rejected[bad_byte] and "not valid JSON" in rejected[cut]
-    assert _totals(plan) == {"kim@example.com": Decimal("12.00"),
-                             "ana@example.com": Decimal("7.25")}
+    assert _totals(plan) == {
+        "kim@example.com": Decimal("12.00"),
+        "ana@example.com": Decimal("7.25"),
+    }
     assert plan["records"] == 5 and plan["orders"]["new"] == 3
 
 
 def test_standard_input_gets_the_same_located_rejects() -> None:
     code, plan = _plan_json(str(QUICKSTART), "--input", "-", stdin=NDJSON)
     assert code == 1
-    assert sorted(r["where"].rsplit(":", 1)[0] for r in plan["rejected"]) == ["<stdin>:2",
-                                                                              "<stdin>:4"]
-    assert _totals(plan) == {"kim@example.com": Decimal("12.00"),
-                             "ana@example.com": Decimal("7.25")}
+    assert sorted(r["where"].rsplit(":", 1)[0] for r in plan["rejected"]) == [
+        "<stdin>:2",
+        "<stdin>:4",
+    ]
+    assert _totals(plan) == {
+        "kim@example.com": Decimal("12.00"),
+        "ana@example.com": Decimal("7.25"),
+    }
 
 
 def test_the_text_plan_names_file_line_and_column(tmp_path: Path) -> None:
@@ -89,7 +116,7 @@ def test_the_text_plan_names_file_line_and_column(tmp_path: Path) -> None:
     result = hubmap("plan", str(QUICKSTART), "--input", str(path))
     assert result.returncode == 1
     out = result.stdout.decode()
-    column = NDJSON.split(b"\n")[1].index(bytes([0xff])) + 1
+    column = NDJSON.split(b"\n")[1].index(bytes([0xFF])) + 1
     assert f"rejected {path}:2:{column}: not UTF-8 text: byte 0xff" in out
     assert f"rejected {path}:4:" in out
 
@@ -105,8 +132,13 @@ def test_a_json_file_with_a_bad_byte_is_one_reject_at_its_line_and_column(tmp_pa
 
 
 def test_the_json_number_classes_are_rejected_with_their_reason(tmp_path: Path) -> None:
-    lines = [b'{"n": ' + b"9" * 5000 + b"}", b'{"n": 1e999999999}', b"[" * 101 + b"]" * 101,
-             b'{"t": "\\ud800"}', b'{"ok": 1}']
+    lines = [
+        b'{"n": ' + b"9" * 5000 + b"}",
+        b'{"n": 1e999999999}',
+        b"[" * 101 + b"]" * 101,
+        b'{"t": "\\ud800"}',
+        b'{"ok": 1}',
+    ]
     path = tmp_path / "odd.ndjson"
     path.write_bytes(b"\n".join(lines))
     items = list(read_documents(str(path)))
@@ -122,24 +154,29 @@ def test_the_json_number_classes_are_rejected_with_their_reason(tmp_path: Path) 
 HEADER = b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 
 
-def test_csv_rows_with_a_bad_byte_a_nul_or_an_open_quote_are_rejected_alone(
-        tmp_path: Path) -> None:
+def test_csv_rows_with_a_bad_byte_a_nul_or_an_open_quote_are_rejected_alone(tmp_path: Path) -> None:
     path = tmp_path / "day.csv"
     rows = [
-        b"100001,A1,MUG,2,2011-02-01 10:00:00,1.50,12712.0,Germany",         # 2
+        b"100001,A1,MUG,2,2011-02-01 10:00:00,1.50,12712.0,Germany",  # 2
         b"100002,A2,CAF\xc9 CUP,1,2011-02-01 10:05:00,9.00,12712.0,Germany",  # 3: not UTF-8
-        b'100003,A3,"TWO-LINE',                                               # 4: a legal
-        b'DESCRIPTION",3,2011-02-01 11:00:00,2.00,13047.0,United Kingdom',    # 5: multi-line cell
+        b'100003,A3,"TWO-LINE',  # 4: a legal
+        b'DESCRIPTION",3,2011-02-01 11:00:00,2.00,13047.0,United Kingdom',  # 5: multi-line cell
         b'100004,A4,"NEVER CLOSED,1,2011-02-01 11:30:00,4.00,13047.0,France',  # 6: open quote
-        b"100005,A5,PLATE,1,2011-02-01 12:00:00,3.00,13047.0,France",         # 7
-        b"100006,A6,BO\x00WL,1,2011-02-01 12:30:00,8.00,12712.0,Germany",     # 8: NUL
+        b"100005,A5,PLATE,1,2011-02-01 12:00:00,3.00,13047.0,France",  # 7
+        b"100006,A6,BO\x00WL,1,2011-02-01 12:30:00,8.00,12712.0,Germany",  # 8: NUL
         b'100007,A7,"SAY ""HI""",4,2011-02-01 13:00:00,0.25,12712.0,Germany',  # 9
     ]
     path.write_bytes(HEADER + b"\n".join(rows) + b"\n")
     items = list(read_documents(str(path)))
     assert [(type(i).__name__, i.where.rsplit(":", 1)[1]) for i in items] == [
-        ("Document", "2"), ("InputError", "3"), ("Document", "4"), ("InputError", "6"),
-        ("Document", "7"), ("InputError", "8"), ("Document", "9")]
+        ("Document", "2"),
+        ("InputError", "3"),
+        ("Document", "4"),
+        ("InputError", "6"),
+        ("Document", "7"),
+        ("InputError", "8"),
+        ("Document", "9"),
+    ]
     reasons = {i.where.rsplit(":", 1)[1]: i.reason for i in items if isinstance(i, InputError)}
     assert "not UTF-8 text: byte 0xc9 at column 14" in reasons["3"]
     assert "unterminated quote" in reasons["6"] and "column 11" in reasons["6"]
@@ -158,7 +195,9 @@ def test_an_unterminated_quote_at_the_end_or_in_the_header_is_located(tmp_path: 
     last = tmp_path / "last.csv"
     last.write_bytes(b'id,email\n1,a@x\n2,"b@x\n')
     assert [(type(i).__name__, i.where) for i in read_documents(str(last))] == [
-        ("Document", f"{last}:2"), ("InputError", f"{last}:3")]
+        ("Document", f"{last}:2"),
+        ("InputError", f"{last}:3"),
+    ]
     header = tmp_path / "header.csv"
     header.write_bytes(b'id,"email\n1,a@x\n2,b@x\n')
     items = list(read_documents(str(header)))
@@ -177,10 +216,11 @@ def test_a_utf16_export_says_so(tmp_path: Path) -> None:
 
 
 def test_csv_on_standard_input_rejects_the_bad_row_only() -> None:
-    rows = HEADER + (b"100001,A1,MUG,2,2011-02-01 10:00:00,1.50,12712.0,Germany\n"
-                     b"100002,A2,\xff,1,2011-02-01 10:05:00,9.00,12712.0,Germany\n")
-    code, plan = _plan_json(str(ONLINE_RETAIL), "--input", "-", "--input-format", "csv",
-                            stdin=rows)
+    rows = HEADER + (
+        b"100001,A1,MUG,2,2011-02-01 10:00:00,1.50,12712.0,Germany\n"
+        b"100002,A2,\xff,1,2011-02-01 10:05:00,9.00,12712.0,Germany\n"
+    )
+    code, plan = _plan_json(str(ONLINE_RETAIL), "--input", "-", "--input-format", "csv", stdin=rows)
     assert code == 1
     assert [r["where"] for r in plan["rejected"]] == ["<stdin>:3"]
     assert _totals(plan) == {"12712": Decimal("3.00")}
@@ -188,8 +228,7 @@ def test_csv_on_standard_input_rejects_the_bad_row_only() -> None:
 
 # -- mapping files: every problem located, in every output format --------------------------------
 
-TAGGED = [CASES / "validate" / "negative" / name for name in ("int-tag.yaml",
-                                                              "scalar-tags.yaml")]
+TAGGED = [CASES / "validate" / "negative" / name for name in ("int-tag.yaml", "scalar-tags.yaml")]
 
 
 @pytest.mark.parametrize("path", TAGGED, ids=lambda p: p.stem)
@@ -211,13 +250,18 @@ def test_validate_locates_what_used_to_crash_it(tmp_path: Path) -> None:
     digits, a file name longer than the system takes, a key tagged as a number."""
     base = QUICKSTART.read_text(encoding="utf-8")
     cases = {
-        "filters": base.replace("from: total\n", 'template: "{{ total' + "|upper" * 3000
-                                + ' }}"\n', 1),
-        "template-number": base.replace("from: total\n", 'template: "{{ ' + "9" * 5000
-                                        + ' }}"\n', 1),
+        "filters": base.replace(
+            "from: total\n", 'template: "{{ total' + "|upper" * 3000 + ' }}"\n', 1
+        ),
+        "template-number": base.replace(
+            "from: total\n", 'template: "{{ ' + "9" * 5000 + ' }}"\n', 1
+        ),
         "digits": base.replace("decimals: 2", "decimals: " + "9" * 5000, 1),
-        "long-file": base.replace("  - name: two orders", "  - name: long\n    input_file: "
-                                  + "x" * 5000 + "\n  - name: two orders", 1),
+        "long-file": base.replace(
+            "  - name: two orders",
+            "  - name: long\n    input_file: " + "x" * 5000 + "\n  - name: two orders",
+            1,
+        ),
         "tagged-key": base.replace("    merge: sum", "    !!int merge: sum", 1),
     }
     for name, text in cases.items():

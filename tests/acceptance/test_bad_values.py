@@ -32,15 +32,23 @@ TOKEN = "bad-values-token"
 
 
 def _order(n: object, email: str, total: str = "10.00", **extra: object) -> dict:
-    return {"order_id": n, "placed_at": "2025-03-02T18:30:00+01:00", "status": "paid",
-            "currency": "EUR", "total": total, "customer": {"email": email},
-            "items": [{"sku": "MUG"}], **extra}
+    return {
+        "order_id": n,
+        "placed_at": "2025-03-02T18:30:00+01:00",
+        "status": "paid",
+        "currency": "EUR",
+        "total": total,
+        "customer": {"email": email},
+        "items": [{"sku": "MUG"}],
+        **extra,
+    }
 
 
 def _plan(tmp_path: Path, mapping: Path, records: list[dict]) -> Plan:
     source = tmp_path / "orders.ndjson"
-    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                      encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     plan = planning.plan(str(mapping), str(source)).value
     assert plan is not None
     o = plan.orders
@@ -50,11 +58,25 @@ def _plan(tmp_path: Path, mapping: Path, records: list[dict]) -> Plan:
 
 
 def test_a_display_text_longer_than_hubspot_stores_is_cut_and_the_order_counts(tmp_path):
-    items = [{"title": f"Product number {n:05d} of a long catalogue", "sku": f"SKU-{n:05d}",
-              "price": "1.00", "quantity": 1} for n in range(10_000)]
-    order = {"id": 1, "email": "big@example.com", "created_at": "2024-05-01T10:00:00Z",
-             "currency": "USD", "financial_status": "paid", "total_price": "10000.00",
-             "name": "#1", "line_items": items}
+    items = [
+        {
+            "title": f"Product number {n:05d} of a long catalogue",
+            "sku": f"SKU-{n:05d}",
+            "price": "1.00",
+            "quantity": 1,
+        }
+        for n in range(10_000)
+    ]
+    order = {
+        "id": 1,
+        "email": "big@example.com",
+        "created_at": "2024-05-01T10:00:00Z",
+        "currency": "USD",
+        "financial_status": "paid",
+        "total_price": "10000.00",
+        "name": "#1",
+        "line_items": items,
+    }
     plan = _plan(tmp_path, SHOPIFY, [order])
     (contact,) = plan.contacts
     assert contact.values["total_value_of_orders"] == "10000.00"  # the sum still counts
@@ -67,12 +89,20 @@ def test_a_display_text_longer_than_hubspot_stores_is_cut_and_the_order_counts(t
 
 
 def test_addresses_hubspot_would_refuse_or_misfile_are_rejected_with_the_fix(tmp_path):
-    bad = ["<ann@example.com>", "mailto:ann@example.com", "ann\x00@example.com",
-           "an\u200bn@example.com", "ann\u202e@example.com", "x" * 300 + "@example.com"]
+    bad = [
+        "<ann@example.com>",
+        "mailto:ann@example.com",
+        "ann\x00@example.com",
+        "an\u200bn@example.com",
+        "ann\u202e@example.com",
+        "x" * 300 + "@example.com",
+    ]
     plan = _plan(tmp_path, QUICKSTART, [_order(f"B-{n}", email) for n, email in enumerate(bad)])
     assert not plan.contacts
     reasons = {r.order_id: r.reason for r in plan.rejected}
-    assert "write 'ann@example.com'" in reasons["B-0"] and "write 'ann@example.com'" in reasons["B-1"]
+    assert (
+        "write 'ann@example.com'" in reasons["B-0"] and "write 'ann@example.com'" in reasons["B-1"]
+    )
     assert "U+0000" in reasons["B-2"] and "ZERO WIDTH SPACE" in reasons["B-3"]
     assert "RIGHT-TO-LEFT OVERRIDE" in reasons["B-4"] and "300 characters" in reasons["B-5"]
     assert all(r.property_name == "email" and r.code == "HM505" for r in plan.rejected)
@@ -94,8 +124,10 @@ def test_a_record_without_an_id_lets_the_mappings_reasons_speak_first(tmp_path):
     plan = _plan(tmp_path, QUICKSTART, [refund, no_id])
     first, second = plan.rejected
     assert first.reason == "the order is not in EUR, the shop's currency"  # its require
-    assert second.reason.startswith("the order has no id (records.id gave nothing); the "
-                                    "record has the fields order_id, placed_at, status")
+    assert second.reason.startswith(
+        "the order has no id (records.id gave nothing); the "
+        "record has the fields order_id, placed_at, status"
+    )
 
 
 def test_reasons_are_never_empty_nor_mostly_a_number(tmp_path):
@@ -108,8 +140,9 @@ def test_reasons_are_never_empty_nor_mostly_a_number(tmp_path):
 
 def test_a_sum_beyond_a_hubspot_number_fails_that_contact_not_the_run(tmp_path):
     big = "9" * 40 + ".99"  # each order fits; thirty of them do not
-    records = ([_order(f"S-{n}", "rich@example.com", big) for n in range(30)]
-               + [_order("S-ok", "kim@example.com", "5.00")])
+    records = [_order(f"S-{n}", "rich@example.com", big) for n in range(30)] + [
+        _order("S-ok", "kim@example.com", "5.00")
+    ]
     plan = _plan(tmp_path, QUICKSTART, records)
     assert [c.contact for c in plan.contacts] == ["kim@example.com"]
     ((contact, reason),) = plan.unwritable
@@ -118,15 +151,34 @@ def test_a_sum_beyond_a_hubspot_number_fails_that_contact_not_the_run(tmp_path):
 
     with start_sandbox(tmp_path / "stand-in.db", config=SandboxConfig(token=TOKEN)) as sandbox:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
-        env.update(PYTHONPATH=str(ROOT / "engine"), HUBSPOT_ACCESS_TOKEN=TOKEN,
-                   HUBSPOT_API_BASE=sandbox.url, NO_COLOR="1")
-        done = subprocess.run([sys.executable, "-m", "hubmap.cli", "run", str(QUICKSTART),
-                               "--input", "orders.ndjson"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        env.update(
+            PYTHONPATH=str(ROOT / "engine"),
+            HUBSPOT_ACCESS_TOKEN=TOKEN,
+            HUBSPOT_API_BASE=sandbox.url,
+            NO_COLOR="1",
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hubmap.cli",
+                "run",
+                str(QUICKSTART),
+                "--input",
+                "orders.ndjson",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         contacts = requests.get(f"{sandbox.url}/_sandbox/dump", timeout=10).json()["contacts"]
     assert done.returncode == 1, done.stderr  # partial: one contact failed
     assert "Traceback" not in done.stderr
     assert "1 created" in done.stdout and "1 failed" in done.stdout
-    assert "failed rich@example.com: its values cannot be written: total_value_of_orders" \
+    assert (
+        "failed rich@example.com: its values cannot be written: total_value_of_orders"
         in done.stdout
+    )
     assert [c["properties"]["email"] for c in contacts] == ["kim@example.com"]

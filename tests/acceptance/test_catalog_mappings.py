@@ -52,8 +52,9 @@ def _woo_folder(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / "woo-mapping"
     examples = folder / "examples" / "woocommerce"
     examples.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shared_data("woocommerce", "catalog", "products-load-all.json"),
-                examples / "products.json")
+    shutil.copy(
+        shared_data("woocommerce", "catalog", "products-load-all.json"), examples / "products.json"
+    )
     shutil.copy(MAPPINGS / name, folder / name)
     return folder / name
 
@@ -97,14 +98,18 @@ def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path:
     # keep the order's item order: green, red, black.  Each variant's catalog row (keyed by SKU)
     # gives the product's handle "ipod-nano" and, as no variant has an image of its own, the
     # product's one image.
-    items = [("IPod Nano - 8gb - green", 39072856), ("IPod Nano - 8gb - red", 49148385),
-             ("IPod Nano - 8gb - black", 457924702)]
+    items = [
+        ("IPod Nano - 8gb - green", 39072856),
+        ("IPod Nano - 8gb - red", 49148385),
+        ("IPod Nano - 8gb - black", 457924702),
+    ]
     for n, (name, variant) in enumerate(items, start=1):
         assert fields[f"last_products_bought_product_{n}_name"] == name
         assert fields[f"last_products_bought_product_{n}_price"] == "199.00"
         # no order_status_url in this (2008) order: the shop's domain from its landing_site
         assert fields[f"last_products_bought_product_{n}_url"] == (
-            f"https://www.example.com/products/ipod-nano?variant={variant}")
+            f"https://www.example.com/products/ipod-nano?variant={variant}"
+        )
         assert fields[f"last_products_bought_product_{n}_image_url"] == IPOD_IMAGE
     # recommendations.csv lists, for the three SKUs bought, the other colours; without the three
     # bought, only the pink variant (808950810) is left.  Each top item's upsell and similar slot
@@ -113,11 +118,13 @@ def test_shopify_checkout_sends_top_items_recommendations_and_cart_url(tmp_path:
         for n in (1, 2, 3):
             assert fields[f"last_products_bought_{kind}_{n}_name"] == "IPod Nano - 8GB - Pink"
             assert fields[f"last_products_bought_{kind}_{n}_url"] == (
-                "https://www.example.com/products/ipod-nano?variant=808950810")
+                "https://www.example.com/products/ipod-nano?variant=808950810"
+            )
             assert fields[f"last_products_bought_{kind}_{n}_image_url"] == IPOD_IMAGE
     assert fields["last_order_value"] == "409.94"
     assert fields["last_order_cart_url"] == (
-        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
+        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1"
+    )
     assert result.submissions[0].context["pageName"] == "Checkout #1001"
     assert catalog_warnings(result) == []  # every SKU looked up is in the catalogs
 
@@ -128,12 +135,15 @@ def test_shopify_order_status_url_gives_the_shop_domain(tmp_path: Path) -> None:
     # What newer API versions add: the order status page, on the shop's own domain.
     order["order"]["order_status_url"] = (
         "https://shop.example.com/690933842/orders/b1946ac92492d2347c6235b4d2611184/authenticate"
-        "?key=abc")
+        "?key=abc"
+    )
     fields, _ = _fields(mapping, _write(tmp_path, "order.json", order))
     assert fields["last_products_bought_product_1_url"] == (
-        "https://shop.example.com/products/ipod-nano?variant=39072856")
+        "https://shop.example.com/products/ipod-nano?variant=39072856"
+    )
     assert fields["last_order_cart_url"] == (
-        "https://shop.example.com/cart/39072856:1,49148385:1,457924702:1")
+        "https://shop.example.com/cart/39072856:1,49148385:1,457924702:1"
+    )
 
 
 def test_shopify_abandoned_checkout_sends_its_cart_not_the_purchase_fields(tmp_path: Path) -> None:
@@ -145,8 +155,9 @@ def test_shopify_abandoned_checkout_sends_its_cart_not_the_purchase_fields(tmp_p
 
 
 def test_shopify_contacts_record_categories_and_brands_from_the_catalog(tmp_path: Path) -> None:
-    values = _contact(_shopify_folder(tmp_path, SHOPIFY_CONTACTS),
-                      shared_data("shopify", "order.json"))
+    values = _contact(
+        _shopify_folder(tmp_path, SHOPIFY_CONTACTS), shared_data("shopify", "order.json")
+    )
     # The line items have "vendor": null; the catalog's product has product_type "Cult Products"
     # and vendor "Apple" (one value each, however many variants were bought).
     assert values["categories_bought"] == "Cult Products"
@@ -157,19 +168,47 @@ def test_shopify_contacts_record_categories_and_brands_from_the_catalog(tmp_path
 
 # An order written for these tests over the real products page (ids 31-37, 81, 208, 282).
 WOO_ORDER = {
-    "id": 7501, "number": "7501", "status": "processing", "currency": "USD",
-    "date_created_gmt": "2024-10-02T15:20:00", "total": "81.00",
+    "id": 7501,
+    "number": "7501",
+    "status": "processing",
+    "currency": "USD",
+    "date_created_gmt": "2024-10-02T15:20:00",
+    "total": "81.00",
     "billing": {"email": "sam@example.com"},
     "_links": {"self": [{"href": "https://example.com/wp-json/wc/v3/orders/7501"}]},
     "line_items": [
-        {"id": 1, "name": "Book the Green Room", "product_id": 282, "variation_id": 0,
-         "quantity": 1, "price": 10},
-        {"id": 2, "name": "Tshirt", "product_id": 36, "variation_id": 0, "quantity": 2,
-         "price": 12},
-        {"id": 3, "name": "Hoodie", "product_id": 33, "variation_id": 0, "quantity": 1,
-         "price": 42},
-        {"id": 4, "name": "Woo Singles", "product_id": 81, "variation_id": 0, "quantity": 1,
-         "price": 5},
+        {
+            "id": 1,
+            "name": "Book the Green Room",
+            "product_id": 282,
+            "variation_id": 0,
+            "quantity": 1,
+            "price": 10,
+        },
+        {
+            "id": 2,
+            "name": "Tshirt",
+            "product_id": 36,
+            "variation_id": 0,
+            "quantity": 2,
+            "price": 12,
+        },
+        {
+            "id": 3,
+            "name": "Hoodie",
+            "product_id": 33,
+            "variation_id": 0,
+            "quantity": 1,
+            "price": 42,
+        },
+        {
+            "id": 4,
+            "name": "Woo Singles",
+            "product_id": 81,
+            "variation_id": 0,
+            "quantity": 1,
+            "price": 5,
+        },
     ],
 }
 
@@ -179,12 +218,26 @@ def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path
     fields, result = _fields(mapping, _write(tmp_path, "order.json", WOO_ORDER))
     # Line values: Book 10 x 1 = 10, Tshirt 12 x 2 = 24, Hoodie 42 x 1 = 42, Woo Singles 5.
     # Top 3: Hoodie, Tshirt, Book; URL and image from the catalog (the items carry no image).
-    top = [("Hoodie", "42.00", "https://example.com/product/hoodie/",
-            f"https://i0.wp.com/{WOO_UPLOADS}hoodie.jpg?fit=801%2C801&ssl=1"),
-           ("Tshirt", "12.00", "https://example.com/product/tshirt/",
-            f"https://i1.wp.com/{WOO_UPLOADS}tshirt.jpg?fit=801%2C801&ssl=1"),
-           ("Book the Green Room", "10.00", "https://example.com/product/book-the-green-room/",
-            f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")]
+    top = [
+        (
+            "Hoodie",
+            "42.00",
+            "https://example.com/product/hoodie/",
+            f"https://i0.wp.com/{WOO_UPLOADS}hoodie.jpg?fit=801%2C801&ssl=1",
+        ),
+        (
+            "Tshirt",
+            "12.00",
+            "https://example.com/product/tshirt/",
+            f"https://i1.wp.com/{WOO_UPLOADS}tshirt.jpg?fit=801%2C801&ssl=1",
+        ),
+        (
+            "Book the Green Room",
+            "10.00",
+            "https://example.com/product/book-the-green-room/",
+            f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png",
+        ),
+    ]
     for n, (name, price, url, image) in enumerate(top, start=1):
         assert fields[f"last_products_bought_product_{n}_name"] == name
         assert fields[f"last_products_bought_product_{n}_price"] == price
@@ -207,9 +260,13 @@ def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path
         for n, (name, slug, host, fit) in enumerate(items, start=1):
             assert fields[f"last_products_bought_{kind}_{n}_name"] == name
             assert fields[f"last_products_bought_{kind}_{n}_url"] == (
-                f"https://example.com/product/{slug}/")
-            image = (f"https://{host}.wp.com/{WOO_UPLOADS}{slug}.jpg?fit={fit}&ssl=1" if host
-                     else f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png")
+                f"https://example.com/product/{slug}/"
+            )
+            image = (
+                f"https://{host}.wp.com/{WOO_UPLOADS}{slug}.jpg?fit={fit}&ssl=1"
+                if host
+                else f"https://somewebsite.com/{WOO_UPLOADS}vneck-tee.jpg.png"
+            )
             assert fields[f"last_products_bought_{kind}_{n}_image_url"] == image
     # The ids not on the page are warnings, each counted once for the order however many of its
     # expressions looked it up: 99, 1234566, 1234, 234234, 3 (Book's upsell and cross-sell), 30
@@ -218,7 +275,8 @@ def test_woocommerce_checkout_fills_similar_items_from_the_real_catalog(tmp_path
     assert warning.startswith("catalog 'products': 10 key(s) looked up are not in it")
     assert fields["last_order_value"] == "81.00"
     assert fields["last_order_cart_url"] == (
-        "https://example.com/checkout-link/?products=282:1,36:2,33:1,81:1")
+        "https://example.com/checkout-link/?products=282:1,36:2,33:1,81:1"
+    )
 
 
 def test_woocommerce_upsell_relations_on_the_page_are_sent(tmp_path: Path) -> None:
@@ -228,10 +286,21 @@ def test_woocommerce_upsell_relations_on_the_page_are_sent(tmp_path: Path) -> No
     # The real page lists upsells and cross-sells that are on other pages; one more page, with
     # products 99 and 1234 (ids the real Book the Green Room names), joined to it.
     page["data"] += [
-        {"id": 99, "name": "Green Room Upgrade", "permalink": "https://example.com/product/upgrade/",
-         "images": [{"src": "https://example.com/upgrade.jpg"}], "categories": []},
-        {"id": 1234, "name": "Snacks", "permalink": "https://example.com/product/snacks/",
-         "images": [], "categories": []}]
+        {
+            "id": 99,
+            "name": "Green Room Upgrade",
+            "permalink": "https://example.com/product/upgrade/",
+            "images": [{"src": "https://example.com/upgrade.jpg"}],
+            "categories": [],
+        },
+        {
+            "id": 1234,
+            "name": "Snacks",
+            "permalink": "https://example.com/product/snacks/",
+            "images": [],
+            "categories": [],
+        },
+    ]
     catalog.write_text(json.dumps(page))
     book_only = {**WOO_ORDER, "line_items": WOO_ORDER["line_items"][:1]}
     fields, _ = _fields(mapping, _write(tmp_path, "order.json", book_only))
@@ -250,16 +319,25 @@ def test_woocommerce_real_orders_rank_their_items_by_line_value(tmp_path: Path) 
     mapping = _woo_folder(tmp_path, WOO_FORM)
     # Order 324: 13.5 x 1, 13.5 x 2, 10.799999999999999 x 3 (32.399999999999997, exactly), 13.5 x 4
     # = 54, 8.1 x 5 = 40.5, 8.1 x 6 = 48.6, 1.8 x 7, 2.7 x 8: Woo Ninja, Woo Album #3, #1.
-    fields, _ = _fields(mapping, shared_data("woocommerce", "order-details-partially-refunded.json"))
+    fields, _ = _fields(
+        mapping, shared_data("woocommerce", "order-details-partially-refunded.json")
+    )
     assert [fields[f"last_products_bought_product_{n}_name"] for n in (1, 2, 3)] == [
-        "Woo Ninja", "Woo Album #3", "Woo Album #1"]
+        "Woo Ninja",
+        "Woo Album #3",
+        "Woo Album #1",
+    ]
     assert [fields[f"last_products_bought_product_{n}_price"] for n in (1, 2, 3)] == [
-        "13.50", "8.10", "8.10"]
+        "13.50",
+        "8.10",
+        "8.10",
+    ]
     # Its products (10-54) are not on the real page: no URL, no recommendations (warnings).
     assert "last_products_bought_product_1_url" not in fields
     assert fields["last_order_cart_url"] == (
         "https://thuy-test.mystagingwebsite.com/checkout-link/?products="
-        "54:1,42:2,48:3,45:4,12:5,14:6,11:7,10:8")
+        "54:1,42:2,48:3,45:4,12:5,14:6,11:7,10:8"
+    )
 
 
 def test_woocommerce_cart_link_names_variations(tmp_path: Path) -> None:
@@ -270,15 +348,20 @@ def test_woocommerce_cart_link_names_variations(tmp_path: Path) -> None:
     # 16.2 x 3 = 48.6, 31.5 x 10 = 315, 18 x 2, 31.5 x 3 = 94.5, 18 x 2, 31.5 x 4 = 126 (variation
     # 71), 31.5 x 2, 27 x 7 = 189 (variation 70): 315, 189, 126.
     assert [fields[f"last_products_bought_product_{n}_name"] for n in (1, 2, 3)] == [
-        "Happy Ninja", "Ship Your Idea - Blue, XL", "Ship Your Idea - Black, L"]
+        "Happy Ninja",
+        "Ship Your Idea - Blue, XL",
+        "Ship Your Idea - Black, L",
+    ]
     assert fields["last_order_cart_url"] == (
         "https://thuy-test.mystagingwebsite.com/checkout-link/?products="
-        "23:3,24:10,22:2,63:3,19:2,71:4,16:2,70:7")
+        "23:3,24:10,22:2,63:3,19:2,71:4,16:2,70:7"
+    )
 
 
 def test_woocommerce_contacts_record_categories_from_the_real_catalog(tmp_path: Path) -> None:
-    values = _contact(_woo_folder(tmp_path, WOO_CONTACTS),
-                      _write(tmp_path, "order.json", WOO_ORDER))
+    values = _contact(
+        _woo_folder(tmp_path, WOO_CONTACTS), _write(tmp_path, "order.json", WOO_ORDER)
+    )
     # In the order's item order: Book the Green Room "Events", Tshirt "Tshirts", Hoodie "Hoodies";
     # Woo Singles has no category.  The real page has no brands (WooCommerce Brands came later).
     assert values["categories_bought"] == "Events;Tshirts;Hoodies"
@@ -288,7 +371,9 @@ def test_woocommerce_contacts_record_categories_from_the_real_catalog(tmp_path: 
 def test_the_real_attribution_order_gets_its_shops_cart_link() -> None:
     # Shipped as is (its example catalog does not have product 36): the real order's own REST
     # link names the shop, https://example.com.
-    result = _plan(MAPPINGS / WOO_FORM, shared_data("woocommerce", "order-with-attribution-info.json"))
+    result = _plan(
+        MAPPINGS / WOO_FORM, shared_data("woocommerce", "order-with-attribution-info.json")
+    )
     (order,) = result.submissions
     compiled = CompiledMapping(load_mapping(str(MAPPINGS / WOO_FORM)))
     fields = submission_fields(compiled, ContactFolder(compiled), order)
@@ -335,37 +420,66 @@ properties:
 
 def _magento_product(sku: str, name: str, *links: tuple[str, str, int]) -> dict[str, Any]:
     """A product as GET /V1/products gives it (written for this test), with its product_links."""
-    return {"sku": sku, "name": name, "type_id": "simple", "product_links": [
-        {"sku": sku, "link_type": kind, "linked_product_sku": linked,
-         "linked_product_type": "simple", "position": position}
-        for kind, linked, position in links]}
+    return {
+        "sku": sku,
+        "name": name,
+        "type_id": "simple",
+        "product_links": [
+            {
+                "sku": sku,
+                "link_type": kind,
+                "linked_product_sku": linked,
+                "linked_product_type": "simple",
+                "position": position,
+            }
+            for kind, linked, position in links
+        ],
+    }
 
 
 def test_magento_product_links_fill_the_upsell_items(tmp_path: Path) -> None:
-    catalog = {"items": [
-        _magento_product("24-WG080-24-WG084-24-WG088-24-WG082-blue-24-WG086",
-                         "Sprite Yoga Companion Kit", ("upsell", "24-UG01", 1)),
-        _magento_product("MH01-S-Gray", "Chaz Kangeroo Hoodie",
-                         ("upsell", "MH02-S-Black", 2), ("upsell", "MH03-S-Blue", 1),
-                         ("related", "WS11-M-Green", 1)),
-        _magento_product("WS12-M-Orange", "Radiant Tee",
-                         ("upsell", "MH01-S-Gray", 1), ("crosssell", "MH02-S-Black", 1),
-                         ("upsell", "WS11-M-Green", 2)),
-        _magento_product("MH02-S-Black", "Teton Pullover Hoodie"),
-        _magento_product("MH03-S-Blue", "Bruno Compete Hoodie"),
-        _magento_product("WS11-M-Green", "Cassia Funnel Sweatshirt")]}
+    catalog = {
+        "items": [
+            _magento_product(
+                "24-WG080-24-WG084-24-WG088-24-WG082-blue-24-WG086",
+                "Sprite Yoga Companion Kit",
+                ("upsell", "24-UG01", 1),
+            ),
+            _magento_product(
+                "MH01-S-Gray",
+                "Chaz Kangeroo Hoodie",
+                ("upsell", "MH02-S-Black", 2),
+                ("upsell", "MH03-S-Blue", 1),
+                ("related", "WS11-M-Green", 1),
+            ),
+            _magento_product(
+                "WS12-M-Orange",
+                "Radiant Tee",
+                ("upsell", "MH01-S-Gray", 1),
+                ("crosssell", "MH02-S-Black", 1),
+                ("upsell", "WS11-M-Green", 2),
+            ),
+            _magento_product("MH02-S-Black", "Teton Pullover Hoodie"),
+            _magento_product("MH03-S-Blue", "Bruno Compete Hoodie"),
+            _magento_product("WS11-M-Green", "Cassia Funnel Sweatshirt"),
+        ]
+    }
     _write(tmp_path, "products.json", catalog)
     mapping = tmp_path / "magento-upsell.yaml"
     mapping.write_text(MAGENTO_UPSELL, encoding="utf-8")
-    fields, result = _fields(mapping, shared_data(
-        "magento", "order-create-order_GET_V1_orders_3.json"))
+    fields, result = _fields(
+        mapping, shared_data("magento", "order-create-order_GET_V1_orders_3.json")
+    )
     # The real order's top items by value: the kit (68), the hoodie MH01-S-Gray (52), the tee
     # WS12-M-Orange (22).  The kit's one upsell, 24-UG01, is not in the export (a warning): its
     # slot waits.  The hoodie's upsells by position: MH03 (1), MH02 (2) -> MH03.  The tee's:
     # MH01 (bought, never recommended back), WS11 -> WS11; its cross-sell is not an upsell.  The
     # kit's slot then takes the next new upsell in turn: MH02.
     assert [fields.get(f"upsell_{n}_name") for n in (1, 2, 3)] == [
-        "Teton Pullover Hoodie", "Bruno Compete Hoodie", "Cassia Funnel Sweatshirt"]
+        "Teton Pullover Hoodie",
+        "Bruno Compete Hoodie",
+        "Cassia Funnel Sweatshirt",
+    ]
     (warning,) = catalog_warnings(result)
     assert "'24-UG01'" in warning
 
@@ -392,15 +506,20 @@ def test_the_real_shopify_checkout_submits_every_field_over_http(tmp_path: Path)
     sent = {f["name"]: f["value"] for f in submission["fields"]}
     # What a placed order sends: every property whose `when` is the order's, none of the
     # abandoned cart's, and the email.
-    declared = [spec.name for spec in load_mapping(str(mapping)).properties
-                if not spec.name.startswith("abandoned_")]
+    declared = [
+        spec.name
+        for spec in load_mapping(str(mapping)).properties
+        if not spec.name.startswith("abandoned_")
+    ]
     assert sorted(sent) == sorted(["email", *declared])
     assert all(value.strip() for value in sent.values())
     assert sent["last_products_bought_upsell_3_name"] == "IPod Nano - 8GB - Pink"
     assert sent["last_products_bought_similar_2_url"] == (
-        "https://www.example.com/products/ipod-nano?variant=808950810")
+        "https://www.example.com/products/ipod-nano?variant=808950810"
+    )
     assert sent["last_order_cart_url"] == (
-        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1")
+        "https://www.example.com/cart/39072856:1,49148385:1,457924702:1"
+    )
     assert submission["context"]["pageName"] == "Checkout #1001"
 
 

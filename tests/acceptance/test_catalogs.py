@@ -62,8 +62,12 @@ def _folder(tmp_path: Path, text: str = MAPPING) -> Path:
 def test_the_real_shopify_catalog_gives_categories_brands_urls_and_images(tmp_path: Path) -> None:
     mapping = load_mapping(_folder(tmp_path))
     catalogs = load_catalogs(mapping)
-    assert sorted(catalogs["products"].rows) == ["IPOD2008BLACK", "IPOD2008GREEN",
-                                                 "IPOD2008PINK", "IPOD2008RED"]
+    assert sorted(catalogs["products"].rows) == [
+        "IPOD2008BLACK",
+        "IPOD2008GREEN",
+        "IPOD2008PINK",
+        "IPOD2008RED",
+    ]
     compiled = CompiledMapping(mapping, catalogs)
     order = json.loads(shared_data("shopify", "order.json").read_text())["order"]
     (result,) = [o for o in compiled.outcomes([_doc(order)]) if isinstance(o, OrderValues)]
@@ -77,9 +81,17 @@ def test_the_real_shopify_catalog_gives_categories_brands_urls_and_images(tmp_pa
 def test_a_key_not_in_the_catalog_is_a_warning_not_a_reject(tmp_path: Path) -> None:
     path = _folder(tmp_path)
     orders = tmp_path / "orders.ndjson"
-    orders.write_text(json.dumps({
-        "id": 1, "email": "a@example.com", "created_at": "2024-01-01T10:00:00Z",
-        "line_items": [{"sku": "IPOD2008RED"}, {"sku": "NOT-SOLD-HERE"}]}) + "\n")
+    orders.write_text(
+        json.dumps(
+            {
+                "id": 1,
+                "email": "a@example.com",
+                "created_at": "2024-01-01T10:00:00Z",
+                "line_items": [{"sku": "IPOD2008RED"}, {"sku": "NOT-SOLD-HERE"}],
+            }
+        )
+        + "\n"
+    )
     plan = planning.plan(str(path), str(orders)).unwrap()
     assert not plan.rejected and len(plan.contacts) == 1
     assert plan.contacts[0].values["categories_bought"] == "Cult Products"
@@ -87,14 +99,21 @@ def test_a_key_not_in_the_catalog_is_a_warning_not_a_reject(tmp_path: Path) -> N
 
 
 def test_a_missing_key_counts_once_per_record_and_each_warning_is_taken_once(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     mapping = load_mapping(_folder(tmp_path))
     catalogs = load_catalogs(mapping)
     compiled = CompiledMapping(mapping, catalogs)
     # Three of the mapping's expressions look the SKU up; two orders miss it, each twice over.
-    orders = [{"id": n, "email": "a@example.com", "created_at": "2024-01-01T10:00:00Z",
-               "line_items": [{"sku": "NOT-SOLD-HERE"}, {"sku": "NOT-SOLD-HERE"}]}
-              for n in (1, 2)]
+    orders = [
+        {
+            "id": n,
+            "email": "a@example.com",
+            "created_at": "2024-01-01T10:00:00Z",
+            "line_items": [{"sku": "NOT-SOLD-HERE"}, {"sku": "NOT-SOLD-HERE"}],
+        }
+        for n in (1, 2)
+    ]
     assert len(list(compiled.outcomes([_doc(orders)]))) == 2
     assert catalogs.misses() == {"products": 2}  # once per order, not once per lookup
     (warning,) = catalogs.take_warnings()
@@ -114,11 +133,13 @@ BY_CATEGORY = """\
 
 def test_a_catalog_with_many_rows_per_key_gives_them_all_in_file_order(tmp_path: Path) -> None:
     # WooCommerce's real products page keyed by category id: a category's products.
-    shutil.copy(shared_data("woocommerce", "catalog", "products-load-all.json"),
-                tmp_path / "products.json")
+    shutil.copy(
+        shared_data("woocommerce", "catalog", "products-load-all.json"), tmp_path / "products.json"
+    )
     text = MAPPING.replace(
         '    file: product.json\n    path: "[product]"\n    each: variants\n    key: sku',
-        BY_CATEGORY)
+        BY_CATEGORY,
+    )
     assert BY_CATEGORY in text
     (tmp_path / "catalog.yaml").write_text(text, encoding="utf-8")
     catalogs = load_catalogs(load_mapping(tmp_path / "catalog.yaml"))
@@ -131,9 +152,10 @@ def test_a_catalog_with_many_rows_per_key_gives_them_all_in_file_order(tmp_path:
 
 
 def test_validate_locates_what_makes_a_catalog_unusable(tmp_path: Path) -> None:
-    broken = (MAPPING.replace("file: product.json", "file: nowhere.json")
-              .replace("lookup('products', line_items[0].sku).parent.images",
-                       "lookup('prodcts', line_items[0].sku).parent.images"))
+    broken = MAPPING.replace("file: product.json", "file: nowhere.json").replace(
+        "lookup('products', line_items[0].sku).parent.images",
+        "lookup('prodcts', line_items[0].sku).parent.images",
+    )
     problems = {p.code: p for p in check_file(_folder(tmp_path, broken)).problems}
     assert problems["HM415"].location.line == 5  # the file line
     assert problems["HM416"].location.line == 34 and "products" in problems["HM416"].hint

@@ -26,8 +26,13 @@ MAPPING = MAPPINGS / "shopify-orders-contacts.yaml"
 TOKEN = "pat-na1-Zq9xUNIQUE7731-test"  # distinctive: searched for in every output
 CENTS = Decimal("0.01")
 STORM_LIMIT = 3  # requests per second left to the run in the 429 storm
-OFFSETS = [timezone.utc, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30)),
-           timezone(timedelta(hours=9)), timezone(timedelta(hours=-9, minutes=-30))]
+OFFSETS = [
+    timezone.utc,
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=9)),
+    timezone(timedelta(hours=-9, minutes=-30)),
+]
 TITLES = ["Café crème", "Ünïcode tee", "漢字 mug", "Socks (3 pairs)", "Zoë's bag", "Crème brûlée"]
 
 
@@ -46,20 +51,47 @@ def generate_orders(contacts: int, orders: int, seed: int) -> list[dict]:
         if rng.random() < 0.5:
             email = email.upper() if rng.random() < 0.5 else email.lower()
         moment = (start + timedelta(minutes=minutes[n])).astimezone(rng.choice(OFFSETS))
-        items = [{"sku": f"SKU-{rng.randrange(30)}", "title": rng.choice(TITLES),
-                  "vendor": rng.choice(["Ätna", "Acme"]), "price": "1.00"}
-                 for _ in range(rng.randrange(0, 4))]
+        items = [
+            {
+                "sku": f"SKU-{rng.randrange(30)}",
+                "title": rng.choice(TITLES),
+                "vendor": rng.choice(["Ätna", "Acme"]),
+                "price": "1.00",
+            }
+            for _ in range(rng.randrange(0, 4))
+        ]
         order = {
-            "id": 10_000 + n, "name": f"#{10_000 + n}", "email": email,
-            "created_at": moment.isoformat(), "currency": "USD",
+            "id": 10_000 + n,
+            "name": f"#{10_000 + n}",
+            "email": email,
+            "created_at": moment.isoformat(),
+            "currency": "USD",
             "financial_status": rng.choice(["paid", "paid", "authorized", "partially_refunded"]),
-            "cancelled_at": None, "total_price": f"{rng.randrange(1, 40_000) / 100:.2f}",
+            "cancelled_at": None,
+            "total_price": f"{rng.randrange(1, 40_000) / 100:.2f}",
             "line_items": items,
         }
         if order["financial_status"] == "partially_refunded":
-            order["refunds"] = [{"id": 90_000 + n, "order_id": 10_000 + n, "transactions": [
-                {"kind": "refund", "status": "success", "amount": "0.05", "currency": "USD"},
-                {"kind": "refund", "status": "failure", "amount": "1.00", "currency": "USD"}]}]
+            order["refunds"] = [
+                {
+                    "id": 90_000 + n,
+                    "order_id": 10_000 + n,
+                    "transactions": [
+                        {
+                            "kind": "refund",
+                            "status": "success",
+                            "amount": "0.05",
+                            "currency": "USD",
+                        },
+                        {
+                            "kind": "refund",
+                            "status": "failure",
+                            "amount": "1.00",
+                            "currency": "USD",
+                        },
+                    ],
+                }
+            ]
         if rng.random() < 0.05:
             order["cancelled_at"] = moment.isoformat()  # skipped by the mapping
         result.append(order)
@@ -80,16 +112,23 @@ def expected_contacts(orders: list[dict]) -> dict[str, dict[str, str]]:
         if order["cancelled_at"] is not None or order["financial_status"] == "voided":
             continue
         contact = per_contact.setdefault(order["email"].strip().lower(), Expected())
-        refunded = sum((Decimal(t["amount"]) for r in order.get("refunds", [])
-                        for t in r["transactions"]
-                        if t["kind"] == "refund" and t["status"] == "success"), Decimal(0))
+        refunded = sum(
+            (
+                Decimal(t["amount"])
+                for r in order.get("refunds", [])
+                for t in r["transactions"]
+                if t["kind"] == "refund" and t["status"] == "success"
+            ),
+            Decimal(0),
+        )
         contact.total += Decimal(order["total_price"]) - refunded
         contact.count += 1
         contact.orders.append(order)
     result = {}
     for email, contact in per_contact.items():
-        newest_first = sorted(contact.orders, key=lambda o: datetime.fromisoformat(o["created_at"]),
-                              reverse=True)
+        newest_first = sorted(
+            contact.orders, key=lambda o: datetime.fromisoformat(o["created_at"]), reverse=True
+        )
         skus: list[str] = []
         for order in newest_first:
             for item in order["line_items"]:
@@ -108,8 +147,9 @@ def expected_contacts(orders: list[dict]) -> dict[str, dict[str, str]]:
 
 
 def write_ndjson(path: Path, orders: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in orders),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in orders), encoding="utf-8"
+    )
     return path
 
 
@@ -130,8 +170,13 @@ def assert_exact(url: str, orders: list[dict]) -> None:
 # -- running the CLI ------------------------------------------------------------------------------
 
 
-def hubmap(*args: str, cwd: Path, token: str | None = TOKEN, url: str | None = None,
-           extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def hubmap(
+    *args: str,
+    cwd: Path,
+    token: str | None = TOKEN,
+    url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
     env.update(PYTHONPATH=str(ROOT / "engine"), NO_COLOR="1")
     if token is not None:
@@ -139,14 +184,31 @@ def hubmap(*args: str, cwd: Path, token: str | None = TOKEN, url: str | None = N
     if url is not None:
         env.update(HUBSPOT_API_BASE=url, HUBSPOT_FORMS_BASE=url, HUBSPOT_PORTAL_ID="1234567")
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run(tmp_path: Path, url: str, orders: Path, *extra: str, token: str | None = TOKEN):
-    return hubmap("run", str(MAPPING), "--input", str(orders), "--state",
-                  str(tmp_path / "state.db"), "--rejects", str(tmp_path / "rejected.ndjson"),
-                  *extra, cwd=tmp_path, token=token, url=url)
+    return hubmap(
+        "run",
+        str(MAPPING),
+        "--input",
+        str(orders),
+        "--state",
+        str(tmp_path / "state.db"),
+        "--rejects",
+        str(tmp_path / "rejected.ndjson"),
+        *extra,
+        cwd=tmp_path,
+        token=token,
+        url=url,
+    )
 
 
 @pytest.fixture
@@ -161,13 +223,17 @@ def sandbox(tmp_path):
 def test_contacts_hold_exactly_the_independently_computed_values(tmp_path, sandbox):
     every = generate_orders(contacts=60, orders=1200, seed=1)
     orders, more = every[:900], every[900:]
-    result = run(tmp_path, sandbox.url, write_ndjson(tmp_path / "orders.ndjson", orders),
-                 "--format", "json")
+    result = run(
+        tmp_path, sandbox.url, write_ndjson(tmp_path / "orders.ndjson", orders), "--format", "json"
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     skipped = sum(1 for o in orders if o["cancelled_at"] is not None)
     assert (summary["new"], summary["skipped"], summary["rejected"]) == (
-        len(orders) - skipped, skipped, 0)
+        len(orders) - skipped,
+        skipped,
+        0,
+    )
     assert summary["contacts_created"] == len(expected_contacts(orders))
     assert_exact(sandbox.url, orders)
 
@@ -201,8 +267,9 @@ def test_429_storms_and_5xx_faults_are_survived_with_exact_values(tmp_path, sand
     finally:
         sandbox.app._gatekeep = admit
     assert result.returncode == 0, result.stderr
-    printed = re.search(r"HubSpot calls: (\d+) \((\d+) answered 429, (\d+) retried\)",
-                        result.stdout)
+    printed = re.search(
+        r"HubSpot calls: (\d+) \((\d+) answered 429, (\d+) retried\)", result.stdout
+    )
     assert printed, result.stdout
     calls, rate_limited, retried = map(int, printed.groups())
     assert rate_limited > 0 and retried >= rate_limited, result.stderr
@@ -274,16 +341,23 @@ def test_sandbox_run_from_an_empty_folder_then_show_the_contact(tmp_path):
     path = write_ndjson(tmp_path / "orders.ndjson", orders)
     folder = tmp_path / "empty"
     folder.mkdir()
-    result = hubmap("run", str(MAPPING), "--input", str(path), "--sandbox", cwd=folder,
-                    token=None)
+    result = hubmap("run", str(MAPPING), "--input", str(path), "--sandbox", cwd=folder, token=None)
     assert result.returncode == 0, result.stderr
     assert "hubmap-state-sandbox.db" in result.stdout
     email, values = next(iter(expected_contacts(orders).items()))
-    shown = hubmap("sandbox", "show", email.upper(), "--db", "hubmap-state-sandbox.db",
-                   cwd=folder, token=None)
+    shown = hubmap(
+        "sandbox", "show", email.upper(), "--db", "hubmap-state-sandbox.db", cwd=folder, token=None
+    )
     assert shown.returncode == 0, shown.stderr
     properties = json.loads(shown.stdout)["properties"]
     assert {name: properties.get(name) for name in values} == values
-    missing = hubmap("sandbox", "show", "nobody@example.com", "--db",
-                     "hubmap-state-sandbox.db", cwd=folder, token=None)
+    missing = hubmap(
+        "sandbox",
+        "show",
+        "nobody@example.com",
+        "--db",
+        "hubmap-state-sandbox.db",
+        cwd=folder,
+        token=None,
+    )
     assert missing.returncode == 1

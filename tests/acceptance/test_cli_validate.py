@@ -39,13 +39,16 @@ def _broken(tmp_path, old: str, new: str):
     return path, broken
 
 
-@pytest.mark.parametrize("old, new, code, needle", [
-    ("merge: sum", "merge: sum\n   wrong: [", "HM103", "wrong: ["),
-    ("version: 1", "version: 1\ncolour: blue", "HM201", "colour: blue"),
-    ("type: number", "type: nummber", "HM204", "type: nummber"),
-    ("merge: prepend", "merge: prepnd", "HM204", "merge: prepnd"),
-    ("from: \"line_items[].sku\"", "from: \"line_items[.sku\"", "HM301", "line_items[.sku"),
-])
+@pytest.mark.parametrize(
+    "old, new, code, needle",
+    [
+        ("merge: sum", "merge: sum\n   wrong: [", "HM103", "wrong: ["),
+        ("version: 1", "version: 1\ncolour: blue", "HM201", "colour: blue"),
+        ("type: number", "type: nummber", "HM204", "type: nummber"),
+        ("merge: prepend", "merge: prepnd", "HM204", "merge: prepnd"),
+        ('from: "line_items[].sku"', 'from: "line_items[.sku"', "HM301", "line_items[.sku"),
+    ],
+)
 def test_broken_copies_exit_1_with_the_right_line_in_json(tmp_path, old, new, code, needle):
     path, text = _broken(tmp_path, old, new)
     result = _invoke("validate", "--format", "json", str(path))
@@ -71,8 +74,14 @@ def test_text_and_github_formats(tmp_path):
 def test_missing_file_empty_file_and_list_are_located_not_tracebacks(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
-    result = _invoke("validate", "--format", "json", str(tmp_path / "nope.yaml"),
-                     str(tmp_path / "empty.yaml"), str(tmp_path / "list.yaml"))
+    result = _invoke(
+        "validate",
+        "--format",
+        "json",
+        str(tmp_path / "nope.yaml"),
+        str(tmp_path / "empty.yaml"),
+        str(tmp_path / "list.yaml"),
+    )
     assert result.exit_code == 1
     codes = {p["code"] for p in json.loads(result.output)}
     assert codes == {"HM101", "HM104", "HM105"}
@@ -83,7 +92,9 @@ def test_usage_error_exits_2():
 
 
 def test_hubmap_test_reports_the_failing_property(tmp_path):
-    path, _ = _broken(tmp_path, 'total_value_of_orders: "409.94"', 'total_value_of_orders: "409.95"')
+    path, _ = _broken(
+        tmp_path, 'total_value_of_orders: "409.94"', 'total_value_of_orders: "409.95"'
+    )
     result = _invoke("test", str(path))
     assert result.exit_code == 1
     assert "total_value_of_orders: expected '409.95', got '409.94'" in result.output
@@ -92,14 +103,35 @@ def test_hubmap_test_reports_the_failing_property(tmp_path):
 def test_plan_json_gives_exact_values_per_contact_and_rejections(tmp_path):
     orders = tmp_path / "orders.ndjson"
     rows = [
-        {"id": 1, "email": "Zoë@Example.com", "created_at": "2024-01-02T23:30:00-08:00",
-         "currency": "USD", "total_price": "0.10", "cancelled_at": None,
-         "financial_status": "paid", "line_items": [{"sku": "A", "title": "Ä", "price": "0.10"}]},
-        {"id": 2, "email": "zoë@example.com", "created_at": "2024-01-01T10:00:00Z",
-         "currency": "USD", "total_price": "0.20", "cancelled_at": None,
-         "financial_status": "paid", "line_items": [{"sku": "B", "title": "B", "price": "0.20"}]},
-        {"id": 3, "email": "not-an-email", "created_at": "2024-01-01T10:00:00Z",
-         "currency": "USD", "total_price": "1", "cancelled_at": None, "financial_status": "paid"},
+        {
+            "id": 1,
+            "email": "Zoë@Example.com",
+            "created_at": "2024-01-02T23:30:00-08:00",
+            "currency": "USD",
+            "total_price": "0.10",
+            "cancelled_at": None,
+            "financial_status": "paid",
+            "line_items": [{"sku": "A", "title": "Ä", "price": "0.10"}],
+        },
+        {
+            "id": 2,
+            "email": "zoë@example.com",
+            "created_at": "2024-01-01T10:00:00Z",
+            "currency": "USD",
+            "total_price": "0.20",
+            "cancelled_at": None,
+            "financial_status": "paid",
+            "line_items": [{"sku": "B", "title": "B", "price": "0.20"}],
+        },
+        {
+            "id": 3,
+            "email": "not-an-email",
+            "created_at": "2024-01-01T10:00:00Z",
+            "currency": "USD",
+            "total_price": "1",
+            "cancelled_at": None,
+            "financial_status": "paid",
+        },
     ]
     orders.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\nnot json\n")
     result = _invoke("plan", str(SHIPPED), "--input", str(orders), "--format", "json")
@@ -125,13 +157,20 @@ def test_plan_usage_errors_exit_2(tmp_path):
 
 
 def test_plan_counts_a_repeated_order_id_once(tmp_path):
-    order = {"id": 7, "email": "a@example.com", "created_at": "2024-01-01T10:00:00Z",
-             "currency": "USD", "total_price": "5.00", "cancelled_at": None,
-             "financial_status": "paid"}
+    order = {
+        "id": 7,
+        "email": "a@example.com",
+        "created_at": "2024-01-01T10:00:00Z",
+        "currency": "USD",
+        "total_price": "5.00",
+        "cancelled_at": None,
+        "financial_status": "paid",
+    }
     orders = tmp_path / "orders.ndjson"
     orders.write_text(json.dumps(order) + "\n" + json.dumps(order) + "\n")
-    plan = json.loads(_invoke("plan", str(SHIPPED), "--input", str(orders), "--format",
-                              "json").output)
+    plan = json.loads(
+        _invoke("plan", str(SHIPPED), "--input", str(orders), "--format", "json").output
+    )
     assert plan["contacts"][0]["changes"]["total_value_of_orders"]["after"] == "5.00"
     assert (plan["orders"]["new"], plan["orders"]["unchanged"]) == (1, 1)
     assert plan["skipped"] == []

@@ -44,12 +44,15 @@ def _pre_existing(sandbox: RunningSandbox, mapping: Path, emails: list[str]) -> 
         response = requests.post(
             f"{sandbox.url}/crm/v3/objects/contacts",
             json={"properties": {"email": email, "tiny_total": "5", "tiny_count": "2"}},
-            headers={"Authorization": f"Bearer {helpers.TOKEN}"}, timeout=10)
+            headers={"Authorization": f"Bearer {helpers.TOKEN}"},
+            timeout=10,
+        )
         response.raise_for_status()
 
 
-def _assert_with_baseline(sandbox: RunningSandbox, items: list[dict[str, Any]],
-                          with_baseline: set[str]) -> None:
+def _assert_with_baseline(
+    sandbox: RunningSandbox, items: list[dict[str, Any]], with_baseline: set[str]
+) -> None:
     want = helpers.expected(items)
     for email in with_baseline:
         want[email]["tiny_total"] += 5
@@ -58,13 +61,21 @@ def _assert_with_baseline(sandbox: RunningSandbox, items: list[dict[str, Any]],
     assert got == want
 
 
-@pytest.mark.parametrize("call, after_send", [
-    (3, False), (3, True),  # reading a batch of contacts
-    (4, False), (4, True),  # the first upsert: before it, and after HubSpot wrote it
-    (6, True), (9, False), (11, True),
-])
+@pytest.mark.parametrize(
+    "call, after_send",
+    [
+        (3, False),
+        (3, True),  # reading a batch of contacts
+        (4, False),
+        (4, True),  # the first upsert: before it, and after HubSpot wrote it
+        (6, True),
+        (9, False),
+        (11, True),
+    ],
+)
 def test_a_crash_at_a_hubspot_call_then_a_run_to_the_end_is_exact(
-        tmp_path: Path, sandbox, call: int, after_send: bool, new_state) -> None:
+    tmp_path: Path, sandbox, call: int, after_send: bool, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 121), contacts_count=23)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
@@ -72,23 +83,26 @@ def test_a_crash_at_a_hubspot_call_then_a_run_to_the_end_is_exact(
     _pre_existing(sandbox, mapping, sorted(baseline))
     state = new_state("state.db")
     # calls: 1 property list, 2 group list (both exist), then read/upsert per batch of 4
-    assert helpers.run_until_crash(mapping, sandbox, state, source, call=call,
-                                   after_send=after_send, batch=4, workers=1)
+    assert helpers.run_until_crash(
+        mapping, sandbox, state, source, call=call, after_send=after_send, batch=4, workers=1
+    )
     final = helpers.run(mapping, source, sandbox, state, options={"batch": 4})
     assert final.drift == 0  # what hubmap was writing is not someone's edit
     assert final.ok
     _assert_with_baseline(sandbox, items, baseline)
 
 
-def test_crashes_while_counting_and_writing_several_times_then_exact(tmp_path: Path,
-                                                                     sandbox, new_state) -> None:
+def test_crashes_while_counting_and_writing_several_times_then_exact(
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 301), contacts_count=41)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
     state = new_state("state.db")
     assert helpers.run_until_crash(mapping, sandbox, state, source, record=130, count_chunk=50)
-    assert helpers.run_until_crash(mapping, sandbox, state, source, call=5, after_send=True,
-                                   count_chunk=50, batch=5, workers=3)
+    assert helpers.run_until_crash(
+        mapping, sandbox, state, source, call=5, after_send=True, count_chunk=50, batch=5, workers=3
+    )
     assert helpers.run_until_crash(mapping, sandbox, state, source, record=290, count_chunk=7)
     assert helpers.run_until_crash(mapping, sandbox, state, source, call=8, batch=3, workers=2)
     final = helpers.run(mapping, source, sandbox, state)
@@ -99,14 +113,34 @@ def test_crashes_while_counting_and_writing_several_times_then_exact(tmp_path: P
 # -- the real CLI, killed --------------------------------------------------------------------
 
 
-def _cli(mapping: Path, source: Path, state: Path, sandbox: RunningSandbox,
-         *extra: str) -> subprocess.Popen[str]:
+def _cli(
+    mapping: Path, source: Path, state: Path, sandbox: RunningSandbox, *extra: str
+) -> subprocess.Popen[str]:
     env = {**os.environ, **helpers.environ(sandbox), "PYTHONPATH": str(ROOT / "engine")}
     return subprocess.Popen(
-        [sys.executable, "-m", "hubmap.cli", "run", str(mapping), "--input", str(source),
-         "--state", str(state), "--rejects", str(source.with_suffix(".rejects")), "--workers",
-         "1", "--format", "json", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "hubmap.cli",
+            "run",
+            str(mapping),
+            "--input",
+            str(source),
+            "--state",
+            str(state),
+            "--rejects",
+            str(source.with_suffix(".rejects")),
+            "--workers",
+            "1",
+            "--format",
+            "json",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _progress(state: Path | str) -> tuple[int, int]:
@@ -133,8 +167,9 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
-def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(tmp_path: Path,
-                                                                       sandbox, new_state) -> None:
+def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 4001), contacts_count=1500)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
@@ -164,9 +199,9 @@ def test_the_cli_killed_at_random_moments_then_run_to_the_end_is_exact(tmp_path:
 
 
 @pytest.mark.slow
-def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_path: Path,
-                                                                          sandbox,
-                                                                          new_state) -> None:
+def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(
+    tmp_path: Path, sandbox, new_state
+) -> None:
     """Versions, stale copies, withdrawals and refunds, with SIGKILLs while counting and while
     writing: the run to the end leaves the fold over each order's latest version."""
     mapping = changes.write_mapping(tmp_path)
@@ -197,7 +232,8 @@ def test_changing_orders_with_the_cli_killed_at_random_moments_end_exact(tmp_pat
 
 @pytest.mark.slow
 def test_a_second_cli_run_on_the_same_state_is_refused_while_the_first_runs(
-        tmp_path: Path, sandbox, new_state) -> None:
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 801), contacts_count=400)
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)

@@ -27,9 +27,12 @@ def sandbox():  # type: ignore[no-untyped-def]
 
 def _edit(sandbox, email: str, values: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     response = requests.patch(
-        f"{sandbox.url}/crm/v3/objects/contacts/{email}", params={"idProperty": "email"},
-        json={"properties": values}, headers={"Authorization": f"Bearer {helpers.TOKEN}"},
-        timeout=10)
+        f"{sandbox.url}/crm/v3/objects/contacts/{email}",
+        params={"idProperty": "email"},
+        json={"properties": values},
+        headers={"Authorization": f"Bearer {helpers.TOKEN}"},
+        timeout=10,
+    )
     response.raise_for_status()
 
 
@@ -38,7 +41,8 @@ def _mine(items, email: str):  # type: ignore[no-untyped-def]
 
 
 def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
-        tmp_path: Path, sandbox, new_state) -> None:
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
     old, new = helpers.orders(range(1, 71)), helpers.orders(range(71, 141))
@@ -46,21 +50,24 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
     edited = "buyer3@example.com"
     _edit(sandbox, edited, {"tiny_total": "1000.50", "tiny_last_sku": "MANUAL"})
 
-    summary = helpers.run(mapping, helpers.write_orders(tmp_path / "new.ndjson", new), sandbox,
-                          state)
+    summary = helpers.run(
+        mapping, helpers.write_orders(tmp_path / "new.ndjson", new), sandbox, state
+    )
 
     assert summary.drift == 2
     values = helpers.held(helpers.contacts(sandbox)[edited])
     # sum: the edited value, plus only the orders counted after it
     assert values["tiny_total"] == Decimal("1000.50") + sum(
-        Decimal(i["amount"]) for i in _mine(new, edited))
+        Decimal(i["amount"]) for i in _mine(new, edited)
+    )
     # not edited: all orders, counted once
     assert values["tiny_count"] == len(_mine(old + new, edited))
     # overwrite: the edit is the baseline, the newer orders overwrite it
     assert values["tiny_last_sku"] == _mine(new, edited)[-1]["sku"]
     others = {e: v for e, v in helpers.expected(old + new).items() if e != edited}
-    assert {e: helpers.held(v) for e, v in helpers.contacts(sandbox).items()
-            if e != edited} == others
+    assert {
+        e: helpers.held(v) for e, v in helpers.contacts(sandbox).items() if e != edited
+    } == others
     store = StateStore(state)
     try:
         scope = scope_of(load_mapping(str(mapping)), str(helpers.PORTAL_ID))
@@ -72,16 +79,25 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
     assert {(d["contact"], d["property"]) for d in report["scopes"][0]["drift"]} == set(drift)
 
     # The next run is quiet: the new values are what hubmap wrote.
-    again = helpers.run(mapping, helpers.write_orders(tmp_path / "more.ndjson", helpers.orders(
-        range(141, 161))), sandbox, state)
+    again = helpers.run(
+        mapping,
+        helpers.write_orders(tmp_path / "more.ndjson", helpers.orders(range(141, 161))),
+        sandbox,
+        state,
+    )
     assert again.drift == 0
 
     # A rebuild from the full history keeps the edit's difference for the sum, counts no order
     # twice, and recomputes the rest from the orders.
     everything = old + new + helpers.orders(range(141, 161))
     before = helpers.held(helpers.contacts(sandbox)[edited])
-    rebuilt = helpers.run(mapping, helpers.write_orders(tmp_path / "all.ndjson", everything),
-                          sandbox, state, rebuild=True)
+    rebuilt = helpers.run(
+        mapping,
+        helpers.write_orders(tmp_path / "all.ndjson", everything),
+        sandbox,
+        state,
+        rebuild=True,
+    )
     assert rebuilt.rebuilt and rebuilt.new == 160
     after = helpers.held(helpers.contacts(sandbox)[edited])
     assert after["tiny_total"] == before["tiny_total"]
@@ -89,18 +105,19 @@ def test_an_edit_in_hubspot_is_reported_as_drift_and_becomes_the_new_baseline(
 
 
 def test_rejected_records_are_kept_and_replayed_after_the_mapping_is_fixed(
-        tmp_path: Path, sandbox, new_state) -> None:
-    strict = helpers.write_mapping(tmp_path, records_extra=(
-        "  require:\n    - that: sku\n      reason: the order has no SKU\n"))
+    tmp_path: Path, sandbox, new_state
+) -> None:
+    strict = helpers.write_mapping(
+        tmp_path,
+        records_extra=("  require:\n    - that: sku\n      reason: the order has no SKU\n"),
+    )
     items = helpers.orders(range(1, 41))
     for item in items[::4]:
         del item["sku"]
     state = new_state("state.db")
-    first = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox,
-                        state)
+    first = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox, state)
     assert (first.new, first.rejected, first.ok) == (30, 10, False)
-    again = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox,
-                        state)
+    again = helpers.run(strict, helpers.write_orders(tmp_path / "o.ndjson", items), sandbox, state)
     assert (again.new, again.rejected) == (0, 10)
 
     report = helpers.status(str(state))["scopes"][0]
@@ -119,20 +136,24 @@ def test_rejected_records_are_kept_and_replayed_after_the_mapping_is_fixed(
         assert Decimal(held[email]["tiny_total"]) == sum(Decimal(i["amount"]) for i in mine)
         assert Decimal(held[email]["tiny_count"]) == len(mine)
         assert held[email]["tiny_skus"].split(";") == want["tiny_skus"]
-    replayed_again = helpers.replay(str(fixed), helpers.environ(sandbox),
-                                       state_path=str(state))
+    replayed_again = helpers.replay(str(fixed), helpers.environ(sandbox), state_path=str(state))
     assert (replayed_again.records, replayed_again.new) == (0, 0)
 
 
 def test_a_dry_run_writes_nothing_and_counts_like_a_run(tmp_path: Path, sandbox, new_state) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
-    helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
-                sandbox, state)
+    helpers.run(
+        mapping,
+        helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
+        sandbox,
+        state,
+    )
     before = helpers.contacts(sandbox)
     more = helpers.write_orders(tmp_path / "b.ndjson", helpers.orders(range(20, 91)))
-    dry = helpers.run(mapping, more, sandbox, state, dry_run=True,
-                      options={"count_chunk": 9})  # several chunks: each contact summed over all
+    dry = helpers.run(
+        mapping, more, sandbox, state, dry_run=True, options={"count_chunk": 9}
+    )  # several chunks: each contact summed over all
     assert (dry.new, dry.unchanged) == (60, 11)
     assert helpers.contacts(sandbox) == before
     real = helpers.run(mapping, more, sandbox, state)
@@ -145,8 +166,12 @@ def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox, new
 
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
-    helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
-                sandbox, state)
+    helpers.run(
+        mapping,
+        helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 31))),
+        sandbox,
+        state,
+    )
     more = helpers.write_orders(tmp_path / "b.ndjson", helpers.orders(range(20, 91)))
     job = helpers.runner(mapping, sandbox, state, dry_run=True, count_chunk=9)
     try:
@@ -163,35 +188,48 @@ def test_a_dry_run_predicts_the_values_a_run_writes(tmp_path: Path, sandbox, new
 
 
 def test_a_property_added_to_the_mapping_starts_from_now_unless_rebuilt(
-        tmp_path: Path, sandbox, new_state) -> None:
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
     old, new = helpers.orders(range(1, 51)), helpers.orders(range(51, 101))
     helpers.run(mapping, helpers.write_orders(tmp_path / "old.ndjson", old), sandbox, state)
-    largest = ("  tiny_largest:\n    label: Tiny largest\n    type: number\n    from: amount\n"
-               "    merge: max\n")
+    largest = (
+        "  tiny_largest:\n    label: Tiny largest\n    type: number\n    from: amount\n"
+        "    merge: max\n"
+    )
     grown = helpers.write_mapping(tmp_path, extra=largest, file_name="grown.yaml")
 
-    summary = helpers.run(grown, helpers.write_orders(tmp_path / "new.ndjson", new), sandbox,
-                          state)
+    summary = helpers.run(grown, helpers.write_orders(tmp_path / "new.ndjson", new), sandbox, state)
 
     assert summary.properties_started == ["tiny_largest"]
     held = helpers.contacts(sandbox)
     for email, values in held.items():
-        assert Decimal(values["tiny_largest"]) == max(Decimal(i["amount"])
-                                                      for i in _mine(new, email))
-    assert {e: helpers.held({k: v for k, v in values.items() if k != "tiny_largest"})
-            for e, values in held.items()} == helpers.expected(old + new)
+        assert Decimal(values["tiny_largest"]) == max(
+            Decimal(i["amount"]) for i in _mine(new, email)
+        )
+    assert {
+        e: helpers.held({k: v for k, v in values.items() if k != "tiny_largest"})
+        for e, values in held.items()
+    } == helpers.expected(old + new)
 
-    rebuilt = helpers.run(grown, helpers.write_orders(tmp_path / "all.ndjson", old + new), sandbox,
-                          state, rebuild=True)
+    rebuilt = helpers.run(
+        grown,
+        helpers.write_orders(tmp_path / "all.ndjson", old + new),
+        sandbox,
+        state,
+        rebuild=True,
+    )
     assert rebuilt.new == 100 and rebuilt.drift == 0
     held = helpers.contacts(sandbox)
     for email, values in held.items():
-        assert Decimal(values["tiny_largest"]) == max(Decimal(i["amount"])
-                                                      for i in _mine(old + new, email))
-    assert {e: helpers.held({k: v for k, v in values.items() if k != "tiny_largest"})
-            for e, values in held.items()} == helpers.expected(old + new)
+        assert Decimal(values["tiny_largest"]) == max(
+            Decimal(i["amount"]) for i in _mine(old + new, email)
+        )
+    assert {
+        e: helpers.held({k: v for k, v in values.items() if k != "tiny_largest"})
+        for e, values in held.items()
+    } == helpers.expected(old + new)
 
 
 def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox, new_state) -> None:
@@ -209,8 +247,9 @@ def test_a_changed_merge_rule_is_refused_until_rebuilt(tmp_path: Path, sandbox, 
     summary = helpers.run(changed, source, sandbox, state, rebuild=True)
     assert summary.new == 40
     for email, values in helpers.contacts(sandbox).items():
-        assert Decimal(values["tiny_total"]) == max(Decimal(i["amount"])
-                                                    for i in _mine(items, email))
+        assert Decimal(values["tiny_total"]) == max(
+            Decimal(i["amount"]) for i in _mine(items, email)
+        )
 
 
 def test_a_changed_order_id_is_refused(tmp_path: Path, sandbox, new_state) -> None:
@@ -226,15 +265,17 @@ def test_a_changed_order_id_is_refused(tmp_path: Path, sandbox, new_state) -> No
     assert [p.code for p in refused.value.problems] == ["HM701"]
 
 
-def test_an_interrupted_rebuild_must_be_finished_by_a_rebuild(tmp_path: Path, sandbox,
-                                                              new_state) -> None:
+def test_an_interrupted_rebuild_must_be_finished_by_a_rebuild(
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
     items = helpers.orders(range(1, 81))
     source = helpers.write_orders(tmp_path / "o.ndjson", items)
     helpers.run(mapping, source, sandbox, state)
-    assert helpers.run_until_crash(mapping, sandbox, state, source, record=30, rebuild=True,
-                                   count_chunk=10)
+    assert helpers.run_until_crash(
+        mapping, sandbox, state, source, record=30, rebuild=True, count_chunk=10
+    )
     with pytest.raises(HubmapError) as refused:
         helpers.run(mapping, source, sandbox, state)
     assert [p.code for p in refused.value.problems] == ["HM703"]
@@ -281,8 +322,14 @@ class _RefusingSubmissions:
 
         fields = {f["name"]: f["value"] for f in (kwargs.get("json") or {}).get("fields", [])}
         if "/submit/" in url and fields.get("email") in self.refused:
-            return Response.of_json(400, {"status": "error", "message": "refused for the test",
-                                          "category": "VALIDATION_ERROR"})
+            return Response.of_json(
+                400,
+                {
+                    "status": "error",
+                    "message": "refused for the test",
+                    "category": "VALIDATION_ERROR",
+                },
+            )
         return self.inner.send(method, url, **kwargs)
 
     def close(self) -> None:
@@ -290,7 +337,8 @@ class _RefusingSubmissions:
 
 
 def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
-        tmp_path: Path, sandbox, new_state) -> None:
+    tmp_path: Path, sandbox, new_state
+) -> None:
     from datetime import datetime, timedelta, timezone
 
     from hubmap.hubspot import HubSpotClient, HubSpotSettings
@@ -301,16 +349,25 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
     mapping.write_text(FORM_MAPPING, encoding="utf-8")
     env = helpers.environ(sandbox)
     with HubSpotClient(HubSpotSettings.from_env(env)) as client:
-        env["HUBSPOT_FORM_GUID"] = _sandbox_form(client, sandbox, load_mapping(str(mapping)),
-                                                 helpers.TOKEN)
+        env["HUBSPOT_FORM_GUID"] = _sandbox_form(
+            client, sandbox, load_mapping(str(mapping)), helpers.TOKEN
+        )
     now = datetime.now(timezone.utc)
-    items = [{"id": n, "email": f"visitor{n % 4}@example.com", "sku": f"SKU-{n}",
-              "at": (now - timedelta(hours=n)).isoformat()} for n in range(1, 13)]
+    items = [
+        {
+            "id": n,
+            "email": f"visitor{n % 4}@example.com",
+            "sku": f"SKU-{n}",
+            "at": (now - timedelta(hours=n)).isoformat(),
+        }
+        for n in range(1, 13)
+    ]
     source = helpers.write_orders(tmp_path / "checkouts.ndjson", items)
     state = new_state("state.db")
 
-    job = helpers.runner(mapping, sandbox, state, transport=_RefusingSubmissions(
-        {"visitor1@example.com"}))
+    job = helpers.runner(
+        mapping, sandbox, state, transport=_RefusingSubmissions({"visitor1@example.com"})
+    )
     job.env = env
     try:
         first = job.run(read_documents(str(source)))
@@ -328,15 +385,24 @@ def test_forms_submit_each_order_once_and_failed_submissions_are_replayed(
 
     again = helpers.run_env(str(mapping), str(source), env, str(state))
     assert (again.unchanged, again.submissions) == (12, 0)
-    sent = [f["value"] for s in sandbox.store.submissions() for f in s["fields"]
-            if f["name"] == "tiny_last_sku"]
+    sent = [
+        f["value"]
+        for s in sandbox.store.submissions()
+        for f in s["fields"]
+        if f["name"] == "tiny_last_sku"
+    ]
     assert sorted(sent) == sorted(f"SKU-{n}" for n in range(1, 13))  # each order once
 
 
-def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, sandbox,
-                                                               new_state) -> None:
-    strict = helpers.write_mapping(tmp_path, records_extra=(
-        "  require:\n    - that: \"sku != 'SKU-3'\"\n      reason: SKU-3 is not sold\n"))
+def test_an_order_that_passes_later_resolves_its_stored_reject(
+    tmp_path: Path, sandbox, new_state
+) -> None:
+    strict = helpers.write_mapping(
+        tmp_path,
+        records_extra=(
+            "  require:\n    - that: \"sku != 'SKU-3'\"\n      reason: SKU-3 is not sold\n"
+        ),
+    )
     items = helpers.orders(range(1, 41))
     source = helpers.write_orders(tmp_path / "o.ndjson", items)
     state = new_state("state.db")
@@ -350,7 +416,8 @@ def test_an_order_that_passes_later_resolves_its_stored_reject(tmp_path: Path, s
 
 
 def test_a_contact_folded_afresh_for_drift_keeps_that_fold_for_the_next_runs(
-        tmp_path: Path, sandbox, new_state) -> None:
+    tmp_path: Path, sandbox, new_state
+) -> None:
     """An edit of a min property cuts the orders HubSpot had confirmed out of its fold; the fold
     made so must be what the state keeps, or a later run's new order is added to the old fold and
     the cut-out orders come back."""
@@ -359,18 +426,31 @@ def test_a_contact_folded_afresh_for_drift_keeps_that_fold_for_the_next_runs(
     email = "kim@example.com"
 
     def placed(order_id: int, day: int) -> dict:
-        return {"id": order_id, "email": email, "at": f"2024-01-{day:02d}T12:00:00Z",
-                "amount": "10.00", "sku": f"SKU-{order_id}"}
+        return {
+            "id": order_id,
+            "email": email,
+            "at": f"2024-01-{day:02d}T12:00:00Z",
+            "amount": "10.00",
+            "sku": f"SKU-{order_id}",
+        }
 
-    helpers.run(mapping, helpers.write_orders(tmp_path / "1.ndjson",
-                                              [placed(1, 5), placed(2, 6)]), sandbox, state)
+    helpers.run(
+        mapping,
+        helpers.write_orders(tmp_path / "1.ndjson", [placed(1, 5), placed(2, 6)]),
+        sandbox,
+        state,
+    )
     _edit(sandbox, email, {"tiny_first_date": "2024-01-09T12:00:00Z"})
-    helpers.run(mapping, helpers.write_orders(tmp_path / "2.ndjson", [placed(3, 8)]), sandbox,
-                state)
+    helpers.run(
+        mapping, helpers.write_orders(tmp_path / "2.ndjson", [placed(3, 8)]), sandbox, state
+    )
     # the edit is the baseline; of the orders only the one counted after it
-    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == \
-        helpers.parse_time("2024-01-08T12:00:00Z")
-    helpers.run(mapping, helpers.write_orders(tmp_path / "3.ndjson", [placed(4, 10)]), sandbox,
-                state)
-    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == \
-        helpers.parse_time("2024-01-08T12:00:00Z")
+    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == helpers.parse_time(
+        "2024-01-08T12:00:00Z"
+    )
+    helpers.run(
+        mapping, helpers.write_orders(tmp_path / "3.ndjson", [placed(4, 10)]), sandbox, state
+    )
+    assert helpers.held(helpers.contacts(sandbox)[email])["tiny_first_date"] == helpers.parse_time(
+        "2024-01-08T12:00:00Z"
+    )

@@ -70,10 +70,12 @@ class Recording:
         return sum(1 for path, _ in self.calls if path.endswith(suffix))
 
 
-def job(tmp_path: Path, sandbox: Any, transport: Recording, state: str = "state.db",
-        **options: Any) -> Any:
-    return helpers.runner(helpers.write_mapping(tmp_path), sandbox, tmp_path / state,
-                          transport=transport, **options)
+def job(
+    tmp_path: Path, sandbox: Any, transport: Recording, state: str = "state.db", **options: Any
+) -> Any:
+    return helpers.runner(
+        helpers.write_mapping(tmp_path), sandbox, tmp_path / state, transport=transport, **options
+    )
 
 
 def run(runner: Any, documents: Any) -> Any:
@@ -88,11 +90,11 @@ def test_contacts_are_read_while_the_input_is_still_being_counted(tmp_path, sand
     items = helpers.orders(range(1, 301), contacts_count=150)
     documents = Counted(helpers.write_orders(tmp_path / "orders.ndjson", items))
     transport = Recording(documents)
-    summary = run(job(tmp_path, sandbox, transport, count_chunk=30, batch=10, workers=2),
-                  documents)
+    summary = run(job(tmp_path, sandbox, transport, count_chunk=30, batch=10, workers=2), documents)
     assert summary.ok, summary.failures
-    sent_while_counting = [taken for path, taken in transport.calls
-                           if path.endswith(READ) and taken < len(items)]
+    sent_while_counting = [
+        taken for path, taken in transport.calls if path.endswith(READ) and taken < len(items)
+    ]
     assert sent_while_counting  # the reads did not wait for the end of the input
     batches = math.ceil(150 / 10)
     assert transport.count(READ) == transport.count(UPSERT) == batches  # the lower bound
@@ -106,10 +108,13 @@ def test_reading_early_or_not_writes_the_same_values_with_the_same_calls(tmp_pat
     run(job(tmp_path, sandbox, early, count_chunk=20, batch=10), read_documents(str(path)))
     first = {email: helpers.held(values) for email, values in helpers.contacts(sandbox).items()}
     sandbox.reset()
-    run(job(tmp_path, sandbox, late, state="late.db", count_chunk=20, batch=10, early_reads=0),
-        read_documents(str(path)))
-    assert {email: helpers.held(values)
-            for email, values in helpers.contacts(sandbox).items()} == first
+    run(
+        job(tmp_path, sandbox, late, state="late.db", count_chunk=20, batch=10, early_reads=0),
+        read_documents(str(path)),
+    )
+    assert {
+        email: helpers.held(values) for email, values in helpers.contacts(sandbox).items()
+    } == first
     assert len(early.calls) == len(late.calls)
     helpers.assert_hubspot_holds(sandbox, items)
 
@@ -119,28 +124,37 @@ def test_a_foreign_fence_in_the_last_batch_stops_the_run_before_any_write(tmp_pa
     last = max(item["email"] for item in items)
     mine = [item for item in items if item["email"] == last]
     # another state writes the contact that sorts last: its fence is not this state's
-    run(job(tmp_path, sandbox, Recording(), state="other.db"),
-        read_documents(str(helpers.write_orders(tmp_path / "other.ndjson", mine))))
+    run(
+        job(tmp_path, sandbox, Recording(), state="other.db"),
+        read_documents(str(helpers.write_orders(tmp_path / "other.ndjson", mine))),
+    )
     before = helpers.contacts(sandbox)
     transport = Recording()
     with pytest.raises(HubmapError) as stopped:
-        run(job(tmp_path, sandbox, transport, batch=10, workers=3),
-            read_documents(str(helpers.write_orders(tmp_path / "orders.ndjson", items))))
+        run(
+            job(tmp_path, sandbox, transport, batch=10, workers=3),
+            read_documents(str(helpers.write_orders(tmp_path / "orders.ndjson", items))),
+        )
     assert {p.code for p in stopped.value.problems} == {"HM708"}
     assert transport.count(READ) == 10 and transport.count(UPSERT) == 0
     assert helpers.contacts(sandbox) == before
 
 
 def test_a_failed_early_read_fails_only_its_contacts_and_the_next_run_writes_them(
-        tmp_path, sandbox):
+    tmp_path, sandbox
+):
     items = helpers.orders(range(1, 81), contacts_count=40)
     path = helpers.write_orders(tmp_path / "orders.ndjson", items)
 
     def refuse_the_second_read(path_: str, number: int) -> Response | None:
         if path_.endswith(READ) and number == 2:
-            return Response(400, {"Content-Type": "application/json"}, json.dumps(
-                {"status": "error", "message": "refused", "category": "VALIDATION_ERROR"}
-            ).encode())
+            return Response(
+                400,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {"status": "error", "message": "refused", "category": "VALIDATION_ERROR"}
+                ).encode(),
+            )
         return None
 
     transport = Recording(answer=refuse_the_second_read)
@@ -159,9 +173,18 @@ def test_the_daily_limit_met_while_counting_stops_the_run_before_any_write(tmp_p
 
     def daily_limit(path_: str, number: int) -> Response | None:
         if path_.endswith(READ):
-            return Response(429, {"Content-Type": "application/json"}, json.dumps(
-                {"status": "error", "message": "You have reached your daily limit.",
-                 "policyName": "DAILY", "category": "RATE_LIMITS"}).encode())
+            return Response(
+                429,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {
+                        "status": "error",
+                        "message": "You have reached your daily limit.",
+                        "policyName": "DAILY",
+                        "category": "RATE_LIMITS",
+                    }
+                ).encode(),
+            )
         return None
 
     transport = Recording(answer=daily_limit)
@@ -172,7 +195,6 @@ def test_the_daily_limit_met_while_counting_stops_the_run_before_any_write(tmp_p
     again = run(job(tmp_path, sandbox, Recording(), batch=10), read_documents(str(path)))
     assert again.ok and again.contacts_created == 30
     helpers.assert_hubspot_holds(sandbox, items)
-
 
 
 @pytest.mark.parametrize("held_bytes", [3_000, 0])
@@ -190,19 +212,31 @@ def test_contacts_past_the_memory_held_are_read_and_loaded_when_written(tmp_path
         sandbox = helpers.start()  # contacts that exist, written by this state's history
         try:
             state = f"state-{budget}.db"
-            run(job(tmp_path, sandbox, Recording(), state=state, batch=10),
-                read_documents(str(history)))
+            run(
+                job(tmp_path, sandbox, Recording(), state=state, batch=10),
+                read_documents(str(history)),
+            )
             transport = Recording()
-            summary = run(job(tmp_path, sandbox, transport, state=state, batch=10,
-                              count_chunk=30, early_reads=60, held_bytes=budget),
-                          read_documents(str(everything)))
+            summary = run(
+                job(
+                    tmp_path,
+                    sandbox,
+                    transport,
+                    state=state,
+                    batch=10,
+                    count_chunk=30,
+                    early_reads=60,
+                    held_bytes=budget,
+                ),
+                read_documents(str(everything)),
+            )
             assert summary.ok, summary.failures
             assert summary.contacts_updated == 150
             helpers.assert_hubspot_holds(sandbox, before + later)
-            values.append({email: helpers.held(v)
-                           for email, v in helpers.contacts(sandbox).items()})
-            calls.append((transport.count(READ), transport.count(UPSERT),
-                          transport.count(UPDATE)))
+            values.append(
+                {email: helpers.held(v) for email, v in helpers.contacts(sandbox).items()}
+            )
+            calls.append((transport.count(READ), transport.count(UPSERT), transport.count(UPDATE)))
         finally:
             sandbox.stop()
     assert values[0] == values[1]

@@ -34,10 +34,18 @@ CONTACTS = 200
 
 
 def _orders(count: int) -> list[dict]:
-    return [{"order_id": f"A-{n}", "placed_at": "2025-03-02T18:30:00+01:00", "status": "paid",
-             "currency": "EUR", "total": f"{n % 7}.{n % 100:02d}",
-             "customer": {"email": f"c{n % CONTACTS}@example.com"}, "items": [{"sku": f"S{n}"}]}
-            for n in range(count)]
+    return [
+        {
+            "order_id": f"A-{n}",
+            "placed_at": "2025-03-02T18:30:00+01:00",
+            "status": "paid",
+            "currency": "EUR",
+            "total": f"{n % 7}.{n % 100:02d}",
+            "customer": {"email": f"c{n % CONTACTS}@example.com"},
+            "items": [{"sku": f"S{n}"}],
+        }
+        for n in range(count)
+    ]
 
 
 def _expected(orders: list[dict]) -> dict[str, tuple[str, str]]:
@@ -54,7 +62,8 @@ def _expected(orders: list[dict]) -> dict[str, tuple[str, str]]:
 def folder(tmp_path: Path) -> Path:
     orders = _orders(1_200)
     (tmp_path / "orders.ndjson").write_text(
-        "".join(json.dumps(o) + "\n" for o in orders), encoding="utf-8")
+        "".join(json.dumps(o) + "\n" for o in orders), encoding="utf-8"
+    )
     return tmp_path
 
 
@@ -69,34 +78,57 @@ def _limited(size: int | None):  # type: ignore[no-untyped-def]
         if size is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write then fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
     return apply
 
 
-def _run(folder: Path, url: str, *extra: str, limit: int | None = None,
-         token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+def _run(
+    folder: Path, url: str, *extra: str, limit: int | None = None, token: str = TOKEN
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
-    env.update(PYTHONPATH=str(ROOT / "engine"), HUBSPOT_ACCESS_TOKEN=token,
-               HUBSPOT_API_BASE=url, NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", "run", str(MAPPING), "--input",
-                           "orders.ndjson", *extra], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=300, preexec_fn=_limited(limit))
+    env.update(
+        PYTHONPATH=str(ROOT / "engine"),
+        HUBSPOT_ACCESS_TOKEN=token,
+        HUBSPOT_API_BASE=url,
+        NO_COLOR="1",
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hubmap.cli",
+            "run",
+            str(MAPPING),
+            "--input",
+            "orders.ndjson",
+            *extra,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limited(limit),
+    )
 
 
 def _contacts(sandbox) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
     dumped = requests.get(f"{sandbox.url}/_sandbox/dump", timeout=10).json()
-    return {c["properties"]["email"]: (c["properties"].get("total_number_of_orders"),
-                                       c["properties"].get("total_value_of_orders"))
-            for c in dumped["contacts"]}
+    return {
+        c["properties"]["email"]: (
+            c["properties"].get("total_number_of_orders"),
+            c["properties"].get("total_value_of_orders"),
+        )
+        for c in dumped["contacts"]
+    }
 
 
 def _orders_in(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "orders.ndjson").read_text().splitlines()]
 
 
-
 @pytest.mark.parametrize("limit", [60_000, 250_000, 700_000])
-def test_a_full_disk_under_the_state_ends_clearly_and_the_rerun_is_exact(folder, sandbox,
-                                                                          limit):
+def test_a_full_disk_under_the_state_ends_clearly_and_the_rerun_is_exact(folder, sandbox, limit):
     full = _run(folder, sandbox.url, limit=limit)
     assert full.returncode == 2, full.stderr
     assert "Traceback" not in full.stderr
@@ -119,8 +151,11 @@ def test_a_full_disk_under_the_reject_file_ends_clearly_and_the_rerun_is_exact(f
     again = _run(folder, sandbox.url)
     assert again.returncode == 1, again.stderr  # the bad line is a reject: a partial run
     assert "rejected: 1" in again.stdout
-    good = [json.loads(line) for line in (folder / "orders.ndjson").read_text().splitlines()
-            if line.startswith("{")]
+    good = [
+        json.loads(line)
+        for line in (folder / "orders.ndjson").read_text().splitlines()
+        if line.startswith("{")
+    ]
     assert _contacts(sandbox) == _expected(good)
 
 
@@ -131,12 +166,18 @@ def test_a_damaged_state_file_is_named_and_a_rebuild_is_exact(folder, sandbox):
     with closing(sqlite3.connect(state)) as db:  # the last connection: the WAL is checkpointed
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         try:
-            pages = [n for (n,) in db.execute(
-                "SELECT pageno FROM dbstat WHERE name='orders' AND pagetype='leaf' "
-                "ORDER BY pageno")]
+            pages = [
+                n
+                for (n,) in db.execute(
+                    "SELECT pageno FROM dbstat WHERE name='orders' AND pagetype='leaf' "
+                    "ORDER BY pageno"
+                )
+            ]
         except sqlite3.OperationalError:
-            pytest.skip("this Python's SQLite has no dbstat table (SQLITE_ENABLE_DBSTAT_VTAB) "
-                        "to find a page of the orders table")
+            pytest.skip(
+                "this Python's SQLite has no dbstat table (SQLITE_ENABLE_DBSTAT_VTAB) "
+                "to find a page of the orders table"
+            )
     with state.open("r+b") as stream:  # a page in the middle of the orders table goes bad
         stream.seek((pages[len(pages) // 2] - 1) * page_size)  # (every order is read again)
         stream.write(b"\xff" * page_size)

@@ -38,11 +38,16 @@ def sandbox() -> Iterator[RunningSandbox]:
 # -- small helpers -------------------------------------------------------------------------
 
 
-def api(sandbox: RunningSandbox, method: str, path: str, body: Any = None,
-        **params: str) -> Any:
+def api(sandbox: RunningSandbox, method: str, path: str, body: Any = None, **params: str) -> Any:
     """One HubSpot API call to the stand-in, as a HubSpot user (or the UI) would make it."""
-    response = requests.request(method, f"{sandbox.url}{path}", json=body, params=params or None,
-                                headers={"Authorization": f"Bearer {helpers.TOKEN}"}, timeout=10)
+    response = requests.request(
+        method,
+        f"{sandbox.url}{path}",
+        json=body,
+        params=params or None,
+        headers={"Authorization": f"Bearer {helpers.TOKEN}"},
+        timeout=10,
+    )
     response.raise_for_status()
     return response.json() if response.content else None
 
@@ -53,12 +58,19 @@ def record_id(sandbox: RunningSandbox, email: str) -> str:
 
 def set_values(sandbox: RunningSandbox, email: str, **values: str) -> None:
     """What HubSpot holds before hubmap first writes (a baseline), set through the API."""
-    api(sandbox, "POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [
-        {"idProperty": "email", "id": email, "properties": values}]})
+    api(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts/batch/upsert",
+        {"inputs": [{"idProperty": "email", "id": email, "properties": values}]},
+    )
 
 
-def exact(sandbox: RunningSandbox, items: Iterable[dict[str, Any]],
-          baselines: dict[str, dict[str, Decimal]] | None = None) -> None:
+def exact(
+    sandbox: RunningSandbox,
+    items: Iterable[dict[str, Any]],
+    baselines: dict[str, dict[str, Decimal]] | None = None,
+) -> None:
     """HubSpot holds the oracle's values of `items` (each order id once), sums starting from
     what HubSpot held before hubmap (`baselines`: email -> property -> value); no other contact
     holds anything."""
@@ -70,8 +82,9 @@ def exact(sandbox: RunningSandbox, items: Iterable[dict[str, Any]],
     assert got == want
 
 
-def refused(mapping: Path, source: Path, sandbox: RunningSandbox, state: Path,
-            **options: Any) -> HubmapError:
+def refused(
+    mapping: Path, source: Path, sandbox: RunningSandbox, state: Path, **options: Any
+) -> HubmapError:
     """The run stops with HM708 before writing anything: HubSpot is as it was."""
     before = helpers.contacts(sandbox)
     with pytest.raises(HubmapError) as stopped:
@@ -97,8 +110,9 @@ BASELINES = {
 }
 
 
-def first_exact_run(tmp_path: Path, sandbox: RunningSandbox, state: Path
-                    ) -> tuple[Path, Path, list[dict[str, Any]]]:
+def first_exact_run(
+    tmp_path: Path, sandbox: RunningSandbox, state: Path
+) -> tuple[Path, Path, list[dict[str, Any]]]:
     """The mapping's properties exist, two contacts hold pre-hubmap values, and one run counts
     60 orders of 7 contacts exactly."""
     mapping = helpers.write_mapping(tmp_path)
@@ -114,8 +128,9 @@ def first_exact_run(tmp_path: Path, sandbox: RunningSandbox, state: Path
     return mapping, source, items
 
 
-def lost_state_is_refused_then_rebuilt(mapping: Path, source: Path, items: list[dict[str, Any]],
-                                       sandbox: RunningSandbox, state: Path) -> None:
+def lost_state_is_refused_then_rebuilt(
+    mapping: Path, source: Path, items: list[dict[str, Any]], sandbox: RunningSandbox, state: Path
+) -> None:
     """The same input on a state that has no record of the contacts: refused for every contact,
     HubSpot unchanged; then --rebuild with the full history: exact, baselines counted once."""
     error = refused(mapping, source, sandbox, state)
@@ -130,8 +145,9 @@ def lost_state_is_refused_then_rebuilt(mapping: Path, source: Path, items: list[
     again = helpers.run(mapping, source, sandbox, state)
     assert (again.new, again.contacts_updated, again.contacts_created) == (0, 0, 0)
     more = helpers.orders(range(1, 76))
-    later = helpers.run(mapping, helpers.write_orders(source.parent / "more.ndjson", more),
-                        sandbox, state)
+    later = helpers.run(
+        mapping, helpers.write_orders(source.parent / "more.ndjson", more), sandbox, state
+    )
     assert later.new == 15
     exact(sandbox, more, BASELINES)
 
@@ -140,16 +156,17 @@ def lost_state_is_refused_then_rebuilt(mapping: Path, source: Path, items: list[
 
 
 def test_a_deleted_state_is_refused_and_rebuilt_exactly_with_its_baselines(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     state = new_state("state.db")
     mapping, source, items = first_exact_run(tmp_path, sandbox, state)
     forget(state)
     lost_state_is_refused_then_rebuilt(mapping, source, items, sandbox, state)
 
 
-def test_an_emptied_state_is_refused_and_rebuilt_exactly(tmp_path: Path,
-                                                          sandbox: RunningSandbox,
-                                                          new_state) -> None:
+def test_an_emptied_state_is_refused_and_rebuilt_exactly(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     state = new_state("state.db")
     mapping, source, items = first_exact_run(tmp_path, sandbox, state)
     if sql.is_url(state):
@@ -159,9 +176,9 @@ def test_an_emptied_state_is_refused_and_rebuilt_exactly(tmp_path: Path,
     lost_state_is_refused_then_rebuilt(mapping, source, items, sandbox, state)
 
 
-def test_another_state_file_is_refused_and_rebuilt_exactly(tmp_path: Path,
-                                                            sandbox: RunningSandbox,
-                                                            new_state) -> None:
+def test_another_state_file_is_refused_and_rebuilt_exactly(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     state = new_state("state.db")
     mapping, source, items = first_exact_run(tmp_path, sandbox, state)
     other = new_state("elsewhere/other-state.db")
@@ -172,7 +189,8 @@ def test_another_state_file_is_refused_and_rebuilt_exactly(tmp_path: Path,
 
 
 def test_an_older_copy_of_the_state_is_refused_and_hubspot_is_unchanged(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     state = new_state("state.db")
     mapping, source, _items = first_exact_run(tmp_path, sandbox, state)
     old = new_state("old-copy.db")
@@ -210,7 +228,8 @@ def test_an_older_copy_of_the_state_is_refused_and_hubspot_is_unchanged(
 
 
 def test_a_portal_id_other_than_the_tokens_is_refused_before_anything_is_written(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 21))
     source = helpers.write_orders(tmp_path / "orders.ndjson", items)
@@ -234,9 +253,9 @@ def test_a_portal_id_other_than_the_tokens_is_refused_before_anything_is_written
     helpers.assert_hubspot_holds(sandbox, items)
 
 
-def test_without_portal_id_the_state_keeps_each_portal_apart(tmp_path: Path,
-                                                              sandbox: RunningSandbox,
-                                                              new_state) -> None:
+def test_without_portal_id_the_state_keeps_each_portal_apart(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     """One state, two portals named only by HubSpot: each gets its own scope and exact values;
     and the configured id of one portal refuses the other's token, naming both."""
     mapping = helpers.write_mapping(tmp_path)
@@ -250,14 +269,17 @@ def test_without_portal_id_the_state_keeps_each_portal_apart(tmp_path: Path,
         assert helpers.run_env(mapping, source, env_one, state).new == 20
         assert helpers.run_env(mapping, source, env_two, state).new == 20  # another portal
         scopes = sorted(s["scope"] for s in helpers.status(state)["scopes"])
-        assert scopes == [f"portal {helpers.PORTAL_ID}|tiny-orders",
-                          f"portal {OTHER_PORTAL}|tiny-orders"]
+        assert scopes == [
+            f"portal {helpers.PORTAL_ID}|tiny-orders",
+            f"portal {OTHER_PORTAL}|tiny-orders",
+        ]
         helpers.assert_hubspot_holds(sandbox, items)
         helpers.assert_hubspot_holds(other, items)
         before = helpers.contacts(other)
         with pytest.raises(ConfigurationError) as stopped:
-            helpers.run_env(mapping, source, {**env_two, "HUBSPOT_PORTAL_ID":
-                                              str(helpers.PORTAL_ID)}, state)
+            helpers.run_env(
+                mapping, source, {**env_two, "HUBSPOT_PORTAL_ID": str(helpers.PORTAL_ID)}, state
+            )
         assert str(OTHER_PORTAL) in str(stopped.value)
         assert str(helpers.PORTAL_ID) in str(stopped.value)
         assert helpers.contacts(other) == before
@@ -268,13 +290,16 @@ def test_without_portal_id_the_state_keeps_each_portal_apart(tmp_path: Path,
 # -- 6: the mapping renamed --------------------------------------------------------------------
 
 
-def test_a_renamed_mapping_never_doubles(tmp_path: Path, sandbox: RunningSandbox,
-                                        new_state) -> None:
+def test_a_renamed_mapping_never_doubles(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     state = new_state("state.db")
     mapping = helpers.write_mapping(tmp_path)
     first = helpers.orders(range(1, 41))
-    assert helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox,
-                       state).new == 40
+    assert (
+        helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state).new
+        == 40
+    )
 
     # the name changed in the same file: the state follows it
     renamed = helpers.write_mapping(tmp_path, name="tiny-orders-v2")
@@ -321,9 +346,15 @@ def test_a_renamed_mapping_never_doubles(tmp_path: Path, sandbox: RunningSandbox
 
 
 def merge(sandbox: RunningSandbox, survivor: str, merged: str) -> None:
-    api(sandbox, "POST", "/crm/v3/objects/contacts/merge",
-        {"primaryObjectId": record_id(sandbox, survivor),
-         "objectIdToMerge": record_id(sandbox, merged)})
+    api(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts/merge",
+        {
+            "primaryObjectId": record_id(sandbox, survivor),
+            "objectIdToMerge": record_id(sandbox, merged),
+        },
+    )
 
 
 def onto(items: Iterable[dict[str, Any]], email: str, *keys: str) -> list[dict[str, Any]]:
@@ -333,7 +364,8 @@ def onto(items: Iterable[dict[str, Any]], email: str, *keys: str) -> list[dict[s
 
 @pytest.mark.parametrize("survivor", ["buyer0@example.com", "buyer1@example.com"])
 def test_contacts_merged_in_hubspot_hold_the_fold_of_both_keys(
-        tmp_path: Path, sandbox: RunningSandbox, survivor: str, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, survivor: str, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
     a, b = "buyer0@example.com", "buyer1@example.com"
@@ -369,8 +401,9 @@ def test_contacts_merged_in_hubspot_hold_the_fold_of_both_keys(
     exact(sandbox, onto(fourth, survivor, a, b))
 
 
-def test_the_issues_example_merge_is_165_over_4_orders(tmp_path: Path,
-                                                        sandbox: RunningSandbox, new_state) -> None:
+def test_the_issues_example_merge_is_165_over_4_orders(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     """Two buyers with an order each (100.00 and 50.00), merged; then one more order each (10.00,
     5.00): 165.00 over 4 orders, never 160.00 over 3."""
     mapping = helpers.write_mapping(tmp_path)
@@ -384,10 +417,11 @@ def test_the_issues_example_merge_is_165_over_4_orders(tmp_path: Path,
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state)
     merge(sandbox, a, b)
     both = first + [shop(3, a, "10.00"), shop(4, b, "5.00")]
-    summary = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
-                          state)
+    summary = helpers.run(
+        mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox, state
+    )
     assert summary.ok and summary.contacts_created == 0
-    (email, held), = helpers.contacts(sandbox).items()
+    ((email, held),) = helpers.contacts(sandbox).items()
     assert email == a
     assert (Decimal(held["tiny_total"]), held["tiny_count"]) == (Decimal("165.00"), "4")
     exact(sandbox, onto(both, a, a, b))
@@ -399,20 +433,23 @@ def test_the_issues_example_merge_is_165_over_4_orders(tmp_path: Path,
 # must give 15.00 / 2, not 25.00 / 3).
 
 
-def ann_with_a_secondary_address(sandbox: RunningSandbox, mapping: Path,
-                                 a: str, b: str) -> str:
+def ann_with_a_secondary_address(sandbox: RunningSandbox, mapping: Path, a: str, b: str) -> str:
     """Ann, created in HubSpot before hubmap (with a pre-hubmap total), has the secondary
     address b; her record id."""
     helpers.apply(mapping, helpers.environ(sandbox))
-    created = api(sandbox, "POST", "/crm/v3/objects/contacts",
-                  {"properties": {"email": a, "firstname": "Ann", "tiny_total": "100.00"}})
+    created = api(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts",
+        {"properties": {"email": a, "firstname": "Ann", "tiny_total": "100.00"}},
+    )
     sandbox.set_additional_emails(created["id"], [b])
     return str(created["id"])
 
 
-def test_orders_for_a_secondary_address_go_into_that_record(tmp_path: Path,
-                                                           sandbox: RunningSandbox,
-                                                           new_state) -> None:
+def test_orders_for_a_secondary_address_go_into_that_record(
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     a, b = "ann@example.com", "ann.work@example.com"
     ann = ann_with_a_secondary_address(sandbox, mapping, a, b)
@@ -437,7 +474,8 @@ def test_orders_for_a_secondary_address_go_into_that_record(tmp_path: Path,
 
 
 def test_a_buyer_merged_into_a_contact_hubmap_never_wrote_keeps_every_order_once(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     """The survivor of a merge is a contact made in HubSpot (no orders yet); the merged-away
     buyer's orders and the survivor's own new orders fold into it, each once."""
     mapping = helpers.write_mapping(tmp_path)
@@ -448,8 +486,9 @@ def test_a_buyer_merged_into_a_contact_hubmap_never_wrote_keeps_every_order_once
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state)
     merge(sandbox, a, b)
     both = first + [{**helpers.order(i), "email": (a, b)[i % 2]} for i in range(4, 8)]
-    summary = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
-                          state)
+    summary = helpers.run(
+        mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox, state
+    )
     assert summary.ok and summary.contacts_created == 0
     assert summary.drift == 0
     assert list(helpers.contacts(sandbox)) == [a]
@@ -457,7 +496,8 @@ def test_a_buyer_merged_into_a_contact_hubmap_never_wrote_keeps_every_order_once
 
 
 def test_orders_for_a_primary_and_its_secondary_address_fold_into_the_one_record(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     a, b = "ann@example.com", "ann.work@example.com"
     ann_with_a_secondary_address(sandbox, mapping, a, b)
@@ -481,7 +521,8 @@ def test_orders_for_a_primary_and_its_secondary_address_fold_into_the_one_record
 
 
 def test_a_primary_and_a_secondary_address_in_one_first_run_are_one_fold(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     helpers.apply(mapping, helpers.environ(sandbox))
     a, b = "ann@example.com", "ann.work@example.com"
@@ -500,7 +541,8 @@ def test_a_primary_and_a_secondary_address_in_one_first_run_are_one_fold(
 
 
 def test_an_email_changed_in_hubspot_is_followed_by_its_record_id(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     state = new_state("state.db")
     old, new = "buyer0@example.com", "renamed0@example.com"
@@ -508,8 +550,7 @@ def test_an_email_changed_in_hubspot_is_followed_by_its_record_id(
     helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state)
     exact(sandbox, first)
     the_record = record_id(sandbox, old)
-    api(sandbox, "PATCH", f"/crm/v3/objects/contacts/{the_record}", {"properties": {
-        "email": new}})
+    api(sandbox, "PATCH", f"/crm/v3/objects/contacts/{the_record}", {"properties": {"email": new}})
     assert set(helpers.contacts(sandbox)) == {new, "buyer1@example.com", "buyer2@example.com"}
 
     second = helpers.orders(range(1, 46), contacts_count=3)  # new orders for the old email too
@@ -534,17 +575,22 @@ def changed_email_then_orders_for_both(tmp_path: Path) -> None:
         old, new = "buyer0@example.com", "renamed0@example.com"
         first = helpers.orders(range(1, 31), contacts_count=3)
         helpers.run(mapping, helpers.write_orders(tmp_path / "a.ndjson", first), sandbox, state)
-        api(sandbox, "PATCH", f"/crm/v3/objects/contacts/{record_id(sandbox, old)}",
-            {"properties": {"email": new}})
+        api(
+            sandbox,
+            "PATCH",
+            f"/crm/v3/objects/contacts/{record_id(sandbox, old)}",
+            {"properties": {"email": new}},
+        )
         # the shop now knows the new address too: orders for both
-        second = first + [{**helpers.order(i, contacts_count=3), "email": (old, new)[i % 2]}
-                          for i in range(31, 41)]
+        second = first + [
+            {**helpers.order(i, contacts_count=3), "email": (old, new)[i % 2]}
+            for i in range(31, 41)
+        ]
         source = helpers.write_orders(tmp_path / "b.ndjson", second)
         summary = helpers.run(mapping, source, sandbox, state)
         assert summary.ok and summary.contacts_created == 0
         assert summary.drift == 0, f"hubmap's own values taken for drift ({summary.drift})"
-        assert set(helpers.contacts(sandbox)) == {new, "buyer1@example.com",
-                                                  "buyer2@example.com"}
+        assert set(helpers.contacts(sandbox)) == {new, "buyer1@example.com", "buyer2@example.com"}
         exact(sandbox, onto(second, new, old))
         again = helpers.run(mapping, source, sandbox, state)
         assert (again.new, again.contacts_updated, again.contacts_created) == (0, 0, 0)
@@ -561,17 +607,27 @@ HASH_SEEDS = ("0", "1", "2", "3", "4", "5")
 
 def test_orders_for_the_changed_email_join_the_old_keys_fold(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
-    code = ("import sys; from pathlib import Path; from tests.acceptance.test_fences import "
-            "changed_email_then_orders_for_both as scenario; scenario(Path(sys.argv[1]))")
+    code = (
+        "import sys; from pathlib import Path; from tests.acceptance.test_fences import "
+        "changed_email_then_orders_for_both as scenario; scenario(Path(sys.argv[1]))"
+    )
     runs = {}
     for seed in HASH_SEEDS:
         folder = tmp_path / f"seed-{seed}"
         folder.mkdir()
-        env = {**os.environ, "PYTHONHASHSEED": seed,
-               "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-        runs[seed] = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=root,
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True)
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        }
+        runs[seed] = subprocess.Popen(
+            [sys.executable, "-c", code, str(folder)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     failed = {}
     for seed, process in runs.items():
         output, _ = process.communicate(timeout=120)
@@ -608,7 +664,8 @@ properties:
 
 
 def test_contacts_matched_on_a_unique_property_and_merged_hold_the_fold_of_both(
-        tmp_path: Path, sandbox: RunningSandbox, new_state) -> None:
+    tmp_path: Path, sandbox: RunningSandbox, new_state
+) -> None:
     """The same for a custom unique `match_on`: after a merge the merged-away customer id is no
     longer on any record, and its key is found by the record id hubmap learnt."""
     mapping = tmp_path / "customers.yaml"
@@ -626,15 +683,19 @@ def test_contacts_matched_on_a_unique_property_and_merged_hold_the_fold_of_both(
         return {c["properties"].get("shop_customer_id"): c for c in found}
 
     held = by_customer()
-    api(sandbox, "POST", "/crm/v3/objects/contacts/merge",
-        {"primaryObjectId": str(held["C-1"]["id"]), "objectIdToMerge": str(held["C-2"]["id"])})
+    api(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts/merge",
+        {"primaryObjectId": str(held["C-1"]["id"]), "objectIdToMerge": str(held["C-2"]["id"])},
+    )
     both = first + [order(4, "C-2", "4.00"), order(5, "C-1", "0.05")]
-    again = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
-                        state)
+    again = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox, state)
     assert again.ok and again.new == 2 and again.contacts_created == 0
     (survivor,) = by_customer().values()  # one record, holding every order once
-    assert (Decimal(survivor["properties"]["tiny_total"]),
-            survivor["properties"]["tiny_count"]) == (Decimal("34.35"), "5")
-    repeat = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox,
-                         state)
+    assert (
+        Decimal(survivor["properties"]["tiny_total"]),
+        survivor["properties"]["tiny_count"],
+    ) == (Decimal("34.35"), "5")
+    repeat = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", both), sandbox, state)
     assert (repeat.new, repeat.contacts_updated, repeat.contacts_created) == (0, 0, 0)

@@ -52,52 +52,71 @@ properties:
 def checkouts(count: int) -> list[dict]:
     """Recent checkouts (HubSpot refuses submissions back-dated by more than about a month)."""
     now = datetime.now(timezone.utc)
-    return [{
-        "id": 500 + n,
-        "email": f"Zoë.{n}@Example.com",
-        "created_at": (now - timedelta(hours=n + 1)).astimezone(
-            timezone(timedelta(hours=-5))).isoformat(),
-        "total_price": f"{10 + n}.5",
-        "landing_site": PAGE,
-        "browser_ip": f"203.0.113.{n + 1}",
-        "note_attributes": [{"name": "hubspotutk", "value": f"{n + 1:032x}"}],
-        "line_items": [{"title": "Café crème"}, {"title": "Mug"}],
-    } for n in range(count)]
+    return [
+        {
+            "id": 500 + n,
+            "email": f"Zoë.{n}@Example.com",
+            "created_at": (now - timedelta(hours=n + 1))
+            .astimezone(timezone(timedelta(hours=-5)))
+            .isoformat(),
+            "total_price": f"{10 + n}.5",
+            "landing_site": PAGE,
+            "browser_ip": f"203.0.113.{n + 1}",
+            "note_attributes": [{"name": "hubspotutk", "value": f"{n + 1:032x}"}],
+            "line_items": [{"title": "Café crème"}, {"title": "Mug"}],
+        }
+        for n in range(count)
+    ]
 
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
     (tmp_path / "checkout-form.yaml").write_text(MAPPING, encoding="utf-8")
     (tmp_path / "checkouts.ndjson").write_text(
-        "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in checkouts(3)), encoding="utf-8")
+        "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in checkouts(3)), encoding="utf-8"
+    )
     return tmp_path
 
 
-def hubmap(*args: str, cwd: Path, env: dict[str, str] | None = None
-           ) -> subprocess.CompletedProcess[str]:
+def hubmap(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
     full.update(PYTHONPATH=str(ROOT / "engine"), NO_COLOR="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", *args], cwd=cwd, env=full,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def run(folder: Path, *extra: str, env: dict[str, str] | None = None):
-    return hubmap("run", "checkout-form.yaml", "--input", "checkouts.ndjson", *extra, cwd=folder,
-                  env=env)
+    return hubmap(
+        "run", "checkout-form.yaml", "--input", "checkouts.ndjson", *extra, cwd=folder, env=env
+    )
 
 
 def assert_submissions(submissions: list[dict], form_id: str | None = None) -> None:
-    by_email = {next(f["value"] for f in s["fields"] if f["name"] == "email"): s
-                for s in submissions}
+    by_email = {
+        next(f["value"] for f in s["fields"] if f["name"] == "email"): s for s in submissions
+    }
     assert sorted(by_email) == [f"zoë.{n}@example.com" for n in range(3)]
     for n in range(3):
         submission = by_email[f"zoë.{n}@example.com"]
-        assert submission["context"] == {"hutk": f"{n + 1:032x}", "pageUri": PAGE,
-                                         "pageName": "Checkout",
-                                         "ipAddress": f"203.0.113.{n + 1}"}
+        assert submission["context"] == {
+            "hutk": f"{n + 1:032x}",
+            "pageUri": PAGE,
+            "pageName": "Checkout",
+            "ipAddress": f"203.0.113.{n + 1}",
+        }
         assert {f["name"]: f["value"] for f in submission["fields"]} == {
-            "email": f"zoë.{n}@example.com", "last_order_value": f"{10 + n}.50",
-            "last_products_bought": "Café crème;Mug"}
+            "email": f"zoë.{n}@example.com",
+            "last_order_value": f"{10 + n}.50",
+            "last_products_bought": "Café crème;Mug",
+        }
         if form_id is not None:
             assert submission["formId"] == form_id
 
@@ -110,16 +129,18 @@ def test_sandbox_forms_run_stores_one_submission_per_order_with_its_context(fold
     assert dumped.returncode == 0, dumped.stderr
     assert_submissions(json.loads(dumped.stdout)["submissions"])
 
-    shown = hubmap("sandbox", "show", "ZOË.1@example.com", "--db", "hubmap-state-sandbox.db",
-                   cwd=folder)
+    shown = hubmap(
+        "sandbox", "show", "ZOË.1@example.com", "--db", "hubmap-state-sandbox.db", cwd=folder
+    )
     contact = json.loads(shown.stdout)
     assert contact["hutks"] == [f"{2:032x}"]
     assert contact["properties"]["last_order_value"] == "11.50"
 
     again = run(folder, "--sandbox")  # the same orders: nothing is submitted twice
     assert again.returncode == 0, again.stderr
-    dumped = json.loads(hubmap("sandbox", "dump", "--db", "hubmap-state-sandbox.db",
-                               cwd=folder).stdout)
+    dumped = json.loads(
+        hubmap("sandbox", "dump", "--db", "hubmap-state-sandbox.db", cwd=folder).stdout
+    )
     assert len(dumped["submissions"]) == 3
     assert len(dumped["forms"]) == 1  # the sandbox form made by the first run is used again
 
@@ -131,24 +152,48 @@ def sandbox(tmp_path):
 
 
 def environment(sandbox, form_id: str) -> dict[str, str]:
-    return {"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_API_BASE": sandbox.url,
-            "HUBSPOT_FORMS_BASE": sandbox.url, "HUBSPOT_PORTAL_ID": PORTAL,
-            "HUBSPOT_FORM_GUID": form_id}
+    return {
+        "HUBSPOT_ACCESS_TOKEN": TOKEN,
+        "HUBSPOT_API_BASE": sandbox.url,
+        "HUBSPOT_FORMS_BASE": sandbox.url,
+        "HUBSPOT_PORTAL_ID": PORTAL,
+        "HUBSPOT_FORM_GUID": form_id,
+    }
 
 
 def make_form(sandbox, folder: Path, fields: list[str]) -> str:
     """Create the properties (`hubmap apply`), then a form with `fields`, as HubSpot users do."""
-    applied = hubmap("apply", "checkout-form.yaml", cwd=folder,
-                     env=environment(sandbox, "unused"))
+    applied = hubmap("apply", "checkout-form.yaml", cwd=folder, env=environment(sandbox, "unused"))
     assert applied.returncode == 0, applied.stderr
-    field_types = {"email": "email", "last_order_value": "number",
-                   "last_products_bought": "single_line_text"}
-    response = requests.post(f"{sandbox.url}/marketing/v3/forms", timeout=10,
-                             headers={"Authorization": f"Bearer {TOKEN}"}, json={
-        "name": "Checkout", "formType": "hubspot",
-        "fieldGroups": [{"groupType": "default_group", "fields": [
-            {"name": name, "objectTypeId": "0-1", "label": name, "required": name == "email",
-             "fieldType": field_types[name]} for name in fields]}]})
+    field_types = {
+        "email": "email",
+        "last_order_value": "number",
+        "last_products_bought": "single_line_text",
+    }
+    response = requests.post(
+        f"{sandbox.url}/marketing/v3/forms",
+        timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={
+            "name": "Checkout",
+            "formType": "hubspot",
+            "fieldGroups": [
+                {
+                    "groupType": "default_group",
+                    "fields": [
+                        {
+                            "name": name,
+                            "objectTypeId": "0-1",
+                            "label": name,
+                            "required": name == "email",
+                            "fieldType": field_types[name],
+                        }
+                        for name in fields
+                    ],
+                }
+            ],
+        },
+    )
     assert response.status_code in (200, 201), response.text
     return str(response.json()["id"])
 

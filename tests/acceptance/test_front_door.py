@@ -16,8 +16,15 @@ ORDERS = MAPPINGS / "examples" / "shopify" / "sample-orders.ndjson"
 def hubmap(*args: str, cwd: object) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
     env["PYTHONPATH"] = str(ROOT / "engine")
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_without_a_token_run_points_at_the_sandbox(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -49,15 +49,29 @@ def _plan(tmp_path: Path, orders: list[dict]):  # type: ignore[no-untyped-def]
 
 
 def _order(n: int, items: object) -> dict:
-    return {"id": n, "email": f"c{n}@example.com", "created_at": "2024-05-01T10:00:00Z",
-            "items": items}
+    return {
+        "id": n,
+        "email": f"c{n}@example.com",
+        "created_at": "2024-05-01T10:00:00Z",
+        "items": items,
+    }
 
 
 def test_properties_and_templates_read_let_values(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, [_order(1, [{"name": "Tee", "price": 9},
-                                       {"name": "Hoodie", "price": 42},
-                                       {"name": "Cap", "price": 16}]),
-                            _order(2, [])])  # records.when reads let too: no best item, skipped
+    plan = _plan(
+        tmp_path,
+        [
+            _order(
+                1,
+                [
+                    {"name": "Tee", "price": 9},
+                    {"name": "Hoodie", "price": 42},
+                    {"name": "Cap", "price": 16},
+                ],
+            ),
+            _order(2, []),
+        ],
+    )  # records.when reads let too: no best item, skipped
     (contact,) = plan.contacts
     assert contact.values["best_item"] == "Hoodie"
     assert contact.values["runner_up"] == "Cap"
@@ -66,8 +80,13 @@ def test_properties_and_templates_read_let_values(tmp_path: Path) -> None:
 
 
 def test_an_error_in_a_let_value_rejects_the_record_and_names_it(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, [_order(3, [{"name": "Tee", "price": "nine"}]),
-                            _order(4, [{"name": "Mug", "price": 5}, {"name": "Pen", "price": 1}])])
+    plan = _plan(
+        tmp_path,
+        [
+            _order(3, [{"name": "Tee", "price": "nine"}]),
+            _order(4, [{"name": "Mug", "price": 5}, {"name": "Pen", "price": 1}]),
+        ],
+    )
     (rejected,) = plan.rejected
     assert rejected.order_id == "3" and rejected.where.endswith("orders.ndjson:1")
     assert "let.top_items: multiply(): 'nine' is not a number" in rejected.reason

@@ -51,9 +51,13 @@ class Process:
     def start(self) -> None:
         seen = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a") as stream:
-            self.process = subprocess.Popen([sys.executable, "-m", "hubmap.cli", *self.args],
-                                            cwd=ROOT, env=self.env, stdout=stream,
-                                            stderr=stream)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hubmap.cli", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=stream,
+                stderr=stream,
+            )
         if self.args[0] != "serve":
             return
         deadline = time.monotonic() + START_TIMEOUT
@@ -82,23 +86,37 @@ class Process:
 
 def write_config(folder: Path, database: str) -> Path:
     path = folder / "serve.yaml"
-    lines = ["listen: {host: 127.0.0.1, port: 0, threads: 8}",
-             f"state: {database}", f"queue: {database}",
-             "worker:", "  retry_seconds: 0.2", "  max_retry_seconds: 1", "  max_attempts: 1000",
-             "  poll_seconds: 0.05", "  batch_every_seconds: 0.05",
-             "  recover_every_seconds: 0.5", "routes:"]
+    lines = [
+        "listen: {host: 127.0.0.1, port: 0, threads: 8}",
+        f"state: {database}",
+        f"queue: {database}",
+        "worker:",
+        "  retry_seconds: 0.2",
+        "  max_retry_seconds: 1",
+        "  max_attempts: 1000",
+        "  poll_seconds: 0.05",
+        "  batch_every_seconds: 0.05",
+        "  recover_every_seconds: 0.5",
+        "routes:",
+    ]
     for portal in range(PORTALS):  # one shop per portal, each with the portal's own token
-        lines += [f"  /shop-{portal}:", "    auth: shopify", "    secret_env: SHOPIFY_SECRET",
-                  f"    hubspot_token_env: PORTAL_{portal}_TOKEN",
-                  f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]"]
+        lines += [
+            f"  /shop-{portal}:",
+            "    auth: shopify",
+            "    secret_env: SHOPIFY_SECRET",
+            f"    hubspot_token_env: PORTAL_{portal}_TOKEN",
+            f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]",
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.fixture
 def portals() -> Iterator[RunningPortals]:
-    configs = [SandboxConfig(token=f"portal-{n}-token", portal_id=2000 + n, rate_limit_max=1000)
-               for n in range(PORTALS)]
+    configs = [
+        SandboxConfig(token=f"portal-{n}-token", portal_id=2000 + n, rate_limit_max=1000)
+        for n in range(PORTALS)
+    ]
     with RunningPortals(configs) as running:
         yield running
 
@@ -111,9 +129,16 @@ def contacts(portals: RunningPortals, portal: int) -> dict[str, dict[str, str]]:
 def post(intake: Process, portal: int, body: bytes, delivery: str) -> bool:
     """Whether the intake acknowledged the webhook (a 200 after it was stored)."""
     try:
-        answer = requests.post(f"{intake.url}/shop-{portal}", data=body, timeout=10, headers={
-            "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
-            "X-Shopify-Webhook-Id": delivery, "X-Shopify-Topic": "orders/create"})
+        answer = requests.post(
+            f"{intake.url}/shop-{portal}",
+            data=body,
+            timeout=10,
+            headers={
+                "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
+                "X-Shopify-Webhook-Id": delivery,
+                "X-Shopify-Topic": "orders/create",
+            },
+        )
     except requests.RequestException:
         return False
     return answer.status_code == 200
@@ -122,8 +147,9 @@ def post(intake: Process, portal: int, body: bytes, delivery: str) -> bool:
 def settled(database: str) -> tuple[int, int]:
     db = sql.connect(database)
     try:
-        waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', "
-                             "'processing')").fetchone()[0]
+        waiting = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')"
+        ).fetchone()[0]
         sent = db.execute("SELECT COUNT(*) FROM jobs WHERE status='sent'").fetchone()[0]
         return int(waiting), int(sent)
     finally:
@@ -131,21 +157,36 @@ def settled(database: str) -> tuple[int, int]:
 
 
 def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
-        tmp_path: Path, portals: RunningPortals, postgres_url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "SHOPIFY_SECRET": SHOPIFY_SECRET,
-           "HUBSPOT_API_BASE": portals.url, "HUBSPOT_FORMS_BASE": portals.url,
-           **{f"PORTAL_{n}_TOKEN": f"portal-{n}-token" for n in range(PORTALS)}}
+    tmp_path: Path, portals: RunningPortals, postgres_url: str
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "engine"),
+        "SHOPIFY_SECRET": SHOPIFY_SECRET,
+        "HUBSPOT_API_BASE": portals.url,
+        "HUBSPOT_FORMS_BASE": portals.url,
+        **{f"PORTAL_{n}_TOKEN": f"portal-{n}-token" for n in range(PORTALS)},
+    }
     config = str(write_config(tmp_path, postgres_url))
-    subprocess.run([sys.executable, "-m", "hubmap.cli", "state", "migrate", "--state",
-                    postgres_url], cwd=ROOT, env=env, check=True, capture_output=True)
-    intakes = [Process(["serve", "--no-worker", "--config", config], env,
-                       tmp_path / f"intake-{n}.log") for n in range(2)]
-    workers = [Process(["worker", "--config", config], env, tmp_path / f"worker-{n}.log")
-               for n in range(3)]
+    subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", "state", "migrate", "--state", postgres_url],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    intakes = [
+        Process(["serve", "--no-worker", "--config", config], env, tmp_path / f"intake-{n}.log")
+        for n in range(2)
+    ]
+    workers = [
+        Process(["worker", "--config", config], env, tmp_path / f"worker-{n}.log") for n in range(3)
+    ]
     rng = random.Random(20261202)
     # customer c shops at portal c % PORTALS
-    orders = [(1_000_000 + n, f"buyer{n % CUSTOMERS}@example.com")
-              for n in range(CUSTOMERS * ORDERS_EACH)]
+    orders = [
+        (1_000_000 + n, f"buyer{n % CUSTOMERS}@example.com") for n in range(CUSTOMERS * ORDERS_EACH)
+    ]
     acknowledged: set[int] = set()
     lock = threading.Lock()
 
@@ -192,9 +233,13 @@ def test_killed_intakes_and_workers_lose_nothing_and_count_nothing_twice(
     for portal in range(PORTALS):
         found = contacts(portals, portal)
         mine = {e: n for e, n in per_customer.items() if portal_of(e) == portal}
-        assert {email: (found[email]["total_number_of_orders"],
-                        Decimal(found[email]["total_value_of_orders"])) for email in found} == {
-            email: (str(count), ORDER_VALUE * count) for email, count in mine.items()}
+        assert {
+            email: (
+                found[email]["total_number_of_orders"],
+                Decimal(found[email]["total_value_of_orders"]),
+            )
+            for email in found
+        } == {email: (str(count), ORDER_VALUE * count) for email, count in mine.items()}
     assert sum(s["rateLimited"] for s in portals.stats().values()) == 0
 
 

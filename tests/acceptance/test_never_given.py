@@ -34,8 +34,15 @@ examples:
 
 def hubmap(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "engine")}
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_test_and_plan_warn_of_a_property_no_record_gives(tmp_path: Path) -> None:
@@ -44,9 +51,19 @@ def test_test_and_plan_warn_of_a_property_no_record_gives(tmp_path: Path) -> Non
     assert tested.returncode == 0, tested.stderr  # a warning, the case passes
     assert "property last_coupon got no value from any example record" in tested.stderr
     assert "property total" not in tested.stderr
-    (tmp_path / "in.ndjson").write_text(json.dumps(
-        {"id": 2, "email": "b@example.com", "at": "2024-02-01", "amount": "7",
-         "coupon_code": "Y"}) + "\n", encoding="utf-8")
+    (tmp_path / "in.ndjson").write_text(
+        json.dumps(
+            {
+                "id": 2,
+                "email": "b@example.com",
+                "at": "2024-02-01",
+                "amount": "7",
+                "coupon_code": "Y",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     planned = hubmap("plan", "m.yaml", "--input", "in.ndjson", cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
     out = planned.stdout + planned.stderr

@@ -36,9 +36,11 @@ def compiled() -> CompiledMapping:
 
 def grouping(mapping: CompiledMapping) -> CompiledMapping:
     """The same mapping, grouping by a plain 'key' field (for small hand-written records)."""
-    records = replace(mapping.mapping.records,
-                      group_by=Source(SourceKind.JMESPATH, text="key"),
-                      id=Source(SourceKind.JMESPATH, text="key"))
+    records = replace(
+        mapping.mapping.records,
+        group_by=Source(SourceKind.JMESPATH, text="key"),
+        id=Source(SourceKind.JMESPATH, text="key"),
+    )
     return CompiledMapping(replace(mapping.mapping, records=records))
 
 
@@ -55,8 +57,10 @@ def groups(mapping: CompiledMapping, documents: list[Document]) -> list:
 
 def test_consecutive_rows_become_one_record_with_the_first_rows_fields_and_all_rows(compiled):
     got = groups(grouping(compiled), rows("a", "a", "a", "b"))
-    assert [(record["key"], record["n"], [r["n"] for r in record[GROUP_ROWS_KEY]], where)
-            for record, where in got] == [
+    assert [
+        (record["key"], record["n"], [r["n"] for r in record[GROUP_ROWS_KEY]], where)
+        for record, where in got
+    ] == [
         ("a", 0, [0, 1, 2], "in.csv:2-4"),
         ("b", 3, [3], "in.csv:5"),
     ]
@@ -65,7 +69,10 @@ def test_consecutive_rows_become_one_record_with_the_first_rows_fields_and_all_r
 def test_a_few_rows_of_another_key_in_between_do_not_split_a_group(compiled):
     got = groups(grouping(compiled), rows("a", "a", "c", "c", "a", "b"))
     assert [(r["key"], [x["n"] for x in r[GROUP_ROWS_KEY]]) for r, _ in got] == [
-        ("c", [2, 3]), ("a", [0, 1, 4]), ("b", [5])]
+        ("c", [2, 3]),
+        ("a", [0, 1, 4]),
+        ("b", [5]),
+    ]
 
 
 def test_rows_of_a_group_that_already_closed_are_rejected_with_a_reason(compiled):
@@ -83,12 +90,19 @@ def test_rows_of_a_group_that_already_closed_are_rejected_with_a_reason(compiled
 
 
 def test_a_record_without_a_group_key_is_rejected_not_dropped(compiled):
-    documents = [Document({"key": "", "n": 0}, "in.csv:2"), Document({"n": 1}, "in.csv:3"),
-                 Document(["not", "an", "object"], "in.csv:4")]
+    documents = [
+        Document({"key": "", "n": 0}, "in.csv:2"),
+        Document({"n": 1}, "in.csv:3"),
+        Document(["not", "an", "object"], "in.csv:4"),
+    ]
     got = groups(grouping(compiled), documents)
     assert [(item.where, item.code) for item in got] == [
-        ("in.csv:2", "HM503"), ("in.csv:3", "HM503"), ("in.csv:4#0", "HM503"),
-        ("in.csv:4#1", "HM503"), ("in.csv:4#2", "HM503")]
+        ("in.csv:2", "HM503"),
+        ("in.csv:3", "HM503"),
+        ("in.csv:4#0", "HM503"),
+        ("in.csv:4#1", "HM503"),
+        ("in.csv:4#2", "HM503"),
+    ]
 
 
 def test_grouping_streams_a_group_comes_out_before_the_input_ends(compiled, monkeypatch):
@@ -107,27 +121,52 @@ def test_grouping_streams_a_group_comes_out_before_the_input_ends(compiled, monk
 
 
 def test_a_rejected_group_keeps_its_rows_and_a_replay_groups_them_again(compiled):
-    documents = [Document({**row, "CustomerID": ""}, f"day.csv:{n}") for n, row in enumerate([
-        {"InvoiceNo": "1", "StockCode": "22423", "Description": "CAKESTAND", "Quantity": "1",
-         "InvoiceDate": "2011-01-01 10:00:00", "UnitPrice": "12.75", "Country": "France"},
-        {"InvoiceNo": "1", "StockCode": "POST", "Description": "POSTAGE", "Quantity": "1",
-         "InvoiceDate": "2011-01-01 10:00:00", "UnitPrice": "18", "Country": "France"}])]
+    documents = [
+        Document({**row, "CustomerID": ""}, f"day.csv:{n}")
+        for n, row in enumerate(
+            [
+                {
+                    "InvoiceNo": "1",
+                    "StockCode": "22423",
+                    "Description": "CAKESTAND",
+                    "Quantity": "1",
+                    "InvoiceDate": "2011-01-01 10:00:00",
+                    "UnitPrice": "12.75",
+                    "Country": "France",
+                },
+                {
+                    "InvoiceNo": "1",
+                    "StockCode": "POST",
+                    "Description": "POSTAGE",
+                    "Quantity": "1",
+                    "InvoiceDate": "2011-01-01 10:00:00",
+                    "UnitPrice": "18",
+                    "Country": "France",
+                },
+            ]
+        )
+    ]
     (rejected,) = list(compiled.outcomes(iter(documents)))
     assert isinstance(rejected, Rejected) and "no CustomerID" in rejected.reason
     assert [r["StockCode"] for r in rejected.raw] == ["22423", "POST"]
     fixed = [{**row, "CustomerID": "12345.0"} for row in rejected.raw]
     (order,) = list(compiled.outcomes(iter([Document(fixed, "replay")])))
     assert (order.order_id, order.contact, order.values["total_value_of_orders"]) == (
-        "1", "12345", Decimal("30.75"))
+        "1",
+        "12345",
+        Decimal("30.75"),
+    )
 
 
 def test_group_by_joins_rows_across_files_of_an_input_folder(compiled, tmp_path: Path):
     header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
     (tmp_path / "b.csv").write_text(
-        header + "7,22423,CAKESTAND,1,2011-01-01 23:59:00,12.75,17850.0,United Kingdom\n")
+        header + "7,22423,CAKESTAND,1,2011-01-01 23:59:00,12.75,17850.0,United Kingdom\n"
+    )
     (tmp_path / "a.csv").write_text(
         header + "6,85123A,HEART HOLDER,6,2011-01-01 23:00:00,2.55,17850.0,United Kingdom\n"
-        "7,POST,POSTAGE,1,2011-01-01 23:59:00,18.0,17850.0,United Kingdom\n")
+        "7,POST,POSTAGE,1,2011-01-01 23:59:00,18.0,17850.0,United Kingdom\n"
+    )
     (tmp_path / ".hidden").write_text("not read")
     plan = plan_outcomes(compiled, compiled.outcomes(read_documents(str(tmp_path))))
     (contact,) = plan.contacts
@@ -158,8 +197,10 @@ def independent_totals(files: list[Path]) -> dict[str, dict[str, object]]:
                 invoice, customer = row["InvoiceNo"], row["CustomerID"]
                 if not customer or invoice.startswith("A"):
                     continue
-                entry = totals.setdefault(str(int(Decimal(customer))), {
-                    "value": Decimal(0), "orders": set(), "cancellations": set(), "days": set()})
+                entry = totals.setdefault(
+                    str(int(Decimal(customer))),
+                    {"value": Decimal(0), "orders": set(), "cancellations": set(), "days": set()},
+                )
                 entry["value"] += Decimal(row["Quantity"]) * Decimal(row["UnitPrice"])
                 if invoice.startswith("C"):
                     entry["cancellations"].add(invoice)
@@ -176,15 +217,18 @@ def test_real_day_files_give_every_customer_exact_totals(compiled, tmp_path: Pat
     plan = plan_outcomes(compiled, compiled.outcomes(read_documents(str(tmp_path))))
     expected = independent_totals(files)
 
-    got = {c.contact: {k: v for k, v in c.values.items() if v != ""}  # "": no value
-           for c in plan.contacts}
+    got = {
+        c.contact: {k: v for k, v in c.values.items() if v != ""}  # "": no value
+        for c in plan.contacts
+    }
     assert set(got) == set(expected)
     for customer, want in expected.items():
         values = got[customer]
         assert Decimal(values["total_value_of_orders"]) == want["value"], customer
         assert int(values.get("total_number_of_orders", "0")) == len(want["orders"]), customer
-        assert int(values.get("total_number_of_cancellations", "0")) == \
-            len(want["cancellations"]), customer
+        assert int(values.get("total_number_of_cancellations", "0")) == len(
+            want["cancellations"]
+        ), customer
         if want["days"]:
             assert values["first_order_date"] == min(want["days"]), customer
             assert values["last_order_date"] == max(want["days"]), customer

@@ -49,8 +49,21 @@ def test_schema_is_a_valid_2020_12_schema_with_descriptions():
 @pytest.mark.slow
 def test_an_installed_hubmap_finds_its_schema_from_another_folder(tmp_path):
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-         str(ROOT)], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if built.returncode != 0:
         pytest.skip(f"cannot build a wheel here (no package index?): {built.stderr[-300:]}")
     wheel = next((tmp_path / "dist").glob("hubmap-*.whl"))
@@ -62,9 +75,18 @@ def test_an_installed_hubmap_finds_its_schema_from_another_folder(tmp_path):
     elsewhere.mkdir()
     env = dict(os.environ, PYTHONPATH=str(site))
     done = subprocess.run(
-        [sys.executable, "-c", "import json, hubmap.mapping.schema as s; "
-         "print(s.__file__); print(json.dumps(s.mapping_schema()))"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import json, hubmap.mapping.schema as s; "
+            "print(s.__file__); print(json.dumps(s.mapping_schema()))",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     module_file, schema_text = done.stdout.splitlines()
     assert module_file.startswith(str(site))
@@ -72,14 +94,26 @@ def test_an_installed_hubmap_finds_its_schema_from_another_folder(tmp_path):
     # the shipped mappings and their example files are in the wheel: `hubmap init` copies them
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(p.name for p in (ROOT / "mappings").glob("*.yaml"))
-    assert sorted(n.split("/")[-1] for n in names
-                  if n.startswith("hubmap/shipped/") and n.endswith(".yaml")) == shipped
+    assert (
+        sorted(
+            n.split("/")[-1]
+            for n in names
+            if n.startswith("hubmap/shipped/") and n.endswith(".yaml")
+        )
+        == shipped
+    )
     assert "hubmap/shipped/examples/shopify/product.json" in names
-    (elsewhere / "order.json").write_text(json.dumps(
-        {"id": 1, "financial_status": "paid", "total_price": "1.00", "currency": "EUR"}))
+    (elsewhere / "order.json").write_text(
+        json.dumps({"id": 1, "financial_status": "paid", "total_price": "1.00", "currency": "EUR"})
+    )
     started = subprocess.run(
-        [sys.executable, "-m", "hubmap.cli", "init", "order.json"], cwd=elsewhere, env=env,
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "hubmap.cli", "init", "order.json"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     assert (elsewhere / "mappings" / "examples" / "shopify" / "product.json").is_file()
     assert "default: EUR" in (elsewhere / "mappings" / "shopify-orders-contacts.yaml").read_text()

@@ -36,8 +36,11 @@ def test_the_complete_mapping_in_the_readme_is_the_shipped_file():
     assert shown == (MAPPINGS / "quickstart-contacts.yaml").read_text(encoding="utf-8")
 
 
-FUNCTION_ROW = re.compile(r"^\| [^|]+ \| `{1,2}(?P<expr>.+?)`{1,2} \| `(?P<input>\{.*?\})` \| "
-                          r"`(?P<output>.+?)` \|$", re.M)
+FUNCTION_ROW = re.compile(
+    r"^\| [^|]+ \| `{1,2}(?P<expr>.+?)`{1,2} \| `(?P<input>\{.*?\})` \| "
+    r"`(?P<output>.+?)` \|$",
+    re.M,
+)
 
 
 def test_function_table_examples_give_the_results_shown():
@@ -57,19 +60,38 @@ def test_the_main_command_runs_on_the_embedded_stand_in(tmp_path):
     for name in ("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_BASE", "HUBSPOT_FORMS_BASE"):
         env.pop(name, None)
     args = [str(ROOT / a) if a.startswith("mappings/") else a for a in main_command[2:]]
-    done = subprocess.run([sys.executable, "-m", "hubmap.cli", "run", *args], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", "run", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "5 created" in done.stdout  # the summary, on standard output
-    shown = subprocess.run([sys.executable, "-m", "hubmap.cli", "sandbox", "show",
-                            "ada.lovelace@example.com"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", "sandbox", "show", "ada.lovelace@example.com"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     properties = json.loads(shown.stdout)["properties"]
-    orders = [json.loads(line) for line in
-              (MAPPINGS / "examples" / "shopify" / "sample-orders.ndjson").read_text().splitlines()]
-    ada = [o for o in orders if o["email"].lower() == "ada.lovelace@example.com"
-           and o["cancelled_at"] is None]
-    assert Decimal(properties["total_value_of_orders"]) == sum(Decimal(o["total_price"])
-                                                                 for o in ada)
+    orders = [
+        json.loads(line)
+        for line in (MAPPINGS / "examples" / "shopify" / "sample-orders.ndjson")
+        .read_text()
+        .splitlines()
+    ]
+    ada = [
+        o
+        for o in orders
+        if o["email"].lower() == "ada.lovelace@example.com" and o["cancelled_at"] is None
+    ]
+    assert Decimal(properties["total_value_of_orders"]) == sum(
+        Decimal(o["total_price"]) for o in ada
+    )
     assert properties["total_number_of_orders"] == str(len(ada))

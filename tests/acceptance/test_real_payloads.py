@@ -44,8 +44,9 @@ PLATFORM_MAPPINGS = {
 }
 
 
-def _plan_of(mapping: Path, *files: str, platform: str = "woocommerce",
-             tmp_path: Path | None = None) -> Plan:
+def _plan_of(
+    mapping: Path, *files: str, platform: str = "woocommerce", tmp_path: Path | None = None
+) -> Plan:
     """Plan a mapping over some shared files (copied into one folder when there are several)."""
     paths = [shared_data(platform, name) for name in files]
     if len(paths) == 1:
@@ -60,8 +61,10 @@ def _plan_of(mapping: Path, *files: str, platform: str = "woocommerce",
 
 def _values(result: Plan) -> dict[str, dict[str, str]]:
     """Each contact's values; "" (no value: cleared, or never written) left out."""
-    return {contact.contact: {k: v for k, v in contact.values.items() if v != ""}
-            for contact in result.contacts}
+    return {
+        contact.contact: {k: v for k, v in contact.values.items() if v != ""}
+        for contact in result.contacts
+    }
 
 
 def _rejected(result: Plan) -> dict[str, str]:
@@ -98,7 +101,8 @@ def test_woocommerce_orders_fold_into_exact_contact_values(tmp_path: Path) -> No
     assert scrambled["last_skus_bought"] == "5555-A"
     assert scrambled["skus_bought"] == "5555-A"
     assert scrambled["products_bought"] == (
-        "Fruits Basket (Mix & Match Product);Fruits Bundle;Poster (Product Add-On)")
+        "Fruits Basket (Mix & Match Product);Fruits Bundle;Poster (Product Add-On)"
+    )
     assert scrambled["last_discount_codes"] == "30$off"
 
     # Order 560: 1198.50 minus its four refunds 63.00 + 117.00 + 18.00 + 27.00 = 225.00 -> 973.50.
@@ -117,9 +121,15 @@ def test_woocommerce_orders_fold_into_exact_contact_values(tmp_path: Path) -> No
     assert pamela_gmail["last_products_bought_product_2_price"] == "27.00"
     assert pamela_gmail["last_products_bought_product_3_name"] == "Ship Your Idea - Black, L"
     assert pamela_gmail["skus_bought"].split(";") == [
-        "T-SHIRT-HAPPY-NINJA", "HOODIE-HAPPY-NINJA", "T-SHIRT-NINJA-SILHOUETTE",
-        "HOODIE-PATIENT-NINJA", "T-SHIRT-PREMIUM-QUALITY", "HOODIE-SHIP-YOUR-IDEA-BLACK-L",
-        "HOODIE-WOO-LOGO", "HOODIE-SHIP-YOUR-IDEA-BLUE-XL"]
+        "T-SHIRT-HAPPY-NINJA",
+        "HOODIE-HAPPY-NINJA",
+        "T-SHIRT-NINJA-SILHOUETTE",
+        "HOODIE-PATIENT-NINJA",
+        "T-SHIRT-PREMIUM-QUALITY",
+        "HOODIE-SHIP-YOUR-IDEA-BLACK-L",
+        "HOODIE-WOO-LOGO",
+        "HOODIE-SHIP-YOUR-IDEA-BLUE-XL",
+    ]
     assert pamela_gmail["products_bought"].split(";")[0:2] == ["Happy Ninja", "Ninja Silhouette"]
 
     # Order 324 ("completed"): 304.45 - 16.20 - 8.10 = 280.15.  Quantities 1 + 2 + ... + 8 = 36.
@@ -142,7 +152,8 @@ def test_woocommerce_orders_fold_into_exact_contact_values(tmp_path: Path) -> No
     assert newer["first_order_date"] == "2023-03-28"
     assert newer["last_order_date"] == "2023-03-28"
     assert newer["last_products_bought_product_1_image_url"] == (
-        "https://example.com/wp-content/uploads/2023/01/beanie-with-logo-1.jpg")
+        "https://example.com/wp-content/uploads/2023/01/beanie-with-logo-1.jpg"
+    )
     assert "last_products_bought_product_2_name" not in newer
 
     # Order 609 is fully refunded ("refunded"): skipped, not counted at zero.
@@ -175,8 +186,11 @@ def test_woocommerce_checkout_form_context_and_fields() -> None:
     (order,) = result.submissions
     assert order.contact == "your.email+fakedata99085@gmail.com"
     # No 'hubspotutk' meta entry in this order, so no hutk is sent (it cannot be guessed).
-    assert order.context == {"pageUri": "https://ddev.site/shop/", "pageName": "Order 459",
-                             "ipAddress": "189.147.41.13"}
+    assert order.context == {
+        "pageUri": "https://ddev.site/shop/",
+        "pageName": "Order 459",
+        "ipAddress": "189.147.41.13",
+    }
     compiled = CompiledMapping(load_mapping(str(WOO_FORM)))
     fields = submission_fields(compiled, ContactFolder(compiled), order)
     assert fields["last_order_value"] == "4.00"
@@ -188,34 +202,44 @@ def test_woocommerce_checkout_form_context_and_fields() -> None:
 
 def test_records_without_a_usable_contact_key_are_rejected_with_a_reason() -> None:
     woo = _rejected(_plan_of(WOO_CONTACTS, "orders-load-all.json"))
-    assert woo == {"961": "'scrambled@scrambled' is not a valid email address ('scrambled' is "
-                          "not a domain name such as example.com)"}
+    assert woo == {
+        "961": "'scrambled@scrambled' is not a valid email address ('scrambled' is "
+        "not a domain name such as example.com)"
+    }
 
-    stripe = _plan_of(MAPPINGS / "stripe-checkout-contacts.yaml", "fixtures3.json",
-                      platform="stripe")
+    stripe = _plan_of(
+        MAPPINGS / "stripe-checkout-contacts.yaml", "fixtures3.json", platform="stripe"
+    )
     (charge,) = stripe.rejected  # stripe-mock's charge has no receipt or billing email
     assert charge.record == "ch_1PgafuB7WZ01zgkWXYmPNZs8"
     assert "no contact key" in charge.reason
 
 
 def test_a_payment_in_another_currency_is_rejected_not_summed() -> None:
-    result = _plan_of(MAPPINGS / "stripe-checkout-contacts.yaml", "charge_succeeded__card.json",
-                      platform="stripe")
+    result = _plan_of(
+        MAPPINGS / "stripe-checkout-contacts.yaml", "charge_succeeded__card.json", platform="stripe"
+    )
     assert result.contacts == []
     assert "not in USD" in _rejected(result)["ch_000000000000000000000000"]  # AUD 1.00
 
 
 def test_magento_parent_and_child_items_are_counted_once() -> None:
-    result = _plan_of(MAPPINGS / "magento-orders-contacts.yaml",
-                      "order-create-order_GET_V1_orders_3.json", platform="magento")
+    result = _plan_of(
+        MAPPINGS / "magento-orders-contacts.yaml",
+        "order-create-order_GET_V1_orders_3.json",
+        platform="magento",
+    )
     values = _values(result)["jdoe@example.com"]
     # 9 item rows: 4 top-level (22 + 18 + 68 + 52 = 160 subtotal) and 5 children; grand total
     # 160 + 5 shipping = 165.  Only the 4 top-level items are products bought (1 each).
     assert values["total_value_of_orders"] == "165.00"
     assert values["total_number_of_products_bought"] == "4"
     assert values["products_bought"].split(";") == [
-        "Radiant Tee-M-Orange", "Advanced Pilates & Yoga (Strength)", "Sprite Yoga Companion Kit",
-        "Chaz Kangeroo Hoodie"]
+        "Radiant Tee-M-Orange",
+        "Advanced Pilates & Yoga (Strength)",
+        "Sprite Yoga Companion Kit",
+        "Chaz Kangeroo Hoodie",
+    ]
     assert values["last_order_date"] == "2017-08-21"  # 22:22 UTC is 18:22 in New York
 
 
@@ -241,11 +265,16 @@ def test_shopify_checkout_form_reads_the_storefronts_hubspotutk_attribute(tmp_pa
     path.write_text(json.dumps(order))
     (submission,) = _plan(str(MAPPINGS / "shopify-checkout-form.yaml"), str(path)).submissions
     assert submission.order_id == "order-450789469"
-    assert submission.context == {"hutk": hutk, "pageUri": "http://www.example.com?source=abc",
-                                  "pageName": "Checkout #1001", "ipAddress": "0.0.0.0"}
+    assert submission.context == {
+        "hutk": hutk,
+        "pageUri": "http://www.example.com?source=abc",
+        "pageName": "Checkout #1001",
+        "ipAddress": "0.0.0.0",
+    }
 
-    checkouts = _plan(str(MAPPINGS / "shopify-checkout-form.yaml"),
-                     str(shared_data("shopify", "checkouts.json")))
+    checkouts = _plan(
+        str(MAPPINGS / "shopify-checkout-form.yaml"), str(shared_data("shopify", "checkouts.json"))
+    )
     (cart,) = checkouts.submissions  # the same id as the order, kept apart by its prefix
     assert cart.order_id == "checkout-450789469"
     assert "hutk" not in cart.context  # the real checkout carries no hubspotutk attribute
@@ -262,27 +291,51 @@ def test_bigcommerce_v2_order_and_email_data_fold_into_exact_values() -> None:
     # V2 order 100: total_inc_tax "0.0100", refunded "0.0000", placed Fri, 02 Mar 2012 (UTC);
     # its products are only a URL, so it gives no SKUs
     v2 = _values(_plan_of(BIGCOMMERCE, "order.json", platform="bigcommerce"))
-    assert v2 == {"bug@bunny.com": {
-        "total_value_of_orders": "0.01", "total_number_of_orders": "1",
-        "average_order_value": "0.01", "first_order_date": "2012-03-02",
-        "first_order_value": "0.01", "last_order_date": "2012-03-02", "last_order_value": "0.01",
-        "last_order_status": "Awaiting Fulfillment"}}
+    assert v2 == {
+        "bug@bunny.com": {
+            "total_value_of_orders": "0.01",
+            "total_number_of_orders": "1",
+            "average_order_value": "0.01",
+            "first_order_date": "2012-03-02",
+            "first_order_value": "0.01",
+            "last_order_date": "2012-03-02",
+            "last_order_value": "0.01",
+            "last_order_status": "Awaiting Fulfillment",
+        }
+    }
     # the invoice e-mail data: total_cost {value: 100}, placed at epoch 1613060604 (2021-02-11
     # UTC), one product SF42 twice; the customer's e-mail wins over the billing address's
     mail = _values(_plan_of(BIGCOMMERCE, "invoice_email.json", platform="bigcommerce"))
-    assert mail == {"john.f@example.com": {
-        "total_value_of_orders": "100.00", "total_number_of_orders": "1",
-        "average_order_value": "100.00", "first_order_date": "2021-02-11",
-        "first_order_value": "100.00", "last_order_date": "2021-02-11",
-        "last_order_value": "100.00", "last_products_bought": "Test product name",
-        "last_skus_bought": "SF42", "total_number_of_products_bought": "2",
-        "skus_bought": "SF42", "products_bought": "Test product name"}}
+    assert mail == {
+        "john.f@example.com": {
+            "total_value_of_orders": "100.00",
+            "total_number_of_orders": "1",
+            "average_order_value": "100.00",
+            "first_order_date": "2021-02-11",
+            "first_order_value": "100.00",
+            "last_order_date": "2021-02-11",
+            "last_order_value": "100.00",
+            "last_products_bought": "Test product name",
+            "last_skus_bought": "SF42",
+            "total_number_of_products_bought": "2",
+            "skus_bought": "SF42",
+            "products_bought": "Test product name",
+        }
+    }
 
 
-@pytest.mark.parametrize("name", ["store_order_created.json", "store_order_statusUpdated.json",
-                                  "store_cart_converted.json", "store_cart_abandoned.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "store_order_created.json",
+        "store_order_statusUpdated.json",
+        "store_cart_converted.json",
+        "store_cart_abandoned.json",
+    ],
+)
 def test_bigcommerce_webhooks_with_only_ids_are_rejected_saying_to_fetch_the_order(
-        name: str) -> None:
+    name: str,
+) -> None:
     result = _plan_of(BIGCOMMERCE, name, platform="bigcommerce")
     assert list(result.contacts) == []  # nothing counted
     (reason,) = _rejected(result).values()

@@ -36,8 +36,9 @@ def sandbox():  # type: ignore[no-untyped-def]
 
 
 def intake_only(folder: Any, sandbox: RunningSandbox) -> Service:
-    return Service(load_config(str(write_config(folder))), hubspot_env(sandbox),
-                   worker=False).start()
+    return Service(
+        load_config(str(write_config(folder))), hubspot_env(sandbox), worker=False
+    ).start()
 
 
 def stored(service: Service) -> list[str]:
@@ -63,14 +64,17 @@ class FailingCommits:
 
 def post_all(service: Service, bodies: dict[str, bytes], senders: int = 12) -> dict[str, Any]:
     with ThreadPoolExecutor(senders) as pool:
-        answers = pool.map(lambda item: (item[0], post_shopify(service, item[1], item[0])),
-                           bodies.items())
+        answers = pool.map(
+            lambda item: (item[0], post_shopify(service, item[1], item[0])), bodies.items()
+        )
         return dict(answers)
 
 
 def orders(count: int, first: int = 1) -> dict[str, bytes]:
-    return {f"delivery-{n}": shopify_order(7_000_000 + n, f"buyer{n}@example.com")
-            for n in range(first, first + count)}
+    return {
+        f"delivery-{n}": shopify_order(7_000_000 + n, f"buyer{n}@example.com")
+        for n in range(first, first + count)
+    }
 
 
 def test_webhooks_posted_at_once_are_each_stored_once_before_their_200(tmp_path, sandbox):
@@ -109,8 +113,7 @@ def test_when_the_commit_fails_each_webhook_in_it_gets_503_and_none_is_stored(tm
         service.stop()
 
 
-def test_the_worker_evaluates_each_event_once_and_delivers_it_once(tmp_path, sandbox,
-                                                                   monkeypatch):
+def test_the_worker_evaluates_each_event_once_and_delivers_it_once(tmp_path, sandbox, monkeypatch):
     evaluated: list[Any] = []
     lock = threading.Lock()
     original = CompiledMapping.evaluate
@@ -129,5 +132,4 @@ def test_the_worker_evaluates_each_event_once_and_delivers_it_once(tmp_path, san
         wait_for(lambda: jobs(service).get("sent") == 12)
     assert sorted(evaluated) == sorted(7_000_000 + n for n in range(1, 13))
     found = contacts(sandbox)
-    assert {found[f"buyer{n}@example.com"]["total_number_of_orders"]
-            for n in range(1, 13)} == {"1"}
+    assert {found[f"buyer{n}@example.com"]["total_number_of_orders"] for n in range(1, 13)} == {"1"}

@@ -23,24 +23,31 @@ from tests.conftest import MAPPINGS
 
 
 def _config(folder: Path, mapping: Path) -> Path:
-    lines = ["listen: {host: 127.0.0.1, port: 0, threads: 2}",
-             f"state: {folder / 'state.db'}", f"queue: {folder / 'queue.db'}", "worker:"]
+    lines = [
+        "listen: {host: 127.0.0.1, port: 0, threads: 2}",
+        f"state: {folder / 'state.db'}",
+        f"queue: {folder / 'queue.db'}",
+        "worker:",
+    ]
     lines += [f"  {key}: {value}" for key, value in FAST_WORKER.items()]
-    lines += ["routes:", "  /shopify:", "    auth: shopify", "    secret_env: SHOPIFY_SECRET",
-              f"    mappings: [{mapping}]"]
+    lines += [
+        "routes:",
+        "  /shopify:",
+        "    auth: shopify",
+        "    secret_env: SHOPIFY_SECRET",
+        f"    mappings: [{mapping}]",
+    ]
     path = folder / "serve.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def test_a_changed_catalog_file_is_read_again_without_a_restart(tmp_path: Path,
-                                                                sandbox) -> None:  # noqa: F811
+def test_a_changed_catalog_file_is_read_again_without_a_restart(tmp_path: Path, sandbox) -> None:  # noqa: F811
     mapping = tmp_path / "shopify-orders-contacts.yaml"
     shutil.copy(MAPPINGS / "shopify-orders-contacts.yaml", mapping)
     shutil.copytree(MAPPINGS / "examples" / "shopify", tmp_path / "examples" / "shopify")
     catalog = tmp_path / "examples" / "shopify" / "product.json"
-    service = Service(load_config(str(_config(tmp_path, mapping))),
-                      hubspot_env(sandbox)).start()
+    service = Service(load_config(str(_config(tmp_path, mapping))), hubspot_env(sandbox)).start()
     try:
         assert post_shopify(service, shopify_order(1, "first@example.com"), "d-1").ok
         wait_for(lambda: jobs(service).get("sent") == 1)

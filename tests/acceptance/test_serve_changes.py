@@ -50,8 +50,9 @@ def serving(folder: Path, sandbox: RunningSandbox, state: Path | str) -> Iterato
     """The intake and the worker, the state and the queue in `state`'s backend (a PostgreSQL
     URL holds both; a file's folder holds the two files)."""
     database = str(state) if sql.is_url(state) else None
-    service = Service(load_config(str(write_config(folder, database=database))),
-                      hubspot_env(sandbox)).start()
+    service = Service(
+        load_config(str(write_config(folder, database=database))), hubspot_env(sandbox)
+    ).start()
     try:
         yield service
     finally:
@@ -61,67 +62,142 @@ def serving(folder: Path, sandbox: RunningSandbox, state: Path | str) -> Iterato
 # -- the shop's webhooks ---------------------------------------------------------------------
 
 
-def _item(n: int, sku: str, title: str, variant: str | None, vendor: str, price: str,
-          quantity: int) -> dict[str, Any]:
-    return {"id": 13_000_000_000 + n, "variant_id": 40_000_000_000 + n,
-            "product_id": 7_000_000_000 + n, "sku": sku, "title": title,
-            "variant_title": variant, "name": f"{title} - {variant}" if variant else title,
-            "vendor": vendor, "price": price, "quantity": quantity, "requires_shipping": True}
+def _item(
+    n: int, sku: str, title: str, variant: str | None, vendor: str, price: str, quantity: int
+) -> dict[str, Any]:
+    return {
+        "id": 13_000_000_000 + n,
+        "variant_id": 40_000_000_000 + n,
+        "product_id": 7_000_000_000 + n,
+        "sku": sku,
+        "title": title,
+        "variant_title": variant,
+        "name": f"{title} - {variant}" if variant else title,
+        "vendor": vendor,
+        "price": price,
+        "quantity": quantity,
+        "requires_shipping": True,
+    }
 
 
-def _order(order_id: int, number: int, email: str, created_at: str, total: str,
-           items: list[dict[str, Any]], codes: list[dict[str, str]]) -> dict[str, Any]:
+def _order(
+    order_id: int,
+    number: int,
+    email: str,
+    created_at: str,
+    total: str,
+    items: list[dict[str, Any]],
+    codes: list[dict[str, str]],
+) -> dict[str, Any]:
     """orders/create: a Shopify Order resource as first placed."""
     return {
-        "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-        "name": f"#{number}", "order_number": number, "email": email, "contact_email": email,
-        "created_at": created_at, "updated_at": created_at, "processed_at": created_at,
-        "currency": "USD", "presentment_currency": "USD", "financial_status": "paid",
-        "fulfillment_status": None, "cancelled_at": None, "cancel_reason": None,
-        "total_price": total, "subtotal_price": total, "total_tax": "0.00",
-        "discount_codes": codes, "line_items": items, "refunds": [],
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "name": f"#{number}",
+        "order_number": number,
+        "email": email,
+        "contact_email": email,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "processed_at": created_at,
+        "currency": "USD",
+        "presentment_currency": "USD",
+        "financial_status": "paid",
+        "fulfillment_status": None,
+        "cancelled_at": None,
+        "cancel_reason": None,
+        "total_price": total,
+        "subtotal_price": total,
+        "total_tax": "0.00",
+        "discount_codes": codes,
+        "line_items": items,
+        "refunds": [],
         "customer": {"id": 6_200_000_000 + number, "email": email},
     }
 
 
-def _refund(refund_id: int, order: dict[str, Any], created_at: str,
-            transactions: list[tuple[str, str]]) -> dict[str, Any]:
+def _refund(
+    refund_id: int, order: dict[str, Any], created_at: str, transactions: list[tuple[str, str]]
+) -> dict[str, Any]:
     """refunds/create: a Shopify Refund resource (also what orders list in refunds[])."""
     return {
-        "id": refund_id, "order_id": order["id"], "created_at": created_at,
-        "processed_at": created_at, "note": "Customer return", "restock": True,
+        "id": refund_id,
+        "order_id": order["id"],
+        "created_at": created_at,
+        "processed_at": created_at,
+        "note": "Customer return",
+        "restock": True,
         "user_id": 548380009,
-        "refund_line_items": [{"id": refund_id + 1, "line_item_id": order["line_items"][0]["id"],
-                               "quantity": 1, "restock_type": "return",
-                               "subtotal": float(order["line_items"][0]["price"]),
-                               "total_tax": 0.0}],
+        "refund_line_items": [
+            {
+                "id": refund_id + 1,
+                "line_item_id": order["line_items"][0]["id"],
+                "quantity": 1,
+                "restock_type": "return",
+                "subtotal": float(order["line_items"][0]["price"]),
+                "total_tax": 0.0,
+            }
+        ],
         "transactions": [
-            {"id": refund_id + 10 + n, "order_id": order["id"], "kind": "refund",
-             "gateway": "shopify_payments", "status": status, "amount": amount,
-             "currency": "USD", "created_at": created_at, "parent_id": order["id"] + 1}
-            for n, (status, amount) in enumerate(transactions)],
+            {
+                "id": refund_id + 10 + n,
+                "order_id": order["id"],
+                "kind": "refund",
+                "gateway": "shopify_payments",
+                "status": status,
+                "amount": amount,
+                "currency": "USD",
+                "created_at": created_at,
+                "parent_id": order["id"] + 1,
+            }
+            for n, (status, amount) in enumerate(transactions)
+        ],
         "order_adjustments": [],
     }
 
 
-def _updated(order: dict[str, Any], updated_at: str, status: str,
-             refunds: list[dict[str, Any]]) -> dict[str, Any]:
+def _updated(
+    order: dict[str, Any], updated_at: str, status: str, refunds: list[dict[str, Any]]
+) -> dict[str, Any]:
     """orders/updated: the order after a refund (a newer updated_at, its refunds listed)."""
-    return {**copy.deepcopy(order), "updated_at": updated_at, "financial_status": status,
-            "refunds": copy.deepcopy(refunds)}
+    return {
+        **copy.deepcopy(order),
+        "updated_at": updated_at,
+        "financial_status": status,
+        "refunds": copy.deepcopy(refunds),
+    }
 
 
 def webhooks() -> list[tuple[str, str, dict[str, Any]]]:
     """(delivery id, topic, body) in the order the shop delivers them."""
-    ana = _order(5_530_000_000_101, 1101, ANA, "2024-05-02T10:00:00-04:00", "58.50", [
-        _item(1, "TOTE-NAT", "Canvas tote", "Natural", "Acme Goods", "25.00", 2),
-        _item(2, "MUG-ENAMEL", "Enamel mug", None, "Potter & Co", "15.00", 1)],
-        [{"code": "WELCOME10", "amount": "6.50", "type": "percentage"}])
-    ana_refund = _refund(968_000_000_100, ana, "2024-05-06T09:00:00-04:00",
-                         [("failure", "25.00"), ("success", "20.00")])
+    ana = _order(
+        5_530_000_000_101,
+        1101,
+        ANA,
+        "2024-05-02T10:00:00-04:00",
+        "58.50",
+        [
+            _item(1, "TOTE-NAT", "Canvas tote", "Natural", "Acme Goods", "25.00", 2),
+            _item(2, "MUG-ENAMEL", "Enamel mug", None, "Potter & Co", "15.00", 1),
+        ],
+        [{"code": "WELCOME10", "amount": "6.50", "type": "percentage"}],
+    )
+    ana_refund = _refund(
+        968_000_000_100,
+        ana,
+        "2024-05-06T09:00:00-04:00",
+        [("failure", "25.00"), ("success", "20.00")],
+    )
     ana_updated = _updated(ana, "2024-05-06T09:00:04-04:00", "partially_refunded", [ana_refund])
-    bo = _order(5_530_000_000_202, 1102, BO, "2024-05-03T12:00:00+02:00", "80.00", [
-        _item(3, "LAMP-OAK", "Oak lamp", None, "Lumen & Wick", "80.00", 1)], [])
+    bo = _order(
+        5_530_000_000_202,
+        1102,
+        BO,
+        "2024-05-03T12:00:00+02:00",
+        "80.00",
+        [_item(3, "LAMP-OAK", "Oak lamp", None, "Lumen & Wick", "80.00", 1)],
+        [],
+    )
     bo_refund = _refund(968_000_000_200, bo, "2024-05-09T08:30:00+02:00", [("success", "30.00")])
     bo_updated = _updated(bo, "2024-05-09T08:30:03+02:00", "partially_refunded", [bo_refund])
     return [
@@ -137,11 +213,19 @@ def webhooks() -> list[tuple[str, str, dict[str, Any]]]:
 
 def post(service: Service, delivery: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
     raw = json.dumps(body).encode()
-    answer = requests.post(service.url + "/shopify", data=raw, timeout=10, headers={
-        "Content-Type": "application/json", "X-Shopify-Topic": topic,
-        "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), raw),
-        "X-Shopify-Webhook-Id": delivery, "X-Shopify-Shop-Domain": "example.myshopify.com",
-        "X-Shopify-API-Version": "2024-04"})
+    answer = requests.post(
+        service.url + "/shopify",
+        data=raw,
+        timeout=10,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), raw),
+            "X-Shopify-Webhook-Id": delivery,
+            "X-Shopify-Shop-Domain": "example.myshopify.com",
+            "X-Shopify-API-Version": "2024-04",
+        },
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -149,8 +233,10 @@ def post(service: Service, delivery: str, topic: str, body: dict[str, Any]) -> d
 def held(sandbox: RunningSandbox) -> dict[str, dict[str, str | None]]:
     """Each contact's checked values in the stand-in ("" is a cleared value: None)."""
     dumped = requests.get(sandbox.url + "/_sandbox/dump", timeout=10).json()
-    return {c["properties"]["email"]: {name: c["properties"].get(name) or None
-                                       for name in CHECKED} for c in dumped["contacts"]}
+    return {
+        c["properties"]["email"]: {name: c["properties"].get(name) or None for name in CHECKED}
+        for c in dumped["contacts"]
+    }
 
 
 def tally(target: Path | str) -> dict[str, int]:
@@ -168,15 +254,25 @@ def tally(target: Path | str) -> dict[str, int]:
 
 
 EXPECTED_ANA = {  # 58.50 as placed, less the successful 20.00 (the failed 25.00 is no refund)
-    "total_value_of_orders": "38.50", "total_number_of_orders": "1",
-    "last_order_value": "58.50", "last_order_status": "partially_refunded",
-    "last_discount_codes": "WELCOME10", "last_products_bought_product_2_name": "Enamel mug",
-    "skus_bought": "TOTE-NAT;MUG-ENAMEL", "first_order_date": "2024-05-02"}
+    "total_value_of_orders": "38.50",
+    "total_number_of_orders": "1",
+    "last_order_value": "58.50",
+    "last_order_status": "partially_refunded",
+    "last_discount_codes": "WELCOME10",
+    "last_products_bought_product_2_name": "Enamel mug",
+    "skus_bought": "TOTE-NAT;MUG-ENAMEL",
+    "first_order_date": "2024-05-02",
+}
 EXPECTED_BO = {  # 80.00 less the 30.00 that came before the order, counted once
-    "total_value_of_orders": "50.00", "total_number_of_orders": "1",
-    "last_order_value": "80.00", "last_order_status": "partially_refunded",
-    "last_discount_codes": None, "last_products_bought_product_2_name": None,
-    "skus_bought": "LAMP-OAK", "first_order_date": "2024-05-03"}
+    "total_value_of_orders": "50.00",
+    "total_number_of_orders": "1",
+    "last_order_value": "80.00",
+    "last_order_status": "partially_refunded",
+    "last_discount_codes": None,
+    "last_products_bought_product_2_name": None,
+    "skus_bought": "LAMP-OAK",
+    "first_order_date": "2024-05-03",
+}
 
 
 def assert_final(sandbox: RunningSandbox) -> None:
@@ -190,8 +286,7 @@ def assert_final(sandbox: RunningSandbox) -> None:
 # -- the tests ---------------------------------------------------------------------------------
 
 
-def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, sandbox,
-                                                                   new_state):
+def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, sandbox, new_state):
     state = new_state("state.db")
     with serving(tmp_path, sandbox, state) as service:
         for sent, (delivery, topic, body) in enumerate(webhooks(), start=1):
@@ -211,10 +306,28 @@ def test_webhooks_one_by_one_leave_the_fold_of_the_latest_versions(tmp_path, san
     assert 'hubmap_webhooks_duplicates_total{route="/shopify"} 1' in metrics
     assert_final(sandbox)
     words = tally(state)
-    assert {w: words.get(w, 0) for w in ("new", "changed", "unchanged", "stale", "withdrawn",
-                                         "refunds", "refunds_changed", "refunds_unchanged")} == {
-        "new": 2, "changed": 2, "unchanged": 0, "stale": 1, "withdrawn": 0,
-        "refunds": 2, "refunds_changed": 0, "refunds_unchanged": 2}
+    assert {
+        w: words.get(w, 0)
+        for w in (
+            "new",
+            "changed",
+            "unchanged",
+            "stale",
+            "withdrawn",
+            "refunds",
+            "refunds_changed",
+            "refunds_unchanged",
+        )
+    } == {
+        "new": 2,
+        "changed": 2,
+        "unchanged": 0,
+        "stale": 1,
+        "withdrawn": 0,
+        "refunds": 2,
+        "refunds_changed": 0,
+        "refunds_unchanged": 2,
+    }
 
 
 def test_the_same_webhooks_in_one_burst_leave_the_same_values(tmp_path, sandbox, new_state):

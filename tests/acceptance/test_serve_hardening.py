@@ -47,11 +47,19 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
-def signed_post(service: Service, body: bytes, delivery: str, topic: str | None = "orders/create",
-                path: str = "/shopify",
-                session: Any = requests) -> requests.Response:
-    headers = {"X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
-               "X-Shopify-Webhook-Id": delivery, "Content-Type": "application/json"}
+def signed_post(
+    service: Service,
+    body: bytes,
+    delivery: str,
+    topic: str | None = "orders/create",
+    path: str = "/shopify",
+    session: Any = requests,
+) -> requests.Response:
+    headers = {
+        "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
+        "X-Shopify-Webhook-Id": delivery,
+        "Content-Type": "application/json",
+    }
     if topic is not None:
         headers["X-Shopify-Topic"] = topic
     return session.post(service.url + path, data=body, headers=headers, timeout=30)
@@ -69,9 +77,13 @@ def dead_reasons(service: Service) -> dict[str, str]:
 
 
 @contextmanager
-def queued_then_served(folder: Path, sandbox: RunningSandbox, bodies: dict[str, bytes],
-                       kept: dict[str, bytes] | None = None,
-                       **settings: Any) -> Iterator[Service]:
+def queued_then_served(
+    folder: Path,
+    sandbox: RunningSandbox,
+    bodies: dict[str, bytes],
+    kept: dict[str, bytes] | None = None,
+    **settings: Any,
+) -> Iterator[Service]:
     """`bodies` received by a receive-only server first (and `kept` put in its queue as an
     older hubmap's intake stored them), so the worker then takes them all in one batch."""
     config = load_config(str(write_config(folder, **settings)))
@@ -96,7 +108,8 @@ def assert_delivered_once(sandbox: RunningSandbox, deliveries: dict[str, bytes])
     emails = {json.loads(body)["order"]["email"] for body in deliveries.values()}
     assert set(found) == emails
     assert {email: found[email]["total_number_of_orders"] for email in emails} == dict.fromkeys(
-        emails, "1")
+        emails, "1"
+    )
     assert {found[email]["total_value_of_orders"] for email in emails} == {"409.94"}
 
 
@@ -104,10 +117,12 @@ def assert_delivered_once(sandbox: RunningSandbox, deliveries: dict[str, bytes])
 
 
 def test_a_body_the_queue_kept_from_an_older_intake_and_a_rejected_record_fail_alone(
-        tmp_path, sandbox):
+    tmp_path, sandbox
+):
     goods = good_orders(4)
-    rejected = shopify_order(3100, "euro@example.com").replace(b'"currency": "USD"',
-                                                                 b'"currency": "EUR"')
+    rejected = shopify_order(3100, "euro@example.com").replace(
+        b'"currency": "USD"', b'"currency": "EUR"'
+    )
     # JSON nested 150 deep: an older intake (json.loads) stored it; parse_json refuses it
     deep = b'{"order": ' + b"[" * 150 + b"]" * 150 + b"}"
     kept = {"from-an-older-intake": deep}
@@ -122,15 +137,17 @@ def test_a_body_the_queue_kept_from_an_older_intake_and_a_rejected_record_fail_a
 
 
 def test_an_event_the_run_fails_on_is_found_and_the_others_are_delivered_once(
-        tmp_path, sandbox, monkeypatch):
+    tmp_path, sandbox, monkeypatch
+):
     """A bug that strikes one order (here: any run holding it raises) makes its batch fail as a
     whole; the worker splits the batch until the event fails alone, delivers the others, and
     retries the poison one alone until it is a dead letter with the error."""
     real_sync = worker_module.sync_documents
     runs: list[int] = []
 
-    def sync_with_a_bug(mapping: Any, client: Any, state: Any, documents: Any,
-                        **options: Any) -> Any:
+    def sync_with_a_bug(
+        mapping: Any, client: Any, state: Any, documents: Any, **options: Any
+    ) -> Any:
         documents = list(documents)
         runs.append(len(documents))
         if any(d.data["order"]["email"] == "poison@example.com" for d in documents):
@@ -139,14 +156,18 @@ def test_an_event_the_run_fails_on_is_found_and_the_others_are_delivered_once(
 
     monkeypatch.setattr(worker_module, "sync_documents", sync_with_a_bug)
     goods = good_orders(7)
-    bodies = dict(list(goods.items())[:3]) | {
-        "poison": shopify_order(3200, "poison@example.com")} | dict(list(goods.items())[3:])
+    bodies = (
+        dict(list(goods.items())[:3])
+        | {"poison": shopify_order(3200, "poison@example.com")}
+        | dict(list(goods.items())[3:])
+    )
     with queued_then_served(tmp_path, sandbox, bodies, max_attempts=3) as service:
         wait_for(lambda: jobs(service) == {"sent": 7, "dead": 1})
         reasons = dead_reasons(service)
         status, body = health(service)
-    assert reasons == {"poison": "3 attempt(s) failed; last: unexpected error: "
-                                 "KeyError('line_items')"}
+    assert reasons == {
+        "poison": "3 attempt(s) failed; last: unexpected error: KeyError('line_items')"
+    }
     assert runs[0] == 8  # one batch, then halves down to the poison event alone ...
     assert runs[-2:] == [1, 1]  # ... whose retries run alone: no batch is split again
     assert (status, body["status"], body["worker"]) == (200, "ok", "running")
@@ -186,25 +207,29 @@ def _send_all_then_read(service: Service, body: bytes) -> tuple[int, bytes]:
     """A sender that writes the whole request before it reads the answer (as most do): if the
     server closed while the body was still coming, this gets a reset, not the answer."""
     with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
-        sock.sendall(b"POST /shopify HTTP/1.1\r\nHost: hubmap\r\nContent-Type: "
-                     b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(
+            b"POST /shopify HTTP/1.1\r\nHost: hubmap\r\nContent-Type: "
+            b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
         answer = http.client.HTTPResponse(sock)
         answer.begin()
         return answer.status, answer.read()
 
 
-def test_a_6_mb_body_gets_a_413_the_client_receives_and_the_connection_goes_on(
-        tmp_path, sandbox):
+def test_a_6_mb_body_gets_a_413_the_client_receives_and_the_connection_goes_on(tmp_path, sandbox):
     huge = b'{"order": {"note": "' + b"x" * 6_000_000 + b'"}}'
     with serving(tmp_path, sandbox) as service, requests.Session() as session:
         refused = signed_post(service, huge, "huge", session=session)
-        after = signed_post(service, shopify_order(3300, "after@example.com"), "after",
-                            session=session)  # the same connection: still in step
+        after = signed_post(
+            service, shopify_order(3300, "after@example.com"), "after", session=session
+        )  # the same connection: still in step
         raw = _send_all_then_read(service, huge)
         wait_for(lambda: jobs(service).get("sent") == 1)
         metrics = requests.get(service.url + "/metrics", timeout=10).text
     assert (refused.status_code, refused.json()) == (
-        413, {"error": "the body is larger than 65536 bytes"})
+        413,
+        {"error": "the body is larger than 65536 bytes"},
+    )
     assert refused.headers.get("Connection") != "close"  # the body was read to its end
     assert (after.status_code, after.json()["status"]) == (200, "queued")
     assert raw == (413, b'{"error": "the body is larger than 65536 bytes"}')
@@ -223,8 +248,7 @@ def test_serve_and_worker_refuse_to_start_without_a_hubspot_token(tmp_path, sand
         assert result.exit_code == 2, result.output
         assert "HUBSPOT_ACCESS_TOKEN is not set" in result.output
         assert "--sandbox" in result.output and "Traceback" not in result.output
-    without_token = {k: v for k, v in hubspot_env(sandbox).items()
-                     if k != "HUBSPOT_ACCESS_TOKEN"}
+    without_token = {k: v for k, v in hubspot_env(sandbox).items() if k != "HUBSPOT_ACCESS_TOKEN"}
     # receiving only needs no token (the worker runs where the token is)
     with Service(load_config(str(config)), without_token, worker=False) as service:
         assert health(service)[1]["worker"] == "separate"
@@ -241,12 +265,25 @@ def test_healthz_is_degraded_with_the_backlog_while_hubspot_fails_then_ok(tmp_pa
         assert (status, body["status"], body["hubspot"]["status"]) == (200, "ok", "ok")
         sandbox.configure(error_rate=1.0)
         for n in range(3):
-            assert post_shopify(service, shopify_order(3410 + n, f"down{n}@example.com"),
-                                f"down-{n}").status_code == 200
-        post_shopify(service, shopify_order(3420, "euro@example.com").replace(
-            b'"currency": "USD"', b'"currency": "EUR"'), "euro")  # dead at once
-        wait_for(lambda: health(service)[1]["status"] == "degraded"
-                 and health(service)[1]["queue"]["dead"] == 1)
+            assert (
+                post_shopify(
+                    service, shopify_order(3410 + n, f"down{n}@example.com"), f"down-{n}"
+                ).status_code
+                == 200
+            )
+        post_shopify(
+            service,
+            shopify_order(3420, "euro@example.com").replace(
+                b'"currency": "USD"', b'"currency": "EUR"'
+            ),
+            "euro",
+        )  # dead at once
+        wait_for(
+            lambda: (
+                health(service)[1]["status"] == "degraded"
+                and health(service)[1]["queue"]["dead"] == 1
+            )
+        )
         status, body = health(service)
         assert status == 200  # still taking webhooks: a load balancer keeps sending them here
         backlog = body["queue"]
@@ -265,7 +302,10 @@ def test_healthz_is_degraded_with_the_backlog_while_hubspot_fails_then_ok(tmp_pa
         status, body = health(service)
         metrics = requests.get(service.url + "/metrics", timeout=10).text
     assert (status, body["queue"]["queued"], body["queue"]["oldest_queued_seconds"]) == (
-        200, 0, None)
+        200,
+        0,
+        None,
+    )
     assert "hubmap_hubspot_failing 0" in metrics and "hubmap_queue_oldest_seconds 0\n" in metrics
     assert body["hubspot"]["status"] == "ok" and body["problems"] == []
 
@@ -304,28 +344,31 @@ def test_healthz_is_never_ok_while_the_worker_is_dead(tmp_path, sandbox, monkeyp
 
 
 def _refund_body(order_id: int) -> bytes:
-    return json.dumps({"id": 990_001, "order_id": order_id, "refund_line_items": [],
-                       "transactions": []}).encode()
+    return json.dumps(
+        {"id": 990_001, "order_id": order_id, "refund_line_items": [], "transactions": []}
+    ).encode()
 
 
 def test_a_topic_contrary_to_the_body_is_refused_and_a_replay_counts_once(tmp_path, sandbox):
     order = json.dumps(json.loads(shopify_order(3500, "topic@example.com"))["order"]).encode()
     path = write_config(tmp_path)
     with path.open("a") as extra:  # a route that takes only some topics
-        extra.write("  /shopify-created:\n    auth: shopify\n    secret_env: SHOPIFY_SECRET\n"
-                    f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]\n"
-                    "    topics: [orders/create]\n")
+        extra.write(
+            "  /shopify-created:\n    auth: shopify\n    secret_env: SHOPIFY_SECRET\n"
+            f"    mappings: [{MAPPINGS / 'shopify-orders-contacts.yaml'}]\n"
+            "    topics: [orders/create]\n"
+        )
     with Service(load_config(str(path)), hubspot_env(sandbox)) as service:
         as_order = signed_post(service, _refund_body(3500), "r1", topic="orders/create")
         as_refund = signed_post(service, order, "o1", topic="refunds/create")
         no_topic = signed_post(service, order, "o2", topic=None, path="/shopify-created")
-        ignored = signed_post(service, order, "o3", topic="orders/updated",
-                              path="/shopify-created")
+        ignored = signed_post(service, order, "o3", topic="orders/updated", path="/shopify-created")
         assert service.queue.counts() == {}
         # the same signed order under another (agreeing) topic and delivery id: counted once
         assert signed_post(service, order, "o4").json()["status"] == "queued"
-        assert signed_post(service, order, "o5", topic="orders/updated").json()[
-            "status"] == "queued"
+        assert (
+            signed_post(service, order, "o5", topic="orders/updated").json()["status"] == "queued"
+        )
         wait_for(lambda: jobs(service).get("sent") == 2)
         metrics = requests.get(service.url + "/metrics", timeout=10).text
     assert (as_order.status_code, as_refund.status_code, no_topic.status_code) == (400, 400, 400)

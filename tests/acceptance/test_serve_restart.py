@@ -59,7 +59,11 @@ class Server:
         with log.open("a") as stream:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "hubmap.cli", "serve", "--config", str(config)],
-                cwd=ROOT, env=env, stdout=stream, stderr=stream)
+                cwd=ROOT,
+                env=env,
+                stdout=stream,
+                stderr=stream,
+            )
         _started.append(self.process)
         self.url = ""
         deadline = time.monotonic() + START_TIMEOUT
@@ -76,9 +80,16 @@ class Server:
         from hubmap.serve.auth import signature
         from tests.acceptance.test_serve import SHOPIFY_SECRET
 
-        return requests.post(self.url + "/shopify", data=body, timeout=10, headers={
-            "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
-            "X-Shopify-Webhook-Id": delivery, "X-Shopify-Topic": "orders/create"})
+        return requests.post(
+            self.url + "/shopify",
+            data=body,
+            timeout=10,
+            headers={
+                "X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET.encode(), body),
+                "X-Shopify-Webhook-Id": delivery,
+                "X-Shopify-Topic": "orders/create",
+            },
+        )
 
     def stop(self, signal_number: int) -> int:
         self.process.send_signal(signal_number)
@@ -91,8 +102,10 @@ def query(path: Path, sql: str) -> int:
 
 
 def sent(folder: Path) -> int:
-    return query(folder / "queue.db", "SELECT COUNT(*) FROM jobs WHERE status='sent' AND "
-                 f"mapping='{SHOPIFY_MAPPING}'")
+    return query(
+        folder / "queue.db",
+        f"SELECT COUNT(*) FROM jobs WHERE status='sent' AND mapping='{SHOPIFY_MAPPING}'",
+    )
 
 
 def test_killed_while_sending_then_restarted_sends_every_accepted_event_once(tmp_path, sandbox):
@@ -124,13 +137,13 @@ def test_killed_while_sending_then_restarted_sends_every_accepted_event_once(tmp
     wait_for(lambda: sent(tmp_path) == len(first) + len(later) + 1)
     assert server.stop(signal.SIGTERM) == 0
     found = contacts(sandbox)
-    assert {email: (found[email]["total_number_of_orders"],
-                    found[email]["total_value_of_orders"]) for email in first + later} == {
-        email: ("1", "409.94") for email in first + later}
+    assert {
+        email: (found[email]["total_number_of_orders"], found[email]["total_value_of_orders"])
+        for email in first + later
+    } == {email: ("1", "409.94") for email in first + later}
 
 
-def test_sigterm_stops_cleanly_and_what_was_not_sent_is_sent_after_a_restart(tmp_path,
-                                                                             sandbox):
+def test_sigterm_stops_cleanly_and_what_was_not_sent_is_sent_after_a_restart(tmp_path, sandbox):
     config = write_config(tmp_path, retry_seconds=0.2, max_retry_seconds=0.5)
     log = tmp_path / "serve.log"
     emails = [f"term{n}@example.com" for n in range(3)]
@@ -142,8 +155,9 @@ def test_sigterm_stops_cleanly_and_what_was_not_sent_is_sent_after_a_restart(tmp
     started = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 10
-    assert query(tmp_path / "queue.db", "SELECT COUNT(*) FROM jobs WHERE status IN "
-                 "('queued', 'processing')") == len(emails)
+    assert query(
+        tmp_path / "queue.db", "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')"
+    ) == len(emails)
 
     sandbox.configure(error_rate=0.0)
     server = Server(config, sandbox, log)

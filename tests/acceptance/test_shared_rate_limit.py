@@ -44,17 +44,25 @@ def callers(url: str, state: str) -> tuple[float, list[int]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "engine")}
     args = [url, TOKEN, state, str(LIMIT), str(WINDOW_MS), str(THREADS), str(CALLS)]
     started = time.monotonic()
-    running = [subprocess.Popen([sys.executable, "-c", CALLER, *args], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for _ in range(PROCESSES)]
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", CALLER, *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(PROCESSES)
+    ]
     answers = [p.communicate(timeout=120) for p in running]
     for process, (_, err) in zip(running, answers):
         assert process.returncode == 0, err
     return time.monotonic() - started, [int(out.split()[1]) for out, _ in answers]
 
 
-def test_processes_sharing_a_postgresql_state_share_the_rate_limit(tmp_path: Path,
-                                                                   postgres_url: str) -> None:
+def test_processes_sharing_a_postgresql_state_share_the_rate_limit(
+    tmp_path: Path, postgres_url: str
+) -> None:
     config = SandboxConfig(token=TOKEN, rate_limit_max=LIMIT, rate_limit_interval_ms=WINDOW_MS)
     with start_sandbox(tmp_path / "sandbox.db", config=config) as sandbox:
         seconds, failed = callers(sandbox.url, postgres_url)

@@ -36,8 +36,13 @@ CUSTOMERS = 200
 ORDERS = 600
 CENTS = Decimal("0.01")
 SKU_CAP = 100  # skus_bought: max_items
-OFFSETS = [timezone(timedelta(hours=-4)), timezone(timedelta(hours=-7)), timezone.utc,
-           timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=9))]
+OFFSETS = [
+    timezone(timedelta(hours=-4)),
+    timezone(timedelta(hours=-7)),
+    timezone.utc,
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=9)),
+]
 CATALOG = [  # (sku, title, variant, vendor, price)
     ("TSHIRT-BLK-M", "Organic tee", "Black / M", "Northwind Apparel", "24.00"),
     ("TSHIRT-WHT-L", "Organic tee", "White / L", "Northwind Apparel", "24.00"),
@@ -90,23 +95,31 @@ class ShopOrder:
 def _line_items(rng: random.Random, order_id: int) -> list[dict[str, Any]]:
     items = []
     for index, (sku, title, variant, vendor, price) in enumerate(
-            rng.sample(CATALOG, rng.choice([1, 1, 2, 2, 2, 3, 3, 4]))):
-        items.append({
-            "id": order_id * 10 + index, "variant_id": 40_000_000_000 + CATALOG.index(
-                (sku, title, variant, vendor, price)),
-            "product_id": 7_000_000_000 + CATALOG.index((sku, title, variant, vendor, price)),
-            "sku": sku, "title": title, "variant_title": variant,
-            "name": f"{title} - {variant}" if variant else title, "vendor": vendor,
-            "price": price, "quantity": rng.choice([1, 1, 1, 2, 3]), "requires_shipping": True,
-            "taxable": True, "fulfillment_status": None,
-        })
+        rng.sample(CATALOG, rng.choice([1, 1, 2, 2, 2, 3, 3, 4]))
+    ):
+        items.append(
+            {
+                "id": order_id * 10 + index,
+                "variant_id": 40_000_000_000 + CATALOG.index((sku, title, variant, vendor, price)),
+                "product_id": 7_000_000_000 + CATALOG.index((sku, title, variant, vendor, price)),
+                "sku": sku,
+                "title": title,
+                "variant_title": variant,
+                "name": f"{title} - {variant}" if variant else title,
+                "vendor": vendor,
+                "price": price,
+                "quantity": rng.choice([1, 1, 1, 2, 3]),
+                "requires_shipping": True,
+                "taxable": True,
+                "fulfillment_status": None,
+            }
+        )
     return items
 
 
 def _priced(order: dict[str, Any]) -> None:
     """Sets the order's subtotal, discount and total_price from its line items."""
-    subtotal = sum((Decimal(i["price"]) * i["quantity"] for i in order["line_items"]),
-                   Decimal(0))
+    subtotal = sum((Decimal(i["price"]) * i["quantity"] for i in order["line_items"]), Decimal(0))
     discount = Decimal(0)
     for code in order["discount_codes"]:
         percent = Decimal(code["code"][-2:])
@@ -124,47 +137,106 @@ def _body(order: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in order.items() if not k.startswith("_")}
 
 
-def _refund(rng: random.Random, order: dict[str, Any], refund_id: int, moment: datetime,
-            amount: Decimal, *, items: list[dict[str, Any]], note: str) -> dict[str, Any]:
+def _refund(
+    rng: random.Random,
+    order: dict[str, Any],
+    refund_id: int,
+    moment: datetime,
+    amount: Decimal,
+    *,
+    items: list[dict[str, Any]],
+    note: str,
+) -> dict[str, Any]:
     """A Shopify Refund resource: what refunds/create posts and what orders list in refunds[]."""
     status = "pending" if rng.random() < 0.15 else "success"
     transactions = []
     if rng.random() < 0.2:  # a first attempt the gateway declined: takes off nothing
-        transactions.append({
-            "id": refund_id * 10 + 1, "order_id": order["id"], "kind": "refund",
-            "gateway": "bogus", "status": "failure", "message": "Card declined",
-            "amount": _money(amount), "currency": "USD", "created_at": _stamp(moment),
-            "parent_id": order["id"] * 10, "test": False})
-    transactions.append({
-        "id": refund_id * 10 + 2, "order_id": order["id"], "kind": "refund", "gateway": "bogus",
-        "status": status, "message": "Bogus Gateway: Forced success",
-        "amount": _money(amount), "currency": "USD", "created_at": _stamp(moment),
-        "parent_id": order["id"] * 10, "test": False})
+        transactions.append(
+            {
+                "id": refund_id * 10 + 1,
+                "order_id": order["id"],
+                "kind": "refund",
+                "gateway": "bogus",
+                "status": "failure",
+                "message": "Card declined",
+                "amount": _money(amount),
+                "currency": "USD",
+                "created_at": _stamp(moment),
+                "parent_id": order["id"] * 10,
+                "test": False,
+            }
+        )
+    transactions.append(
+        {
+            "id": refund_id * 10 + 2,
+            "order_id": order["id"],
+            "kind": "refund",
+            "gateway": "bogus",
+            "status": status,
+            "message": "Bogus Gateway: Forced success",
+            "amount": _money(amount),
+            "currency": "USD",
+            "created_at": _stamp(moment),
+            "parent_id": order["id"] * 10,
+            "test": False,
+        }
+    )
     return {
-        "id": refund_id, "order_id": order["id"], "created_at": _stamp(moment),
-        "processed_at": _stamp(moment), "note": note, "restock": bool(items), "user_id": 548380009,
+        "id": refund_id,
+        "order_id": order["id"],
+        "created_at": _stamp(moment),
+        "processed_at": _stamp(moment),
+        "note": note,
+        "restock": bool(items),
+        "user_id": 548380009,
         "refund_line_items": [
-            {"id": refund_id * 100 + n, "line_item_id": item["id"], "quantity": item["quantity"],
-             "restock_type": "return", "location_id": 24826418,
-             "subtotal": float(Decimal(item["price"]) * item["quantity"]),
-             "total_tax": 0.0, "line_item": copy.deepcopy(item)}
-            for n, item in enumerate(items)],
+            {
+                "id": refund_id * 100 + n,
+                "line_item_id": item["id"],
+                "quantity": item["quantity"],
+                "restock_type": "return",
+                "location_id": 24826418,
+                "subtotal": float(Decimal(item["price"]) * item["quantity"]),
+                "total_tax": 0.0,
+                "line_item": copy.deepcopy(item),
+            }
+            for n, item in enumerate(items)
+        ],
         "transactions": transactions,
         "order_adjustments": [],
     }
 
 
 def _refunded_so_far(order: dict[str, Any]) -> Decimal:
-    return sum((Decimal(t["amount"]) for r in order["refunds"] for t in r["transactions"]
-                if t["status"] in ("success", "pending")), Decimal(0))
+    return sum(
+        (
+            Decimal(t["amount"])
+            for r in order["refunds"]
+            for t in r["transactions"]
+            if t["status"] in ("success", "pending")
+        ),
+        Decimal(0),
+    )
 
 
-CHANGES = (["partial_refund"] * 12 + ["two_partial_refunds"] * 4 + ["full_refund"] * 6
-           + ["cancel"] * 8 + ["edit"] * 8 + ["edit_then_refund"] * 3
-           + ["refund_then_cancel"] * 4)  # 45 of 100
+CHANGES = (
+    ["partial_refund"] * 12
+    + ["two_partial_refunds"] * 4
+    + ["full_refund"] * 6
+    + ["cancel"] * 8
+    + ["edit"] * 8
+    + ["edit_then_refund"] * 3
+    + ["refund_then_cancel"] * 4
+)  # 45 of 100
 # The changes of the customers with one order: refunded to 0.00, withdrawn to nothing, edited.
-SINGLE_ORDER_CHANGES = ["full_refund", "full_refund", "cancel", "refund_then_cancel", "edit",
-                        "two_partial_refunds"]
+SINGLE_ORDER_CHANGES = [
+    "full_refund",
+    "full_refund",
+    "cancel",
+    "refund_then_cancel",
+    "edit",
+    "two_partial_refunds",
+]
 
 
 def shop(seed: int = SEED) -> list[ShopOrder]:
@@ -179,22 +251,41 @@ def shop(seed: int = SEED) -> list[ShopOrder]:
         # Every customer orders once; then the first ones order again.  The last few customers
         # keep their single order, so some contacts live on one order that changes.
         person = n if n < CUSTOMERS else rng.randrange(CUSTOMERS - len(SINGLE_ORDER_CHANGES))
-        email = f"customer.{person}@shop-example.com" if person % 4 else \
-            f"Kundin.{person}@Example-Shop.de"
+        email = (
+            f"customer.{person}@shop-example.com"
+            if person % 4
+            else f"Kundin.{person}@Example-Shop.de"
+        )
         if rng.random() < 0.3:
             email = email.upper() if rng.random() < 0.5 else email.lower()
         created = (start + timedelta(minutes=minutes[n])).astimezone(rng.choice(OFFSETS))
         status = rng.choice(["paid", "paid", "paid", "authorized", "pending"])
         order: dict[str, Any] = {
-            "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-            "name": f"#{1001 + n}", "order_number": 1001 + n, "number": 1 + n,
-            "email": email, "contact_email": email, "created_at": _stamp(created),
-            "updated_at": _stamp(created), "processed_at": _stamp(created),
-            "currency": "USD", "presentment_currency": "USD", "financial_status": status,
-            "fulfillment_status": None, "cancelled_at": None, "cancel_reason": None,
-            "test": False, "taxes_included": False, "total_tax": "0.00",
-            "customer": {"id": 6_200_000_000 + person, "email": email,
-                         "first_name": "Kim", "last_name": f"Customer {person}"},
+            "id": order_id,
+            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "name": f"#{1001 + n}",
+            "order_number": 1001 + n,
+            "number": 1 + n,
+            "email": email,
+            "contact_email": email,
+            "created_at": _stamp(created),
+            "updated_at": _stamp(created),
+            "processed_at": _stamp(created),
+            "currency": "USD",
+            "presentment_currency": "USD",
+            "financial_status": status,
+            "fulfillment_status": None,
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "test": False,
+            "taxes_included": False,
+            "total_tax": "0.00",
+            "customer": {
+                "id": 6_200_000_000 + person,
+                "email": email,
+                "first_name": "Kim",
+                "last_name": f"Customer {person}",
+            },
             "line_items": _line_items(rng, order_id),
             "discount_codes": [],
             "refunds": [],
@@ -219,25 +310,30 @@ def shop(seed: int = SEED) -> list[ShopOrder]:
     return orders
 
 
-STEPS = {"none": [], "partial_refund": ["partial_refund"],
-         "two_partial_refunds": ["partial_refund", "partial_refund"],
-         "full_refund": ["full_refund"], "cancel": ["cancel"], "edit": ["edit"],
-         "edit_then_refund": ["edit", "partial_refund"],
-         "refund_then_cancel": ["partial_refund", "cancel"]}
+STEPS = {
+    "none": [],
+    "partial_refund": ["partial_refund"],
+    "two_partial_refunds": ["partial_refund", "partial_refund"],
+    "full_refund": ["full_refund"],
+    "cancel": ["cancel"],
+    "edit": ["edit"],
+    "edit_then_refund": ["edit", "partial_refund"],
+    "refund_then_cancel": ["partial_refund", "cancel"],
+}
 
 
 class _Life:
     """What happens to one order after it was placed: each step a new version (and refunds)."""
 
-    def __init__(self, rng: random.Random, order: dict[str, Any], made: ShopOrder,
-                 refund_ids: Iterator[int]):
+    def __init__(
+        self, rng: random.Random, order: dict[str, Any], made: ShopOrder, refund_ids: Iterator[int]
+    ):
         self.rng, self.order, self.made, self.refund_ids = rng, order, made, refund_ids
         self.moment = made.created
         made.events.append((made.created, "order", _body(order)))  # orders/create
 
     def later(self, hours_from: float, hours_to: float) -> datetime:
-        self.moment += timedelta(minutes=self.rng.randint(int(hours_from * 60),
-                                                          int(hours_to * 60)))
+        self.moment += timedelta(minutes=self.rng.randint(int(hours_from * 60), int(hours_to * 60)))
         return self.moment
 
     def version(self, at: datetime) -> None:  # orders/updated
@@ -252,10 +348,12 @@ class _Life:
             self.order["financial_status"] = "paid"
             self.version(self.later(0.5, 30))
 
-    def _refunds_create(self, at: datetime, amount: Decimal, items: list[dict[str, Any]],
-                        note: str) -> None:
-        body = _refund(self.rng, self.order, next(self.refund_ids), at, amount, items=items,
-                       note=note)
+    def _refunds_create(
+        self, at: datetime, amount: Decimal, items: list[dict[str, Any]], note: str
+    ) -> None:
+        body = _refund(
+            self.rng, self.order, next(self.refund_ids), at, amount, items=items, note=note
+        )
         self.order["refunds"].append(body)
         self.made.events.append((at, "refund", copy.deepcopy(body)))  # refunds/create
 
@@ -263,14 +361,14 @@ class _Life:
         self.capture()
         at = self.later(24, 24 * 14)
         self._refunds_create(at, amount, items, note)
-        self.order["financial_status"] = "refunded" if self.left() <= 0 else \
-            "partially_refunded"
+        self.order["financial_status"] = "refunded" if self.left() <= 0 else "partially_refunded"
         self.version(at + timedelta(seconds=self.rng.randint(1, 20)))
 
     def partial_refund(self) -> None:
         share = Decimal(self.rng.randint(5, 45)) / 100
-        self.refund(max(CENTS, (self.left() * share).quantize(CENTS)), [],
-                    "Partial refund: goodwill")
+        self.refund(
+            max(CENTS, (self.left() * share).quantize(CENTS)), [], "Partial refund: goodwill"
+        )
 
     def full_refund(self) -> None:
         self.refund(self.left(), self.order["line_items"], "Returned in full")
@@ -288,8 +386,9 @@ class _Life:
 
     def edit(self) -> None:  # a line item removed: fewer items, a lower total_price
         removed = self.rng.randrange(len(self.order["line_items"]))
-        self.order["line_items"] = [i for k, i in enumerate(self.order["line_items"])
-                                    if k != removed]
+        self.order["line_items"] = [
+            i for k, i in enumerate(self.order["line_items"]) if k != removed
+        ]
         before = self.order["total_price"]
         _priced(self.order)
         assert Decimal(self.order["total_price"]) < Decimal(before)
@@ -350,15 +449,21 @@ def deliver(orders: list[ShopOrder], seed: int = SEED) -> Delivery:
             old = rng.choice(versions[:-1])
             newer = rng.choice([i for i in versions if i > old])
             again = rng.randint(runs[newer], 3)
-            place = keys[newer] + rng.uniform(1, 3 * day) if again == runs[newer] else \
-                rng.uniform(0, 2e9)
+            place = (
+                keys[newer] + rng.uniform(1, 3 * day)
+                if again == runs[newer]
+                else rng.uniform(0, 2e9)
+            )
             slots.append((again, place, order.events[old][2]))
             stale[again - 1] += 1
         for index in range(len(kinds)):
             if rng.random() < 0.08:  # the shop retries a delivery
                 again = rng.randint(runs[index], 3)
-                place = keys[index] + rng.uniform(1, day) if again == runs[index] else \
-                    rng.uniform(0, 2e9)
+                place = (
+                    keys[index] + rng.uniform(1, day)
+                    if again == runs[index]
+                    else rng.uniform(0, 2e9)
+                )
                 slots.append((again, place, order.events[index][2]))
                 duplicates[again - 1] += 1
     files: list[list[dict[str, Any]]] = [[], [], []]
@@ -380,8 +485,14 @@ def _is_refund(body: dict[str, Any]) -> bool:
 
 def _refund_amount(refund: dict[str, Any]) -> Decimal:
     """The mapping's refunds.values: minus its successful or pending refund transactions."""
-    return sum((Decimal(t["amount"]) for t in refund["transactions"]
-                if t["kind"] == "refund" and t["status"] in ("success", "pending")), Decimal(0))
+    return sum(
+        (
+            Decimal(t["amount"])
+            for t in refund["transactions"]
+            if t["kind"] == "refund" and t["status"] in ("success", "pending")
+        ),
+        Decimal(0),
+    )
 
 
 def _counts(order: dict[str, Any]) -> bool:
@@ -419,7 +530,7 @@ def refunds_of(delivered: list[dict[str, Any]]) -> dict[int, dict[int, Decimal]]
     """Each refund once by its id, from refunds/create bodies and from orders' refunds[]."""
     found: dict[int, dict[int, Decimal]] = {}
     for body in delivered:
-        for refund in ([body] if _is_refund(body) else body.get("refunds") or []):
+        for refund in [body] if _is_refund(body) else body.get("refunds") or []:
             found.setdefault(refund["order_id"], {})[refund["id"]] = _refund_amount(refund)
     return found
 
@@ -438,11 +549,18 @@ def expected_contacts(delivered: list[dict[str, Any]]) -> dict[str, dict[str, st
     for email, mine in per_contact.items():
         mine.sort(key=lambda o: (_instant(o["created_at"]), o["id"]), reverse=True)
         last, first = mine[0], mine[-1]
-        total = sum((Decimal(o["total_price"]) - sum(refunds.get(o["id"], {}).values(),
-                                                     Decimal(0)) for o in mine), Decimal(0))
+        total = sum(
+            (
+                Decimal(o["total_price"]) - sum(refunds.get(o["id"], {}).values(), Decimal(0))
+                for o in mine
+            ),
+            Decimal(0),
+        )
         # the top items: greatest line value first, equal values in the order's item order
-        items = sorted(last["line_items"],
-                       key=lambda i: -Decimal(str(i["price"])) * Decimal(str(i["quantity"])))
+        items = sorted(
+            last["line_items"],
+            key=lambda i: -Decimal(str(i["price"])) * Decimal(str(i["quantity"])),
+        )
         with localcontext() as exact:
             exact.prec = 50
             average = (total / len(mine)).quantize(CENTS, ROUND_HALF_UP)
@@ -457,40 +575,64 @@ def expected_contacts(delivered: list[dict[str, Any]]) -> dict[str, dict[str, st
             "last_order_order_number": last["name"],
             "last_order_status": last["financial_status"],
             "last_products_bought_product_1_name": _item_name(items[0] if items else None),
-            "last_products_bought_product_2_name": _item_name(
-                items[1] if len(items) > 1 else None),
-            "last_products_bought_product_3_name": _item_name(
-                items[2] if len(items) > 2 else None),
-            "last_skus_bought": _newest_first_unique([[i["sku"] for i in last["line_items"]]],
-                                                     10_000),
+            "last_products_bought_product_2_name": _item_name(items[1] if len(items) > 1 else None),
+            "last_products_bought_product_3_name": _item_name(items[2] if len(items) > 2 else None),
+            "last_skus_bought": _newest_first_unique(
+                [[i["sku"] for i in last["line_items"]]], 10_000
+            ),
             "last_discount_codes": ";".join(c["code"] for c in last["discount_codes"]) or None,
-            "total_number_of_products_bought": str(sum(i["quantity"] for o in mine
-                                                       for i in o["line_items"])),
-            "skus_bought": _newest_first_unique([[i["sku"] for i in o["line_items"]]
-                                                 for o in mine], SKU_CAP),
-            "brands_bought": _newest_first_unique([[i["vendor"] for i in o["line_items"]]
-                                                   for o in mine], 50),
+            "total_number_of_products_bought": str(
+                sum(i["quantity"] for o in mine for i in o["line_items"])
+            ),
+            "skus_bought": _newest_first_unique(
+                [[i["sku"] for i in o["line_items"]] for o in mine], SKU_CAP
+            ),
+            "brands_bought": _newest_first_unique(
+                [[i["vendor"] for i in o["line_items"]] for o in mine], 50
+            ),
         }
     return result
 
 
-CHECKED = ("total_value_of_orders", "total_number_of_orders", "average_order_value",
-           "first_order_date", "first_order_value", "last_order_date", "last_order_value",
-           "last_order_order_number", "last_order_status", "last_products_bought_product_1_name",
-           "last_products_bought_product_2_name", "last_products_bought_product_3_name",
-           "last_skus_bought", "last_discount_codes", "total_number_of_products_bought",
-           "skus_bought", "brands_bought")  # the properties compared
+CHECKED = (
+    "total_value_of_orders",
+    "total_number_of_orders",
+    "average_order_value",
+    "first_order_date",
+    "first_order_value",
+    "last_order_date",
+    "last_order_value",
+    "last_order_order_number",
+    "last_order_status",
+    "last_products_bought_product_1_name",
+    "last_products_bought_product_2_name",
+    "last_products_bought_product_3_name",
+    "last_skus_bought",
+    "last_discount_codes",
+    "total_number_of_products_bought",
+    "skus_bought",
+    "brands_bought",
+)  # the properties compared
 
 
 def _content(order: dict[str, Any]) -> str:
     """What a version gives the contact (every field the mapping's properties read): two
     versions with the same content are the same to HubSpot."""
-    return json.dumps([
-        order["email"].strip().lower(), _instant(order["created_at"]).isoformat(),
-        order["name"], order["currency"], order["financial_status"], order["total_price"],
-        [(i["sku"], i["title"], i["name"], i["vendor"], i["price"], i["quantity"])
-         for i in order["line_items"]],
-        [c["code"] for c in order["discount_codes"]]])
+    return json.dumps(
+        [
+            order["email"].strip().lower(),
+            _instant(order["created_at"]).isoformat(),
+            order["name"],
+            order["currency"],
+            order["financial_status"],
+            order["total_price"],
+            [
+                (i["sku"], i["title"], i["name"], i["vendor"], i["price"], i["quantity"])
+                for i in order["line_items"]
+            ],
+            [c["code"] for c in order["discount_codes"]],
+        ]
+    )
 
 
 def expected_words(files: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
@@ -500,8 +642,21 @@ def expected_words(files: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
     refunds_seen: set[int] = set()
     result = []
     for bodies in files:
-        words = dict.fromkeys(("new", "changed", "unchanged", "stale", "withdrawn", "skipped",
-                               "refunds", "refunds_changed", "refunds_unchanged", "records"), 0)
+        words = dict.fromkeys(
+            (
+                "new",
+                "changed",
+                "unchanged",
+                "stale",
+                "withdrawn",
+                "skipped",
+                "refunds",
+                "refunds_changed",
+                "refunds_unchanged",
+                "records",
+            ),
+            0,
+        )
         for body in bodies:
             for refund in [body] if _is_refund(body) else body["refunds"]:
                 # an order's own refunds follow it; each is a record
@@ -514,7 +669,8 @@ def expected_words(files: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
             counts = _counts(body)
             before = held.get(body["id"])
             newer = before is None or _instant(body["updated_at"]) > _instant(
-                before[1]["updated_at"])
+                before[1]["updated_at"]
+            )
             if before is None:
                 word = "new" if counts else "skipped"
             elif before[0] == "counted":
@@ -533,9 +689,15 @@ def expected_words(files: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
                 held[body["id"]] = ("withdrawn", body)
             elif word == "unchanged" and newer:
                 held[body["id"]] = (before[0], body)  # type: ignore[index]
-        words["waiting_for_order"] = len({  # refunds stored whose order has not come yet
-            r["id"] for f in files[:len(result) + 1] for b in f
-            for r in ([b] if _is_refund(b) else b["refunds"]) if r["order_id"] not in held})
+        words["waiting_for_order"] = len(
+            {  # refunds stored whose order has not come yet
+                r["id"]
+                for f in files[: len(result) + 1]
+                for b in f
+                for r in ([b] if _is_refund(b) else b["refunds"])
+                if r["order_id"] not in held
+            }
+        )
         result.append(words)
     return result
 
@@ -544,16 +706,27 @@ def expected_words(files: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
 
 
 def write_ndjson(path: Path, bodies: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies), encoding="utf-8"
+    )
     return path
 
 
-def run(folder: Path, url: str, path: Path, state: Path | str
-        ) -> tuple[int, dict[str, Any], str]:
-    result = hubmap("run", str(MAPPING), "--input", str(path), "--state",
-                    str(state), "--rejects", str(folder / "rejected.ndjson"),
-                    "--format", "json", cwd=folder, url=url)
+def run(folder: Path, url: str, path: Path, state: Path | str) -> tuple[int, dict[str, Any], str]:
+    result = hubmap(
+        "run",
+        str(MAPPING),
+        "--input",
+        str(path),
+        "--state",
+        str(state),
+        "--rejects",
+        str(folder / "rejected.ndjson"),
+        "--format",
+        "json",
+        cwd=folder,
+        url=url,
+    )
     assert "Traceback" not in result.stderr, result.stderr
     try:
         summary = json.loads(result.stdout)
@@ -573,9 +746,18 @@ def stored(url: str) -> dict[str, dict[str, str | None]]:
 def writes(url: str) -> int:
     """Contact writes the stand-in has served so far."""
     stats = requests.get(f"{url}/_sandbox/stats", timeout=30).json()
-    return sum(n for endpoint, n in stats["byEndpoint"].items() if endpoint in (
-        "contacts.create", "contacts.update", "contacts.batch_create", "contacts.batch_update",
-        "contacts.batch_upsert"))
+    return sum(
+        n
+        for endpoint, n in stats["byEndpoint"].items()
+        if endpoint
+        in (
+            "contacts.create",
+            "contacts.update",
+            "contacts.batch_create",
+            "contacts.batch_update",
+            "contacts.batch_upsert",
+        )
+    )
 
 
 def assert_holds(url: str, delivered: list[dict[str, Any]]) -> None:
@@ -587,10 +769,12 @@ def assert_holds(url: str, delivered: list[dict[str, Any]]) -> None:
     for email, values in want.items():
         held = {name: got[email].get(name) or None for name in values}  # "" is cleared
         if held != values:
-            wrong[email] = {name: (held[name], values[name]) for name in values
-                            if held[name] != values[name]}
+            wrong[email] = {
+                name: (held[name], values[name]) for name in values if held[name] != values[name]
+            }
     assert not wrong, f"{len(wrong)} contacts differ (HubSpot, expected): " + json.dumps(
-        dict(list(wrong.items())[:5]), indent=1, ensure_ascii=False)
+        dict(list(wrong.items())[:5]), indent=1, ensure_ascii=False
+    )
     # A contact whose every order was withdrawn again holds none of these values.
     for email in set(got) - set(want):
         left = {name: got[email].get(name) for name in CHECKED if got[email].get(name)}
@@ -630,28 +814,45 @@ def test_the_scenario_is_what_the_user_reported():
     assert delivery.refunds_early[0] > 0 and words[0]["waiting_for_order"] > 0
     assert words[2]["waiting_for_order"] == 0  # every order came in the end
     assert {b["id"] for f in delivery.files for b in f if not _is_refund(b)} == {
-        o.id for o in orders}
+        o.id for o in orders
+    }
     # Between runs, some last purchases lose a second item or a discount code (an edit, or the
     # latest order withdrawn): the values written before must be cleared.
     after: list[dict[str, dict[str, str | None]]] = []
     for number in range(3):
-        after.append(expected_contacts([b for f in delivery.files[:number + 1] for b in f]))
+        after.append(expected_contacts([b for f in delivery.files[: number + 1] for b in f]))
     for name in ("last_products_bought_product_2_name", "last_discount_codes"):
-        assert any(a[email][name] and not b[email][name] for a, b in pairwise(after)
-                   for email in a if email in b), name
+        assert any(
+            a[email][name] and not b[email][name]
+            for a, b in pairwise(after)
+            for email in a
+            if email in b
+        ), name
     assert any(email not in b for a, b in pairwise(after) for email in a)  # all withdrawn
     assert "0.00" in {v["total_value_of_orders"] for v in after[2].values()}  # refunded in full
     # every refund came on its own, at least once
     assert {r["id"] for o in orders for r in o.versions[-1]["refunds"]} == {
-        b["id"] for f in delivery.files for b in f if _is_refund(b)}
+        b["id"] for f in delivery.files for b in f if _is_refund(b)
+    }
 
 
-WORDS = ("new", "changed", "unchanged", "stale", "withdrawn", "skipped", "refunds",
-         "refunds_changed", "refunds_unchanged", "records")
+WORDS = (
+    "new",
+    "changed",
+    "unchanged",
+    "stale",
+    "withdrawn",
+    "skipped",
+    "refunds",
+    "refunds_changed",
+    "refunds_unchanged",
+    "records",
+)
 
 
 def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_versions(
-        tmp_path, sandbox, new_state):
+    tmp_path, sandbox, new_state
+):
     state = new_state()
     orders = shop()
     delivery = deliver(orders)
@@ -685,11 +886,19 @@ def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_vers
     before, written = dump(sandbox.url)["contacts"], writes(sandbox.url)
     code, again, stderr = run(tmp_path, sandbox.url, tmp_path / "webhooks-3.ndjson", state)
     assert code == 0, (again, stderr)
-    assert (again["new"], again["changed"], again["withdrawn"], again["skipped"],
-            again["refunds"], again["refunds_changed"], again["rejected"]) == (
-        0, 0, 0, 0, 0, 0, 0), again
-    assert again["unchanged"] + again["stale"] == third["records"] - third["refunds"] - \
-        third["refunds_unchanged"]
+    assert (
+        again["new"],
+        again["changed"],
+        again["withdrawn"],
+        again["skipped"],
+        again["refunds"],
+        again["refunds_changed"],
+        again["rejected"],
+    ) == (0, 0, 0, 0, 0, 0, 0), again
+    assert (
+        again["unchanged"] + again["stale"]
+        == third["records"] - third["refunds"] - third["refunds_unchanged"]
+    )
     assert again["refunds_unchanged"] == third["refunds"] + third["refunds_unchanged"]
     assert (again["contacts_created"], again["contacts_updated"]) == (0, 0), again
     assert writes(sandbox.url) == written
@@ -697,22 +906,48 @@ def test_three_runs_of_changing_orders_leave_exactly_the_fold_of_the_latest_vers
     assert_holds(sandbox.url, delivered)
 
 
-def test_refunds_waiting_counts_only_refunds_whose_order_has_not_come(tmp_path, sandbox,
-                                                                      new_state):
+def test_refunds_waiting_counts_only_refunds_whose_order_has_not_come(tmp_path, sandbox, new_state):
     """README, *What the summary says*: refunds_waiting is the refunds stored whose order has
     not come yet.  An order that came and was cancelled has come: its refunds left the contact
     with it and wait for nothing."""
-    order = {"id": 3011, "email": "ben@example.com", "name": "#3011",
-             "created_at": "2024-06-03T10:00:00Z", "updated_at": "2024-06-03T10:00:00Z",
-             "currency": "USD", "financial_status": "paid", "cancelled_at": None,
-             "total_price": "80.00", "discount_codes": [],
-             "line_items": [{"title": "Lamp", "name": "Lamp", "sku": "LAMP-1", "vendor": "Acme",
-                             "price": "80.00", "quantity": 1}]}
-    refund = {"id": 9012, "order_id": 3011, "created_at": "2024-06-04T08:00:00Z",
-              "refund_line_items": [], "transactions": [
-                  {"kind": "refund", "status": "success", "amount": "80.00", "currency": "USD"}]}
-    cancelled = {**order, "updated_at": "2024-06-04T08:00:05Z", "financial_status": "refunded",
-                 "cancelled_at": "2024-06-04T08:00:00Z", "refunds": [refund]}
+    order = {
+        "id": 3011,
+        "email": "ben@example.com",
+        "name": "#3011",
+        "created_at": "2024-06-03T10:00:00Z",
+        "updated_at": "2024-06-03T10:00:00Z",
+        "currency": "USD",
+        "financial_status": "paid",
+        "cancelled_at": None,
+        "total_price": "80.00",
+        "discount_codes": [],
+        "line_items": [
+            {
+                "title": "Lamp",
+                "name": "Lamp",
+                "sku": "LAMP-1",
+                "vendor": "Acme",
+                "price": "80.00",
+                "quantity": 1,
+            }
+        ],
+    }
+    refund = {
+        "id": 9012,
+        "order_id": 3011,
+        "created_at": "2024-06-04T08:00:00Z",
+        "refund_line_items": [],
+        "transactions": [
+            {"kind": "refund", "status": "success", "amount": "80.00", "currency": "USD"}
+        ],
+    }
+    cancelled = {
+        **order,
+        "updated_at": "2024-06-04T08:00:05Z",
+        "financial_status": "refunded",
+        "cancelled_at": "2024-06-04T08:00:00Z",
+        "refunds": [refund],
+    }
     path = write_ndjson(tmp_path / "cancelled.ndjson", [order, refund, cancelled])
     state = new_state()
     code, summary, stderr = run(tmp_path, sandbox.url, path, state)

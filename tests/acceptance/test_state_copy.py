@@ -23,12 +23,14 @@ def sandbox():  # type: ignore[no-untyped-def]
 
 
 def hubmap(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hubmap.cli", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hubmap.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
-def test_a_file_copied_to_postgresql_and_back_goes_on_exactly(tmp_path: Path, sandbox,
-                                                              postgres_url: str) -> None:
+def test_a_file_copied_to_postgresql_and_back_goes_on_exactly(
+    tmp_path: Path, sandbox, postgres_url: str
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     first = helpers.orders(range(1, 61))
     source = helpers.write_orders(tmp_path / "a.ndjson", first)
@@ -42,10 +44,15 @@ def test_a_file_copied_to_postgresql_and_back_goes_on_exactly(tmp_path: Path, sa
     writes = sandbox.stats()["requests"]
     again = helpers.run(mapping, source, sandbox, postgres_url)  # the same input on the copy
     assert (again.new, again.unchanged, again.contacts_updated, again.contacts_created) == (
-        0, 60, 0, 0)
+        0,
+        60,
+        0,
+        0,
+    )
     more = helpers.orders(range(1, 91))
-    later = helpers.run(mapping, helpers.write_orders(tmp_path / "b.ndjson", more), sandbox,
-                        postgres_url)
+    later = helpers.run(
+        mapping, helpers.write_orders(tmp_path / "b.ndjson", more), sandbox, postgres_url
+    )
     assert later.new == 30 and later.ok
     helpers.assert_hubspot_holds(sandbox, more)
     assert sandbox.stats()["requests"] > writes
@@ -64,8 +71,9 @@ def test_a_file_copied_to_postgresql_and_back_goes_on_exactly(tmp_path: Path, sa
         store.close()
 
 
-def test_copying_into_a_state_that_holds_anything_is_refused(tmp_path: Path, sandbox,
-                                                             new_state) -> None:
+def test_copying_into_a_state_that_holds_anything_is_refused(
+    tmp_path: Path, sandbox, new_state
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     source = helpers.write_orders(tmp_path / "a.ndjson", helpers.orders(range(1, 11)))
     state, other = new_state("state.db"), new_state("other.db")
@@ -80,16 +88,19 @@ def test_copying_into_a_state_that_holds_anything_is_refused(tmp_path: Path, san
     assert missing.returncode == 2 and "no state file at" in missing.stderr
 
 
-def test_json_text_of_an_older_state_is_packed_on_the_way(tmp_path: Path, postgres_url: str
-                                                          ) -> None:
+def test_json_text_of_an_older_state_is_packed_on_the_way(
+    tmp_path: Path, postgres_url: str
+) -> None:
     """Schema-2 files hold some values as plain JSON text; a PostgreSQL state holds bytes."""
     state = tmp_path / "old.db"
     store = StateStore(state)
     store.close()
     accumulators = {"tiny_total": {"v": 1, "rule": "sum", "part": [1, "10.50"]}}
     with sqlite3.connect(state) as db:
-        db.execute("INSERT INTO contacts (scope, contact, acc, dirty) VALUES (?,?,?,1)",
-                   ("s", "a@example.com", json.dumps(accumulators)))
+        db.execute(
+            "INSERT INTO contacts (scope, contact, acc, dirty) VALUES (?,?,?,1)",
+            ("s", "a@example.com", json.dumps(accumulators)),
+        )
     copied = hubmap("state", "copy", str(state), postgres_url)
     assert copied.returncode == 0, copied.stderr
     store = StateStore(postgres_url)

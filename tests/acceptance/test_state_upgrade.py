@@ -57,21 +57,32 @@ def sandbox():  # type: ignore[no-untyped-def]
 def _hubmap_0_1_state(path: Path, scope: str, email: str, counted: list[dict]) -> None:
     """What 0.1 left after counting `counted` for `email`: the ledger, the baseline it read,
     the values it wrote."""
-    written = {"tiny_total": str(BASELINE + sum(Decimal(o["amount"]) for o in counted)),
-               "tiny_count": str(len(counted))}
+    written = {
+        "tiny_total": str(BASELINE + sum(Decimal(o["amount"]) for o in counted)),
+        "tiny_count": str(len(counted)),
+    }
     db = sqlite3.connect(path)
     db.executescript(SCHEMA_1)
-    db.executemany("INSERT INTO orders (scope, order_id, contact, order_time) VALUES (?,?,?,?)",
-                   [(scope, str(o["id"]), email, o["at"]) for o in counted])
-    db.execute("INSERT INTO contacts (scope, contact, baseline, written) VALUES (?,?,?,?)",
-               (scope, email, json.dumps({"tiny_total": str(BASELINE), "tiny_count": None}),
-                json.dumps(written)))
+    db.executemany(
+        "INSERT INTO orders (scope, order_id, contact, order_time) VALUES (?,?,?,?)",
+        [(scope, str(o["id"]), email, o["at"]) for o in counted],
+    )
+    db.execute(
+        "INSERT INTO contacts (scope, contact, baseline, written) VALUES (?,?,?,?)",
+        (
+            scope,
+            email,
+            json.dumps({"tiny_total": str(BASELINE), "tiny_count": None}),
+            json.dumps(written),
+        ),
+    )
     db.commit()
     db.close()
 
 
 def test_a_0_1_state_is_refused_until_rebuilt_and_the_rebuild_keeps_its_baselines(
-        tmp_path: Path, sandbox) -> None:
+    tmp_path: Path, sandbox
+) -> None:
     mapping = helpers.write_mapping(tmp_path)
     items = helpers.orders(range(1, 21), contacts_count=1)
     email = items[0]["email"]
@@ -81,11 +92,23 @@ def test_a_0_1_state_is_refused_until_rebuilt_and_the_rebuild_keeps_its_baseline
     _hubmap_0_1_state(state, scope, email, first)
     helpers.apply(mapping, helpers.environ(sandbox))
     # HubSpot holds what 0.1 wrote: the baseline plus the first orders
-    requests.post(f"{sandbox.url}/crm/v3/objects/contacts/batch/upsert", timeout=10,
-                  headers={"Authorization": f"Bearer {helpers.TOKEN}"},
-                  json={"inputs": [{"idProperty": "email", "id": email, "properties": {
-                      "tiny_total": str(BASELINE + sum(Decimal(o["amount"]) for o in first)),
-                      "tiny_count": str(len(first))}}]}).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/crm/v3/objects/contacts/batch/upsert",
+        timeout=10,
+        headers={"Authorization": f"Bearer {helpers.TOKEN}"},
+        json={
+            "inputs": [
+                {
+                    "idProperty": "email",
+                    "id": email,
+                    "properties": {
+                        "tiny_total": str(BASELINE + sum(Decimal(o["amount"]) for o in first)),
+                        "tiny_count": str(len(first)),
+                    },
+                }
+            ]
+        },
+    ).raise_for_status()
     source = helpers.write_orders(tmp_path / "all.ndjson", items)
 
     with pytest.raises(HubmapError) as refused:
@@ -106,10 +129,19 @@ def test_a_0_1_state_is_refused_until_rebuilt_and_the_rebuild_keeps_its_baseline
 
 def test_a_missing_input_writes_nothing_in_hubspot(tmp_path: Path, sandbox) -> None:
     mapping = helpers.write_mapping(tmp_path)
-    outcome = running.run(str(mapping), str(tmp_path / "typo.ndjson"),
-                          environ=helpers.environ(sandbox), state_path=str(tmp_path / "s.db"))
+    outcome = running.run(
+        str(mapping),
+        str(tmp_path / "typo.ndjson"),
+        environ=helpers.environ(sandbox),
+        state_path=str(tmp_path / "s.db"),
+    )
     assert outcome.exit_code == 2 and "does not exist" in (outcome.message or "")
-    names = {p["name"] for p in requests.get(
-        f"{sandbox.url}/crm/v3/properties/contacts", timeout=10,
-        headers={"Authorization": f"Bearer {helpers.TOKEN}"}).json()["results"]}
+    names = {
+        p["name"]
+        for p in requests.get(
+            f"{sandbox.url}/crm/v3/properties/contacts",
+            timeout=10,
+            headers={"Authorization": f"Bearer {helpers.TOKEN}"},
+        ).json()["results"]
+    }
     assert not {n for n in names if n.startswith("tiny_")}  # no property was created

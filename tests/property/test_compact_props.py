@@ -15,18 +15,22 @@ from hubmap.uses.compact import Compact, Held
 from hubmap.uses.contacts import _from_held_form, _held_form
 
 # any text, lone surrogates included (a JSON escape, not UTF-8)
-texts = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF),
-                max_size=40)
+texts = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
-    max_leaves=30)
+    max_leaves=30,
+)
 wire = st.dictionaries(st.from_regex(r"[a-z_0-9]{1,30}", fullmatch=True), texts, max_size=12)
-records = st.fixed_dictionaries({
-    "id": st.from_regex(r"[0-9]{1,12}", fullmatch=True),
-    "properties": st.dictionaries(st.from_regex(r"[a-z_]{1,30}", fullmatch=True),
-                                  st.none() | texts, max_size=30),
-    "archived": st.booleans()})
+records = st.fixed_dictionaries(
+    {
+        "id": st.from_regex(r"[0-9]{1,12}", fullmatch=True),
+        "properties": st.dictionaries(
+            st.from_regex(r"[a-z_]{1,30}", fullmatch=True), st.none() | texts, max_size=30
+        ),
+        "archived": st.booleans(),
+    }
+)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -61,14 +65,31 @@ def test_records_come_back_exactly(found):
     assert all(same(compact.unpack(blob), record) for blob, record in zip(packed, found))
 
 
-@given(st.lists(st.tuples(st.none() | st.from_regex(r"[0-9]{1,12}", fullmatch=True), wire,
-                          st.none() | texts, st.none() | wire), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.from_regex(r"[0-9]{1,12}", fullmatch=True),
+            wire,
+            st.none() | texts,
+            st.none() | wire,
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_a_prepared_write_held_is_what_sending_needs_of_it(prepared):
     compact = small_sample()
     for number, (hubspot_id, writing, fence_writing, sending) in enumerate(prepared):
-        row = ContactRow(f"c{number}@example.com", baseline={"x": "1"}, hubspot_id=hubspot_id,
-                         writing=writing, fence_writing=fence_writing, sending=sending,
-                         counted="3", written={"y": "2"})
+        row = ContactRow(
+            f"c{number}@example.com",
+            baseline={"x": "1"},
+            hubspot_id=hubspot_id,
+            writing=writing,
+            fence_writing=fence_writing,
+            sending=sending,
+            counted="3",
+            written={"y": "2"},
+        )
         back = _from_held_form(row.contact, compact.unpack(compact.pack(_held_form(row))))
         for name in ("contact", "hubspot_id", "writing", "fence_writing", "sending"):
             assert same(getattr(back, name), getattr(row, name)), name
@@ -85,8 +106,10 @@ def test_packing_from_several_threads_while_the_dictionary_is_made(found):
     assert all(same(b, record) for b, record in zip(back, found))
 
 
-operations = st.lists(st.tuples(st.sampled_from(["put", "pop", "discard"]),
-                                st.integers(0, 9), json_values), max_size=60)
+operations = st.lists(
+    st.tuples(st.sampled_from(["put", "pop", "discard"]), st.integers(0, 9), json_values),
+    max_size=60,
+)
 
 
 @given(operations, st.integers(0, 2_000))
@@ -97,6 +120,7 @@ def test_held_keeps_values_within_its_budget(steps, budget):
 
     def memory() -> int:
         return sum(len(b) + Held.ENTRY_BYTES for b in model.values())
+
     for action, number, value in steps:
         key = f"k{number}"
         if action == "put":

@@ -23,22 +23,50 @@ from hubmap.mapping.model import MergeRule, Option, PropertySpec, PropertyType
 
 KEYS = ["a", "b", "c"]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(
-    ["", "x", "y", "a", "0", "1"]))
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "y", "a", "0", "1"])
+)
 data = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 records = st.dictionaries(st.sampled_from(KEYS), data, max_size=3)
 
 SHAPES = [
-    "a", "a.b", "a.b.c", "a[].b", "a[*].b", "a[].b.c", "a[].b[]", "a[0]", "a[-1]", "a[2]",
-    "a[0].b", "a[1].b.c", "a == 'x'", "a != 'x'", "a == b", "a != b", "a == null", "a.b == c",
-    "a == `1`", "a == `true`", "a || b", "a && b", "a.b || c.a", "not_null(a, b, c)",
-    "not_null(a.b, c)", "sort_by(a, &b)", "sort_by(a, &b)[0]", "sort_by(a[], &a)", "a[?b].c",
-    "a[?b == 'x'].c", "!a",
+    "a",
+    "a.b",
+    "a.b.c",
+    "a[].b",
+    "a[*].b",
+    "a[].b.c",
+    "a[].b[]",
+    "a[0]",
+    "a[-1]",
+    "a[2]",
+    "a[0].b",
+    "a[1].b.c",
+    "a == 'x'",
+    "a != 'x'",
+    "a == b",
+    "a != b",
+    "a == null",
+    "a.b == c",
+    "a == `1`",
+    "a == `true`",
+    "a || b",
+    "a && b",
+    "a.b || c.a",
+    "not_null(a, b, c)",
+    "not_null(a.b, c)",
+    "sort_by(a, &b)",
+    "sort_by(a, &b)[0]",
+    "sort_by(a[], &a)",
+    "a[?b].c",
+    "a[?b == 'x'].c",
+    "!a",
 ]
 
 
@@ -77,9 +105,18 @@ def test_each_shape_gives_what_the_jmespath_library_gives(text: str, record: Any
 
 
 @settings(max_examples=300, deadline=None)
-@given(items=st.lists(st.dictionaries(st.sampled_from(["k", "v"]), st.one_of(
-    st.integers(-5, 5), st.sampled_from(["p", "q", "r", ""]), st.none(), st.booleans()),
-    max_size=2), max_size=6))
+@given(
+    items=st.lists(
+        st.dictionaries(
+            st.sampled_from(["k", "v"]),
+            st.one_of(
+                st.integers(-5, 5), st.sampled_from(["p", "q", "r", ""]), st.none(), st.booleans()
+            ),
+            max_size=2,
+        ),
+        max_size=6,
+    )
+)
 def test_sort_by_keeps_the_librarys_order_and_errors(items: list[dict[str, Any]]) -> None:
     record = {"items": items}
     for text in ("sort_by(items, &k)", "sort_by(items, &v)[].v"):
@@ -100,8 +137,12 @@ def spec(kind: PropertyType, **extra: Any) -> PropertySpec:
     return PropertySpec(name="p", type=kind, source=None, label="P", **extra)
 
 
-OPTIONS = (Option("green", "Green"), Option("red", "Red"), Option("Red", "Blue"),
-           Option("blue_1", "blue_1 "))
+OPTIONS = (
+    Option("green", "Green"),
+    Option("red", "Red"),
+    Option("Red", "Blue"),
+    Option("blue_1", "blue_1 "),
+)
 SPECS = [
     spec(PropertyType.STRING),
     spec(PropertyType.STRING, merge=MergeRule.PREPEND),
@@ -117,14 +158,44 @@ SPECS = [
     spec(PropertyType.ENUMERATION),
 ]
 values = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.decimals(allow_nan=True, allow_infinity=True),
-    st.floats(), st.sampled_from(["", " ", "12", " 12.50 ", "1e3", "1E-50", "12,5", "abc",
-                                  "9" * 90, "-0", "2024-05-16", "2024-05-16T23:30:00-05:00",
-                                  "1700000000", "Fri, 02 Mar 2012 21:36:24 +0000", "A;B",
-                                  "green", " Red ", "red", "Blue", "BLUE", "blue_1", "x" * 70000,
-                                  "yes", "０", "١٢"]),
-    st.text(max_size=12), st.lists(st.sampled_from(["a", " b ", "c;d", "", "green", "Red"]),
-                                   max_size=4).map(lambda items: items + [None]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.floats(),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "12",
+            " 12.50 ",
+            "1e3",
+            "1E-50",
+            "12,5",
+            "abc",
+            "9" * 90,
+            "-0",
+            "2024-05-16",
+            "2024-05-16T23:30:00-05:00",
+            "1700000000",
+            "Fri, 02 Mar 2012 21:36:24 +0000",
+            "A;B",
+            "green",
+            " Red ",
+            "red",
+            "Blue",
+            "BLUE",
+            "blue_1",
+            "x" * 70000,
+            "yes",
+            "０",
+            "١٢",
+        ]
+    ),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(["a", " b ", "c;d", "", "green", "Red"]), max_size=4).map(
+        lambda items: items + [None]
+    ),
     st.dictionaries(st.just("k"), st.integers(), max_size=1),
 )
 
@@ -141,8 +212,9 @@ def outcome(function: Any, value: Any) -> tuple[str, Any]:
 @pytest.mark.parametrize("prop", SPECS, ids=lambda p: f"{p.type.value}-{p.merge.value}")
 @settings(max_examples=200, deadline=None)
 @given(value=values, zone=st.sampled_from([None, "UTC", "America/New_York"]))
-def test_a_converter_is_coerce_for_its_property(prop: PropertySpec, value: Any,
-                                                zone: str | None) -> None:
+def test_a_converter_is_coerce_for_its_property(
+    prop: PropertySpec, value: Any, zone: str | None
+) -> None:
     expected = outcome(lambda v: types.coerce(v, prop, zone), value)
     got = outcome(types.converter(prop, zone), value)
     assert got == expected
@@ -157,8 +229,10 @@ numeric_texts = st.one_of(
 
 
 @settings(max_examples=500, deadline=None)
-@given(text=st.one_of(numeric_texts, st.text(max_size=8)),
-       whole=st.integers(min_value=-(10**45), max_value=10**45))
+@given(
+    text=st.one_of(numeric_texts, st.text(max_size=8)),
+    whole=st.integers(min_value=-(10**45), max_value=10**45),
+)
 def test_numbers_remembered_are_numbers_parsed_afresh(text: str, whole: int) -> None:
     for value in (text, whole, Decimal(whole)):
         fresh = outcome(types._parse_number, value)
@@ -167,11 +241,16 @@ def test_numbers_remembered_are_numbers_parsed_afresh(text: str, whole: int) -> 
 
 
 @settings(max_examples=300, deadline=None)
-@given(moment=st.datetimes(), offset=st.sampled_from(["", "Z", "+05:30", "-08:00"]),
-       zones=st.lists(st.sampled_from([None, "UTC", "Europe/Berlin", "Asia/Tokyo"]),
-                      min_size=1, max_size=3))
-def test_a_time_read_again_is_the_time_read_afresh(moment: Any, offset: str,
-                                                   zones: list[str | None]) -> None:
+@given(
+    moment=st.datetimes(),
+    offset=st.sampled_from(["", "Z", "+05:30", "-08:00"]),
+    zones=st.lists(
+        st.sampled_from([None, "UTC", "Europe/Berlin", "Asia/Tokyo"]), min_size=1, max_size=3
+    ),
+)
+def test_a_time_read_again_is_the_time_read_afresh(
+    moment: Any, offset: str, zones: list[str | None]
+) -> None:
     text = moment.isoformat() + offset
     for zone in zones:  # one text, in several zones one after the other
         assert types.parse_timestamp(text, zone) == types._read_timestamp(text, zone)
@@ -182,14 +261,17 @@ HIDDEN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 @settings(max_examples=500, deadline=None)
-@given(raw=st.one_of(st.text(max_size=30), st.from_regex(r"[ -~]{0,30}", fullmatch=True),
-                     st.emails()))
+@given(
+    raw=st.one_of(st.text(max_size=30), st.from_regex(r"[ -~]{0,30}", fullmatch=True), st.emails())
+)
 def test_contact_keys_remembered_are_keys_made_afresh(raw: str) -> None:
-    hidden = any(unicodedata.category(c) in HIDDEN
-                 for c in unicodedata.normalize("NFC", raw).strip())
+    hidden = any(
+        unicodedata.category(c) in HIDDEN for c in unicodedata.normalize("NFC", raw).strip()
+    )
     for match_on in ("email", "customer_id"):
         key = contact_keys.contact_key(raw, match_on)
         assert key == contact_keys._contact_key(raw, match_on)
         assert contact_keys.contact_key(raw, match_on) == key
-        assert (isinstance(key, contact_keys.Refused) and "invisible character" in key.reason) \
-            == hidden
+        assert (
+            isinstance(key, contact_keys.Refused) and "invisible character" in key.reason
+        ) == hidden

@@ -30,8 +30,11 @@ from tests.property.crashes import CRASH_POINTS
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     ids=st.lists(st.integers(1, 60), min_size=1, max_size=30, unique=True),
     contacts_count=st.integers(1, 6),
@@ -41,9 +44,16 @@ from tests.property.crashes import CRASH_POINTS
     workers=st.integers(1, 3),
 )
 def test_crashes_anywhere_then_a_final_run_equal_one_clean_fold(
-        sandbox, backend: str, make_state, ids: list[int], contacts_count: int,
-        runs: list[tuple[int, object]],
-        count_chunk: int, batch: int, workers: int) -> None:
+    sandbox,
+    backend: str,
+    make_state,
+    ids: list[int],
+    contacts_count: int,
+    runs: list[tuple[int, object]],
+    count_chunk: int,
+    batch: int,
+    workers: int,
+) -> None:
     sandbox.reset()
     folder = Path(tempfile.mkdtemp(prefix="hubmap-exactly-once-"))
     try:
@@ -54,18 +64,34 @@ def test_crashes_anywhere_then_a_final_run_equal_one_clean_fold(
         for number, (seed, crash) in enumerate(runs):
             rng = random.Random(seed)
             feed = rng.sample(items, rng.randint(1, len(items))) + rng.sample(
-                items, rng.randint(0, len(items)))  # a part of the orders, some twice, any order
+                items, rng.randint(0, len(items))
+            )  # a part of the orders, some twice, any order
             source = helpers.write_orders(folder / f"run{number}.ndjson", feed)
             if crash is None:
                 helpers.run(mapping, source, sandbox, state, workers=workers, options=options)
             else:
                 kind, point, after_send = crash  # type: ignore[misc]
                 helpers.run_until_crash(
-                    mapping, sandbox, state, source, workers=workers, **options,
-                    **({"call": point, "after_send": after_send} if kind == "call"
-                       else {"record": point}))
-        final = helpers.run(mapping, helpers.write_orders(folder / "all.ndjson", items), sandbox,
-                            state, workers=workers, options=options)
+                    mapping,
+                    sandbox,
+                    state,
+                    source,
+                    workers=workers,
+                    **options,
+                    **(
+                        {"call": point, "after_send": after_send}
+                        if kind == "call"
+                        else {"record": point}
+                    ),
+                )
+        final = helpers.run(
+            mapping,
+            helpers.write_orders(folder / "all.ndjson", items),
+            sandbox,
+            state,
+            workers=workers,
+            options=options,
+        )
         assert final.ok and final.drift == 0
 
         helpers.assert_hubspot_holds(sandbox, items)
@@ -74,8 +100,9 @@ def test_crashes_anywhere_then_a_final_run_equal_one_clean_fold(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _assert_state_is_one_clean_fold(mapping_path: Path, sandbox: RunningSandbox,
-                                    state_path: Path, items: list[dict[str, Any]]) -> None:
+def _assert_state_is_one_clean_fold(
+    mapping_path: Path, sandbox: RunningSandbox, state_path: Path, items: list[dict[str, Any]]
+) -> None:
     mapping = load_mapping(str(mapping_path))
     compiled = CompiledMapping(mapping)
     clean = plan_outcomes(compiled, compiled.outcomes(iter([Document(i, "clean") for i in items])))

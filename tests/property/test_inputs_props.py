@@ -26,12 +26,14 @@ from tests.conftest import MAPPINGS
 
 BOUNDED = settings(max_examples=60)
 LINE_ENDS = st.sampled_from(["\n", "\r\n"])
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-               max_size=12)
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | TEXT,
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 GOOD_OBJECTS = st.dictionaries(TEXT, JSON_VALUES, max_size=4)
 
 
@@ -51,6 +53,7 @@ def _names_line(where: str, path: Path, line: int) -> bool:
 
 # -- any bytes ------------------------------------------------------------------------------------
 
+
 @BOUNDED
 @given(raw=st.binary(max_size=400), suffix=st.sampled_from([".ndjson", ".json", ".csv"]))
 def test_any_bytes_give_documents_and_located_rejects_never_an_exception(folder, raw, suffix):
@@ -66,14 +69,31 @@ def test_any_bytes_give_documents_and_located_rejects_never_an_exception(folder,
         assert len(items) == 1
 
 
-NASTY = st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b'"', b"\r", b"\n", b",",
-                         b"\xef\xbb\xbf", b"{", b"\\", b"\x80\x80"])
+NASTY = st.sampled_from(
+    [
+        b"\xff",
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\x00",
+        b'"',
+        b"\r",
+        b"\n",
+        b",",
+        b"\xef\xbb\xbf",
+        b"{",
+        b"\\",
+        b"\x80\x80",
+    ]
+)
 
 
 @BOUNDED
-@given(lines=st.lists(st.lists(st.one_of(NASTY, st.binary(max_size=6)), max_size=6)
-                      .map(b"".join), max_size=12),
-       suffix=st.sampled_from([".ndjson", ".csv"]))
+@given(
+    lines=st.lists(
+        st.lists(st.one_of(NASTY, st.binary(max_size=6)), max_size=6).map(b"".join), max_size=12
+    ),
+    suffix=st.sampled_from([".ndjson", ".csv"]),
+)
 def test_lines_of_nasty_bytes_never_raise(folder, lines, suffix):
     path = folder / f"nasty{suffix}"
     path.write_bytes(b"\n".join(lines))
@@ -81,6 +101,7 @@ def test_lines_of_nasty_bytes_never_raise(folder, lines, suffix):
 
 
 # -- NDJSON: good lines and bad lines -------------------------------------------------------------
+
 
 def _bad_json_line(kind: str, good: str, position: int) -> bytes:
     """A line that must be rejected, made from a good one."""
@@ -103,8 +124,9 @@ def _bad_json_line(kind: str, good: str, position: int) -> bytes:
     return b'{"nul": "\x00"}'  # a raw control character inside a text
 
 
-BAD_JSON = st.sampled_from(["byte", "surrogate-bytes", "cut", "deep", "digits", "exponent",
-                            "lone-surrogate", "nul"])
+BAD_JSON = st.sampled_from(
+    ["byte", "surrogate-bytes", "cut", "deep", "digits", "exponent", "lone-surrogate", "nul"]
+)
 
 
 @st.composite
@@ -134,7 +156,8 @@ def ndjson_file(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, int, Any]]]:
 @BOUNDED
 @given(ndjson_file())
 def test_ndjson_good_lines_all_come_through_and_each_bad_line_is_one_located_reject(
-        folder, generated):
+    folder, generated
+):
     content, expected = generated
     path = folder / "mixed.ndjson"
     path.write_bytes(content)
@@ -151,10 +174,12 @@ def test_ndjson_good_lines_all_come_through_and_each_bad_line_is_one_located_rej
 
 # -- JSON: one document with one bad byte ---------------------------------------------------------
 
+
 @BOUNDED
 @given(data=GOOD_OBJECTS, indent=st.sampled_from([None, 2]), position=st.integers(0, 10**6))
 def test_a_json_file_with_a_bad_byte_is_one_reject_at_its_line_and_column(
-        folder, data, indent, position):
+    folder, data, indent, position
+):
     text = json.dumps({"order": data}, indent=indent, ensure_ascii=False)
     cut = position % (len(text) + 1)
     path = folder / "one.json"
@@ -174,8 +199,9 @@ CELL = st.lists(st.sampled_from(list('ab ,"\n\ré漢') + ["\r\n"]), max_size=6).
 # After a quote that never closes, cells start with a letter (or are empty): a quoted cell that
 # starts with a line break, a comma or a quote could close the open quote as valid CSV, and no
 # reader can tell that from a cell meant to hold that text (see the hubmap.inputs docstring).
-CELL_AFTER_OPEN_QUOTE = st.one_of(st.just(""), st.tuples(st.sampled_from("abé漢"), CELL)
-                                  .map("".join))
+CELL_AFTER_OPEN_QUOTE = st.one_of(
+    st.just(""), st.tuples(st.sampled_from("abé漢"), CELL).map("".join)
+)
 COLUMNS = ["id", "name", "note", "email"]
 
 
@@ -204,8 +230,9 @@ def _bad_csv_row(kind: str, width: int, end: str) -> bytes:
 
 
 @st.composite
-def csv_file(draw: st.DrawFn, unterminated: bool = True
-             ) -> tuple[bytes, list[tuple[str, int, Any]], list[str]]:
+def csv_file(
+    draw: st.DrawFn, unterminated: bool = True
+) -> tuple[bytes, list[tuple[str, int, Any]], list[str]]:
     """The file's bytes, what it must give ("good", line, row) or ("bad", line, None), and its
     header; `unterminated`: bad rows may hold a quote that never closes."""
     open_quote = not unterminated  # cells are safe to follow an open quote from the start
@@ -225,8 +252,11 @@ def csv_file(draw: st.DrawFn, unterminated: bool = True
             expected.append(("good", line, dict(zip(header, cells))))
             line += _line_breaks(row)
         else:
-            kind = draw(st.sampled_from(["byte", "nul", "too-many", "after-quote"]
-                                        + ["unterminated"] * unterminated))
+            kind = draw(
+                st.sampled_from(
+                    ["byte", "nul", "too-many", "after-quote"] + ["unterminated"] * unterminated
+                )
+            )
             open_quote = open_quote or kind == "unterminated"
             content += _bad_csv_row(kind, width, end)
             expected.append(("bad", line, None))
@@ -236,15 +266,15 @@ def csv_file(draw: st.DrawFn, unterminated: bool = True
 
 @settings(max_examples=100)
 @given(csv_file())
-def test_csv_good_rows_all_come_through_and_each_bad_row_is_one_located_reject(
-        folder, generated):
+def test_csv_good_rows_all_come_through_and_each_bad_row_is_one_located_reject(folder, generated):
     content, expected, _ = generated
     path = folder / "mixed.csv"
     path.write_bytes(content)
     items = _items(path)
     assert [(type(item).__name__, item.where) for item in items] == [
         ("Document" if kind == "good" else "InputError", f"{path}:{line}")
-        for kind, line, _ in expected]
+        for kind, line, _ in expected
+    ]
     for item, (kind, _, data) in zip(items, expected):
         if kind == "good":
             assert isinstance(item, Document) and item.data == data
@@ -259,8 +289,9 @@ def test_an_unterminated_quote_costs_only_its_own_line(folder, generated):
     lines = _line_breaks(content.decode("utf-8", "replace")) + 1
     path.write_bytes(content + b'x,"opens here and never closes\n' + content.split(b"\n", 1)[1])
     items = _items(path)
-    rejects = [item for item in items if isinstance(item, InputError)
-               and item.where == f"{path}:{lines}"]
+    rejects = [
+        item for item in items if isinstance(item, InputError) and item.where == f"{path}:{lines}"
+    ]
     assert len(rejects) == 1 and "unterminated quote" in rejects[0].reason
     goods = [data for kind, _, data in expected if kind == "good"]
     assert [item.data for item in items if isinstance(item, Document)] == goods * 2
@@ -279,15 +310,24 @@ class Order:
     currency: str
 
     def document(self, number: int) -> dict[str, Any]:
-        return {"order_id": f"A-{number}", "placed_at": "2025-03-02T18:30:00+01:00",
-                "status": self.status, "currency": self.currency, "total": str(self.total),
-                "customer": {"email": self.email}, "items": [{"sku": "MUG"}]}
+        return {
+            "order_id": f"A-{number}",
+            "placed_at": "2025-03-02T18:30:00+01:00",
+            "status": self.status,
+            "currency": self.currency,
+            "total": str(self.total),
+            "customer": {"email": self.email},
+            "items": [{"sku": "MUG"}],
+        }
 
 
-ORDERS = st.builds(Order, email=st.sampled_from(
-    ["kim@example.com", "ana@example.com", "li@example.com"]),
-    total=st.decimals(0, 500, places=2), status=st.sampled_from(["paid", "paid", "cancelled"]),
-    currency=st.sampled_from(["EUR", "EUR", "EUR", "USD"]))
+ORDERS = st.builds(
+    Order,
+    email=st.sampled_from(["kim@example.com", "ana@example.com", "li@example.com"]),
+    total=st.decimals(0, 500, places=2),
+    status=st.sampled_from(["paid", "paid", "cancelled"]),
+    currency=st.sampled_from(["EUR", "EUR", "EUR", "USD"]),
+)
 
 
 @settings(max_examples=25)

@@ -21,11 +21,18 @@ from tests.conftest import shared_data
 
 BOUNDED = settings(max_examples=300)
 TEXT = st.text(max_size=8)  # surrogates included: json.dumps escapes them as \udXXX
-SCALARS = (st.none() | st.booleans() | st.integers(-10**20, 10**20) | TEXT
-           | st.decimals(allow_nan=False, allow_infinity=False, places=3).map(float))
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | TEXT
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3).map(float)
+)
 JSON_VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-    max_leaves=10)
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=10,
+)
 
 
 def nested(depth: int, inner: Any) -> Any:
@@ -40,24 +47,38 @@ def bodies(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         value = nested(draw(st.integers(MAX_DEPTH - 3, MAX_DEPTH + 3)), value)
     text = json.dumps(value, ensure_ascii=draw(st.booleans()))
-    tweak = draw(st.sampled_from(["none", "bom", "lone surrogate", "long number", "cut",
-                                  "bad byte", "upper escape", "utf-16"]))
+    tweak = draw(
+        st.sampled_from(
+            [
+                "none",
+                "bom",
+                "lone surrogate",
+                "long number",
+                "cut",
+                "bad byte",
+                "upper escape",
+                "utf-16",
+            ]
+        )
+    )
     if tweak == "lone surrogate":
-        text = json.dumps({"note": "x"}).replace("x", draw(st.sampled_from(
-            ["\\ud800", "\\uDBFF", "\\udc00", "\\ud83d\\ude00", "\\\\ud800"])))
+        text = json.dumps({"note": "x"}).replace(
+            "x",
+            draw(st.sampled_from(["\\ud800", "\\uDBFF", "\\udc00", "\\ud83d\\ude00", "\\\\ud800"])),
+        )
     elif tweak == "long number":
-        text = json.dumps([1]).replace("1", draw(st.sampled_from(["1" * 5000, "1e999999999",
-                                                                  "1.5e-999999999"])))
+        text = json.dumps([1]).replace(
+            "1", draw(st.sampled_from(["1" * 5000, "1e999999999", "1.5e-999999999"]))
+        )
     elif tweak == "upper escape":
         text = text.replace("\\u", "\\U")
     raw = text.encode("utf-8", "surrogatepass")
     if tweak == "utf-16":  # refused (not UTF-8) though Python's json would take it
-        raw = text.encode(draw(st.sampled_from(["utf-16", "utf-16-le", "utf-32"])),
-                          "surrogatepass")
+        raw = text.encode(draw(st.sampled_from(["utf-16", "utf-16-le", "utf-32"])), "surrogatepass")
     if tweak == "bom":
         raw = BOM + raw
     elif tweak == "cut" and raw:
-        raw = raw[:draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: draw(st.integers(0, len(raw) - 1))]
     elif tweak == "bad byte":
         at = draw(st.integers(0, len(raw)))
         raw = raw[:at] + b"\xff" + raw[at:]
@@ -76,8 +97,11 @@ def walked(raw: bytes, where: str) -> Document | InputError:
 def same(got: Document | InputError, expected: Document | InputError) -> bool:
     if isinstance(expected, InputError):
         return got == expected
-    return isinstance(got, Document) and got.where == expected.where and \
-        typed(got.data) == typed(expected.data)
+    return (
+        isinstance(got, Document)
+        and got.where == expected.where
+        and typed(got.data) == typed(expected.data)
+    )
 
 
 def typed(value: Any) -> Any:

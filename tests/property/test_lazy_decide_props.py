@@ -23,11 +23,13 @@ from tests.property.test_ledger_props import VERSIONED, histories
 
 
 def _shape(decision: sync.Decision) -> tuple:
-    return (decision.tally.as_dict(), sorted(decision.versions.items()),
-            sorted((o.order_id, o.status, o.contact, o.version, o.first_seq)
-                   for o in decision.orders),
-            sorted((c, sorted(ids)) for c, ids in decision.fast.items()),
-            sorted(decision.refold))
+    return (
+        decision.tally.as_dict(),
+        sorted(decision.versions.items()),
+        sorted((o.order_id, o.status, o.contact, o.version, o.first_seq) for o in decision.orders),
+        sorted((c, sorted(ids)) for c, ids in decision.fast.items()),
+        sorted(decision.refold),
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -36,23 +38,34 @@ def test_lazy_decisions_are_the_eager_ones(history, seed: int, chunk: int) -> No
     records = changes.every_record(history)
     rng = random.Random(seed)
     feed = rng.sample(records, rng.randint(1, len(records))) + rng.sample(
-        records, rng.randint(0, len(records)))
-    items = [i for i in VERSIONED.outcomes(Document(r, f"#{n}") for n, r in enumerate(feed))
-             if type(i).__name__ != "Rejected"]
+        records, rng.randint(0, len(records))
+    )
+    items = [
+        i
+        for i in VERSIONED.outcomes(Document(r, f"#{n}") for n, r in enumerate(feed))
+        if type(i).__name__ != "Rejected"
+    ]
     stored: dict = {}  # what the eager decisions stored, as a state holds it
     refunds: dict = {}
     for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
-        ids = {i.order_id for i in part if i.order_id} | {
-            r.order_id for r in refunds.values()}
+        part = items[start : start + chunk]
+        ids = {i.order_id for i in part if i.order_id} | {r.order_id for r in refunds.values()}
         known = {k: stored[k] for k in ids if k in stored}
-        held = {r.refund_id: refunds[r.refund_id] for r in part
-                if hasattr(r, "refund_id") and r.refund_id in refunds}
+        held = {
+            r.refund_id: refunds[r.refund_id]
+            for r in part
+            if hasattr(r, "refund_id") and r.refund_id in refunds
+        }
         eager = sync.decide(part, known, held, True)
         # the lazy caller's stored orders carry their digest (worked out when their id came
         # again) but no contribution
-        lazy = sync.decide(part, {k: replace(o, contribution=None) for k, o in known.items()},
-                           held, True, lazy=True)
+        lazy = sync.decide(
+            part,
+            {k: replace(o, contribution=None) for k, o in known.items()},
+            held,
+            True,
+            lazy=True,
+        )
         assert _shape(lazy) == _shape(eager)
         eager_digests = {o.order_id: o.digest for o in eager.orders}
         for order in lazy.orders:

@@ -41,7 +41,7 @@ def _ledger(compiled: CompiledMapping, feed: list[dict], chunk: int) -> MemoryLe
     items = list(compiled.outcomes(Document(r, f"#{i}") for i, r in enumerate(feed)))
     assert not [i for i in items if type(i).__name__ == "Rejected"]
     for start in range(0, len(items), chunk):
-        ledger.take(items[start:start + chunk])
+        ledger.take(items[start : start + chunk])
     return ledger
 
 
@@ -51,18 +51,19 @@ def _held(ledger: MemoryLedger) -> dict[str, dict]:
     return {c: v for c, v in got.items() if v}
 
 
-histories = st.builds(changes.history, st.integers(0, 2**20), st.integers(1, 12),
-                      st.integers(1, 4))
+histories = st.builds(changes.history, st.integers(0, 2**20), st.integers(1, 12), st.integers(1, 4))
 
 
 @settings(max_examples=200, deadline=None)
 @given(history=histories, seed=st.integers(0, 2**20), chunk=st.integers(1, 9))
 def test_any_arrival_in_any_chunking_is_the_fold_of_the_latest_versions(
-        history, seed: int, chunk: int) -> None:
+    history, seed: int, chunk: int
+) -> None:
     records = changes.every_record(history)
     rng = random.Random(seed)
     feed = rng.sample(records, rng.randint(1, len(records))) + rng.sample(
-        records, rng.randint(0, len(records)))
+        records, rng.randint(0, len(records))
+    )
     ledger = _ledger(VERSIONED, feed, chunk)
     assert _held(ledger) == changes.expected(feed)
     _assert_fast_path_is_a_fresh_fold(ledger)
@@ -80,8 +81,11 @@ def test_without_versions_the_later_arrival_wins(history, seed: int, chunk: int)
     # the oracle's "highest version" is the last arrival once versions follow arrival order
     renumbered = [dict(r, v=n) for n, r in enumerate(last_arrival.values())]
     # a refund counts once by its id, whichever copy of its order brought it
-    refunds = [{"rid": i["rid"], "refund_of": r["id"], "amount": i["amount"]}
-               for r in feed for i in r["refunds"]]
+    refunds = [
+        {"rid": i["rid"], "refund_of": r["id"], "amount": i["amount"]}
+        for r in feed
+        for i in r["refunds"]
+    ]
     ledger = _ledger(UNVERSIONED, feed, chunk)
     assert _held(ledger) == changes.expected(renumbered + refunds)
 
@@ -89,9 +93,12 @@ def test_without_versions_the_later_arrival_wins(history, seed: int, chunk: int)
 def _assert_fast_path_is_a_fresh_fold(ledger: MemoryLedger) -> None:
     folder = ledger.folder
     for contact in ledger.contacts():
-        mine = sorted((ledger._with_contribution(ledger.orders[i])
-                       for i in ledger.by_contact.get(contact, ())),
-                      key=lambda o: o.seq)
-        fresh = folder.fold(parts_of(mine, ledger._refunds_for([o.order_id for o in mine]),
-                                     folder))
+        mine = sorted(
+            (
+                ledger._with_contribution(ledger.orders[i])
+                for i in ledger.by_contact.get(contact, ())
+            ),
+            key=lambda o: o.seq,
+        )
+        fresh = folder.fold(parts_of(mine, ledger._refunds_for([o.order_id for o in mine]), folder))
         assert wire_values(folder, ledger.accs[contact], {}) == wire_values(folder, fresh, {})

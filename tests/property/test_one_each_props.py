@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from hubmap.expressions.functions import one_each
 
 item = st.sampled_from(["A", "B", "C", "D", "E", "F"])
-lists = st.lists(st.one_of(st.none(), st.lists(st.one_of(item, st.none()), max_size=6)),
-                 max_size=4)
+lists = st.lists(st.one_of(st.none(), st.lists(st.one_of(item, st.none()), max_size=6)), max_size=4)
 excluded = st.lists(item, max_size=4)
 counts = st.one_of(st.none(), st.integers(min_value=0, max_value=5))
 
@@ -42,8 +41,12 @@ def oracle(groups: list[Any], exclude: list[str], count: int | None) -> list[Any
         picks.append(new[0] if new else None)
         if new:
             taken.append(new[0])
-    turns = [group[depth] for depth in range(max(map(len, allowed), default=0))
-             for group in allowed if depth < len(group)]
+    turns = [
+        group[depth]
+        for depth in range(max(map(len, allowed), default=0))
+        for group in allowed
+        if depth < len(group)
+    ]
     for i in range(slots):
         if picks[i] is not None:
             continue
@@ -57,14 +60,16 @@ def oracle(groups: list[Any], exclude: list[str], count: int | None) -> list[Any
 
 
 @given(lists, excluded, counts)
-def test_one_each_follows_the_rule(groups: list[Any], exclude: list[str],
-                                   count: int | None) -> None:
+def test_one_each_follows_the_rule(
+    groups: list[Any], exclude: list[str], count: int | None
+) -> None:
     assert one_each(groups, exclude, count) == oracle(groups, exclude, count)
 
 
 @given(lists, excluded, counts)
 def test_picks_are_allowed_and_different_when_enough_items_exist(
-        groups: list[Any], exclude: list[str], count: int | None) -> None:
+    groups: list[Any], exclude: list[str], count: int | None
+) -> None:
     picks = one_each(groups, exclude, count)
     assert picks is not None
     assert len(picks) == (len(groups) if count is None else count)

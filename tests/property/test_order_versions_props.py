@@ -27,8 +27,11 @@ from tests.property.crashes import CRASH_POINTS
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     seed=st.integers(0, 2**16),
     orders=st.integers(1, 10),
@@ -41,12 +44,27 @@ from tests.property.crashes import CRASH_POINTS
 # Found by this test: a write whose answer was lost landed, the next run staged another over it
 # and died before sending; the state must know the landed fence as its own (it forgot it, and
 # the last run refused the contact as written by someone else).
-@example(seed=0, orders=2, contacts_count=2, runs=[(1, ("call", 9, True)), (0, ("call", 5, False))],
-         count_chunk=1, batch=1, workers=1)
+@example(
+    seed=0,
+    orders=2,
+    contacts_count=2,
+    runs=[(1, ("call", 9, True)), (0, ("call", 5, False))],
+    count_chunk=1,
+    batch=1,
+    workers=1,
+)
 def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
-        sandbox, backend: str, make_state, seed: int, orders: int, contacts_count: int,
-        runs: list[tuple[int, object]],
-        count_chunk: int, batch: int, workers: int) -> None:
+    sandbox,
+    backend: str,
+    make_state,
+    seed: int,
+    orders: int,
+    contacts_count: int,
+    runs: list[tuple[int, object]],
+    count_chunk: int,
+    batch: int,
+    workers: int,
+) -> None:
     sandbox.reset()
     folder = Path(tempfile.mkdtemp(prefix="hubmap-versions-"))
     try:
@@ -58,7 +76,8 @@ def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
         for number, (run_seed, crash) in enumerate(runs):
             rng = random.Random(run_seed)
             feed = rng.sample(records, rng.randint(1, len(records))) + rng.sample(
-                records, rng.randint(0, len(records)))  # a part, some twice, in any order
+                records, rng.randint(0, len(records))
+            )  # a part, some twice, in any order
             delivered += feed
             source = helpers.write_orders(folder / f"run{number}.ndjson", feed)
             if crash is None:
@@ -66,12 +85,27 @@ def test_any_arrival_of_versions_and_refunds_ends_as_the_fold_of_the_latest(
             else:
                 kind, point, after_send = crash  # type: ignore[misc]
                 helpers.run_until_crash(
-                    mapping, sandbox, state, source, workers=workers, **options,
-                    **({"call": point, "after_send": after_send} if kind == "call"
-                       else {"record": point}))
+                    mapping,
+                    sandbox,
+                    state,
+                    source,
+                    workers=workers,
+                    **options,
+                    **(
+                        {"call": point, "after_send": after_send}
+                        if kind == "call"
+                        else {"record": point}
+                    ),
+                )
         # What a crashed run did not take in comes again (a shop's webhooks are retried).
-        final = helpers.run(mapping, helpers.write_orders(folder / "again.ndjson", delivered),
-                            sandbox, state, workers=workers, options=options)
+        final = helpers.run(
+            mapping,
+            helpers.write_orders(folder / "again.ndjson", delivered),
+            sandbox,
+            state,
+            workers=workers,
+            options=options,
+        )
         assert final.ok and final.drift == 0
 
         want = changes.expected(delivered)
@@ -89,8 +123,9 @@ def _assert_cached_folds_are_fresh_folds(mapping_path: Path, sandbox, state_path
     store = StateStore(state_path)
     try:
         assert store.count_dirty(scope) == 0
-        keys = [r[0] for r in store.db.execute(
-            "SELECT contact FROM contacts WHERE scope=?", (scope,))]
+        keys = [
+            r[0] for r in store.db.execute("SELECT contact FROM contacts WHERE scope=?", (scope,))
+        ]
         rows = store.load_contacts(scope, keys)
         orders = store.orders_of(scope, keys)
         refunds = store.refunds_for(scope, [o.order_id for m in orders.values() for o in m])

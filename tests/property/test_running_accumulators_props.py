@@ -57,7 +57,8 @@ def test_running_gives_the_accumulator_add_builds(case: Any, data: st.DataObject
         assert running.result() == rule.result(expected)
         if baseline is not None:  # joined with HubSpot's value, as the final values are
             assert running.result(baseline) == rule.result(
-                rule.combine(rule.from_baseline(baseline), expected))
+                rule.combine(rule.from_baseline(baseline), expected)
+            )
         assert rule.dump(rule.open(running.freeze()).freeze()) == rule.dump(expected)
         # the stored form, written and read without the immutable accumulator in between
         assert running.dump() == rule.dump(expected)
@@ -69,14 +70,18 @@ def test_running_gives_the_accumulator_add_builds(case: Any, data: st.DataObject
 
 @settings(max_examples=200)
 @given(st.sampled_from(RULES), st.data())
-def test_the_same_order_again_is_the_rules_fixed_choice(rule_case: Any,
-                                                        data: st.DataObject) -> None:
+def test_the_same_order_again_is_the_rules_fixed_choice(
+    rule_case: Any, data: st.DataObject
+) -> None:
     prop, values, _ = rule_case
     rule = rule_for(prop)
     time = (T0 + timedelta(hours=data.draw(st.integers(0, 3)))).astimezone(
-        data.draw(st.sampled_from(OFFSETS)))
-    again = [Contribution(data.draw(st.one_of(st.none(), values)), time, "42")
-             for _ in range(data.draw(st.integers(1, 3)))]
+        data.draw(st.sampled_from(OFFSETS))
+    )
+    again = [
+        Contribution(data.draw(st.one_of(st.none(), values)), time, "42")
+        for _ in range(data.draw(st.integers(1, 3)))
+    ]
     others = data.draw(orders(values))
     mixed = data.draw(st.permutations([c for c in others if c.order_id != "42"] + again))
     running = _put_all(rule, None, mixed)
@@ -92,11 +97,15 @@ long_or_short = st.lists(
 
 
 @settings(max_examples=300)
-@given(st.one_of(orders(many_items), orders(long_or_short)), st.one_of(st.none(), many_items),
-       st.integers(1, 5), st.data())
+@given(
+    st.one_of(orders(many_items), orders(long_or_short)),
+    st.one_of(st.none(), many_items),
+    st.integers(1, 5),
+    st.data(),
+)
 def test_a_running_prepend_holding_many_items_keeps_the_caps(
-        contributions: list[Contribution], baseline: Any, max_items: int,
-        data: st.DataObject) -> None:
+    contributions: list[Contribution], baseline: Any, max_items: int, data: st.DataObject
+) -> None:
     prop = spec(PropertyType.STRING, MergeRule.PREPEND, max_items=max_items)
     rule = rule_for(prop)
     shuffled = data.draw(st.permutations(contributions))

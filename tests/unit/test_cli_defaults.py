@@ -29,10 +29,20 @@ def test_every_sandbox_command_defaults_to_the_run_s_sandbox_data() -> None:
 
 
 def test_git_ignores_what_the_readme_commands_leave() -> None:
-    left = [DEFAULT_STATE_FILE, f"{DEFAULT_STATE_FILE}-wal", default_sandbox_db(DEFAULT_STATE_FILE),
-            "hubmap-queue.db", "rejected.ndjson"]
-    done = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    left = [
+        DEFAULT_STATE_FILE,
+        f"{DEFAULT_STATE_FILE}-wal",
+        default_sandbox_db(DEFAULT_STATE_FILE),
+        "hubmap-queue.db",
+        "rejected.ndjson",
+    ]
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", *left],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.stdout.split() == left
 
 
@@ -43,5 +53,6 @@ def test_worker_help_lists_only_what_a_worker_uses() -> None:
     intake_only = {"--auth", "--secret-env", "--path", "--port"}
     assert intake_only <= flags("serve")
     assert not intake_only & flags("worker")
-    assert {"--config", "--mapping", "--state", "--queue", "--sandbox", "--status-port"} <= \
-        flags("worker")
+    assert {"--config", "--mapping", "--state", "--queue", "--sandbox", "--status-port"} <= flags(
+        "worker"
+    )

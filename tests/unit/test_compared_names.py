@@ -37,8 +37,11 @@ examples:
 def warnings(tmp_path: Path, when: str, examples: str = EXAMPLE) -> list[tuple[int, int, str]]:
     path = tmp_path / "m.yaml"
     path.write_text(MAPPING.format(when=when, examples=examples), encoding="utf-8")
-    return [(p.location.line, p.location.column, p.hint)
-            for p in check_file(path).problems if p.code == "HM306"]
+    return [
+        (p.location.line, p.location.column, p.hint)
+        for p in check_file(path).problems
+        if p.code == "HM306"
+    ]
 
 
 def test_a_double_quoted_text_is_a_field_name(tmp_path: Path) -> None:
@@ -96,8 +99,11 @@ def test_a_derive_reading_no_property_is_an_error_at_the_name(tmp_path: Path) ->
     what another part gave (`.code`, `&name`) are not the contact's."""
     path = tmp_path / "m.yaml"
     path.write_text(DERIVED, encoding="utf-8")
-    found = [(p.message, p.location.line, p.location.column, p.hint)
-             for p in check_file(path).problems if p.code == "HM419"]
+    found = [
+        (p.message, p.location.line, p.location.column, p.hint)
+        for p in check_file(path).problems
+        if p.code == "HM419"
+    ]
     read = sorted((f[0].split("reads ")[1].split(",")[0], f[1], f[2]) for f in found)
     assert read == [("'items'", 18, 48), ("'skus'", 18, 14), ("'total_valu'", 15, 21)]
     assert "total_value" in next(f[3] for f in found if "total_valu'" in f[0])

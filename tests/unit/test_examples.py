@@ -44,10 +44,14 @@ def test_a_record_without_an_id_is_named_by_its_position_from_0(tmp_path: Path) 
     assert case(tmp_path, "{record: '1', reason_contains: no amount}").passed
     wrong = case(tmp_path, "{record: 0, reason_contains: no amount}")
     assert not wrong.passed
-    assert any("expected record 0 to be rejected" in e and
-               "the record at position 1 (no id)" in e for e in wrong.errors)
-    assert any(e.startswith("record at position 1 (no id: record: 1 in expect_rejected) was "
-                            "rejected") for e in wrong.errors)
+    assert any(
+        "expected record 0 to be rejected" in e and "the record at position 1 (no id)" in e
+        for e in wrong.errors
+    )
+    assert any(
+        e.startswith("record at position 1 (no id: record: 1 in expect_rejected) was rejected")
+        for e in wrong.errors
+    )
 
 
 def test_a_wrong_count_shows_every_count(tmp_path: Path) -> None:
@@ -55,4 +59,5 @@ def test_a_wrong_count_shows_every_count(tmp_path: Path) -> None:
     assert result.errors == [
         "expect_orders: expected changed 1; got new 1, changed 0, unchanged 1, stale 0, "
         "withdrawn 0, skipped 0, refunds 0, refunds_changed 0, refunds_unchanged 0, "
-        "refunds_waiting 0"]
+        "refunds_waiting 0"
+    ]

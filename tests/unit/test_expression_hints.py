@@ -41,8 +41,9 @@ CASES = [  # expression, column of the mistake in the expression (from 1), what 
 
 
 @pytest.mark.parametrize(("expression", "column", "said"), CASES)
-def test_a_spelling_of_another_language_gets_the_right_one(tmp_path: Path, expression: str,
-                                                           column: int, said: str) -> None:
+def test_a_spelling_of_another_language_gets_the_right_one(
+    tmp_path: Path, expression: str, column: int, said: str
+) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(MAPPING.format(expression=expression), encoding="utf-8")
     with pytest.raises(HubmapError) as raised:
@@ -56,8 +57,9 @@ def test_a_spelling_of_another_language_gets_the_right_one(tmp_path: Path, expre
 def test_quoted_text_is_not_taken_for_a_mistake(tmp_path: Path) -> None:
     """`=` and `and` inside a quoted text are text; the mistake is the one outside."""
     path = tmp_path / "m.yaml"
-    path.write_text(MAPPING.format(expression="note == 'a = b and c' || total_price > 5"),
-                    encoding="utf-8")
+    path.write_text(
+        MAPPING.format(expression="note == 'a = b and c' || total_price > 5"), encoding="utf-8"
+    )
     with pytest.raises(HubmapError) as raised:
         load_mapping(str(path))
     (problem,) = [p for p in raised.value.problems if p.code == "HM301"]

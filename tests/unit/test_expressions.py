@@ -49,10 +49,16 @@ def jp(text: str) -> Any:
 def test_every_documented_function_example_runs(name: str) -> None:
     doc = FUNCTION_DOCS[name]
     assert name in doc.signature and doc.description
-    token = CATALOGS.set(Catalogs({n: Catalog(n, rows) for n, rows in doc.catalogs.items()})
-                         if doc.catalogs else None)
-    lets = LETS.set(RecordLets({n: jp(text) for n, text in doc.lets.items()},
-                               doc.example_input) if doc.lets else None)
+    token = CATALOGS.set(
+        Catalogs({n: Catalog(n, rows) for n, rows in doc.catalogs.items()})
+        if doc.catalogs
+        else None
+    )
+    lets = LETS.set(
+        RecordLets({n: jp(text) for n, text in doc.lets.items()}, doc.example_input)
+        if doc.lets
+        else None
+    )
     try:
         result = compile_expression(doc.example)(doc.example_input)
     finally:
@@ -359,20 +365,35 @@ DOUBLED = "".join(" | [@, @]" for _ in range(40))  # 2**40 copies when printed, 
 @pytest.mark.parametrize(
     ("text", "record", "message"),
     [
-        ("[a, a, a, a][]" + " | [@, @, @, @][]" * 10, {"a": [1]},
-         "flattening ([]) would build a value of 1,048,576 items; the limit is 1,000,000"),
+        (
+            "[a, a, a, a][]" + " | [@, @, @, @][]" * 10,
+            {"a": [1]},
+            "flattening ([]) would build a value of 1,048,576 items; the limit is 1,000,000",
+        ),
         ("to_string([a]" + DOUBLED + ")", {"a": "x"}, "to_string() would build a text of"),
         ("[a]" + DOUBLED, {"a": "x"}, "repeats parts of itself more than 10,000,000"),
-        ("([a]" + DOUBLED + ") == ([a]" + DOUBLED + ")", {"a": "x"},
-         "'==' would read a value of more than 10,000,000"),
+        (
+            "([a]" + DOUBLED + ") == ([a]" + DOUBLED + ")",
+            {"a": "x"},
+            "'==' would read a value of more than 10,000,000",
+        ),
         ("unique([a]" + DOUBLED + ")", {"a": "x"}, "comparing values would read a value"),
         ("contains([a]" + DOUBLED + ", 'y')", {"a": "x"}, "comparing values would read a value"),
-        ("join('', [a, a]" + " | [@, @][]" * 12 + ")", {"a": "x" * 200},
-         "join() would build a text of 1,638,400 characters"),
-        ("sort([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ")", {"a": "x" * 5_000},
-         "sort() would compare texts of 40,964,096 characters in all"),
-        ("sort_by([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ", &@)", {"a": "x" * 5_000},
-         "sort_by() would compare texts of 10,001,000 characters"),
+        (
+            "join('', [a, a]" + " | [@, @][]" * 12 + ")",
+            {"a": "x" * 200},
+            "join() would build a text of 1,638,400 characters",
+        ),
+        (
+            "sort([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ")",
+            {"a": "x" * 5_000},
+            "sort() would compare texts of 40,964,096 characters in all",
+        ),
+        (
+            "sort_by([a, join('', [a, 'y'])]" + " | [@, @][]" * 12 + ", &@)",
+            {"a": "x" * 5_000},
+            "sort_by() would compare texts of 10,001,000 characters",
+        ),
         ("concat(a, a, a)", {"a": "x" * 400_000}, "concat() would build a text of 1,200,000"),
         ("upper(a)", {"a": "ß" * 600_000}, "upper() would build a value of 1,200,000 characters"),
         ("lookup('products', [a]" + DOUBLED + ")", {"a": "x"}, "lookup() would read a value"),
@@ -456,7 +477,8 @@ def test_through_size_is_what_printing_reads(value: Any, limit: int) -> None:
 
 
 def test_a_time_up_arriving_while_the_budget_is_left_never_outlives_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The watchdog's exception can arrive at any instruction, also in the moment the
     evaluation ends and its budget is being left: leaving is retried, nothing stays behind."""
     leave = budget._leave

@@ -23,10 +23,13 @@ from hubmap.fence import (
 from hubmap.types import MAX_VALUE_LENGTH
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-fences = st.builds(Fence, st.text("0123456789abcdef", min_size=16, max_size=16),
-                   st.integers(0, 10**6), st.text("0123456789abcdef", min_size=16, max_size=16),
-                   st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True), texts,
-                                   max_size=5))
+fences = st.builds(
+    Fence,
+    st.text("0123456789abcdef", min_size=16, max_size=16),
+    st.integers(0, 10**6),
+    st.text("0123456789abcdef", min_size=16, max_size=16),
+    st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True), texts, max_size=5),
+)
 
 
 @given(fences)
@@ -67,8 +70,12 @@ def test_what_was_counted_does_not_depend_on_the_order_orders_came_in(orders, rn
 
 
 def test_the_baseline_keeps_values_only_and_lists_no_longer_than_they_can_show() -> None:
-    fence = fence_of("l" * 16, Counted(2, 5), {"total": "10.50", "skus": "A;B;C;D",
-                                               "none": None, "empty": ""}, {"skus": 2})
+    fence = fence_of(
+        "l" * 16,
+        Counted(2, 5),
+        {"total": "10.50", "skus": "A;B;C;D", "none": None, "empty": ""},
+        {"skus": 2},
+    )
     assert fence.baseline == {"total": "10.50", "skus": "A;B"}
     assert (fence.orders, fence.digest) == (2, f"{5:016x}")
 
@@ -77,8 +84,11 @@ def test_a_fence_property_names_its_mapping_and_the_properties_it_covers() -> No
     name = property_name("Shopify Orders → Contacts (EU)")
     assert name == "hubmap_fence_shopify_orders_contacts_eu"
     body = definition(name, "shopify", ["a_total", "b_count"], "ecommerce")
-    assert (body["type"], body["fieldType"], body["groupName"]) == ("string", "textarea",
-                                                                     "ecommerce")
+    assert (body["type"], body["fieldType"], body["groupName"]) == (
+        "string",
+        "textarea",
+        "ecommerce",
+    )
     assert owned_properties(body) == {"a_total", "b_count"}
     assert len(property_name("x" * 300)) == 100
 

@@ -46,8 +46,13 @@ def outcome(path: Path, currency: str, environ: dict[str, str]) -> object:
     checked = check_file(path, environ=environ)
     assert checked.ok, checked.problems
     compiled = CompiledMapping(checked.mapping)  # type: ignore[arg-type]
-    record = {"id": 1, "email": "a@example.com", "at": "2024-01-01", "amount": "5",
-              "currency": currency}
+    record = {
+        "id": 1,
+        "email": "a@example.com",
+        "at": "2024-01-01",
+        "amount": "5",
+        "currency": currency,
+    }
     return compiled.evaluate(record, "r")
 
 
@@ -63,12 +68,15 @@ def test_the_default_the_environment_and_nothing_else(tmp_path: Path) -> None:
 
 
 SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20).filter(
-    lambda t: not UNSAFE.search(t))
+    lambda t: not UNSAFE.search(t)
+)
 
 
 @given(value=SAFE_TEXT)
-def test_any_safe_value_is_the_text_compared_with(tmp_path_factory,  # type: ignore[no-untyped-def]
-                                                  value: str) -> None:
+def test_any_safe_value_is_the_text_compared_with(
+    tmp_path_factory,  # type: ignore[no-untyped-def]
+    value: str,
+) -> None:
     path = write(tmp_path_factory.mktemp("p"))
     assert isinstance(outcome(path, value, {"SHOP_CURRENCY": value}), OrderValues)
     assert isinstance(outcome(path, value + "x", {"SHOP_CURRENCY": value}), Skipped)
@@ -87,11 +95,29 @@ def test_param_on_the_command_line_wins_and_plan_shows_it(tmp_path: Path) -> Non
     path = write(tmp_path)
     (tmp_path / "in.ndjson").write_text(
         '{"id": 1, "email": "a@example.com", "at": "2024-01-01", "amount": "5", '
-        '"currency": "CHF"}\n', encoding="utf-8")
+        '"currency": "CHF"}\n',
+        encoding="utf-8",
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "engine"), "SHOP_CURRENCY": "EUR"}
-    done = subprocess.run([sys.executable, "-m", "hubmap.cli", "plan", str(path), "--input",
-                           "in.ndjson", "--param", "SHOP_CURRENCY=CHF"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hubmap.cli",
+            "plan",
+            str(path),
+            "--input",
+            "in.ndjson",
+            "--param",
+            "SHOP_CURRENCY=CHF",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "parameter SHOP_CURRENCY = CHF (--param or the environment)" in done.stdout
     assert "a@example.com (1 order(s))" in done.stdout
@@ -110,7 +136,8 @@ examples:
 
 
 def test_a_case_runs_with_the_parameters_it_names_whatever_the_environment_says(
-        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from hubmap.uses.test import test as run_test
 
     path = tmp_path / "m.yaml"
@@ -118,17 +145,22 @@ def test_a_case_runs_with_the_parameters_it_names_whatever_the_environment_says(
     monkeypatch.delenv("SHOP_CURRENCY", raising=False)
     report = run_test([str(path)]).value
     assert [(c.name, c.passed) for c in report.cases] == [
-        ("written for the default", True), ("written for a euro shop", True)]
+        ("written for the default", True),
+        ("written for a euro shop", True),
+    ]
     monkeypatch.setenv("SHOP_CURRENCY", "GBP")  # the pinned case still passes; the other not
     report = run_test([str(path)]).value
     assert [(c.name, c.passed) for c in report.cases] == [
-        ("written for the default", False), ("written for a euro shop", True)]
+        ("written for the default", False),
+        ("written for a euro shop", True),
+    ]
 
 
 def test_a_case_naming_an_undeclared_parameter_is_hm421_at_its_key(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    text = MAPPING.format(require="amount") + CASES.replace("{SHOP_CURRENCY: EUR}",
-                                                            "{SHOP_CURENCY: EUR}")
+    text = MAPPING.format(require="amount") + CASES.replace(
+        "{SHOP_CURRENCY: EUR}", "{SHOP_CURENCY: EUR}"
+    )
     path.write_text(text, encoding="utf-8")
     problems = [p for p in check_file(path, environ={}).problems if p.code == "HM421"]
     assert len(problems) == 1

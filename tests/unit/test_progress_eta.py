@@ -23,8 +23,9 @@ def test_records_are_counted_from_ndjson_lines_and_csv_rows(tmp_path: Path) -> N
     assert expected_records("-") is None
 
 
-def test_the_plain_lines_say_the_time_left(monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_plain_lines_say_the_time_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = iter([100.0, 130.0, 130.0, 130.0])  # the phase starts, then 30 s later
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     shown = progress._PlainProgress()
@@ -43,4 +44,8 @@ def test_a_count_past_the_lines_drops_the_total(capsys: pytest.CaptureFixture[st
 
 def test_time_texts() -> None:
     assert [progress.time_text(s) for s in (4.4, 59.6, 61, 3600 * 2 + 60 * 5)] == [
-        "4 s", "1 min 00 s", "1 min 01 s", "2 h 05 min"]
+        "4 s",
+        "1 min 00 s",
+        "1 min 01 s",
+        "2 h 05 min",
+    ]

@@ -91,8 +91,12 @@ def test_the_jobs_of_a_killed_worker_are_queued_again_at_once(postgres_url: str)
         for n in range(5):
             queue.enqueue("/shopify", f"d-{n}", None, b"{}", ["m"])
         env = {**os.environ, "PYTHONPATH": str(ROOT / "engine")}
-        with subprocess.Popen([sys.executable, "-c", CLAIM_AND_HANG, postgres_url],
-                              stdout=subprocess.PIPE, text=True, env=env) as worker:
+        with subprocess.Popen(
+            [sys.executable, "-c", CLAIM_AND_HANG, postgres_url],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as worker:
             assert worker.stdout is not None and worker.stdout.readline().strip() == "5"
             assert queue.recover() == 0  # alive: its jobs stay its own
             assert queue.counts() == {("m", PROCESSING): 5}

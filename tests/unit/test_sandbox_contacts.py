@@ -17,7 +17,6 @@ CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 
 
-
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     with start_sandbox(config=SandboxConfig(token=TOKEN)) as running:

@@ -16,7 +16,6 @@ PROPERTIES = "/crm/v3/properties/contacts"
 GROUPS = PROPERTIES + "/groups"
 
 
-
 @pytest.fixture
 def api() -> Iterator[Api]:
     with start_sandbox(config=SandboxConfig(token=TOKEN)) as running, requests.Session() as session:

@@ -9,8 +9,13 @@ from hubmap.sandbox.store import Store
 
 
 def definition(name: str, label: str = "A label") -> dict:
-    return {"name": name, "label": label, "type": "string", "fieldType": "text",
-            "groupName": "contactinformation"}
+    return {
+        "name": name,
+        "label": label,
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation",
+    }
 
 
 @pytest.fixture

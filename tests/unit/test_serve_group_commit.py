@@ -77,7 +77,8 @@ class Senders:
         def post() -> None:
             try:
                 self.results[delivery] = self.queue.enqueue(
-                    "/shopify", delivery, "orders/create", b'{"id": 1}', ["m1", "m2"])
+                    "/shopify", delivery, "orders/create", b'{"id": 1}', ["m1", "m2"]
+                )
             except sqlite3.Error as error:
                 self.results[delivery] = error
             self.visible_on_return[delivery] = delivery in stored(self.path)
@@ -163,8 +164,14 @@ def test_a_delivery_sent_again_in_the_same_commit_is_stored_once(tmp_path):
     queue = Queue(path)
     try:
         results: list[tuple[int, bool]] = []
-        threads = [threading.Thread(target=lambda: results.append(queue.enqueue(
-            "/shopify", "same", None, b"{}", ["m1"]))) for _ in range(20)]
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(
+                    queue.enqueue("/shopify", "same", None, b"{}", ["m1"])
+                )
+            )
+            for _ in range(20)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

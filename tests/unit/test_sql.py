@@ -17,24 +17,35 @@ def database(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyp
         target = request.getfixturevalue("postgres_url")
     db = sql.connect(target)
     dialect = db.dialect
-    db.script(dialect.ddl("CREATE TABLE IF NOT EXISTS t (id {serial}, name TEXT UNIQUE, "
-                          "data {blob}, note TEXT)"))
+    db.script(
+        dialect.ddl(
+            "CREATE TABLE IF NOT EXISTS t (id {serial}, name TEXT UNIQUE, data {blob}, note TEXT)"
+        )
+    )
     yield db
     db.close()
 
 
 def test_placeholders_upserts_and_returning_ids(database: sql.Database) -> None:
-    first = database.insert_id("INSERT INTO t (name, data) VALUES (?, ?) RETURNING id",
-                               ("a", b"\x00\xff"))
-    second = database.insert_id("INSERT INTO t (name, data) VALUES (?, ?) RETURNING id",
-                                ("b", b"x"))
+    first = database.insert_id(
+        "INSERT INTO t (name, data) VALUES (?, ?) RETURNING id", ("a", b"\x00\xff")
+    )
+    second = database.insert_id(
+        "INSERT INTO t (name, data) VALUES (?, ?) RETURNING id", ("b", b"x")
+    )
     assert second > first
-    database.execute("INSERT INTO t (name, note) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                     "SET note=excluded.note", ("a", "100% sure"))
-    rows = database.execute("SELECT name, data, note FROM t WHERE note LIKE '%sure' OR name=? "
-                            "ORDER BY name", ("b",)).fetchall()
-    assert [(r[0], bytes(r[1]), r[2]) for r in rows] == [("a", b"\x00\xff", "100% sure"),
-                                                          ("b", b"x", None)]
+    database.execute(
+        "INSERT INTO t (name, note) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+        "SET note=excluded.note",
+        ("a", "100% sure"),
+    )
+    rows = database.execute(
+        "SELECT name, data, note FROM t WHERE note LIKE '%sure' OR name=? ORDER BY name", ("b",)
+    ).fetchall()
+    assert [(r[0], bytes(r[1]), r[2]) for r in rows] == [
+        ("a", b"\x00\xff", "100% sure"),
+        ("b", b"x", None),
+    ]
 
 
 def test_executemany_and_nested_transactions(database: sql.Database) -> None:
@@ -60,8 +71,9 @@ def test_two_connections_see_committed_rows_only(database: sql.Database) -> None
         seen: list[int] = []
         with database.transaction():
             database.execute("INSERT INTO t (name) VALUES (?)", ("x",))
-            reader = threading.Thread(target=lambda: seen.append(
-                other.execute("SELECT COUNT(*) FROM t").fetchone()[0]))
+            reader = threading.Thread(
+                target=lambda: seen.append(other.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+            )
             reader.start()
             reader.join()
         assert seen == [0]

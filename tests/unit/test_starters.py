@@ -12,30 +12,73 @@ from hubmap.mapping.loader import load_text
 from hubmap.starters import skeleton, starter
 from hubmap.starters.recognise import recognise, records_of
 
-SHOPIFY = {"id": 1, "financial_status": "paid", "total_price": "10.00", "currency": "EUR",
-           "line_items": [], "order_status_url": "https://shop.example.org/1/orders/x"}
-WOO = {"id": 5, "order_key": "wc_order_x", "currency": "GBP", "billing": {"email": "a@b.co"},
-       "date_created_gmt": "2024-01-01T00:00:00",
-       "_links": {"self": [{"href": "https://woo.example.org/wp-json/wc/v3/orders/5"}]}}
+SHOPIFY = {
+    "id": 1,
+    "financial_status": "paid",
+    "total_price": "10.00",
+    "currency": "EUR",
+    "line_items": [],
+    "order_status_url": "https://shop.example.org/1/orders/x",
+}
+WOO = {
+    "id": 5,
+    "order_key": "wc_order_x",
+    "currency": "GBP",
+    "billing": {"email": "a@b.co"},
+    "date_created_gmt": "2024-01-01T00:00:00",
+    "_links": {"self": [{"href": "https://woo.example.org/wp-json/wc/v3/orders/5"}]},
+}
 
 
 def test_each_platform_is_recognised_by_its_fields_with_the_currency_of_its_orders():
     cases = [
-        (SHOPIFY, "shopify-orders-contacts.yaml", {"SHOP_CURRENCY": "EUR",
-                                                   "SHOP_DOMAIN": "shop.example.org"}),
-        ({"token": "t", "cart_token": "c", "completed_at": None, "currency": "USD"},
-         "shopify-checkout-form.yaml", {"SHOP_CURRENCY": "USD"}),
-        (WOO, "woocommerce-orders-contacts.yaml",
-         {"SHOP_CURRENCY": "GBP", "SHOP_URL": "https://woo.example.org"}),
-        ({"entity_id": 3, "increment_id": "000000003", "base_grand_total": 5,
-          "customer_email": "a@b.co", "base_currency_code": "CAD"},
-         "magento-orders-contacts.yaml", {"SHOP_CURRENCY": "CAD"}),
-        ({"id": 100, "status_id": 11, "currency_code": "AUD", "billing_address": {}},
-         "bigcommerce-orders-contacts.yaml", {"SHOP_CURRENCY": "AUD"}),
-        ({"id": "ch_1", "object": "charge", "livemode": False, "currency": "usd"},
-         "stripe-checkout-contacts.yaml", {"SHOP_CURRENCY": "USD"}),
-        ({"InvoiceNo": "536365", "StockCode": "85123A", "Quantity": "6", "UnitPrice": "2.55",
-          "CustomerID": "17850.0"}, "online-retail-contacts.yaml", {}),
+        (
+            SHOPIFY,
+            "shopify-orders-contacts.yaml",
+            {"SHOP_CURRENCY": "EUR", "SHOP_DOMAIN": "shop.example.org"},
+        ),
+        (
+            {"token": "t", "cart_token": "c", "completed_at": None, "currency": "USD"},
+            "shopify-checkout-form.yaml",
+            {"SHOP_CURRENCY": "USD"},
+        ),
+        (
+            WOO,
+            "woocommerce-orders-contacts.yaml",
+            {"SHOP_CURRENCY": "GBP", "SHOP_URL": "https://woo.example.org"},
+        ),
+        (
+            {
+                "entity_id": 3,
+                "increment_id": "000000003",
+                "base_grand_total": 5,
+                "customer_email": "a@b.co",
+                "base_currency_code": "CAD",
+            },
+            "magento-orders-contacts.yaml",
+            {"SHOP_CURRENCY": "CAD"},
+        ),
+        (
+            {"id": 100, "status_id": 11, "currency_code": "AUD", "billing_address": {}},
+            "bigcommerce-orders-contacts.yaml",
+            {"SHOP_CURRENCY": "AUD"},
+        ),
+        (
+            {"id": "ch_1", "object": "charge", "livemode": False, "currency": "usd"},
+            "stripe-checkout-contacts.yaml",
+            {"SHOP_CURRENCY": "USD"},
+        ),
+        (
+            {
+                "InvoiceNo": "536365",
+                "StockCode": "85123A",
+                "Quantity": "6",
+                "UnitPrice": "2.55",
+                "CustomerID": "17850.0",
+            },
+            "online-retail-contacts.yaml",
+            {},
+        ),
     ]
     for record, mapping, params in cases:
         found = recognise([record])
@@ -44,9 +87,15 @@ def test_each_platform_is_recognised_by_its_fields_with_the_currency_of_its_orde
 
 
 def test_envelopes_are_opened_and_the_platform_most_records_have_wins():
-    wrapped = [{"orders": [SHOPIFY, SHOPIFY]}, {"data": [WOO]},
-               {"id": "evt_1", "object": "event", "data": {"object": {
-                   "object": "charge", "livemode": True, "currency": "eur"}}}]
+    wrapped = [
+        {"orders": [SHOPIFY, SHOPIFY]},
+        {"data": [WOO]},
+        {
+            "id": "evt_1",
+            "object": "event",
+            "data": {"object": {"object": "charge", "livemode": True, "currency": "eur"}},
+        },
+    ]
     records = records_of(wrapped)
     assert len(records) == 4
     assert recognise(records).mapping == "shopify-orders-contacts.yaml"
@@ -87,23 +136,34 @@ examples:
 
 
 def test_defaults_are_set_and_cases_pinned_to_the_values_they_were_written_for():
-    text = starter.with_defaults(SHIPPED_LIKE, {"SHOP_CURRENCY": "EUR",
-                                                "SHOP_TIMEZONE": "Europe/Berlin"})
-    text = starter.with_pinned_cases(text, {"SHOP_CURRENCY": "USD",
-                                            "SHOP_TIMEZONE": "America/New_York"})
+    text = starter.with_defaults(
+        SHIPPED_LIKE, {"SHOP_CURRENCY": "EUR", "SHOP_TIMEZONE": "Europe/Berlin"}
+    )
+    text = starter.with_pinned_cases(
+        text, {"SHOP_CURRENCY": "USD", "SHOP_TIMEZONE": "America/New_York"}
+    )
     data = yaml.safe_load(text)
     assert data["params"]["SHOP_CURRENCY"] == {"default": "EUR", "description": "the currency"}
     assert data["params"]["SHOP_TIMEZONE"] == {"default": "Europe/Berlin"}
     assert [c["params"] for c in data["examples"]] == [
-        {"SHOP_CURRENCY": "USD", "SHOP_TIMEZONE": "America/New_York"}] * 2
+        {"SHOP_CURRENCY": "USD", "SHOP_TIMEZONE": "America/New_York"}
+    ] * 2
     assert "# a comment stays" in text
     assert starter.referenced_files(text) == ["examples/a.json"]
     assert starter.with_schema_header(text, "mapping.schema.json").startswith(
-        "# yaml-language-server: $schema=mapping.schema.json\n")
+        "# yaml-language-server: $schema=mapping.schema.json\n"
+    )
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126,
-                                      exclude_characters="'\"`\\{}$#"), min_size=1, max_size=30))
+@given(
+    st.text(
+        alphabet=st.characters(
+            min_codepoint=33, max_codepoint=126, exclude_characters="'\"`\\{}$#"
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_any_plain_value_is_the_default_read_back(value):
     text = starter.with_defaults(SHIPPED_LIKE, {"SHOP_CURRENCY": value})
     assert starter.declared_defaults(text)["SHOP_CURRENCY"] == value
@@ -120,28 +180,54 @@ def test_a_parameter_the_mapping_does_not_declare_is_refused():
 
 
 SQUARE_LIKE = [
-    {"id": "ord-1", "state": "COMPLETED", "version": 3, "created_at": "2025-02-14T18:22:05Z",
-     "updated_at": "2025-02-14T18:25:40Z", "customer_email": "grace@example.com",
-     "total_money": {"amount": 5088, "currency": "USD"},
-     "line_items": [{"name": "Coffee", "quantity": "2", "sku": "C-1"},
-                    {"name": "Mug", "quantity": "1"}]},
-    {"id": "ord-2", "state": "OPEN", "created_at": "2025-03-01T10:00:00Z",
-     "customer_email": "ada@example.com", "total_money": {"amount": 100, "currency": "USD"},
-     "line_items": []},
+    {
+        "id": "ord-1",
+        "state": "COMPLETED",
+        "version": 3,
+        "created_at": "2025-02-14T18:22:05Z",
+        "updated_at": "2025-02-14T18:25:40Z",
+        "customer_email": "grace@example.com",
+        "total_money": {"amount": 5088, "currency": "USD"},
+        "line_items": [
+            {"name": "Coffee", "quantity": "2", "sku": "C-1"},
+            {"name": "Mug", "quantity": "1"},
+        ],
+    },
+    {
+        "id": "ord-2",
+        "state": "OPEN",
+        "created_at": "2025-03-01T10:00:00Z",
+        "customer_email": "ada@example.com",
+        "total_money": {"amount": 100, "currency": "USD"},
+        "line_items": [],
+    },
 ]
 
 
 def test_the_skeleton_lists_every_field_with_its_kind_and_guesses_a_valid_mapping():
-    text = skeleton.skeleton("square-contacts", "orders.ndjson", SQUARE_LIKE,
-                             "mapping.schema.json", "mappings/square-contacts.yaml")
-    for listed in ("#   id: text, ord-1", "#   version: number, 3",
-                   "#   created_at: date as text, 2025-02-14T18:22:05Z",
-                   "#   total_money.amount: number, 5088", "#   line_items[].quantity: number as text, 2",
-                   "#   line_items[].name: text, Coffee"):
+    text = skeleton.skeleton(
+        "square-contacts",
+        "orders.ndjson",
+        SQUARE_LIKE,
+        "mapping.schema.json",
+        "mappings/square-contacts.yaml",
+    )
+    for listed in (
+        "#   id: text, ord-1",
+        "#   version: number, 3",
+        "#   created_at: date as text, 2025-02-14T18:22:05Z",
+        "#   total_money.amount: number, 5088",
+        "#   line_items[].quantity: number as text, 2",
+        "#   line_items[].name: text, Coffee",
+    ):
         assert listed in text
     data = yaml.safe_load(text)
-    assert data["records"] == {"id": "to_string(id)", "version": "updated_at",
-                               "time": "created_at", "contact": "customer_email"}
+    assert data["records"] == {
+        "id": "to_string(id)",
+        "version": "updated_at",
+        "time": "created_at",
+        "contact": "customer_email",
+    }
     assert data["properties"]["total_value_of_orders"]["from"] == "total_money.amount"
     assert data["properties"]["products_bought"]["from"] == "line_items[].name"
     assert data["properties"]["skus_bought"]["from"] == "line_items[].sku"
@@ -150,8 +236,9 @@ def test_the_skeleton_lists_every_field_with_its_kind_and_guesses_a_valid_mappin
 
 
 def test_a_field_the_skeleton_cannot_guess_is_left_for_the_author_with_why():
-    text = skeleton.skeleton("x", "s.json", [{"total": 5, "Ordered At": "2024-01-01"}],
-                             "mapping.schema.json", "x.yaml")
+    text = skeleton.skeleton(
+        "x", "s.json", [{"total": 5, "Ordered At": "2024-01-01"}], "mapping.schema.json", "x.yaml"
+    )
     assert "# id: ...  # no field looked like the order's own id" in text
     assert "# contact: ...  # no field looked like the customer's e-mail" in text
     assert '#   "Ordered At": date as text, 2024-01-01' in text  # quoted as JMESPath needs

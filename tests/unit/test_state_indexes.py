@@ -17,14 +17,18 @@ from tests.acceptance import changes, helpers
 DIRTY_QUERIES = [
     "SELECT contact FROM contacts WHERE scope=? AND dirty=1 ORDER BY contact",
     "SELECT COUNT(*) FROM contacts WHERE scope=? AND dirty=1",
-    ("SELECT contact FROM contacts WHERE scope=? AND dirty=1 AND sending IS NOT NULL "
-     "ORDER BY contact"),
+    (
+        "SELECT contact FROM contacts WHERE scope=? AND dirty=1 AND sending IS NOT NULL "
+        "ORDER BY contact"
+    ),
 ]
 
 
 def _plans(store: StateStore) -> list[str]:
-    return [" ".join(str(step[-1]) for step in store.db.execute("EXPLAIN QUERY PLAN " + q, ("s",)))
-            for q in DIRTY_QUERIES]
+    return [
+        " ".join(str(step[-1]) for step in store.db.execute("EXPLAIN QUERY PLAN " + q, ("s",)))
+        for q in DIRTY_QUERIES
+    ]
 
 
 @pytest.mark.parametrize("older", [False, True])
@@ -63,8 +67,7 @@ def _statements_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lis
         orders = changes.history(5, 12, 4)
         state = tmp_path / "state.db"
         first = [changes.order_record(o, 1) for o in orders[:-2]]
-        helpers.run(mapping, helpers.write_orders(tmp_path / "first.ndjson", first), sandbox,
-                    state)
+        helpers.run(mapping, helpers.write_orders(tmp_path / "first.ndjson", first), sandbox, state)
         seen: list[str] = []
         opened = StateStore.__init__
 
@@ -73,20 +76,29 @@ def _statements_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lis
             store.db.connection.set_trace_callback(seen.append)
 
         monkeypatch.setattr(StateStore, "__init__", traced)
-        later = ([changes.order_record(o, len(o.versions)) for o in orders[:6]]  # changed
-                 + changes.every_record(orders[-2:])  # new orders of known contacts, refunds
-                 + [{**first[0], "id": 999, "email": "new@example.com"},  # a new contact
-                    {**first[0], "id": 1000, "amount": "no number"}])  # rejected
-        helpers.run(mapping, helpers.write_orders(tmp_path / "later.ndjson", later),
-                    sandbox, state)
+        later = (
+            [changes.order_record(o, len(o.versions)) for o in orders[:6]]  # changed
+            + changes.every_record(orders[-2:])  # new orders of known contacts, refunds
+            + [
+                {**first[0], "id": 999, "email": "new@example.com"},  # a new contact
+                {**first[0], "id": 1000, "amount": "no number"},
+            ]
+        )  # rejected
+        helpers.run(mapping, helpers.write_orders(tmp_path / "later.ndjson", later), sandbox, state)
     finally:
         sandbox.stop()
-    return list(dict.fromkeys(s for s in seen if s.split(None, 1)[0].upper() in
-                              ("SELECT", "UPDATE", "DELETE", "INSERT")))
+    return list(
+        dict.fromkeys(
+            s
+            for s in seen
+            if s.split(None, 1)[0].upper() in ("SELECT", "UPDATE", "DELETE", "INSERT")
+        )
+    )
 
 
 def test_no_query_of_an_incremental_run_walks_the_contacts_or_orders(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     statements = _statements_of_a_run(tmp_path, monkeypatch)
     assert any("FROM contacts" in s for s in statements)
     store = StateStore(tmp_path / "state.db")
@@ -95,9 +107,12 @@ def test_no_query_of_an_incremental_run_walks_the_contacts_or_orders(
             steps = [str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + statement)]
             for step in steps:
                 assert not any(step.startswith(f"SCAN {table}") for table in GROWING), (
-                    statement[:300], steps)
-                if any(step.startswith(f"SEARCH {t} ") for t in GROWING) and \
-                        step.endswith("(scope=?)"):  # every row of the scope
+                    statement[:300],
+                    steps,
+                )
+                if any(step.startswith(f"SEARCH {t} ") for t in GROWING) and step.endswith(
+                    "(scope=?)"
+                ):  # every row of the scope
                     assert statement.startswith(COUNTS_FROM_AN_INDEX), (statement[:300], steps)
                     assert "COVERING INDEX" in step, (statement[:300], steps)
     finally:

@@ -23,20 +23,33 @@ SCOPE = "portal 1|shop"
 
 # JSON-like values as the state holds them: texts, integers, Decimals (read back from JSON
 # numbers with a fraction), None, lists and objects of them.
-scalars = (st.none() | st.booleans() | st.integers(-10**15, 10**15) | st.text(max_size=30)
-           | st.decimals(allow_nan=False, allow_infinity=False, places=2,
-                         min_value=-10**9, max_value=10**9))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
-                      | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=30)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.text(max_size=30)
+    | st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9
+    )
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
 
 
 def _as_json_reads_it(value: Any) -> Any:
     """The oracle: what writing the value as JSON and reading it back gives (numbers with a
     fraction as Decimals)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, Decimal):
             return int(v) if v == v.to_integral_value() else float(v)
         return str(v)
+
     return json.loads(json.dumps(value, default=plain), parse_float=Decimal)
 
 
@@ -51,8 +64,9 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 @given(batch=st.lists(st.dictionaries(st.text(max_size=8), values, max_size=6), max_size=40))
 def test_every_value_reads_back_as_stored_before_and_after_its_dictionary(batch: list) -> None:
     db = sqlite3.connect(":memory:")
-    db.executescript("CREATE TABLE dictionaries (id INTEGER PRIMARY KEY, scope TEXT, kind TEXT, "
-                     "data BLOB)")
+    db.executescript(
+        "CREATE TABLE dictionaries (id INTEGER PRIMARY KEY, scope TEXT, kind TEXT, data BLOB)"
+    )
     packer = Packer(db)
     packed = [packer.pack(SCOPE, "acc", value) for value in batch]
     # a value packed while the sample was gathered names no dictionary; later ones may
@@ -62,9 +76,18 @@ def test_every_value_reads_back_as_stored_before_and_after_its_dictionary(batch:
 
 
 def _acc(n: int) -> dict[str, Any]:
-    return {f"property_{k}": {"part": [f"2024-01-0{k % 9 + 1}T10:00:00+00:00", str(1000 + n),
-                                       {"decimal": f"{n}.{k:02d}"}], "rule": "overwrite", "v": 1}
-            for k in range(20)}
+    return {
+        f"property_{k}": {
+            "part": [
+                f"2024-01-0{k % 9 + 1}T10:00:00+00:00",
+                str(1000 + n),
+                {"decimal": f"{n}.{k:02d}"},
+            ],
+            "rule": "overwrite",
+            "v": 1,
+        }
+        for k in range(20)
+    }
 
 
 def test_values_shrink_once_a_dictionary_is_made(store: StateStore) -> None:
@@ -79,7 +102,8 @@ def test_values_shrink_once_a_dictionary_is_made(store: StateStore) -> None:
 
 
 def test_a_dictionary_made_in_a_transaction_that_rolls_back_is_never_named(
-        tmp_path: Path, store: StateStore) -> None:
+    tmp_path: Path, store: StateStore
+) -> None:
     rows = [ContactRow(f"c{n}@example.com", acc=_acc(n)) for n in range(50)]
     with pytest.raises(RuntimeError), store.transaction():
         store.save_folded(SCOPE, rows)
@@ -95,7 +119,8 @@ def test_a_dictionary_made_in_a_transaction_that_rolls_back_is_never_named(
 
 
 def test_another_connection_reads_values_packed_with_a_dictionary_made_after_it_opened(
-        tmp_path: Path, store: StateStore) -> None:
+    tmp_path: Path, store: StateStore
+) -> None:
     reader = StateStore(tmp_path / "state.db")  # opened before any dictionary exists
     try:
         rows = [ContactRow(f"c{n}@example.com", acc=_acc(n)) for n in range(50)]
@@ -107,17 +132,27 @@ def test_another_connection_reads_values_packed_with_a_dictionary_made_after_it_
 
 
 def test_plain_json_values_of_an_older_state_are_read_and_rewritten_compressed(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     StateStore(path).close()
     db = sqlite3.connect(path)  # what hubmap wrote before values were compressed
     acc = {"total": {"part": [1, "12.50"], "rule": "sum", "v": 1}}
-    db.execute("INSERT INTO contacts (scope, contact, acc, baseline, written, dirty) "
-               "VALUES (?,?,?,?,?,0)", (SCOPE, "a@example.com", json.dumps(acc),
-                                        json.dumps({"total": None}), json.dumps({"total": "1"})))
-    db.execute("INSERT INTO orders (scope, order_id, contact, status, contribution, seq) "
-               "VALUES (?,?,?,?,?,1)", (SCOPE, "1", "a@example.com", "counted",
-                                        json.dumps({"total": {"decimal": "12.50"}})))
+    db.execute(
+        "INSERT INTO contacts (scope, contact, acc, baseline, written, dirty) VALUES (?,?,?,?,?,0)",
+        (
+            SCOPE,
+            "a@example.com",
+            json.dumps(acc),
+            json.dumps({"total": None}),
+            json.dumps({"total": "1"}),
+        ),
+    )
+    db.execute(
+        "INSERT INTO orders (scope, order_id, contact, status, contribution, seq) "
+        "VALUES (?,?,?,?,?,1)",
+        (SCOPE, "1", "a@example.com", "counted", json.dumps({"total": {"decimal": "12.50"}})),
+    )
     db.execute("UPDATE meta SET value='2' WHERE key='schema'")
     db.commit()
     db.close()
@@ -125,7 +160,10 @@ def test_plain_json_values_of_an_older_state_are_read_and_rewritten_compressed(
     try:
         row = store.load_contacts(SCOPE, ["a@example.com"])["a@example.com"]
         assert (row.acc, row.baseline, row.written) == (
-            _as_json_reads_it(acc), {"total": None}, {"total": "1"})
+            _as_json_reads_it(acc),
+            {"total": None},
+            {"total": "1"},
+        )
         (order,) = store.orders_of(SCOPE, ["a@example.com"])["a@example.com"]
         assert order.contribution == {"total": {"decimal": "12.50"}}
         store.save_folded(SCOPE, [row])
@@ -139,10 +177,12 @@ def test_plain_json_values_of_an_older_state_are_read_and_rewritten_compressed(
 def test_a_property_started_anew_is_taken_out_of_compressed_values(store: StateStore) -> None:
     rows = [ContactRow(f"c{n}@example.com", acc=_acc(n)) for n in range(30)]
     store.save_folded(SCOPE, rows)
-    store.save_written(SCOPE, [ContactRow(r.contact, written={"property_1": "x", "kept": "y"})
-                               for r in rows])
-    store.put_orders(SCOPE, 1, [StoredOrder("o1", "counted", "c1@example.com",
-                                            contribution={"property_1": 1})])
+    store.save_written(
+        SCOPE, [ContactRow(r.contact, written={"property_1": "x", "kept": "y"}) for r in rows]
+    )
+    store.put_orders(
+        SCOPE, 1, [StoredOrder("o1", "counted", "c1@example.com", contribution={"property_1": 1})]
+    )
     store.save_fingerprint(SCOPE, {"identity": "i"}, started=["property_1"])
     loaded = store.load_contacts(SCOPE, [r.contact for r in rows])
     for row in rows:

@@ -278,8 +278,9 @@ def test_any_template_compiles_or_fails_plainly_and_renders_or_fails_plainly(tex
         ("{{ line_items | min(attribute='skuu') }}", "skuu"),
     ],
 )
-def test_a_missing_attribute_in_a_filter_is_an_error_naming_it(template: str,
-                                                               attribute: str) -> None:
+def test_a_missing_attribute_in_a_filter_is_an_error_naming_it(
+    template: str, attribute: str
+) -> None:
     with pytest.raises(ExpressionError, match=f"has no field '{attribute}'") as caught:
         render(template)
     assert "Undefined" not in caught.value.message
@@ -302,17 +303,20 @@ def test_an_undefined_value_is_never_written_as_text(template: str) -> None:
 
 def test_attributes_that_exist_or_have_a_default_still_work() -> None:
     assert render("{{ line_items | map(attribute='sku') | join(',') }}") == (
-        "IPOD2008GREEN,IPOD2008RED")
+        "IPOD2008GREEN,IPOD2008RED"
+    )
     assert render("{{ line_items | map(attribute='skuu', default='-') | join(',') }}") == "-,-"
     assert render("{{ line_items | sort(attribute='quantity', reverse=true) | first }}") == (
-        "{'sku': 'IPOD2008RED', 'price': '199.00', 'quantity': 2}")
+        "{'sku': 'IPOD2008RED', 'price': '199.00', 'quantity': 2}"
+    )
     assert render("{{ [{'a': none}] | sum(attribute='a.b') }}") == "0"  # null all the way
     assert render("{{ line_items | map('string') | list | length }}") == "2"
 
 
 def test_tilde_writes_values_as_output_does() -> None:
     assert render("{{ vendor ~ '-' ~ paid ~ '-' ~ ('1.50' | number) ~ '-' ~ 0.1 }}") == (
-        "-true-1.50-0.1")
+        "-true-1.50-0.1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -320,15 +324,24 @@ def test_tilde_writes_values_as_output_does() -> None:
     [
         ("{{ 2 ** 10 }}", "'**' is not allowed", 0),
         ("line\n  {{ id ** id }}", "'**' is not allowed", 1),
-        ("{% set t = 0 %}\n{% for i in line_items %}\n  {% set t = t + i.quantity %}\n"
-         "{% endfor %}{{ t }}", "'{% set t %}' inside a loop reads 't' itself", 2),
-        ("{% set s = email %}{% for i in line_items %}{% if i %}{% set s = s ~ s %}{% endif %}"
-         "{% endfor %}", "reads 's' itself", 0),
+        (
+            "{% set t = 0 %}\n{% for i in line_items %}\n  {% set t = t + i.quantity %}\n"
+            "{% endfor %}{{ t }}",
+            "'{% set t %}' inside a loop reads 't' itself",
+            2,
+        ),
+        (
+            "{% set s = email %}{% for i in line_items %}{% if i %}{% set s = s ~ s %}{% endif %}"
+            "{% endfor %}",
+            "reads 's' itself",
+            0,
+        ),
         ("{% for i in line_items %}{% set s %}{{ s }}x{% endset %}{% endfor %}", "reads 's'", 0),
     ],
 )
-def test_what_cannot_be_bounded_is_refused_at_compile_time(template: str, message: str,
-                                                           line: int) -> None:
+def test_what_cannot_be_bounded_is_refused_at_compile_time(
+    template: str, message: str, line: int
+) -> None:
     with pytest.raises(ExpressionSyntaxError, match=re.escape(message)) as caught:
         compile_template(template)
     assert caught.value.code == "HM305"
@@ -340,8 +353,10 @@ def test_what_cannot_be_bounded_is_refused_at_compile_time(template: str, messag
 
 def test_sets_that_can_be_bounded_are_kept() -> None:
     assert render("{% set s = email %}{% set s = s ~ s %}{{ s | length }}") == "30"
-    assert render("{% for i in line_items %}{% set sku = i.sku | lower %}{{ sku }};"
-                  "{% endfor %}") == "ipod2008green;ipod2008red;"
+    assert (
+        render("{% for i in line_items %}{% set sku = i.sku | lower %}{{ sku }};{% endfor %}")
+        == "ipod2008green;ipod2008red;"
+    )
     assert render("{% set total = line_items | sum(attribute='quantity') %}{{ total }}") == "3"
 
 
@@ -350,20 +365,37 @@ def test_sets_that_can_be_bounded_are_kept() -> None:
     [
         ("{% set x = id %}" + "{% set x = x * x %}" * 12 + "{{ x }}", "4,096 bits"),
         ("{% set x = id %}" + "{% set x = x + x * x %}" * 12 + "{{ x }}", "4,096 bits"),
-        ("{% set x = [email] %}" + "{% set x = [x, x] %}" * 25 + "{{ x | length }}",
-         "10,000,000 items and characters"),
-        ("{% set x = (email,) %}" + "{% set x = (x, x) %}" * 25 + "{{ x | length }}",
-         "10,000,000 items and characters"),
-        ("{% set x = {'a': email} %}" + "{% set x = {'a': x, 'b': x} %}" * 25 + "{{ 1 }}",
-         "10,000,000 items and characters"),
-        ("{% set x = [email] * 1000 %}{{ ([x] * 10000) | length }}",
-         "10,000,000 items and characters"),
-        ("{% set x = [email] * 1000 %}{% set y = x + x %}" + "{% set y = y + y %}" * 12
-         + "{{ y | length }}", "'+' would build a value of 1,024,000 items or characters"),
-        ("{% set x = email %}" + "{% set x = x ~ x %}" * 20 + "{{ x | length }}",
-         "'~' would build a value of"),
-        ("{% set x = [email] * 100 %}{{ x | string | length }}" * 1
-         + "{% set y = [[email] * 1000] * 1000 %}{{ y | string }}", "10,000,000"),
+        (
+            "{% set x = [email] %}" + "{% set x = [x, x] %}" * 25 + "{{ x | length }}",
+            "10,000,000 items and characters",
+        ),
+        (
+            "{% set x = (email,) %}" + "{% set x = (x, x) %}" * 25 + "{{ x | length }}",
+            "10,000,000 items and characters",
+        ),
+        (
+            "{% set x = {'a': email} %}" + "{% set x = {'a': x, 'b': x} %}" * 25 + "{{ 1 }}",
+            "10,000,000 items and characters",
+        ),
+        (
+            "{% set x = [email] * 1000 %}{{ ([x] * 10000) | length }}",
+            "10,000,000 items and characters",
+        ),
+        (
+            "{% set x = [email] * 1000 %}{% set y = x + x %}"
+            + "{% set y = y + y %}" * 12
+            + "{{ y | length }}",
+            "'+' would build a value of 1,024,000 items or characters",
+        ),
+        (
+            "{% set x = email %}" + "{% set x = x ~ x %}" * 20 + "{{ x | length }}",
+            "'~' would build a value of",
+        ),
+        (
+            "{% set x = [email] * 100 %}{{ x | string | length }}" * 1
+            + "{% set y = [[email] * 1000] * 1000 %}{{ y | string }}",
+            "10,000,000",
+        ),
     ],
 )
 def test_values_cannot_grow_past_the_bounds(template: str, message: str) -> None:
@@ -376,8 +408,11 @@ def test_values_cannot_grow_past_the_bounds(template: str, message: str) -> None
 def test_a_text_is_built_exactly_when_it_fits(left: int, right: int) -> None:
     record = {"a": "a" * left, "b": "b" * right}
     fits = left + right <= MAX_TEXT_LENGTH
-    for template in ("{{ (a ~ b) | length }}", "{{ (a + b) | length }}",
-                     "{{ [a, b] | join | length }}"):
+    for template in (
+        "{{ (a ~ b) | length }}",
+        "{{ (a + b) | length }}",
+        "{{ [a, b] | join | length }}",
+    ):
         if fits:
             assert render(template, record) == str(left + right)
         else:

@@ -221,8 +221,9 @@ if hasattr(os, "register_at_fork"):
 # ------------------------------------------------------------------------------ the sizes
 
 
-def check_length(length: int, what: str, unit: str = "characters",
-                 limit: int = MAX_TEXT_LENGTH) -> None:
+def check_length(
+    length: int, what: str, unit: str = "characters", limit: int = MAX_TEXT_LENGTH
+) -> None:
     """Refuse to build `what` when it would be `length` long (before building it)."""
     if length > limit:
         raise OverBudget(f"{what} would build a value of {length:,} {unit}; the limit is {limit:,}")
@@ -264,8 +265,10 @@ def spend_bytes(size: int, what: str) -> None:
 def check_bits(bits: int, what: str) -> None:
     """Refuse a whole number of more than MAX_INT_BITS bits (before or after computing it)."""
     if bits > MAX_INT_BITS:
-        raise OverBudget(f"{what} would give a number of more than {MAX_INT_BITS:,} bits "
-                         f"(about {MAX_INT_BITS * 3 // 10:,} digits)")
+        raise OverBudget(
+            f"{what} would give a number of more than {MAX_INT_BITS:,} bits "
+            f"(about {MAX_INT_BITS * 3 // 10:,} digits)"
+        )
 
 
 class _Past(Exception):

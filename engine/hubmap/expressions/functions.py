@@ -139,7 +139,8 @@ def _plain_key(value: Any, parts: list[int] | None) -> Any:
         if parts[0] > _KEY_PARTS:
             raise budget.OverBudget(
                 f"comparing values: a value has more than {_KEY_PARTS:,} parts (its repeated "
-                "parts counted each time); simplify the expression")
+                "parts counted each time); simplify the expression"
+            )
     if isinstance(value, bool) or value is None:
         return (type(value).__name__, value)
     if isinstance(value, int | float | Decimal):
@@ -357,8 +358,9 @@ def default(value: Any, fallback: Any) -> Any:
 
 def _check_timestamp(value: Any, function: str) -> None:
     if isinstance(value, str) and len(value) > MAX_TIMESTAMP_LENGTH:
-        raise ExpressionError(f"{function}(): {describe(value)} is not a timestamp (it has "
-                              f"{len(value):,} characters)")
+        raise ExpressionError(
+            f"{function}(): {describe(value)} is not a timestamp (it has {len(value):,} characters)"
+        )
 
 
 def date(timestamp: Any, zone_name: Any = None) -> str | None:
@@ -573,8 +575,9 @@ def one_each(lists: Any, exclude: Any, count: Any = None) -> list[Any] | None:
         fresh = [item for item in groups[slot] if plain_key(item) not in chosen]
         if fresh:
             take(fresh[0], slot)
-    in_turn = (item for round_ in itertools.zip_longest(*groups) for item in round_
-               if item is not None)
+    in_turn = (
+        item for round_ in itertools.zip_longest(*groups) for item in round_ if item is not None
+    )
     for slot in range(wanted):
         if picks[slot] is not None:
             continue
@@ -610,8 +613,9 @@ class RecordLets:
         evaluator = self.evaluators.get(name) if isinstance(name, str) else None
         if evaluator is None:
             declared = ", ".join(sorted(self.evaluators)) or "none"
-            raise ExpressionError(f"let({name!r}): the mapping's let: section names no such "
-                                  f"value (it has {declared})")
+            raise ExpressionError(
+                f"let({name!r}): the mapping's let: section names no such value (it has {declared})"
+            )
         if name in self.working:
             raise ExpressionError(f"let('{name}') uses itself")
         self.working.add(name)
@@ -634,8 +638,10 @@ def let(name: Any) -> Any:
     """The value the mapping's `let:` section names, for the record being evaluated."""
     lets = LETS.get()
     if lets is None:
-        raise ExpressionError(f"let({name!r}): let values are for the expressions of records "
-                              "and their properties, not here")
+        raise ExpressionError(
+            f"let({name!r}): let values are for the expressions of records "
+            "and their properties, not here"
+        )
     return lets.value(name)
 
 
@@ -650,9 +656,14 @@ def lookup(name: Any, key: Any) -> Any:
     catalogs = CATALOGS.get()
     if not isinstance(name, str) or catalogs is None or name not in catalogs:
         declared = ", ".join(catalogs.names()) if catalogs is not None else ""
-        raise ExpressionError(f"lookup: there is no catalog named {name!r}"
-                              + (f" (the mapping declares {declared})" if declared else
-                                 " (declare it under catalogs:)"))
+        raise ExpressionError(
+            f"lookup: there is no catalog named {name!r}"
+            + (
+                f" (the mapping declares {declared})"
+                if declared
+                else " (declare it under catalogs:)"
+            )
+        )
     catalog = catalogs[name]
     if isinstance(key, list):
         for k in key:
@@ -1000,8 +1011,11 @@ FUNCTION_DOCS: dict[str, FunctionDoc] = {
         "lookup('products', line_items[0].sku).parent.handle",
         {"line_items": [{"sku": "IPOD2008GREEN"}]},
         "ipod-nano",
-        {"products": {"IPOD2008GREEN": {"sku": "IPOD2008GREEN",
-                                         "parent": {"handle": "ipod-nano"}}}},
+        {
+            "products": {
+                "IPOD2008GREEN": {"sku": "IPOD2008GREEN", "parent": {"handle": "ipod-nano"}}
+            }
+        },
     ),
     "without": FunctionDoc(
         "without(list, exclude)",

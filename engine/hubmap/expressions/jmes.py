@@ -99,8 +99,11 @@ Evaluator = Callable[[Any], Any]
 
 def _number_typenames(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     # Decimals are numbers; an &expression is hubmap's `_Expref`, not the library's class.
-    return (tuple(names) + (("Decimal",) if "float" in names else ())
-            + (("_Expref",) if "_Expression" in names else ()))
+    return (
+        tuple(names)
+        + (("Decimal",) if "float" in names else ())
+        + (("_Expref",) if "_Expression" in names else ())
+    )
 
 
 class ShopFunctions(jmespath_functions.Functions):  # type: ignore[misc]  # untyped library
@@ -141,8 +144,9 @@ class ShopFunctions(jmespath_functions.Functions):  # type: ignore[misc]  # unty
         _check_texts(arg, "min()")
         return min(arg) if arg else None
 
-    def _create_key_func(self, expref: Any, allowed_types: list[str], function_name: str
-                         ) -> Callable[[Any], Any]:
+    def _create_key_func(
+        self, expref: Any, allowed_types: list[str], function_name: str
+    ) -> Callable[[Any], Any]:
         key = super()._create_key_func(expref, allowed_types, function_name)
         read = [0]  # characters of the text keys so far: sort_by() compares them in C
 
@@ -160,8 +164,10 @@ def _check_texts(items: list[Any], what: str, size: int | None = None) -> None:
     if size is None:
         size = sum(len(item) for item in items if isinstance(item, str))
     if size > budget.MAX_VALUE_SIZE:
-        raise budget.OverBudget(f"{what} would compare texts of {size:,} characters in all; the "
-                                f"limit is {budget.MAX_VALUE_SIZE:,}")
+        raise budget.OverBudget(
+            f"{what} would compare texts of {size:,} characters in all; the "
+            f"limit is {budget.MAX_VALUE_SIZE:,}"
+        )
 
 
 class _Expref:
@@ -237,11 +243,32 @@ _FUNCTIONS = _OPTIONS.custom_functions
 _COMPARE = jmespath_visitor.TreeInterpreter.COMPARATOR_FUNC
 _EQUALITY = jmespath_visitor.TreeInterpreter._EQUALITY_OPS
 
-BUILDING_FUNCTIONS = frozenset({
-    "concat", "first", "items_where", "join", "keys", "lookup", "lower", "map", "merge",
-    "one_each", "replace", "reverse", "sort", "sort_by", "split", "to_array", "to_string", "trim",
-    "unique", "upper", "values", "without",
-})
+BUILDING_FUNCTIONS = frozenset(
+    {
+        "concat",
+        "first",
+        "items_where",
+        "join",
+        "keys",
+        "lookup",
+        "lower",
+        "map",
+        "merge",
+        "one_each",
+        "replace",
+        "reverse",
+        "sort",
+        "sort_by",
+        "split",
+        "to_array",
+        "to_string",
+        "trim",
+        "unique",
+        "upper",
+        "values",
+        "without",
+    }
+)
 """Functions whose list, object or text result is new: it is counted against the record's
 budget (the others return a value that exists already, or a number)."""
 
@@ -251,10 +278,22 @@ item of a projection, one pick twice.  (The others keep, drop or reorder their a
 or build new texts and numbers.)"""
 
 
-_SHORT_NODES = frozenset({
-    "and_expression", "comparator", "current", "field", "identity", "index", "index_expression",
-    "literal", "not_expression", "or_expression", "pipe", "subexpression",
-})
+_SHORT_NODES = frozenset(
+    {
+        "and_expression",
+        "comparator",
+        "current",
+        "field",
+        "identity",
+        "index",
+        "index_expression",
+        "literal",
+        "not_expression",
+        "or_expression",
+        "pipe",
+        "subexpression",
+    }
+)
 
 
 def _is_short(node: Any) -> bool:
@@ -262,7 +301,8 @@ def _is_short(node: Any) -> bool:
     `status != 'cancelled'`): it takes a few steps per node and builds nothing, so it needs no
     budget of its own (catalogs evaluate their `key` once per row)."""
     return node["type"] in _SHORT_NODES and all(
-        _is_short(child) for child in node.get("children", []) if isinstance(child, dict))
+        _is_short(child) for child in node.get("children", []) if isinstance(child, dict)
+    )
 
 
 def _may_repeat(node: Any) -> bool:
@@ -276,17 +316,20 @@ def _may_repeat(node: Any) -> bool:
         return True
     if kind == "literal" and isinstance(node["value"], list | dict) and node["value"]:
         return True  # one literal in every item of a projection (an empty one cannot grow)
-    return any(_may_repeat(child) for child in node.get("children", [])
-               if isinstance(child, dict))
+    return any(_may_repeat(child) for child in node.get("children", []) if isinstance(child, dict))
 
 
 def _equal(compare: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """`==` / `!=`, bounded: two lists or objects of one length are compared item by item in C."""
 
     def bounded(left: Any, right: Any) -> Any:
-        if (type(left) is type(right) and isinstance(left, list | dict)
-                and len(left) == len(right) and left is not right
-                and budget.through_size(left) > budget.MAX_VALUE_SIZE):
+        if (
+            type(left) is type(right)
+            and isinstance(left, list | dict)
+            and len(left) == len(right)
+            and left is not right
+            and budget.through_size(left) > budget.MAX_VALUE_SIZE
+        ):
             budget.check_through(right, "'=='")
         return compare(left, right)
 
@@ -551,8 +594,9 @@ def _closure(node: dict[str, Any]) -> Evaluator:
                 if isinstance(element, list):
                     merged.extend(element)  # each part is bounded: checking after it is enough
                     if len(merged) > budget.MAX_LIST_LENGTH:
-                        budget.check_length(len(merged), "flattening ([])", "items",
-                                            budget.MAX_LIST_LENGTH)
+                        budget.check_length(
+                            len(merged), "flattening ([])", "items", budget.MAX_LIST_LENGTH
+                        )
                 else:
                     merged.append(element)
             bounds = _BUDGETS.get(_thread())  # spend(), inline (its length is checked above)
@@ -597,8 +641,10 @@ def _closure(node: dict[str, Any]) -> Evaluator:
         label = f"{name}()"
         arguments = [_closure(child) for child in children]
         shop = SHOP_FUNCTIONS.get(name)
-        if shop is not None and _arity_message(name, len(arguments), shop.min_args,
-                                               shop.max_args) == "":
+        if (
+            shop is not None
+            and _arity_message(name, len(arguments), shop.min_args, shop.max_args) == ""
+        ):
             # hubmap's own function, its number of arguments already checked: call it directly.
             implementation = shop.implementation
             if name == "let" and children[0]["type"] == "literal":
@@ -615,7 +661,8 @@ def _closure(node: dict[str, Any]) -> Evaluator:
                 return lambda value: implementation(one(value), two(value))
             if name in BUILDING_FUNCTIONS:
                 return lambda value: spend(
-                    implementation(*[argument(value) for argument in arguments]), label)
+                    implementation(*[argument(value) for argument in arguments]), label
+                )
             return lambda value: implementation(*[argument(value) for argument in arguments])
         call = _FUNCTIONS.call_function
         if name == "not_null":
@@ -623,8 +670,9 @@ def _closure(node: dict[str, Any]) -> Evaluator:
         if name == "sort_by" and len(children) == 2 and children[1]["type"] == "expref":
             return _sort_by(arguments[0], _closure(children[1]["children"][0]), call)
         if name in BUILDING_FUNCTIONS:
-            return lambda value: spend(call(name, [argument(value) for argument in arguments]),
-                                       label)
+            return lambda value: spend(
+                call(name, [argument(value) for argument in arguments]), label
+            )
         return lambda value: call(name, [argument(value) for argument in arguments])
     if kind == "expref":
         reference = _Expref(_closure(children[0]))
@@ -661,7 +709,8 @@ def _closure(node: dict[str, Any]) -> Evaluator:
         def either(value: Any) -> Any:
             matched = first(value)
             if matched is None or (  # _is_false, inline
-                    matched == "" or matched == [] or matched == {} or matched is False):
+                matched == "" or matched == [] or matched == {} or matched is False
+            ):
                 return second(value)
             return matched
 
@@ -672,7 +721,8 @@ def _closure(node: dict[str, Any]) -> Evaluator:
         def both(value: Any) -> Any:
             matched = first(value)
             if matched is None or (  # _is_false, inline
-                    matched == "" or matched == [] or matched == {} or matched is False):
+                matched == "" or matched == [] or matched == {} or matched is False
+            ):
                 return matched
             return second(value)
 
@@ -687,8 +737,9 @@ def _closure(node: dict[str, Any]) -> Evaluator:
             return not result
 
         return negation
-    raise ExpressionSyntaxError(f"this kind of expression ({kind}) is not supported", 0, "",
-                                SYNTAX_CODE)
+    raise ExpressionSyntaxError(
+        f"this kind of expression ({kind}) is not supported", 0, "", SYNTAX_CODE
+    )
 
 
 # ------------------------------------------------------------------------------- compiling
@@ -804,18 +855,32 @@ def _parse_error_message(error: jmespath_errors.ParseError, text: str) -> tuple[
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`")
 _SPELLINGS = [
     (re.compile(r"<>"), "'<>' is not JMESPath: write != (for example status != 'voided')"),
-    (re.compile(r"(?<![=!<>])=(?!=)"),
-     "JMESPath compares with two equals signs: write status == 'paid'"),
-    (re.compile(r"\bin\b\s*(?=[\[(])|\bin\s+\w"),
-     "JMESPath has no 'in': write contains(['paid', 'refunded'], status)"),
-    (re.compile(r"\b(?:and|or|not)\b", re.IGNORECASE),
-     "JMESPath writes and, or, not as &&, ||, ! (for example status == 'paid' && !test)"),
-    (re.compile(r"[/+]|(?<=[\w)\]`] )[*-](?= +[\w(`@])"),
-     ("JMESPath has no arithmetic operators: write multiply(price, quantity), add(a, b), "
-      "subtract(a, b), divide(a, b), or from_cents(amount) for an amount in cents")),
-    (re.compile(r"(?<![\w.\[:`-])-?\d+(?:\.\d+)?(?![\w\]:])"),
-     ("a number in an expression goes in backticks, as in total > `5` (a bare number is "
-      "only an index: items[0])")),
+    (
+        re.compile(r"(?<![=!<>])=(?!=)"),
+        "JMESPath compares with two equals signs: write status == 'paid'",
+    ),
+    (
+        re.compile(r"\bin\b\s*(?=[\[(])|\bin\s+\w"),
+        "JMESPath has no 'in': write contains(['paid', 'refunded'], status)",
+    ),
+    (
+        re.compile(r"\b(?:and|or|not)\b", re.IGNORECASE),
+        "JMESPath writes and, or, not as &&, ||, ! (for example status == 'paid' && !test)",
+    ),
+    (
+        re.compile(r"[/+]|(?<=[\w)\]`] )[*-](?= +[\w(`@])"),
+        (
+            "JMESPath has no arithmetic operators: write multiply(price, quantity), add(a, b), "
+            "subtract(a, b), divide(a, b), or from_cents(amount) for an amount in cents"
+        ),
+    ),
+    (
+        re.compile(r"(?<![\w.\[:`-])-?\d+(?:\.\d+)?(?![\w\]:])"),
+        (
+            "a number in an expression goes in backticks, as in total > `5` (a bare number is "
+            "only an index: items[0])"
+        ),
+    ),
 ]
 
 
@@ -846,16 +911,28 @@ def compared_fields(text: str) -> list[tuple[str, str]]:
         if not isinstance(node, dict):
             continue
         children = node.get("children") or []
-        if node.get("type") == "comparator" and node.get("value") in ("eq", "ne") and all(
-                isinstance(c, dict) and c.get("type") == "field" for c in children):
+        if (
+            node.get("type") == "comparator"
+            and node.get("value") in ("eq", "ne")
+            and all(isinstance(c, dict) and c.get("type") == "field" for c in children)
+        ):
             pairs.append((str(children[0]["value"]), str(children[1]["value"])))
         stack.extend(c for c in children if isinstance(c, dict))
     return pairs
 
 
 # Nodes whose later children read what their first child gave, not the input itself.
-_READS_FROM_LEFT = frozenset({"subexpression", "index_expression", "projection",
-                              "value_projection", "filter_projection", "flatten", "pipe"})
+_READS_FROM_LEFT = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "pipe",
+    }
+)
 
 
 def fields_read(text: str) -> set[str]:

@@ -373,8 +373,9 @@ class ShopSandbox(ImmutableSandboxedEnvironment):
         except ZeroDivisionError:
             raise ExpressionError(f"'{operator}' divides by zero") from None
         except ArithmeticError:  # decimal's Overflow and InvalidOperation
-            raise ExpressionError(f"'{operator}' gives a number too large or not a number"
-                                  ) from None
+            raise ExpressionError(
+                f"'{operator}' gives a number too large or not a number"
+            ) from None
         if _whole(result):
             budget.check_bits(result.bit_length(), f"'{operator}'")
         elif isinstance(result, str | list | tuple):
@@ -391,7 +392,8 @@ def _check_repeated(sequence: list[Any] | tuple[Any, ...], times: int, what: str
     if size * times > budget.MAX_VALUE_SIZE:
         raise budget.OverBudget(
             f"{what} would build a value of more than {budget.MAX_VALUE_SIZE:,} items and "
-            "characters (its repeated parts counted each time); simplify the template")
+            "characters (its repeated parts counted each time); simplify the template"
+        )
 
 
 def _finalize(value: Any) -> Any:
@@ -449,13 +451,14 @@ def _missing_attribute(used_in: str, attribute: Any, item: Any, part: Any) -> st
     fields = ""
     if isinstance(item, Mapping) and item:
         fields = " (its fields are: " + ", ".join(sorted(str(k) for k in item)[:20]) + ")"
-    return (f"{used_in}(attribute={str(attribute)!r}): {_container(item)} has no field "
-            f"{str(part)!r}{fields}")
+    return (
+        f"{used_in}(attribute={str(attribute)!r}): {_container(item)} has no field "
+        f"{str(part)!r}{fields}"
+    )
 
 
 def _filter_sum(values: Any, attribute: str | None = None) -> Decimal:
-    return fn.sum_of([_field(v, attribute, "sum")
-                      for v in fn.as_list(_materialise(values), "sum")])
+    return fn.sum_of([_field(v, attribute, "sum") for v in fn.as_list(_materialise(values), "sum")])
 
 
 def _filter_join(values: Any, separator: str = "", attribute: str | None = None) -> str:
@@ -719,8 +722,9 @@ _ATTRIBUTE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
 }
 
 
-_WRITING_FILTERS = frozenset({"capitalize", "string", "title", "truncate", "urlencode",
-                              "wordcount"})
+_WRITING_FILTERS = frozenset(
+    {"capitalize", "string", "title", "truncate", "urlencode", "wordcount"}
+)
 """Jinja's filters that write their value as text first (in C, for a list or object)."""
 
 
@@ -745,7 +749,8 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
                 if isinstance(item, Undefined):
                     item._fail_with_undefined_error()
         if isinstance(result, str | list | tuple | dict) and (
-                len(args) <= first or result is not args[first]):
+            len(args) <= first or result is not args[first]
+        ):
             budget.spend(result, f"the filter '{name}'")
         return result
 
@@ -757,17 +762,23 @@ def _collect(items: Iterator[Any], name: str) -> list[Any]:
     for item in items:
         collected.append(item)
         if len(collected) > budget.MAX_LIST_LENGTH:
-            budget.check_length(len(collected), f"the filter '{name}'", "items",
-                                budget.MAX_LIST_LENGTH)
+            budget.check_length(
+                len(collected), f"the filter '{name}'", "items", budget.MAX_LIST_LENGTH
+            )
     return collected
 
 
-def _with_attributes_checked(name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                             first: int, position: int | None, default_keyword: str | None
-                             ) -> tuple[Any, ...]:
+def _with_attributes_checked(
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    first: int,
+    position: int | None,
+    default_keyword: str | None,
+) -> tuple[Any, ...]:
     """`args` with the filtered value as a list, once every item is known to have the attribute
     the filter reads (Jinja would give Undefined, and write it as "Undefined")."""
-    rest = args[first + 1:]
+    rest = args[first + 1 :]
     attribute = kwargs.get("attribute")
     if attribute is None and position is not None and len(rest) > position:
         attribute = rest[position]
@@ -877,8 +888,7 @@ def _check_bounded(text: str, tree: nodes.Template) -> None:
             if isinstance(assign.target, nodes.Name):
                 names.add(assign.target.name)
             value = [assign.node] if isinstance(assign, nodes.Assign) else assign.body
-            read = {n.name for part in value for n in part.find_all(nodes.Name)
-                    if n.ctx == "load"}
+            read = {n.name for part in value for n in part.find_all(nodes.Name) if n.ctx == "load"}
             if isinstance(assign, nodes.Assign) and isinstance(assign.node, nodes.Name):
                 read.add(assign.node.name)
             for name in sorted(names & read):

@@ -541,24 +541,41 @@ class HubSpotClient:
         for key, props in inputs.items():
             for name, value in props.items():
                 if not isinstance(value, str):
-                    raise TypeError(f"property {name!r} of {key!r} is {type(value).__name__}, "
-                                    "not str: HubSpot takes every value as a string")
+                    raise TypeError(
+                        f"property {name!r} of {key!r} is {type(value).__name__}, "
+                        "not str: HubSpot takes every value as a string"
+                    )
         path = f"{self._settings.objects_path('contacts')}/batch/update"
         results: dict[str, UpsertedContact] = {}
         errors: dict[str, ItemError] = {}
-        keyed = [(str(key), {"id": str(key), "properties": dict(props)})
-                 for key, props in inputs.items()]
+        keyed = [
+            (str(key), {"id": str(key), "properties": dict(props)}) for key, props in inputs.items()
+        ]
         for chunk in chunked(keyed):
             ok, failed = self._batch_isolating(
-                path, chunk, body=lambda part: {"inputs": [item for _, item in part]},
-                key_of_result=lambda r: str(r.get("id", "")), id_property=None)
+                path,
+                chunk,
+                body=lambda part: {"inputs": [item for _, item in part]},
+                key_of_result=lambda r: str(r.get("id", "")),
+                id_property=None,
+            )
             for key, obj in ok.items():
-                results[key] = UpsertedContact(key=key, id=str(obj.get("id", key)), new=False,
-                                               properties=dict(obj.get("properties") or {}))
+                results[key] = UpsertedContact(
+                    key=key,
+                    id=str(obj.get("id", key)),
+                    new=False,
+                    properties=dict(obj.get("properties") or {}),
+                )
             for key, err in failed.items():
-                errors[key] = ItemError(key=key, message=err.message, status=err.status,
-                                        category=err.category, code=err.code,
-                                        correlation_id=err.correlation_id, details=err.details)
+                errors[key] = ItemError(
+                    key=key,
+                    message=err.message,
+                    status=err.status,
+                    category=err.category,
+                    code=err.code,
+                    correlation_id=err.correlation_id,
+                    details=err.details,
+                )
         return BatchUpsertResult(results=results, errors=errors, id_property="hs_object_id")
 
     # ------------------------------------------------------------------ forms

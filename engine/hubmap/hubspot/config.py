@@ -63,8 +63,14 @@ class HubSpotSettings:
                 f"no HubSpot access token: set {TOKEN_ENV} to a private-app (or service-key) "
                 "access token"
             )
-        odd = next((i for i, c in enumerate(self.access_token)
-                    if not (c.isascii() and c.isprintable()) or c.isspace()), None)
+        odd = next(
+            (
+                i
+                for i, c in enumerate(self.access_token)
+                if not (c.isascii() and c.isprintable()) or c.isspace()
+            ),
+            None,
+        )
         if odd is not None:
             # An HTTP header carries only such characters: a token holding others was pasted
             # with something else (a quote, a non-breaking space, an accent from a keyboard).

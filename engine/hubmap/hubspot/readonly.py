@@ -62,10 +62,12 @@ class ReadOnlyClient:
     def get_form(self, form_guid: str) -> dict[str, Any]:
         return self.client.get_form(form_guid)
 
-    def batch_read_contacts(self, ids: Any, id_property: str | None = "email",
-                            properties: Any = ()) -> Any:
-        result = self.client.batch_read_contacts(ids, id_property=id_property,
-                                                 properties=properties)
+    def batch_read_contacts(
+        self, ids: Any, id_property: str | None = "email", properties: Any = ()
+    ) -> Any:
+        result = self.client.batch_read_contacts(
+            ids, id_property=id_property, properties=properties
+        )
         self._known.update(result.found)
         for key, record in result.found.items():  # what a write by record id is shown as
             self._names.setdefault(str(record.get("id", "")), key)
@@ -73,22 +75,26 @@ class ReadOnlyClient:
 
     # -- writes, recorded ------------------------------------------------------------------
 
-    def create_group(self, object_type: str, name: str, label: str | None = None, *,
-                     display_order: int = -1) -> bool:
+    def create_group(
+        self, object_type: str, name: str, label: str | None = None, *, display_order: int = -1
+    ) -> bool:
         self.planned.groups.append(name)
         return True
 
-    def create_properties_batch(self, object_type: str,
-                                definitions: Sequence[Mapping[str, Any]]) -> PropertyBatchResult:
+    def create_properties_batch(
+        self, object_type: str, definitions: Sequence[Mapping[str, Any]]
+    ) -> PropertyBatchResult:
         self.planned.properties.extend(str(d.get("name", "")) for d in definitions)
         return PropertyBatchResult(created=[dict(d) for d in definitions], errors={})
 
-    def update_property(self, object_type: str, name: str,
-                        changes: Mapping[str, Any]) -> dict[str, Any]:
+    def update_property(
+        self, object_type: str, name: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
         return {"name": name, **dict(changes)}
 
-    def batch_upsert_contacts(self, inputs: Mapping[str, Mapping[str, str]],
-                              id_property: str = "email") -> BatchUpsertResult:
+    def batch_upsert_contacts(
+        self, inputs: Mapping[str, Mapping[str, str]], id_property: str = "email"
+    ) -> BatchUpsertResult:
         results = {}
         for key, values in inputs.items():
             normal = normalize_key(key, id_property)
@@ -103,8 +109,15 @@ class ReadOnlyClient:
             results[str(key)] = UpsertedContact(str(key), str(key), False, dict(values))
         return BatchUpsertResult(results, {}, "hs_object_id")
 
-    def submit_form(self, portal_id: Any, form_guid: str, fields: Any, context: Any = None,
-                    submitted_at: Any = None, legal_consent: Any = None,
-                    secure: bool = True) -> dict[str, Any]:
+    def submit_form(
+        self,
+        portal_id: Any,
+        form_guid: str,
+        fields: Any,
+        context: Any = None,
+        submitted_at: Any = None,
+        legal_consent: Any = None,
+        secure: bool = True,
+    ) -> dict[str, Any]:
         self.planned.submissions.append({"fields": dict(fields), "context": dict(context or {})})
         return {"inlineMessage": "(dry run: not sent)"}

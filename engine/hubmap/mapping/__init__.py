@@ -31,16 +31,18 @@ class CheckedMapping:
         return self.mapping is not None and not any(p.is_error for p in self.problems)
 
 
-def check_file(path: str | Path, *, deep: bool = False,
-               environ: MappingType[str, str] | None = None) -> CheckedMapping:
+def check_file(
+    path: str | Path, *, deep: bool = False, environ: MappingType[str, str] | None = None
+) -> CheckedMapping:
     """Every problem of one mapping file; `deep` also reads its catalogs (what `validate` does;
     a run reads them once, when it starts); `environ`: see `check_document`."""
     doc = load_file(path)
     return check_document(doc, deep=deep, environ=environ)
 
 
-def check_document(doc: LoadedDocument, *, deep: bool = False,
-                   environ: MappingType[str, str] | None = None) -> CheckedMapping:
+def check_document(
+    doc: LoadedDocument, *, deep: bool = False, environ: MappingType[str, str] | None = None
+) -> CheckedMapping:
     """`environ`: where the parameters' values come from (the process's environment when
     None: `--param` on the command line sets them there)."""
     problems = list(doc.problems)
@@ -53,7 +55,8 @@ def check_document(doc: LoadedDocument, *, deep: bool = False,
     # A value the loader refused is None in the data; don't report it again as a schema error.
     refused = [p.location.path for p in doc.problems]
     structural = [
-        p for p in schema_problems(doc)
+        p
+        for p in schema_problems(doc)
         if not any(p.location.path[: len(path)] == path for path in refused)
     ]
     problems += structural
@@ -82,11 +85,18 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
     for raw in paths:
         path = Path(raw)
         if _is_dir(path):
-            found = sorted(p for p in path.rglob("*") if p.suffix in MAPPING_SUFFIXES
-                           and p.is_file())
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix in MAPPING_SUFFIXES and p.is_file()
+            )
             if not found:
-                problems.append(Problem("HM101", f"no *.yaml or *.yml files in folder '{raw}'",
-                                        Location(raw), hint="give a folder that holds mappings"))
+                problems.append(
+                    Problem(
+                        "HM101",
+                        f"no *.yaml or *.yml files in folder '{raw}'",
+                        Location(raw),
+                        hint="give a folder that holds mappings",
+                    )
+                )
             files.extend(found)
         else:
             files.append(path)
@@ -103,4 +113,6 @@ def _is_dir(path: Path) -> bool:
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.code))
+    return sorted(
+        problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.code)
+    )

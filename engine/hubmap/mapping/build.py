@@ -41,8 +41,7 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
             contact=_source(doc, ("records", "contact")),
             path=_jmespath(doc, ("records", "path")) if "path" in records else None,
             when=_jmespath(doc, ("records", "when")) if "when" in records else None,
-            group_by=(_jmespath(doc, ("records", "group_by")) if "group_by" in records
-                      else None),
+            group_by=(_jmespath(doc, ("records", "group_by")) if "group_by" in records else None),
             version=_source(doc, ("records", "version")) if "version" in records else None,
             require=tuple(
                 Requirement(_jmespath(doc, ("records", "require", i, "that")), item["reason"])
@@ -51,9 +50,7 @@ def build_mapping(doc: LoadedDocument) -> Mapping:
         ),
         target=_target(doc),
         group=_group(data.get("group")),
-        properties=tuple(
-            _property(doc, prop_name) for prop_name in data["properties"]
-        ),
+        properties=tuple(_property(doc, prop_name) for prop_name in data["properties"]),
         examples=tuple(_example(doc, i) for i in range(len(data.get("examples", [])))),
         refunds=_refunds(doc) if "refunds" in data else None,
         catalogs=tuple(_catalog(doc, name) for name in data.get("catalogs", {})),
@@ -65,11 +62,14 @@ def _catalog(doc: LoadedDocument, name: str) -> CatalogSpec:
     raw = doc.data["catalogs"][name]
     base = ("catalogs", name)
     return CatalogSpec(
-        name=name, file=raw["file"], key=_source(doc, base + ("key",)),
+        name=name,
+        file=raw["file"],
+        key=_source(doc, base + ("key",)),
         path=_jmespath(doc, base + ("path",)) if "path" in raw else None,
         each=_jmespath(doc, base + ("each",)) if "each" in raw else None,
         many=bool(raw.get("many", False)),
-        location=doc.key_location(base))
+        location=doc.key_location(base),
+    )
 
 
 def _refunds(doc: LoadedDocument) -> RefundsSpec:
@@ -100,8 +100,12 @@ def _value_at(doc: LoadedDocument, path: JsonPath) -> Any:
 
 def _jmespath(doc: LoadedDocument, path: JsonPath) -> Source:
     info = doc.positions[path]
-    return Source(SourceKind.JMESPATH, text=_value_at(doc, path), location=info.text_start,
-                  continuation_column=info.continuation_column)
+    return Source(
+        SourceKind.JMESPATH,
+        text=_value_at(doc, path),
+        location=info.text_start,
+        continuation_column=info.continuation_column,
+    )
 
 
 def _source(doc: LoadedDocument, path: JsonPath) -> Source:
@@ -112,17 +116,23 @@ def _source(doc: LoadedDocument, path: JsonPath) -> Source:
     if "template" in raw:
         inner = path + ("template",)
         info = doc.positions[inner]
-        return Source(SourceKind.TEMPLATE, text=raw["template"], location=info.text_start,
-                      continuation_column=info.continuation_column)
-    return Source(SourceKind.LITERAL, value=raw["value"],
-                  location=doc.positions[path + ("value",)].value)
+        return Source(
+            SourceKind.TEMPLATE,
+            text=raw["template"],
+            location=info.text_start,
+            continuation_column=info.continuation_column,
+        )
+    return Source(
+        SourceKind.LITERAL, value=raw["value"], location=doc.positions[path + ("value",)].value
+    )
 
 
 def _target(doc: LoadedDocument) -> ContactsTarget | FormsTarget:
     raw = doc.data["target"]
     if raw["kind"] == "contacts":
-        return ContactsTarget(match_on=raw.get("match_on", "email"),
-                              match_label=raw.get("match_label"))
+        return ContactsTarget(
+            match_on=raw.get("match_on", "email"), match_label=raw.get("match_label")
+        )
     context = raw["context"]
     consent = raw.get("legal_consent")
     return FormsTarget(
@@ -131,15 +141,19 @@ def _target(doc: LoadedDocument) -> ContactsTarget | FormsTarget:
         email_field=raw.get("email_field", "email"),
         hutk=_source(doc, ("target", "context", "hutk")),
         page_uri=_source(doc, ("target", "context", "page_uri")) if "page_uri" in context else None,
-        page_name=(_source(doc, ("target", "context", "page_name"))
-                   if "page_name" in context else None),
-        ip_address=(_source(doc, ("target", "context", "ip_address"))
-                    if "ip_address" in context else None),
+        page_name=(
+            _source(doc, ("target", "context", "page_name")) if "page_name" in context else None
+        ),
+        ip_address=(
+            _source(doc, ("target", "context", "ip_address")) if "ip_address" in context else None
+        ),
         legal_consent=LegalConsent(
             consent_to_process=consent["consent_to_process"],
             text=consent["text"],
             communications=tuple(consent.get("communications", ())),
-        ) if consent else None,
+        )
+        if consent
+        else None,
     )
 
 
@@ -161,13 +175,19 @@ def _property(doc: LoadedDocument, name: str) -> PropertySpec:
         source = _jmespath(doc, path + ("from",))
     elif "template" in raw:
         info = doc.positions[path + ("template",)]
-        source = Source(SourceKind.TEMPLATE, text=raw["template"], location=info.text_start,
-                        continuation_column=info.continuation_column)
+        source = Source(
+            SourceKind.TEMPLATE,
+            text=raw["template"],
+            location=info.text_start,
+            continuation_column=info.continuation_column,
+        )
     elif "value" in raw:
-        source = Source(SourceKind.LITERAL, value=raw["value"],
-                        location=doc.positions[path + ("value",)].value)
+        source = Source(
+            SourceKind.LITERAL, value=raw["value"], location=doc.positions[path + ("value",)].value
+        )
     options = tuple(
-        Option(value=o, label=o) if isinstance(o, str)
+        Option(value=o, label=o)
+        if isinstance(o, str)
         else Option(value=o["value"], label=o.get("label", o["value"]))
         for o in raw.get("options", ())
     )

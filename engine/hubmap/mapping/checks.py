@@ -39,19 +39,38 @@ PARAM_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # HubSpot computes these itself; a write is refused (READ_ONLY_VALUE).
-READ_ONLY_PROPERTIES = frozenset({
-    "hs_object_id", "createdate", "lastmodifieddate", "hs_createdate", "hs_lastmodifieddate",
-    "hs_all_contact_vids", "hs_email_domain", "hs_is_contact", "hs_merged_object_ids",
-    "num_conversion_events", "num_unique_conversion_events", "first_conversion_date",
-    "first_conversion_event_name", "recent_conversion_date", "recent_conversion_event_name",
-    "hs_analytics_source", "hs_analytics_num_visits", "hs_analytics_num_page_views",
-    "hs_calculated_form_submissions", "hs_latest_source", "hs_lifecyclestage_customer_date",
-})
+READ_ONLY_PROPERTIES = frozenset(
+    {
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+        "hs_all_contact_vids",
+        "hs_email_domain",
+        "hs_is_contact",
+        "hs_merged_object_ids",
+        "num_conversion_events",
+        "num_unique_conversion_events",
+        "first_conversion_date",
+        "first_conversion_event_name",
+        "recent_conversion_date",
+        "recent_conversion_event_name",
+        "hs_analytics_source",
+        "hs_analytics_num_visits",
+        "hs_analytics_num_page_views",
+        "hs_calculated_form_submissions",
+        "hs_latest_source",
+        "hs_lifecyclestage_customer_date",
+    }
+)
 
 # Keys that name a credential.  Secrets come from the environment (HUBSPOT_ACCESS_TOKEN).
 SECRET_KEY = re.compile(
     r"(^|_)(token|access_token|api_?key|hapikey|password|passwd|secret|client_secret|"
-    r"private_app)($|_)", re.IGNORECASE)
+    r"private_app)($|_)",
+    re.IGNORECASE,
+)
 # Values that look like a HubSpot private-app / service key token.
 SECRET_VALUE = re.compile(r"\bpat-[a-z]{2,3}\d?-[0-9a-f]{8}-", re.IGNORECASE)
 
@@ -82,8 +101,10 @@ def semantic_problems(mapping: Mapping, doc: LoadedDocument) -> list[Problem]:
 
 
 def _secrets(doc: LoadedDocument) -> Iterator[Problem]:
-    hint = ("secrets never belong in a mapping file: set HUBSPOT_ACCESS_TOKEN (and other "
-            "credentials) in the environment")
+    hint = (
+        "secrets never belong in a mapping file: set HUBSPOT_ACCESS_TOKEN (and other "
+        "credentials) in the environment"
+    )
 
     def walk(node: Any, path: tuple[Any, ...]) -> Iterator[Problem]:
         # Example inputs are shop payloads: their 'token' keys are cart tokens, not credentials.
@@ -92,17 +113,21 @@ def _secrets(doc: LoadedDocument) -> Iterator[Problem]:
         if isinstance(node, dict):
             for key, value in node.items():
                 child = path + (key,)
-                if SECRET_KEY.search(str(key)) and not (
-                        len(path) == 1 and path[0] == "properties"):
-                    yield Problem("HM405", f"'{key}' looks like a secret", doc.key_location(child),
-                                  hint=hint)
+                if SECRET_KEY.search(str(key)) and not (len(path) == 1 and path[0] == "properties"):
+                    yield Problem(
+                        "HM405", f"'{key}' looks like a secret", doc.key_location(child), hint=hint
+                    )
                 yield from walk(value, child)
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 yield from walk(item, path + (index,))
         elif isinstance(node, str) and SECRET_VALUE.search(node):
-            yield Problem("HM405", "this value looks like a HubSpot access token",
-                          doc.location(path), hint=hint)
+            yield Problem(
+                "HM405",
+                "this value looks like a HubSpot access token",
+                doc.location(path),
+                hint=hint,
+            )
 
     yield from walk(doc.data, ())
 
@@ -158,28 +183,35 @@ def _expressions(mapping: Mapping) -> Iterator[Problem]:
                 from hubmap.mapping.schema import did_you_mean
 
                 yield Problem(
-                    "HM421", f"${{{found.group(1)}}} names no parameter of this mapping (in "
-                    f"{where})", source.location_at(found.start()),
-                    hint=did_you_mean(found.group(1), sorted(declared)) or
-                    f"declare it under params: with its default, for example "
-                    f"params: {{{found.group(1)}: {{default: ...}}}}")
+                    "HM421",
+                    f"${{{found.group(1)}}} names no parameter of this mapping (in {where})",
+                    source.location_at(found.start()),
+                    hint=did_you_mean(found.group(1), sorted(declared))
+                    or f"declare it under params: with its default, for example "
+                    f"params: {{{found.group(1)}: {{default: ...}}}}",
+                )
             continue
         try:
             compile_source(source)
         except ExpressionSyntaxError as error:
             yield Problem(
-                error.code, f"{error.message} (in {where})",
+                error.code,
+                f"{error.message} (in {where})",
                 source.location_at(error.offset),
                 hint=error.hint,
             )
         except (RecursionError, ValueError) as error:  # the parsers' own limits: too deep, too long
             template = source.kind is SourceKind.TEMPLATE
-            reason = ("it is nested too deeply" if isinstance(error, RecursionError)
-                      else shortened(str(error), 120))
+            reason = (
+                "it is nested too deeply"
+                if isinstance(error, RecursionError)
+                else shortened(str(error), 120)
+            )
             yield Problem(
                 "HM302" if template else "HM301",
                 f"the {'template' if template else 'expression'} cannot be compiled: {reason} "
-                f"(in {where})", source.location,
+                f"(in {where})",
+                source.location,
                 hint="write it shorter, or split it over several properties or let: values",
             )
 
@@ -191,66 +223,117 @@ def _properties(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
         key = spec.location
         raw = doc.data["properties"][spec.name]
         if not PROPERTY_NAME.match(spec.name) or len(spec.name) > MAX_PROPERTY_NAME_LENGTH:
-            yield Problem("HM402", f"'{spec.name}' is not a valid HubSpot property name", key,
-                          hint="internal names use lower case letters, digits and underscores, "
-                               "start with a letter, and are at most 100 characters")
+            yield Problem(
+                "HM402",
+                f"'{spec.name}' is not a valid HubSpot property name",
+                key,
+                hint="internal names use lower case letters, digits and underscores, "
+                "start with a letter, and are at most 100 characters",
+            )
         if spec.name in READ_ONLY_PROPERTIES:
-            yield Problem("HM403", f"'{spec.name}' is computed by HubSpot and cannot be written",
-                          key, hint="choose another property name")
+            yield Problem(
+                "HM403",
+                f"'{spec.name}' is computed by HubSpot and cannot be written",
+                key,
+                hint="choose another property name",
+            )
         elif spec.name.startswith("hs_"):
-            yield Problem("HM403", f"'{spec.name}' is in HubSpot's own 'hs_' namespace", key,
-                          hint="custom properties cannot start with 'hs_'; rename it",
-                          severity=Severity.WARNING)
+            yield Problem(
+                "HM403",
+                f"'{spec.name}' is in HubSpot's own 'hs_' namespace",
+                key,
+                hint="custom properties cannot start with 'hs_'; rename it",
+                severity=Severity.WARNING,
+            )
         if spec.name in ("email", match_on) and not mapping.is_forms:
-            yield Problem("HM413", f"'{spec.name}' is the contact key; it is set from "
-                          "records.contact", key, hint="remove this property")
+            yield Problem(
+                "HM413",
+                f"'{spec.name}' is the contact key; it is set from records.contact",
+                key,
+                hint="remove this property",
+            )
         kinds = [k for k in ("from", "template", "value", "derive") if k in raw]
         if len(kinds) != 1:
             yield Problem(
                 "HM407",
                 f"property '{spec.name}' needs exactly one of from, template, value or derive"
                 + (f" (it has {', '.join(kinds)})" if kinds else ""),
-                key, hint="'from' reads the order with JMESPath, 'template' writes text with "
-                          "Jinja, 'value' is fixed, 'derive' computes from merged values")
+                key,
+                hint="'from' reads the order with JMESPath, 'template' writes text with "
+                "Jinja, 'value' is fixed, 'derive' computes from merged values",
+            )
         allowed_types = RULES_FOR_TYPE.get(spec.merge)
         if allowed_types and spec.type not in allowed_types:
             names = " or ".join(sorted(t.value for t in allowed_types))
-            yield Problem("HM401", f"merge '{spec.merge.value}' needs a {names} property, "
-                          f"not {spec.type.value}", doc.location(path + ("merge",)),
-                          hint=f"change the type to {names}, or use merge: overwrite")
+            yield Problem(
+                "HM401",
+                f"merge '{spec.merge.value}' needs a {names} property, not {spec.type.value}",
+                doc.location(path + ("merge",)),
+                hint=f"change the type to {names}, or use merge: overwrite",
+            )
         if spec.merge is MergeRule.PREPEND and not (
-                spec.type is PropertyType.STRING
-                or (spec.type is PropertyType.ENUMERATION and spec.multiple)):
-            yield Problem("HM401", f"merge 'prepend' builds a list; it needs a string or a "
-                          f"multiple enumeration, not {spec.type.value}",
-                          doc.location(path + ("merge",)),
-                          hint="use type: string (items joined with ';') or add multiple: true")
+            spec.type is PropertyType.STRING
+            or (spec.type is PropertyType.ENUMERATION and spec.multiple)
+        ):
+            yield Problem(
+                "HM401",
+                f"merge 'prepend' builds a list; it needs a string or a "
+                f"multiple enumeration, not {spec.type.value}",
+                doc.location(path + ("merge",)),
+                hint="use type: string (items joined with ';') or add multiple: true",
+            )
         if "derive" in raw and "merge" in raw:
-            yield Problem("HM401", "a derived property is computed after merging; it has no "
-                          "merge rule", doc.key_location(path + ("merge",)),
-                          hint="remove 'merge'")
+            yield Problem(
+                "HM401",
+                "a derived property is computed after merging; it has no merge rule",
+                doc.key_location(path + ("merge",)),
+                hint="remove 'merge'",
+            )
         if spec.type is PropertyType.ENUMERATION and not spec.options:
-            yield Problem("HM406", f"enumeration '{spec.name}' needs options", key,
-                          hint="list the allowed values under 'options:'")
+            yield Problem(
+                "HM406",
+                f"enumeration '{spec.name}' needs options",
+                key,
+                hint="list the allowed values under 'options:'",
+            )
         for extra in ("options", "multiple"):
             if extra in raw and spec.type is not PropertyType.ENUMERATION:
-                yield Problem("HM406", f"'{extra}' is only for enumeration properties",
-                              doc.key_location(path + (extra,)),
-                              hint="remove it, or set type: enumeration")
+                yield Problem(
+                    "HM406",
+                    f"'{extra}' is only for enumeration properties",
+                    doc.key_location(path + (extra,)),
+                    hint="remove it, or set type: enumeration",
+                )
         if "decimals" in raw and spec.type is not PropertyType.NUMBER:
-            yield Problem("HM406", "'decimals' is only for number properties",
-                          doc.key_location(path + ("decimals",)), hint="remove it")
+            yield Problem(
+                "HM406",
+                "'decimals' is only for number properties",
+                doc.key_location(path + ("decimals",)),
+                hint="remove it",
+            )
         if "timezone" in raw and spec.type not in (PropertyType.DATE, PropertyType.DATETIME):
-            yield Problem("HM406", "'timezone' is only for date and datetime properties",
-                          doc.key_location(path + ("timezone",)), hint="remove it")
+            yield Problem(
+                "HM406",
+                "'timezone' is only for date and datetime properties",
+                doc.key_location(path + ("timezone",)),
+                hint="remove it",
+            )
         if "max_items" in raw and spec.merge is not MergeRule.PREPEND:
-            yield Problem("HM406", "'max_items' only applies to merge: prepend",
-                          doc.key_location(path + ("max_items",)), hint="remove it",
-                          severity=Severity.WARNING)
+            yield Problem(
+                "HM406",
+                "'max_items' only applies to merge: prepend",
+                doc.key_location(path + ("max_items",)),
+                hint="remove it",
+                severity=Severity.WARNING,
+            )
         values = [o.value for o in spec.options]
         if len(set(values)) != len(values):
-            yield Problem("HM406", f"enumeration '{spec.name}' lists an option twice",
-                          doc.key_location(path + ("options",)), hint="remove the repeated one")
+            yield Problem(
+                "HM406",
+                f"enumeration '{spec.name}' lists an option twice",
+                doc.key_location(path + ("options",)),
+                hint="remove the repeated one",
+            )
         for zone_path in (path + ("timezone",),):
             if "timezone" in raw:
                 yield from _zone(raw["timezone"], doc.location(zone_path))
@@ -263,30 +346,48 @@ def _refunds(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
     if refunds is None:
         return
     if mapping.is_forms:
-        yield Problem("HM414", "a form submission is one purchase as it happened; refunds cannot "
-                      "adjust it", refunds.location,
-                      hint="move refunds to a contacts mapping, or remove them")
+        yield Problem(
+            "HM414",
+            "a form submission is one purchase as it happened; refunds cannot adjust it",
+            refunds.location,
+            hint="move refunds to a contacts mapping, or remove them",
+        )
         return
     if refunds.match is None and refunds.in_order is None:
-        yield Problem("HM414", "refunds need 'match' (refund documents of their own) or "
-                      "'in_order' (refunds inside order records), or both", refunds.location,
-                      hint="for example in_order: refunds")
+        yield Problem(
+            "HM414",
+            "refunds need 'match' (refund documents of their own) or "
+            "'in_order' (refunds inside order records), or both",
+            refunds.location,
+            hint="for example in_order: refunds",
+        )
     if refunds.match is not None and refunds.order is None:
-        yield Problem("HM414", "refund documents ('match') need 'order': the id of the order "
-                      "each refund belongs to", doc.key_location(("refunds", "match")),
-                      hint="for example order: \"to_string(order_id)\"")
+        yield Problem(
+            "HM414",
+            "refund documents ('match') need 'order': the id of the order each refund belongs to",
+            doc.key_location(("refunds", "match")),
+            hint='for example order: "to_string(order_id)"',
+        )
     specs = {spec.name: spec for spec in mapping.properties}
     for name, _ in refunds.values:
         where = doc.key_location(("refunds", "values", name))
         spec = specs.get(name)
         if spec is None:
-            yield Problem("HM414", f"'{name}' is not a property of this mapping", where,
-                          hint=_close(name, set(specs)))
+            yield Problem(
+                "HM414",
+                f"'{name}' is not a property of this mapping",
+                where,
+                hint=_close(name, set(specs)),
+            )
         elif spec.type is not PropertyType.NUMBER or spec.source is None:
-            yield Problem("HM414", f"a refund adds an amount to an order's value, so '{name}' "
-                          f"must be a number property read from the order, not "
-                          f"{'derived' if spec.source is None else spec.type.value}", where,
-                          hint="refund only number properties such as the order's value")
+            yield Problem(
+                "HM414",
+                f"a refund adds an amount to an order's value, so '{name}' "
+                f"must be a number property read from the order, not "
+                f"{'derived' if spec.source is None else spec.type.value}",
+                where,
+                hint="refund only number properties such as the order's value",
+            )
 
 
 LOOKUP = re.compile(r"\blookup\(\s*'([^']*)'")
@@ -297,26 +398,36 @@ def _lets(mapping: Mapping) -> Iterator[Problem]:
     """let('name') must name a value of the let: section, be read in a record's expressions
     (not in catalogs, refunds or derive, which have no record), and not lead back to itself."""
     declared = {name: source for name, source in mapping.lets}
-    uses = {name: [m.group(1) for m in LET.finditer(source.text or "")]
-            for name, source in mapping.lets}
+    uses = {
+        name: [m.group(1) for m in LET.finditer(source.text or "")] for name, source in mapping.lets
+    }
     for where, source in _all_sources(mapping):
         for found in LET.finditer(source.text or ""):
             name = found.group(1)
             at = source.location_at(found.start(1))
             if name not in declared:
-                yield Problem("HM418", f"let('{name}') names no value of this mapping's let: "
-                              f"section (in {where})", at,
-                              hint=_close_let(name, sorted(declared)))
+                yield Problem(
+                    "HM418",
+                    f"let('{name}') names no value of this mapping's let: section (in {where})",
+                    at,
+                    hint=_close_let(name, sorted(declared)),
+                )
             elif where.startswith(("catalogs.", "refunds.")) or where.endswith(".derive"):
-                yield Problem("HM418", f"let('{name}') is read in {where}, which is not worked "
-                              "out from a record", at,
-                              hint="use let values in records: and in properties' from: and when:")
+                yield Problem(
+                    "HM418",
+                    f"let('{name}') is read in {where}, which is not worked out from a record",
+                    at,
+                    hint="use let values in records: and in properties' from: and when:",
+                )
     for name, source in declared.items():
         path = _path_back(name, uses)
         if path:
-            yield Problem("HM418", f"let '{name}' leads back to itself: {' -> '.join(path)}",
-                          source.location,
-                          hint="a let value may use the others, but not one that needs it")
+            yield Problem(
+                "HM418",
+                f"let '{name}' leads back to itself: {' -> '.join(path)}",
+                source.location,
+                hint="a let value may use the others, but not one that needs it",
+            )
 
 
 def _path_back(start: str, uses: dict[str, list[str]]) -> list[str]:
@@ -340,16 +451,24 @@ def _catalogs(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
     for where, source in _all_sources(mapping):
         for found in LOOKUP.finditer(source.text or ""):
             if found.group(1) not in declared:
-                yield Problem("HM416", f"lookup('{found.group(1)}', ...) names no catalog of "
-                              f"this mapping (in {where})", source.location_at(found.start(1)),
-                              hint=_close(found.group(1), declared) if declared else
-                              "declare the catalog under catalogs: with its file and key")
+                yield Problem(
+                    "HM416",
+                    f"lookup('{found.group(1)}', ...) names no catalog of "
+                    f"this mapping (in {where})",
+                    source.location_at(found.start(1)),
+                    hint=_close(found.group(1), declared)
+                    if declared
+                    else "declare the catalog under catalogs: with its file and key",
+                )
     for spec in mapping.catalogs:
         path = catalog_path(mapping, spec)
         if not _is_file(path):
-            yield Problem("HM415", f"catalog file '{spec.file}' does not exist",
-                          doc.location(("catalogs", spec.name, "file")),
-                          hint=f"the path is relative to the mapping's folder ({path.parent})")
+            yield Problem(
+                "HM415",
+                f"catalog file '{spec.file}' does not exist",
+                doc.location(("catalogs", spec.name, "file")),
+                hint=f"the path is relative to the mapping's folder ({path.parent})",
+            )
 
 
 def catalog_problems(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
@@ -364,15 +483,21 @@ def catalog_problems(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]
         try:
             catalog = load_catalog(mapping, spec)
         except (HubmapError, ExpressionError, OSError) as error:
-            yield Problem("HM415", f"catalog '{spec.name}' cannot be read: {error}",
-                          doc.location(("catalogs", spec.name, "file")),
-                          hint="check the file, path and each")
+            yield Problem(
+                "HM415",
+                f"catalog '{spec.name}' cannot be read: {error}",
+                doc.location(("catalogs", spec.name, "file")),
+                hint="check the file, path and each",
+            )
             continue
         if not catalog.rows:
-            yield Problem("HM417", f"catalog '{spec.name}': the key gives no row of "
-                          f"'{spec.file}' a value", spec.key.location,
-                          hint="name a field every row has, such as sku or id (with each: for "
-                               "lists inside rows, such as variants)")
+            yield Problem(
+                "HM417",
+                f"catalog '{spec.name}': the key gives no row of '{spec.file}' a value",
+                spec.key.location,
+                hint="name a field every row has, such as sku or id (with each: for "
+                "lists inside rows, such as variants)",
+            )
 
 
 def _is_file(path: Path) -> bool:
@@ -389,8 +514,12 @@ def _zone(name: str, where: Location) -> Iterator[Problem]:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        yield Problem("HM406", f"'{name}' is not a known time zone", where,
-                      hint="use an IANA name such as 'Europe/Berlin' or 'America/New_York'")
+        yield Problem(
+            "HM406",
+            f"'{name}' is not a known time zone",
+            where,
+            hint="use an IANA name such as 'Europe/Berlin' or 'America/New_York'",
+        )
 
 
 def _target(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
@@ -399,29 +528,37 @@ def _target(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
     for spec in mapping.properties:
         if spec.merge is not MergeRule.OVERWRITE or spec.derive is not None:
             raw = doc.data["properties"][spec.name]
-            where = doc.location(("properties", spec.name, "merge" if "merge" in raw
-                                  else "derive"))
+            where = doc.location(("properties", spec.name, "merge" if "merge" in raw else "derive"))
             yield Problem(
-                "HM404", f"a form submission overwrites values, so '{spec.name}' cannot use "
-                f"{'derive' if spec.derive else 'merge: ' + spec.merge.value}", where,
+                "HM404",
+                f"a form submission overwrites values, so '{spec.name}' cannot use "
+                f"{'derive' if spec.derive else 'merge: ' + spec.merge.value}",
+                where,
                 hint="totals and lists over many orders belong in a contacts mapping; here use "
-                     "merge: overwrite (the values of this purchase)")
+                "merge: overwrite (the values of this purchase)",
+            )
     for key in ("portal_id", "form_guid"):
         text = str(doc.data["target"][key])
         for match in ENV_REFERENCE.finditer(text):
             if not ENV_NAME.match(match.group(1)):
-                yield Problem("HM410", f"'{match.group(0)}' is not a valid environment reference",
-                              doc.location(("target", key)),
-                              hint="write ${NAME} with letters, digits and underscores")
+                yield Problem(
+                    "HM410",
+                    f"'{match.group(0)}' is not a valid environment reference",
+                    doc.location(("target", key)),
+                    hint="write ${NAME} with letters, digits and underscores",
+                )
         if "$" in ENV_REFERENCE.sub("", text):
-            yield Problem("HM410", f"'{text}' has a '$' that is not a ${{NAME}} reference",
-                          doc.location(("target", key)), hint="write ${NAME}")
+            yield Problem(
+                "HM410",
+                f"'{text}' has a '$' that is not a ${{NAME}} reference",
+                doc.location(("target", key)),
+                hint="write ${NAME}",
+            )
 
 
 def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
     names = {spec.name for spec in mapping.properties}
-    key_field = (mapping.target.email_field if mapping.is_forms
-                 else mapping.target.match_on)  # type: ignore[union-attr]
+    key_field = mapping.target.email_field if mapping.is_forms else mapping.target.match_on  # type: ignore[union-attr]
     names.add(key_field)
     base = Path(mapping.file).parent
     for index, example in enumerate(mapping.examples):
@@ -429,37 +566,56 @@ def _examples(mapping: Mapping, doc: LoadedDocument) -> Iterator[Problem]:
         raw = doc.data["examples"][index]
         has = [k for k in ("input", "input_file") if k in raw]
         if len(has) != 1:
-            yield Problem("HM411", f"example '{example.name}' needs exactly one of input or "
-                          "input_file", doc.key_location(path),
-                          hint="put the order under 'input:', or name a JSON file in 'input_file:'")
+            yield Problem(
+                "HM411",
+                f"example '{example.name}' needs exactly one of input or input_file",
+                doc.key_location(path),
+                hint="put the order under 'input:', or name a JSON file in 'input_file:'",
+            )
         if example.input_file and not _is_file(base / example.input_file):
-            yield Problem("HM411", f"example input file '{example.input_file}' does not exist",
-                          doc.location(path + ("input_file",)),
-                          hint=f"the path is relative to the mapping's folder ({base})")
+            yield Problem(
+                "HM411",
+                f"example input file '{example.input_file}' does not exist",
+                doc.location(path + ("input_file",)),
+                hint=f"the path is relative to the mapping's folder ({base})",
+            )
         for section in ("expect", "existing"):
-            for prop in (raw.get(section) or {}):
+            for prop in raw.get(section) or {}:
                 if prop not in names:
-                    yield Problem("HM411", f"'{prop}' in {section} is not a property of this "
-                                  "mapping", doc.key_location(path + (section, prop)),
-                                  hint=_close(prop, names))
+                    yield Problem(
+                        "HM411",
+                        f"'{prop}' in {section} is not a property of this mapping",
+                        doc.key_location(path + (section, prop)),
+                        hint=_close(prop, names),
+                    )
         for contact, values in (raw.get("expect_contacts") or {}).items():
             for prop in values or {}:
                 if prop not in names:
-                    yield Problem("HM411", f"'{prop}' is not a property of this mapping",
-                                  doc.key_location(path + ("expect_contacts", contact, prop)),
-                                  hint=_close(prop, names))
+                    yield Problem(
+                        "HM411",
+                        f"'{prop}' is not a property of this mapping",
+                        doc.key_location(path + ("expect_contacts", contact, prop)),
+                        hint=_close(prop, names),
+                    )
         if "expect" in raw and "expect_contacts" in raw:
-            yield Problem("HM411", "use either expect (one contact) or expect_contacts",
-                          doc.key_location(path + ("expect_contacts",)), hint="keep one of them")
+            yield Problem(
+                "HM411",
+                "use either expect (one contact) or expect_contacts",
+                doc.key_location(path + ("expect_contacts",)),
+                hint="keep one of them",
+            )
         declared = sorted(p.name for p in mapping.params)
         for name in example.params:
             if name not in declared:
                 from hubmap.mapping.schema import did_you_mean
 
-                yield Problem("HM421", f"example '{example.name}' sets {name}, which is no "
-                              "parameter of this mapping", doc.key_location(path + ("params", name)),
-                              hint=did_you_mean(name, declared) or
-                              "name one of the parameters declared under params:")
+                yield Problem(
+                    "HM421",
+                    f"example '{example.name}' sets {name}, which is no parameter of this mapping",
+                    doc.key_location(path + ("params", name)),
+                    hint=did_you_mean(name, declared)
+                    or "name one of the parameters declared under params:",
+                )
 
 
 def _compared_names(mapping: Mapping) -> Iterator[Problem]:
@@ -468,30 +624,40 @@ def _compared_names(mapping: Mapping) -> Iterator[Problem]:
     record has (with no example input: of a name written in double quotes only)."""
     known = _example_fields(mapping)
     for where, source in _all_sources(mapping):
-        if source.kind is not SourceKind.JMESPATH or where.startswith("catalogs.") or \
-                where.endswith(".derive"):  # these read catalog rows and merged values
+        if (
+            source.kind is not SourceKind.JMESPATH
+            or where.startswith("catalogs.")
+            or where.endswith(".derive")
+        ):  # these read catalog rows and merged values
             continue
         text = source.text
         for left, right in compared_fields(text):
+
             def quoted(name: str, text: str = text) -> bool:
                 return f'"{name}"' in text
 
             if "null" in (left, right) and not quoted("null"):
                 continue  # a field no record has is null: `x == null` works as meant
-            suspects = [n for n in (right, left)
-                        if (n not in known if known is not None else quoted(n))]
+            suspects = [
+                n for n in (right, left) if (n not in known if known is not None else quoted(n))
+            ]
             if not suspects:
                 continue
             # both unknown: the one in double quotes, else the right-hand side
             name = next((n for n in suspects if quoted(n)), suspects[0])
             shown = f'"{name}"' if quoted(name) else name
-            found = re.search(re.escape(shown) if quoted(name) else rf"\b{re.escape(name)}\b",
-                              source.text)
+            found = re.search(
+                re.escape(shown) if quoted(name) else rf"\b{re.escape(name)}\b", source.text
+            )
             yield Problem(
-                "HM306", f"{shown} reads a field called {name}, which "
+                "HM306",
+                f"{shown} reads a field called {name}, which "
                 f"{'no example record has' if known is not None else 'records rarely have'} "
-                f"(in {where})", source.location_at(found.start() if found else 0),
-                hint=_literal_hint(name), severity=Severity.WARNING)
+                f"(in {where})",
+                source.location_at(found.start() if found else 0),
+                hint=_literal_hint(name),
+                severity=Severity.WARNING,
+            )
 
 
 def _derives(mapping: Mapping) -> Iterator[Problem]:
@@ -505,17 +671,22 @@ def _derives(mapping: Mapping) -> Iterator[Problem]:
         for unknown in sorted(fields_read(source.text) - names):
             found = re.search(rf"\b{re.escape(unknown)}\b", source.text)
             yield Problem(
-                "HM419", f"properties.{spec.name}.derive reads '{unknown}', which is not a "
-                "property of this mapping", source.location_at(found.start() if found else 0),
-                hint=_close(unknown, names - {spec.name}) or "derive reads the merged values of "
-                     "the mapping's properties, by their names")
+                "HM419",
+                f"properties.{spec.name}.derive reads '{unknown}', which is not a "
+                "property of this mapping",
+                source.location_at(found.start() if found else 0),
+                hint=_close(unknown, names - {spec.name})
+                or "derive reads the merged values of the mapping's properties, by their names",
+            )
 
 
 def _literal_hint(name: str) -> str:
     if name in ("true", "false", "null"):
         return f"to compare with {name}, write it in backticks: `{name}`"
-    return (f"to compare with the text {name}, write it in single quotes: '{name}' (double "
-            "quotes and bare names are field names in JMESPath)")
+    return (
+        f"to compare with the text {name}, write it in single quotes: '{name}' (double "
+        "quotes and bare names are field names in JMESPath)"
+    )
 
 
 def _example_fields(mapping: Mapping) -> set[str] | None:

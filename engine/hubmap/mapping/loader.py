@@ -97,30 +97,45 @@ def load_file(path: str | Path, display_name: str | None = None) -> LoadedDocume
     try:
         if file_path.is_dir():
             doc.problems.append(
-                Problem("HM101", f"'{name}' is a folder, not a mapping file", file_start,
-                        hint="give a .yaml file, or the folder alone to check every mapping in it")
+                Problem(
+                    "HM101",
+                    f"'{name}' is a folder, not a mapping file",
+                    file_start,
+                    hint="give a .yaml file, or the folder alone to check every mapping in it",
+                )
             )
             return doc
         size = file_path.stat().st_size
         if size > MAX_FILE_BYTES:
             doc.problems.append(
-                Problem("HM107", f"the file is {size:,} bytes; a mapping may be at most "
-                        f"{MAX_FILE_BYTES:,} bytes", file_start,
-                        hint="move large example inputs into files beside the mapping (input_file)")
+                Problem(
+                    "HM107",
+                    f"the file is {size:,} bytes; a mapping may be at most "
+                    f"{MAX_FILE_BYTES:,} bytes",
+                    file_start,
+                    hint="move large example inputs into files beside the mapping (input_file)",
+                )
             )
             return doc
         raw = file_path.read_bytes()
     except FileNotFoundError:
         doc.problems.append(
-            Problem("HM101", f"no such file: '{name}'", Location(name),
-                    hint="check the path; folders are searched for *.yaml and *.yml files")
+            Problem(
+                "HM101",
+                f"no such file: '{name}'",
+                Location(name),
+                hint="check the path; folders are searched for *.yaml and *.yml files",
+            )
         )
         return doc
     except (OSError, ValueError) as error:  # ValueError: a NUL in the name
         doc.problems.append(
-            Problem("HM102", f"cannot read the file: {getattr(error, 'strerror', '') or error}",
-                    Location(name),
-                    hint="check that the file exists and that you may read it")
+            Problem(
+                "HM102",
+                f"cannot read the file: {getattr(error, 'strerror', '') or error}",
+                Location(name),
+                hint="check that the file exists and that you may read it",
+            )
         )
         return doc
     return load_bytes(raw, name, doc)
@@ -135,8 +150,12 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
     file_start = Location(name, 1, 1)
     if b"\x00" in raw:
         doc.problems.append(
-            Problem("HM102", "the file is binary, not YAML text", file_start,
-                    hint="a mapping is a UTF-8 text file ending in .yaml")
+            Problem(
+                "HM102",
+                "the file is binary, not YAML text",
+                file_start,
+                hint="a mapping is a UTF-8 text file ending in .yaml",
+            )
         )
         return doc
     try:
@@ -145,8 +164,12 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
         line = raw[: error.start].count(b"\n") + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         doc.problems.append(
-            Problem("HM102", "the file is not valid UTF-8 text", Location(name, line, column),
-                    hint="save the file as UTF-8")
+            Problem(
+                "HM102",
+                "the file is not valid UTF-8 text",
+                Location(name, line, column),
+                hint="save the file as UTF-8",
+            )
         )
         return doc
     try:
@@ -158,8 +181,12 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
         if error.context:
             message = f"{message} ({error.context})"
         doc.problems.append(
-            Problem("HM103", f"YAML syntax error: {message}", location,
-                    hint="check indentation, colons and quotes on this line and the one above")
+            Problem(
+                "HM103",
+                f"YAML syntax error: {message}",
+                location,
+                hint="check indentation, colons and quotes on this line and the one above",
+            )
         )
         return doc
     except yaml.YAMLError as error:  # reader errors (control characters) have no problem_mark
@@ -169,38 +196,56 @@ def load_bytes(raw: bytes, name: str, doc: LoadedDocument | None = None) -> Load
             before = text[:mark]
             location = Location(name, before.count("\n") + 1, mark - (before.rfind("\n") + 1) + 1)
         doc.problems.append(
-            Problem("HM103", f"YAML cannot be read: {error}", location,
-                    hint="remove control characters from the file")
+            Problem(
+                "HM103",
+                f"YAML cannot be read: {error}",
+                location,
+                hint="remove control characters from the file",
+            )
         )
         return doc
     except RecursionError:
         doc.problems.append(
-            Problem("HM103", "the YAML is nested too deeply", _deepest(name, text),
-                    hint="a mapping needs only a few levels of nesting")
+            Problem(
+                "HM103",
+                "the YAML is nested too deeply",
+                _deepest(name, text),
+                hint="a mapping needs only a few levels of nesting",
+            )
         )
         return doc
 
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         doc.problems.append(
-            Problem("HM104", "the file is empty", file_start,
-                    hint="start from a mapping in mappings/ (see README: 'The mapping language')")
+            Problem(
+                "HM104",
+                "the file is empty",
+                file_start,
+                hint="start from a mapping in mappings/ (see README: 'The mapping language')",
+            )
         )
         return doc
     if len(nodes) > 1:
         doc.problems.append(
-            Problem("HM109", "the file holds several YAML documents ('---'); a mapping is one",
-                    Location.from_mark(name, nodes[1].start_mark),
-                    hint="put each mapping in its own file")
+            Problem(
+                "HM109",
+                "the file holds several YAML documents ('---'); a mapping is one",
+                Location.from_mark(name, nodes[1].start_mark),
+                hint="put each mapping in its own file",
+            )
         )
         return doc
     root = nodes[0]
     if not isinstance(root, yaml.MappingNode):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         doc.problems.append(
-            Problem("HM105", f"the file holds {kind}; a mapping must be a set of 'key: value' lines",
-                    Location.from_mark(name, root.start_mark),
-                    hint="start with 'version: 1', then 'records:', 'target:' and 'properties:'")
+            Problem(
+                "HM105",
+                f"the file holds {kind}; a mapping must be a set of 'key: value' lines",
+                Location.from_mark(name, root.start_mark),
+                hint="start with 'version: 1', then 'records:', 'target:' and 'properties:'",
+            )
         )
         return doc
     converter = _Converter(name, text, doc)
@@ -237,7 +282,7 @@ def _escaped(surrogate: re.Match[str]) -> str:
 
 def shortened(text: str, limit: int = 60) -> str:
     """Text as messages quote it: a 5,000-digit number or a pasted file is cut short."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _short_tag(tag: str) -> str:
@@ -263,25 +308,35 @@ class _Converter:
             if not self.too_big:
                 self.too_big = True
                 self.doc.problems.append(
-                    Problem("HM107", "the YAML expands to too many values (aliases nested too "
-                            "deeply?)", Location.from_mark(self.name, node.start_mark, path),
-                            hint="write the values out instead of repeating aliases")
+                    Problem(
+                        "HM107",
+                        "the YAML expands to too many values (aliases nested too deeply?)",
+                        Location.from_mark(self.name, node.start_mark, path),
+                        hint="write the values out instead of repeating aliases",
+                    )
                 )
             return None
         value_location = Location.from_mark(self.name, node.start_mark, path)
         if id(node) in self.active:
             self.doc.problems.append(
-                Problem("HM108", "this alias refers to itself", value_location,
-                        hint="a mapping cannot contain itself; write the values out")
+                Problem(
+                    "HM108",
+                    "this alias refers to itself",
+                    value_location,
+                    hint="a mapping cannot contain itself; write the values out",
+                )
             )
             return None
         text_start, continuation = self._text_start(node, value_location)
         self.doc.positions[path] = NodeInfo(key_location, value_location, text_start, continuation)
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
             self.doc.problems.append(
-                Problem("HM108", f"the tag '{_short_tag(node.tag)}' is not allowed in a "
-                        "mapping", value_location,
-                        hint="remove the tag; mappings hold plain text, numbers and true/false")
+                Problem(
+                    "HM108",
+                    f"the tag '{_short_tag(node.tag)}' is not allowed in a mapping",
+                    value_location,
+                    hint="remove the tag; mappings hold plain text, numbers and true/false",
+                )
             )
             return None
         self.active.add(id(node))
@@ -304,19 +359,31 @@ class _Converter:
             key_location = Location.from_mark(self.name, key_node.start_mark, path)
             if not isinstance(key_node, yaml.ScalarNode):
                 self.doc.problems.append(
-                    Problem("HM110", "a key must be a plain word, not a list or a mapping",
-                            key_location, hint="write the key as text before the colon")
+                    Problem(
+                        "HM110",
+                        "a key must be a plain word, not a list or a mapping",
+                        key_location,
+                        hint="write the key as text before the colon",
+                    )
                 )
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.doc.problems.append(
-                    Problem("HM110", "YAML merge keys ('<<') are not supported in mappings",
-                            key_location, hint="write the keys out")
+                    Problem(
+                        "HM110",
+                        "YAML merge keys ('<<') are not supported in mappings",
+                        key_location,
+                        hint="write the keys out",
+                    )
                 )
                 continue
             key = key_node.value  # as written: 'true' and '~' are names here, not true and None
-            key_location = Location(key_location.file, key_location.line, key_location.column,
-                                    path + (_SURROGATE.sub(_escaped, key),))
+            key_location = Location(
+                key_location.file,
+                key_location.line,
+                key_location.column,
+                path + (_SURROGATE.sub(_escaped, key),),
+            )
             refused = len(self.doc.problems)
             self._scalar(key_node, key_location)  # refuses a tag that does not fit the key
             if len(self.doc.problems) > refused:
@@ -324,9 +391,12 @@ class _Converter:
             if key in first_seen:
                 first = first_seen[key]
                 self.doc.problems.append(
-                    Problem("HM106", f"duplicate key '{key}' (first written on line {first.line})",
-                            key_location,
-                            hint="YAML keeps only the last one; remove or rename one of them")
+                    Problem(
+                        "HM106",
+                        f"duplicate key '{key}' (first written on line {first.line})",
+                        key_location,
+                        hint="YAML keeps only the last one; remove or rename one of them",
+                    )
                 )
                 continue
             first_seen[key] = key_location
@@ -336,17 +406,23 @@ class _Converter:
     def _scalar(self, node: yaml.ScalarNode, location: Location) -> Any:
         if node.tag not in _SCALAR_TAGS:  # dates, bytes, Python objects, tags of one's own
             self.doc.problems.append(
-                Problem("HM108", f"the tag '{_short_tag(node.tag)}' is not allowed in a mapping",
-                        location, hint="remove the tag; mappings hold plain text, numbers and "
-                                       "true/false")
+                Problem(
+                    "HM108",
+                    f"the tag '{_short_tag(node.tag)}' is not allowed in a mapping",
+                    location,
+                    hint="remove the tag; mappings hold plain text, numbers and true/false",
+                )
             )
             return None
         if _SURROGATE.search(node.value):  # "\ud800": no file, message or portal can hold it
             self.doc.problems.append(
-                Problem("HM102", "this text holds a lone UTF-16 surrogate (an escape such as "
-                        "\\ud800 without its pair), which is not a character", location,
-                        hint="write the character itself, or its code as one \\U escape "
-                             "(\\U0001F600)")
+                Problem(
+                    "HM102",
+                    "this text holds a lone UTF-16 surrogate (an escape such as "
+                    "\\ud800 without its pair), which is not a character",
+                    location,
+                    hint="write the character itself, or its code as one \\U escape (\\U0001F600)",
+                )
             )
             return None
         try:
@@ -354,19 +430,27 @@ class _Converter:
         except ValueError as error:  # 5000 digits: more than int() converts
             if node.tag == "tag:yaml.org,2002:int" and "digits" in str(error):
                 self.doc.problems.append(
-                    Problem("HM107", f"this number has {len(node.value):,} characters, more "
-                            "than a mapping can use", location,
-                            hint="write a shorter number, or quote it to make it text")
+                    Problem(
+                        "HM107",
+                        f"this number has {len(node.value):,} characters, more "
+                        "than a mapping can use",
+                        location,
+                        hint="write a shorter number, or quote it to make it text",
+                    )
                 )
                 return None
         except (yaml.YAMLError, ArithmeticError, LookupError, TypeError):
             pass
         # An explicit tag that does not fit its text: '!!int abc', '!!bool maybe'.
         self.doc.problems.append(
-            Problem("HM108", f"'{shortened(node.value)}' is not {_SCALAR_TAGS[node.tag]}, as its "
-                    f"tag '{_short_tag(node.tag)}' says", location,
-                    hint=f"remove the tag, so that the value is read as it is written, or "
-                         f"write {_SCALAR_TAGS[node.tag]}")
+            Problem(
+                "HM108",
+                f"'{shortened(node.value)}' is not {_SCALAR_TAGS[node.tag]}, as its "
+                f"tag '{_short_tag(node.tag)}' says",
+                location,
+                hint=f"remove the tag, so that the value is read as it is written, or "
+                f"write {_SCALAR_TAGS[node.tag]}",
+            )
         )
         return None
 

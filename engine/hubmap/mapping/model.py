@@ -70,7 +70,10 @@ class Source:
         column = offset - (before.rfind("\n") + 1)
         start = self.continuation_column or self.location.column
         return Location(
-            self.location.file, self.location.line + line_in_text, start + column, self.location.path
+            self.location.file,
+            self.location.line + line_in_text,
+            start + column,
+            self.location.path,
         )
 
 

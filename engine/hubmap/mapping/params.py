@@ -38,8 +38,9 @@ class Param:
     location: Location
 
 
-def resolve(doc: LoadedDocument, environ: MappingType[str, str]
-            ) -> tuple[dict[str, Param], list[Problem]]:
+def resolve(
+    doc: LoadedDocument, environ: MappingType[str, str]
+) -> tuple[dict[str, Param], list[Problem]]:
     """Each declared parameter's value and where it came from; HM420 for an unsafe value."""
     declared = (doc.data or {}).get("params") or {}
     params: dict[str, Param] = {}
@@ -50,18 +51,29 @@ def resolve(doc: LoadedDocument, environ: MappingType[str, str]
         if not isinstance(spec, dict) or "default" not in spec:
             continue
         from_env = environ.get(str(name))
-        value, origin = (from_env, "environment") if from_env is not None else (
-            _text(spec["default"]), "default")
+        value, origin = (
+            (from_env, "environment")
+            if from_env is not None
+            else (_text(spec["default"]), "default")
+        )
         where = doc.key_location(("params", name))
         bad = UNSAFE.search(value)
         if bad is not None:
-            said = (f"--param or the environment variable {name}" if origin == "environment"
-                    else "its default")
-            problems.append(Problem(
-                "HM420", f"parameter {name}: the value from {said} holds {bad.group()!r}, which "
-                "would change the expressions that read it", where,
-                hint="a parameter holds a plain value such as EUR or Europe/Berlin: no quotes, "
-                     "backticks, backslashes, braces or '$'"))
+            said = (
+                f"--param or the environment variable {name}"
+                if origin == "environment"
+                else "its default"
+            )
+            problems.append(
+                Problem(
+                    "HM420",
+                    f"parameter {name}: the value from {said} holds {bad.group()!r}, which "
+                    "would change the expressions that read it",
+                    where,
+                    hint="a parameter holds a plain value such as EUR or Europe/Berlin: no quotes, "
+                    "backticks, backslashes, braces or '$'",
+                )
+            )
             value = None
         params[str(name)] = Param(str(name), value, origin, where)
     return params, problems
@@ -79,15 +91,19 @@ def substitute(doc: LoadedDocument, params: dict[str, Param]) -> None:
 
 def _filled(value: Any, params: dict[str, Param], top: str = "") -> Any:
     if isinstance(value, str):
+
         def value_of(found: re.Match[str]) -> str:
             param = params.get(found.group(1))
-            return param.value if param is not None and param.value is not None else \
-                found.group()
+            return param.value if param is not None and param.value is not None else found.group()
 
         return REFERENCE.sub(value_of, value)
     if isinstance(value, dict):
-        return {k: v if (top == "target" and k in _TARGET_ENV_KEYS) or k == "description"
-                else _filled(v, params) for k, v in value.items()}
+        return {
+            k: v
+            if (top == "target" and k in _TARGET_ENV_KEYS) or k == "description"
+            else _filled(v, params)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_filled(v, params) for v in value]
     return value

@@ -74,16 +74,24 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Pro
                 "allowed keys here: " + ", ".join(allowed) if allowed else ""
             )
             problems.append(
-                Problem("HM201", f"unknown key '{shortened(str(extra), 80)}' {_where(path)}",
-                        doc.key_location(path + (extra,)), hint=hint.strip())
+                Problem(
+                    "HM201",
+                    f"unknown key '{shortened(str(extra), 80)}' {_where(path)}",
+                    doc.key_location(path + (extra,)),
+                    hint=hint.strip(),
+                )
             )
         return problems
 
     if validator == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         return [
-            Problem("HM202", f"missing key '{key}' {_where(path)}", doc.key_location(path),
-                    hint=_describe_key(schema, key))
+            Problem(
+                "HM202",
+                f"missing key '{key}' {_where(path)}",
+                doc.key_location(path),
+                hint=_describe_key(schema, key),
+            )
             for key in missing
         ]
 
@@ -95,41 +103,59 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument) -> list[Pro
         listed = ", ".join(str(a) for a in allowed)
         name = path[-1] if path else "value"
         return [
-            Problem("HM204", f"'{shortened(str(error.instance), 80)}' is not a valid {name}",
-                    doc.location(path),
-                    hint=((suggestion + " ") if suggestion else "") + f"allowed: {listed}")
+            Problem(
+                "HM204",
+                f"'{shortened(str(error.instance), 80)}' is not a valid {name}",
+                doc.location(path),
+                hint=((suggestion + " ") if suggestion else "") + f"allowed: {listed}",
+            )
         ]
 
     if validator == "type":
         wanted = error.validator_value
-        wanted_words = " or ".join(_TYPE_WORDS.get(w, w) for w in (
-            wanted if isinstance(wanted, list) else [wanted]))
+        wanted_words = " or ".join(
+            _TYPE_WORDS.get(w, w) for w in (wanted if isinstance(wanted, list) else [wanted])
+        )
         got = _TYPE_WORDS.get(_json_type(error.instance), _json_type(error.instance))
         hint = schema.get("description", "")
         return [
-            Problem("HM203", f"{_where(path)} must be {wanted_words}, not {got}",
-                    doc.location(path), hint=hint)
+            Problem(
+                "HM203",
+                f"{_where(path)} must be {wanted_words}, not {got}",
+                doc.location(path),
+                hint=hint,
+            )
         ]
 
     if validator == "oneOf":
         described = _oneof_words(schema)
         return [
-            Problem("HM205", f"{_where(path)} has the wrong form", doc.location(path),
-                    hint=described or (schema.get("description") or error.message))
+            Problem(
+                "HM205",
+                f"{_where(path)} has the wrong form",
+                doc.location(path),
+                hint=described or (schema.get("description") or error.message),
+            )
         ]
 
     if validator == "pattern":
         return [
-            Problem("HM206", f"'{shortened(str(error.instance), 80)}' is not a valid name "
-                    f"{_where(path)}",
-                    doc.location(path),
-                    hint="use lower case letters, digits and underscores, starting with a letter")
+            Problem(
+                "HM206",
+                f"'{shortened(str(error.instance), 80)}' is not a valid name {_where(path)}",
+                doc.location(path),
+                hint="use lower case letters, digits and underscores, starting with a letter",
+            )
         ]
 
     # Size and range checks (minLength, minimum, maxItems ...): jsonschema's words are plain enough.
     return [
-        Problem("HM207", f"{_where(path)}: {shortened(error.message, 200)}", doc.location(path),
-                hint=schema.get("description", ""))
+        Problem(
+            "HM207",
+            f"{_where(path)}: {shortened(error.message, 200)}",
+            doc.location(path),
+            hint=schema.get("description", ""),
+        )
     ]
 
 

@@ -17,8 +17,10 @@ def _contact(contact: Any) -> dict[str, Any]:
     return {
         "email": contact.contact,
         "orders": contact.orders,
-        "changes": {name: {"before": change.before, "after": change.after}
-                    for name, change in contact.changes.items()},
+        "changes": {
+            name: {"before": change.before, "after": change.after}
+            for name, change in contact.changes.items()
+        },
     }
 
 
@@ -42,10 +44,20 @@ def plan_json_pieces(plan: Any) -> Iterator[str]:
     read)."""
     lists = {
         "contacts": (_contact(c) for c in plan.contacts),
-        "submissions": ({"email": o.contact, "order": o.order_id, "context": o.context}
-                        for o in plan.submissions),
-        "rejected": ({"record": r.record, "where": r.where, "property": r.property_name,
-                      "reason": r.reason, "code": r.code} for r in plan.rejected),
+        "submissions": (
+            {"email": o.contact, "order": o.order_id, "context": o.context}
+            for o in plan.submissions
+        ),
+        "rejected": (
+            {
+                "record": r.record,
+                "where": r.where,
+                "property": r.property_name,
+                "reason": r.reason,
+                "code": r.code,
+            }
+            for r in plan.rejected
+        ),
         "skipped": ({"record": s.order_id or s.where, "reason": s.reason} for s in plan.skipped),
     }
     first = True
@@ -95,8 +107,12 @@ def plan_text_lines(plan: Any) -> Iterator[str]:
         f"{len(plan.submissions)} submission(s); orders {o.new} new, {o.changed} changed, "
         f"{o.unchanged} unchanged, {o.stale} stale, {o.withdrawn} withdrawn, {o.skipped} "
         f"skipped; {len(plan.rejected)} rejected"
-        + (f"; refunds {o.refunds} ({plan.refunds_waiting} waiting for their order)"
-           if o.refunds or plan.refunds_waiting else ""))
+        + (
+            f"; refunds {o.refunds} ({plan.refunds_waiting} waiting for their order)"
+            if o.refunds or plan.refunds_waiting
+            else ""
+        )
+    )
 
 
 def plan_json(plan: Any) -> str:

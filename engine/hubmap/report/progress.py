@@ -23,9 +23,15 @@ class _RichProgress(Progress):
         from rich.progress import Progress as Bar
 
         # the time left shows where a phase's total is known (an NDJSON or CSV input's lines)
-        self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                       MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                       transient=False)
+        self.bar = Bar(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.task = None
         self.started = False
 

@@ -36,7 +36,7 @@ class PortalRouter:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith(ADMIN_PREFIX):
-            portal, _, rest = path[len(ADMIN_PREFIX):].partition("/")
+            portal, _, rest = path[len(ADMIN_PREFIX) :].partition("/")
             app = self.by_portal.get(portal)
             if app is not None:
                 environ = {**environ, "PATH_INFO": "/" + rest}
@@ -48,19 +48,30 @@ class PortalRouter:
 class RunningPortals:
     """Portals served in a background thread; stop with `.stop()` or a `with` block."""
 
-    def __init__(self, configs: list[SandboxConfig], folder: Path | None = None,
-                 host: str = DEFAULT_HOST, port: int = 0):
-        if len({c.token for c in configs}) != len(configs) or \
-                len({c.portal_id for c in configs}) != len(configs):
+    def __init__(
+        self,
+        configs: list[SandboxConfig],
+        folder: Path | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+    ):
+        if len({c.token for c in configs}) != len(configs) or len(
+            {c.portal_id for c in configs}
+        ) != len(configs):
             raise ValueError("each portal needs its own token and portal id")
         self._temp = None if folder is not None else tempfile.mkdtemp(prefix="hubmap-portals-")
         base = Path(folder or self._temp)  # type: ignore[arg-type]
         self.apps = [SandboxApp(Store(base / f"portal-{c.portal_id}.db"), c) for c in configs]
-        self._server = make_server(host, port, PortalRouter(self.apps), threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            host, port, PortalRouter(self.apps), threaded=True, request_handler=_QuietHandler
+        )
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="hubmap-portals", kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            daemon=True,
+            name="hubmap-portals",
+            kwargs={"poll_interval": 0.05},
+        )
         self._thread.start()
 
     def admin_url(self, portal_id: int) -> str:
@@ -83,6 +94,10 @@ class RunningPortals:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -157,7 +157,8 @@ def _open_existing(db_path: str | Path) -> Store:
         raise FileNotFoundError(
             f"no sandbox database at {db_path}: a run with --sandbox keeps it beside its state "
             "file (--state S gives S's name with -sandbox.db, as its summary says); give it "
-            "with --db FILE")
+            "with --db FILE"
+        )
     return Store(db_path)
 
 

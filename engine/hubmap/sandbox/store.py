@@ -171,7 +171,8 @@ class Store:
             held = self._definitions.get(table)
             if held is None:
                 rows = self._db.execute(
-                    f"SELECT definition FROM {table} ORDER BY {order}").fetchall()
+                    f"SELECT definition FROM {table} ORDER BY {order}"
+                ).fetchall()
                 held = self._definitions[table] = [json.loads(row[0]) for row in rows]
             return [dict(definition) for definition in held]  # a caller may change its copy
 

@@ -50,7 +50,12 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Why a request was refused (the `reason` label of hubmap_webhooks_rejected_total).
 TOO_LARGE, SIGNATURE, NOT_JSON, TOPIC, UNAVAILABLE = (
-    "too_large", "signature", "not_json", "topic", "unavailable")
+    "too_large",
+    "signature",
+    "not_json",
+    "topic",
+    "unavailable",
+)
 
 
 class Counters:
@@ -70,29 +75,33 @@ class Counters:
 
     def total(self, name: str, **labels: str) -> int:
         wanted = set(labels.items())
-        return sum(v for (n, ls), v in self.snapshot().items()
-                   if n == name and wanted <= set(ls))
+        return sum(v for (n, ls), v in self.snapshot().items() if n == name and wanted <= set(ls))
 
 
 _METRICS_HELP = {
     "hubmap_webhooks_received_total": "Webhook requests received on a route.",
     "hubmap_webhooks_rejected_total": "Webhook requests refused, by reason (signature, "
-                                      "too_large, not_json, topic, unavailable).",
+    "too_large, not_json, topic, unavailable).",
     "hubmap_webhooks_queued_total": "Webhooks stored in the queue (committed before the answer).",
     "hubmap_webhooks_duplicates_total": "Deliveries already stored (a sender's retry), counted "
-                                        "once.",
+    "once.",
     "hubmap_webhooks_ignored_total": "Webhooks answered 200 and not stored: WooCommerce pings "
-                                     "and topics the route does not take.",
+    "and topics the route does not take.",
 }
 
 
 class IntakeApp:
     """WSGI callable; `draining` makes it refuse new webhooks with 503 while shutting down."""
 
-    def __init__(self, config: ServeConfig, secrets: dict[str, bytes], queue: Queue,
-                 mapping_names: dict[str, list[str]],
-                 on_queued: Callable[[], None] | None = None,
-                 worker_health: Callable[[], dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        config: ServeConfig,
+        secrets: dict[str, bytes],
+        queue: Queue,
+        mapping_names: dict[str, list[str]],
+        on_queued: Callable[[], None] | None = None,
+        worker_health: Callable[[], dict[str, Any]] | None = None,
+    ):
         self.config = config
         self.secrets = secrets
         self.queue = queue
@@ -105,14 +114,18 @@ class IntakeApp:
         self.draining = False
         self.in_flight = 0
         self._flight_lock = threading.Lock()
-        rules = [Rule("/healthz", endpoint="health", methods=["GET", "HEAD"]),
-                 Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"])]
-        rules += [Rule(route.path, endpoint=route.path, methods=["POST"])
-                  for route in config.routes]
+        rules = [
+            Rule("/healthz", endpoint="health", methods=["GET", "HEAD"]),
+            Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
+        ]
+        rules += [
+            Rule(route.path, endpoint=route.path, methods=["POST"]) for route in config.routes
+        ]
         self.url_map = Map(rules, strict_slashes=False)
 
-    def __call__(self, environ: dict[str, Any],
-                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         with self._flight_lock:
             self.in_flight += 1
         try:
@@ -121,8 +134,13 @@ class IntakeApp:
                 response = self._dispatch(request)
             except Exception:  # a bug: logged here, and no traceback for the sender
                 log.exception("answering %s %s failed", request.method, request.path)
-                response = _json({"error": "internal error; send again later (a delivery "
-                                           "already stored is not stored twice)"}, 500)
+                response = _json(
+                    {
+                        "error": "internal error; send again later (a delivery "
+                        "already stored is not stored twice)"
+                    },
+                    500,
+                )
             return response(environ, start_response)
         finally:
             with self._flight_lock:
@@ -134,8 +152,11 @@ class IntakeApp:
             endpoint, _ = adapter.match()
         except (NotFound, MethodNotAllowed) as error:
             allowed = getattr(error, "valid_methods", None)
-            return _json({"error": error.name}, error.code or 404,
-                         headers={"Allow": ", ".join(allowed)} if allowed else None)
+            return _json(
+                {"error": error.name},
+                error.code or 404,
+                headers={"Allow": ", ".join(allowed)} if allowed else None,
+            )
         except HTTPException as error:  # pragma: no cover - routing redirects are off
             return _json({"error": error.name}, error.code or 400)
         if endpoint == "health":
@@ -154,8 +175,11 @@ class IntakeApp:
         limit = self.config.max_body_bytes
         if self.draining:
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=UNAVAILABLE)
-            return _json({"error": "shutting down; send again later"}, 503,
-                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return _json(
+                {"error": "shutting down; send again later"},
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if request.content_length is not None and request.content_length > limit:
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=TOO_LARGE)
             return _json({"error": f"the body is larger than {limit} bytes"}, 413)
@@ -172,8 +196,11 @@ class IntakeApp:
             return _json({"error": "missing or wrong signature"}, 401)
         parsed = parse_json(body, "the body")  # never raises: any body gets its reason
         if isinstance(parsed, InputError) or not isinstance(parsed.data, (dict, list)):
-            reason = f"{parsed.where}: {parsed.reason}" if isinstance(parsed, InputError) \
+            reason = (
+                f"{parsed.where}: {parsed.reason}"
+                if isinstance(parsed, InputError)
                 else "the body is not a JSON object or list"
+            )
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=NOT_JSON)
             return _json({"error": reason}, 400)
         topic = auth.topic(route.auth, headers)
@@ -186,13 +213,17 @@ class IntakeApp:
             return _json({"status": "ignored", "topic": topic}, 200)
         delivery = auth.delivery_id(route.auth, headers, body)
         try:
-            event_id, new = self.queue.enqueue(route.path, delivery, topic, body,
-                                               self.mapping_names[route.path])
+            event_id, new = self.queue.enqueue(
+                route.path, delivery, topic, body, self.mapping_names[route.path]
+            )
         except sql.Error as error:
             log.error("cannot store a webhook on %s: %s", route.path, error)
             counters.add("hubmap_webhooks_rejected_total", route=route.path, reason=UNAVAILABLE)
-            return _json({"error": "cannot store the webhook now; send again later"}, 503,
-                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return _json(
+                {"error": "cannot store the webhook now; send again later"},
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if not new:
             counters.add("hubmap_webhooks_duplicates_total", route=route.path)
             return _json({"status": "duplicate", "event": event_id}, 200)
@@ -213,24 +244,39 @@ class IntakeApp:
         worker = self.worker_health()
         if worker is not None and not worker["running"]:
             why = worker.get("stopped_because")
-            problems.append("the worker has stopped" + (f": {why}" if why else "")
-                            + "; nothing is sent until hubmap serve is restarted")
+            problems.append(
+                "the worker has stopped"
+                + (f": {why}" if why else "")
+                + "; nothing is sent until hubmap serve is restarted"
+            )
         backlog: dict[str, Any] | None = None
         try:
             backlog = self.queue.backlog()
         except sql.Error as error:
             problems.append(f"the queue cannot be read: {error}")
-        hubspot = worker["hubspot"] if worker is not None else {
-            "status": "unknown", "note": "the worker runs in another process (hubmap worker)"}
+        hubspot = (
+            worker["hubspot"]
+            if worker is not None
+            else {"status": "unknown", "note": "the worker runs in another process (hubmap worker)"}
+        )
         if hubspot["status"] == "failing":
-            warnings.append(f"HubSpot is failing (since {hubspot['last_error_at']}): "
-                            f"{hubspot['last_error']}; webhooks are queued and sent when it "
-                            "answers again")
+            warnings.append(
+                f"HubSpot is failing (since {hubspot['last_error_at']}): "
+                f"{hubspot['last_error']}; webhooks are queued and sent when it "
+                "answers again"
+            )
         status = "unhealthy" if problems else "degraded" if warnings else "ok"
-        body = {"status": status, "problems": problems + warnings,
-                "worker": "separate" if worker is None
-                else "running" if worker["running"] else "stopped",
-                "queue": backlog, "hubspot": hubspot}
+        body = {
+            "status": status,
+            "problems": problems + warnings,
+            "worker": "separate"
+            if worker is None
+            else "running"
+            if worker["running"]
+            else "stopped",
+            "queue": backlog,
+            "hubspot": hubspot,
+        }
         return _json(body, 503 if problems else 200)
 
     def metrics_text(self) -> str:
@@ -238,13 +284,15 @@ class IntakeApp:
         snapshot = self.counters.snapshot()
         for name, help_text in _METRICS_HELP.items():
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-            samples = sorted((labels, value) for (n, labels), value in snapshot.items()
-                             if n == name)
+            samples = sorted(
+                (labels, value) for (n, labels), value in snapshot.items() if n == name
+            )
             if not samples:
                 lines.append(f"{name} 0")
             lines += [f"{name}{label_text(labels)} {value}" for labels, value in samples]
-        lines += queue_lines(self.queue, (m for names in self.mapping_names.values()
-                                          for m in names))
+        lines += queue_lines(
+            self.queue, (m for names in self.mapping_names.values() for m in names)
+        )
         worker = self.worker_health()
         if worker is not None:
             lines += hubspot_lines(worker["hubspot"], worker.get("portals", {}))
@@ -252,5 +300,6 @@ class IntakeApp:
 
 
 def _json(body: dict[str, Any], status: int, headers: Any = None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers,
-                    content_type="application/json")
+    return Response(
+        json.dumps(body), status=status, headers=headers, content_type="application/json"
+    )

@@ -32,11 +32,17 @@ BEARER_TOPIC = "x-hubmap-topic"
 MAX_DELIVERY_ID_CHARS = 200
 
 _SIGNATURE_HEADERS = {"shopify": SHOPIFY_SIGNATURE, "woocommerce": WOO_SIGNATURE}
-_DELIVERY_HEADERS = {"shopify": SHOPIFY_DELIVERY, "woocommerce": WOO_DELIVERY,
-                     "bearer": BEARER_DELIVERY}
+_DELIVERY_HEADERS = {
+    "shopify": SHOPIFY_DELIVERY,
+    "woocommerce": WOO_DELIVERY,
+    "bearer": BEARER_DELIVERY,
+}
 _TOPIC_HEADERS = {"shopify": SHOPIFY_TOPIC, "woocommerce": WOO_TOPIC, "bearer": BEARER_TOPIC}
-_TOPIC_NAMES = {"shopify": "X-Shopify-Topic", "woocommerce": "X-WC-Webhook-Topic",
-                "bearer": "X-Hubmap-Topic"}  # as the platforms spell them, for messages
+_TOPIC_NAMES = {
+    "shopify": "X-Shopify-Topic",
+    "woocommerce": "X-WC-Webhook-Topic",
+    "bearer": "X-Hubmap-Topic",
+}  # as the platforms spell them, for messages
 # WooCommerce's test ping when a webhook is created: an unsigned form post, 'webhook_id=<id>'.
 _WOO_PING = re.compile(rb"^webhook_id=[0-9]+$")
 
@@ -57,14 +63,18 @@ def authentic(kind: str, secret: bytes, headers: Mapping[str, str], body: bytes)
     sent = headers.get(_SIGNATURE_HEADERS[kind], "")
     if not sent:
         return False
-    return hmac.compare_digest(sent.strip().encode("ascii", "replace"),
-                               signature(secret, body).encode("ascii"))
+    return hmac.compare_digest(
+        sent.strip().encode("ascii", "replace"), signature(secret, body).encode("ascii")
+    )
 
 
 def is_woocommerce_ping(kind: str, headers: Mapping[str, str], body: bytes) -> bool:
     """WooCommerce's creation ping: answered 200 and not queued (it carries no order)."""
-    return kind == "woocommerce" and not headers.get(WOO_SIGNATURE) and bool(
-        _WOO_PING.match(body.strip()))
+    return (
+        kind == "woocommerce"
+        and not headers.get(WOO_SIGNATURE)
+        and bool(_WOO_PING.match(body.strip()))
+    )
 
 
 def delivery_id(kind: str, headers: Mapping[str, str], body: bytes) -> str:
@@ -80,8 +90,7 @@ def topic(kind: str, headers: Mapping[str, str]) -> str | None:
     return value or None
 
 
-def topic_conflict(kind: str, topic_name: str | None, data: Any,
-                   filtered: bool) -> str | None:
+def topic_conflict(kind: str, topic_name: str | None, data: Any, filtered: bool) -> str | None:
     """Why the topic header cannot be taken, or None.  The topic is outside the signature, so a
     signed body could be replayed under another one: a route that picks topics (`filtered`)
     needs the header the platform always sends, and a Shopify topic must agree with what the
@@ -91,8 +100,10 @@ def topic_conflict(kind: str, topic_name: str | None, data: Any,
     header = _TOPIC_NAMES[kind]
     if topic_name is None:
         if filtered and kind != "bearer":
-            return (f"the {header} header is missing; this route takes only some topics, and "
-                    f"{kind} always sends one")
+            return (
+                f"the {header} header is missing; this route takes only some topics, and "
+                f"{kind} always sends one"
+            )
         return None
     if kind != "shopify" or not isinstance(data, dict):
         return None
@@ -100,11 +111,15 @@ def topic_conflict(kind: str, topic_name: str | None, data: Any,
     refund = "order_id" in data and "refund_line_items" in data
     order = "financial_status" in data
     if resource == "orders" and refund:
-        return (f"the {header} '{topic_name}' is an order topic, but the body is a refund "
-                "(it has order_id and refund_line_items); the topic header is not signed: "
-                "was the request altered?")
+        return (
+            f"the {header} '{topic_name}' is an order topic, but the body is a refund "
+            "(it has order_id and refund_line_items); the topic header is not signed: "
+            "was the request altered?"
+        )
     if resource == "refunds" and order and not refund:
-        return (f"the {header} '{topic_name}' is a refund topic, but the body is an order "
-                "(it has financial_status); the topic header is not signed: was the request "
-                "altered?")
+        return (
+            f"the {header} '{topic_name}' is a refund topic, but the body is an order "
+            "(it has financial_status); the topic header is not signed: was the request "
+            "altered?"
+        )
     return None

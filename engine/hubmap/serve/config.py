@@ -149,8 +149,14 @@ class _Checker:
         self.problems: list[Problem] = []
         self.base = Path(doc.file).resolve().parent
 
-    def add(self, code: str, message: str, path: tuple[str | int, ...], hint: str = "",
-            key: bool = False) -> None:
+    def add(
+        self,
+        code: str,
+        message: str,
+        path: tuple[str | int, ...],
+        hint: str = "",
+        key: bool = False,
+    ) -> None:
         location = self.doc.key_location(path) if key else self.doc.location(path)
         self.problems.append(Problem(code, message, location, hint=hint))
 
@@ -162,26 +168,37 @@ class _Checker:
         for key in value:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
-                self.add("HM802", f"unknown key '{key}' in {name}", (*path, key),
-                         hint=f"did you mean '{close[0]}'?" if close
-                         else f"allowed: {', '.join(sorted(known))}", key=True)
+                self.add(
+                    "HM802",
+                    f"unknown key '{key}' in {name}",
+                    (*path, key),
+                    hint=f"did you mean '{close[0]}'?"
+                    if close
+                    else f"allowed: {', '.join(sorted(known))}",
+                    key=True,
+                )
         return value
 
-    def number(self, value: Any, path: tuple[str | int, ...], kind: type, low: float,
-               high: float) -> Any:
+    def number(
+        self, value: Any, path: tuple[str | int, ...], kind: type, low: float, high: float
+    ) -> Any:
         name = ".".join(str(p) for p in path)
         ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not low <= value <= high:
             what = "a whole number" if kind is int else "a number"
-            self.add("HM803", f"{name} must be {what} from {low:g} to {high:g} (got {value!r})",
-                     path)
+            self.add(
+                "HM803", f"{name} must be {what} from {low:g} to {high:g} (got {value!r})", path
+            )
             return None
         return kind(value)
 
     def text(self, value: Any, path: tuple[str | int, ...]) -> str | None:
         if not isinstance(value, str) or not value.strip():
-            self.add("HM803", f"{'.'.join(str(p) for p in path)} must be a non-empty text "
-                     f"(got {value!r})", path)
+            self.add(
+                "HM803",
+                f"{'.'.join(str(p) for p in path)} must be a non-empty text (got {value!r})",
+                path,
+            )
             return None
         return value
 
@@ -216,14 +233,16 @@ def load_config(path: str) -> ServeConfig:
     settings["state_path"] = check.database(data.get("state", DEFAULT_STATE), ("state",))
     settings["queue_path"] = check.database(data.get("queue", DEFAULT_QUEUE), ("queue",))
     if "max_body_bytes" in data:
-        settings["max_body_bytes"] = check.number(data["max_body_bytes"], ("max_body_bytes",),
-                                                  int, 1024, MAX_MAX_BODY_BYTES)
+        settings["max_body_bytes"] = check.number(
+            data["max_body_bytes"], ("max_body_bytes",), int, 1024, MAX_MAX_BODY_BYTES
+        )
     worker = check.section(data.get("worker", {}), ("worker",), set(_WORKER_NUMBERS))
     worker_settings = {
         key: check.number(value, ("worker", key), *_WORKER_NUMBERS[key])
-        for key, value in worker.items() if key in _WORKER_NUMBERS}
-    settings["worker"] = WorkerConfig(**{k: v for k, v in worker_settings.items()
-                                         if v is not None})
+        for key, value in worker.items()
+        if key in _WORKER_NUMBERS
+    }
+    settings["worker"] = WorkerConfig(**{k: v for k, v in worker_settings.items() if v is not None})
     settings["routes"] = tuple(_routes(check, data))
     if check.problems:
         raise HubmapError(check.problems)
@@ -232,85 +251,115 @@ def load_config(path: str) -> ServeConfig:
 
 def _routes(check: _Checker, data: dict[str, Any]) -> list[Route]:
     if "routes" not in data:
-        check.add("HM804", "the file names no routes", (),
-                  hint="add 'routes:' with at least one URL path, its auth and its mappings")
+        check.add(
+            "HM804",
+            "the file names no routes",
+            (),
+            hint="add 'routes:' with at least one URL path, its auth and its mappings",
+        )
         return []
     routes_data = data["routes"]
     if not isinstance(routes_data, dict) or not routes_data:
-        check.add("HM803", "routes must map URL paths (such as /webhooks/shopify) to their "
-                  "settings", ("routes",))
+        check.add(
+            "HM803",
+            "routes must map URL paths (such as /webhooks/shopify) to their settings",
+            ("routes",),
+        )
         return []
     routes = []
     for route_path, value in routes_data.items():
         where: tuple[str | int, ...] = ("routes", route_path)
-        if not isinstance(route_path, str) or not _ROUTE_PATH.match(route_path) \
-                or route_path in RESERVED_PATHS:
-            check.add("HM803", f"'{route_path}' is not a usable route path", where,
-                      hint="a path starts with '/', uses letters, digits, '-', '_', '.', '/', "
-                           f"and is not {' or '.join(RESERVED_PATHS)}", key=True)
+        if (
+            not isinstance(route_path, str)
+            or not _ROUTE_PATH.match(route_path)
+            or route_path in RESERVED_PATHS
+        ):
+            check.add(
+                "HM803",
+                f"'{route_path}' is not a usable route path",
+                where,
+                hint="a path starts with '/', uses letters, digits, '-', '_', '.', '/', "
+                f"and is not {' or '.join(RESERVED_PATHS)}",
+                key=True,
+            )
             continue
         settings = check.section(value, where, _ROUTE)
         if not settings:
             continue
         auth = settings.get("auth")
         if auth not in AUTH_KINDS:
-            check.add("HM803" if "auth" in settings else "HM804",
-                      f"{route_path}: auth must be one of {', '.join(AUTH_KINDS)} (got {auth!r})",
-                      (*where, "auth") if "auth" in settings else where,
-                      hint="shopify checks X-Shopify-Hmac-Sha256, woocommerce checks "
-                           "X-WC-Webhook-Signature, bearer checks 'Authorization: Bearer <token>'")
+            check.add(
+                "HM803" if "auth" in settings else "HM804",
+                f"{route_path}: auth must be one of {', '.join(AUTH_KINDS)} (got {auth!r})",
+                (*where, "auth") if "auth" in settings else where,
+                hint="shopify checks X-Shopify-Hmac-Sha256, woocommerce checks "
+                "X-WC-Webhook-Signature, bearer checks 'Authorization: Bearer <token>'",
+            )
         secret_env = settings.get("secret_env")
         if not isinstance(secret_env, str) or not _ENV_NAME.match(secret_env):
-            check.add("HM803" if "secret_env" in settings else "HM804",
-                      f"{route_path}: secret_env must name an environment variable "
-                      f"(got {secret_env!r})",
-                      (*where, "secret_env") if "secret_env" in settings else where,
-                      hint="the secret itself never goes in this file; "
-                           "write e.g. secret_env: SHOPIFY_WEBHOOK_SECRET and export it")
+            check.add(
+                "HM803" if "secret_env" in settings else "HM804",
+                f"{route_path}: secret_env must name an environment variable (got {secret_env!r})",
+                (*where, "secret_env") if "secret_env" in settings else where,
+                hint="the secret itself never goes in this file; "
+                "write e.g. secret_env: SHOPIFY_WEBHOOK_SECRET and export it",
+            )
         mappings = settings.get("mappings")
         files: list[str] = []
         if not isinstance(mappings, list) or not mappings:
-            check.add("HM803" if "mappings" in settings else "HM804",
-                      f"{route_path}: mappings must list at least one mapping file",
-                      (*where, "mappings") if "mappings" in settings else where)
+            check.add(
+                "HM803" if "mappings" in settings else "HM804",
+                f"{route_path}: mappings must list at least one mapping file",
+                (*where, "mappings") if "mappings" in settings else where,
+            )
         else:
             for index, item in enumerate(mappings):
                 resolved = check.file_path(item, (*where, "mappings", index))
                 if resolved is not None and not Path(resolved).is_file():
-                    check.add("HM803", f"{route_path}: no mapping file '{item}' (looked at "
-                              f"{resolved})", (*where, "mappings", index),
-                              hint="paths are relative to this configuration file's folder")
+                    check.add(
+                        "HM803",
+                        f"{route_path}: no mapping file '{item}' (looked at {resolved})",
+                        (*where, "mappings", index),
+                        hint="paths are relative to this configuration file's folder",
+                    )
                 elif resolved is not None:
                     files.append(resolved)
         topics = settings.get("topics", [])
         if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
-            check.add("HM803", f"{route_path}: topics must be a list of topic names such as "
-                      "orders/create", (*where, "topics"))
+            check.add(
+                "HM803",
+                f"{route_path}: topics must be a list of topic names such as orders/create",
+                (*where, "topics"),
+            )
             topics = []
         token_env = settings.get("hubspot_token_env", TOKEN_ENV)
         if not isinstance(token_env, str) or not _ENV_NAME.match(token_env):
-            check.add("HM803", f"{route_path}: hubspot_token_env must name an environment "
-                      f"variable (got {token_env!r})", (*where, "hubspot_token_env"),
-                      hint="the token itself never goes in this file; write e.g. "
-                           "hubspot_token_env: CLIENT_A_HUBSPOT_TOKEN and export it")
+            check.add(
+                "HM803",
+                f"{route_path}: hubspot_token_env must name an environment "
+                f"variable (got {token_env!r})",
+                (*where, "hubspot_token_env"),
+                hint="the token itself never goes in this file; write e.g. "
+                "hubspot_token_env: CLIENT_A_HUBSPOT_TOKEN and export it",
+            )
             token_env = None
         if auth in AUTH_KINDS and isinstance(secret_env, str) and files and token_env:
-            routes.append(Route(route_path, auth, secret_env, tuple(files), tuple(topics),
-                                token_env))
+            routes.append(
+                Route(route_path, auth, secret_env, tuple(files), tuple(topics), token_env)
+            )
     return routes
 
 
-def config_from_flags(*, mappings: list[str], auth: str, secret_env: str,
-                      path: str = DEFAULT_ROUTE, **settings: Any) -> ServeConfig:
+def config_from_flags(
+    *, mappings: list[str], auth: str, secret_env: str, path: str = DEFAULT_ROUTE, **settings: Any
+) -> ServeConfig:
     """One route from command-line flags (paths as given, relative to the working folder)."""
     problems = []
     where = Location("<command line>")
     if auth not in AUTH_KINDS:
-        problems.append(Problem("HM803", f"--auth must be one of {', '.join(AUTH_KINDS)}",
-                                where))
+        problems.append(Problem("HM803", f"--auth must be one of {', '.join(AUTH_KINDS)}", where))
     if not _ENV_NAME.match(secret_env or ""):
-        problems.append(Problem("HM803", "--secret-env must name an environment variable",
-                                where))
+        problems.append(Problem("HM803", "--secret-env must name an environment variable", where))
     if not _ROUTE_PATH.match(path) or path in RESERVED_PATHS:
         problems.append(Problem("HM803", f"--path '{path}' is not a usable route path", where))
     for mapping in mappings:
@@ -338,11 +387,16 @@ def load_mappings(config: ServeConfig) -> dict[str, Mapping]:
             problems.extend(error.problems)
             continue
         if mapping.name in names:
-            problems.append(Problem(
-                "HM807", f"mappings '{names[mapping.name]}' and '{path}' have the same name "
-                f"'{mapping.name}'", Location(path),
-                hint="give each mapping its own name: the queue and the state keep them apart "
-                     "by name"))
+            problems.append(
+                Problem(
+                    "HM807",
+                    f"mappings '{names[mapping.name]}' and '{path}' have the same name "
+                    f"'{mapping.name}'",
+                    Location(path),
+                    hint="give each mapping its own name: the queue and the state keep them apart "
+                    "by name",
+                )
+            )
             continue
         names[mapping.name] = path
         loaded[path] = mapping
@@ -359,8 +413,11 @@ def work_name(mapping: str, token_env: str) -> str:
 
 def works(config: ServeConfig, mappings: dict[str, Mapping]) -> dict[str, tuple[Mapping, str]]:
     """Every (mapping, token variable) the routes name, by work name."""
-    return {work_name(mappings[f].name, route.token_env): (mappings[f], route.token_env)
-            for route in config.routes for f in route.mapping_files}
+    return {
+        work_name(mappings[f].name, route.token_env): (mappings[f], route.token_env)
+        for route in config.routes
+        for f in route.mapping_files
+    }
 
 
 def token_environ(environ: dict[str, str], token_env: str) -> dict[str, str]:
@@ -372,8 +429,10 @@ def token_environ(environ: dict[str, str], token_env: str) -> dict[str, str]:
 
 def route_works(config: ServeConfig, mappings: dict[str, Mapping]) -> dict[str, list[str]]:
     """Each route's work names (the jobs an event it accepts gets)."""
-    return {route.path: [work_name(mappings[f].name, route.token_env)
-                         for f in route.mapping_files] for route in config.routes}
+    return {
+        route.path: [work_name(mappings[f].name, route.token_env) for f in route.mapping_files]
+        for route in config.routes
+    }
 
 
 def secrets_from(config: ServeConfig, environ: dict[str, str]) -> dict[str, bytes]:
@@ -383,11 +442,16 @@ def secrets_from(config: ServeConfig, environ: dict[str, str]) -> dict[str, byte
     for route in config.routes:
         value = environ.get(route.secret_env, "")
         if not value:
-            problems.append(Problem(
-                "HM805", f"environment variable {route.secret_env} (the secret of route "
-                f"{route.path}) is not set", Location(config.source),
-                hint=f"export {route.secret_env}=... (the shop's webhook secret or the shared "
-                     "token) before starting"))
+            problems.append(
+                Problem(
+                    "HM805",
+                    f"environment variable {route.secret_env} (the secret of route "
+                    f"{route.path}) is not set",
+                    Location(config.source),
+                    hint=f"export {route.secret_env}=... (the shop's webhook secret or the shared "
+                    "token) before starting",
+                )
+            )
         else:
             found[route.path] = value.encode("utf-8")
     if problems:

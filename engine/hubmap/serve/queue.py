@@ -121,22 +121,30 @@ class Queue:
                 # loss (PostgreSQL's commit is durable by default)
                 self.db.execute("PRAGMA synchronous=FULL")
             with self.db.schema_lock():
-                self.db.script(self.db.dialect.ddl(_SCHEMA, real=_REAL[self.db.dialect.name],
-                                                   meta=self._meta))
-            version = self.db.execute(f"SELECT value FROM {self._meta} WHERE key='schema'"
-                                      ).fetchone()
+                self.db.script(
+                    self.db.dialect.ddl(_SCHEMA, real=_REAL[self.db.dialect.name], meta=self._meta)
+                )
+            version = self.db.execute(
+                f"SELECT value FROM {self._meta} WHERE key='schema'"
+            ).fetchone()
             # this process's jobs are known to be its own while this lock is held (PostgreSQL)
             self.db.try_lock(_owner_lock(process_owner()))
         except sql.DatabaseError as error:
-            raise QueueError(f"'{sql.shown(self.path)}' is not a usable hubmap queue: {error}"
-                             ) from None
+            raise QueueError(
+                f"'{sql.shown(self.path)}' is not a usable hubmap queue: {error}"
+            ) from None
         if version is None:
-            self.db.execute(f"INSERT INTO {self._meta} (key, value) VALUES ('schema', ?) "
-                            "ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+            self.db.execute(
+                f"INSERT INTO {self._meta} (key, value) VALUES ('schema', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
         elif int(version[0]) > SCHEMA_VERSION:
-            raise QueueError(f"'{sql.shown(self.path)}' was written by a newer hubmap (queue "
-                             f"version "
-                             f"{version[0]}); upgrade hubmap")
+            raise QueueError(
+                f"'{sql.shown(self.path)}' was written by a newer hubmap (queue "
+                f"version "
+                f"{version[0]}); upgrade hubmap"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -149,8 +157,9 @@ class Queue:
 
     # -- intake ----------------------------------------------------------------------------
 
-    def enqueue(self, route: str, delivery_id: str, topic: str | None, body: bytes,
-                mappings: Iterable[str]) -> tuple[int, bool]:
+    def enqueue(
+        self, route: str, delivery_id: str, topic: str | None, body: bytes, mappings: Iterable[str]
+    ) -> tuple[int, bool]:
         """Store an event and a job per mapping, committed; (event id, False) for a delivery
         id already stored on this route (nothing new is written).
 
@@ -198,25 +207,37 @@ class Queue:
             item.result, item.done = result, True
 
     @staticmethod
-    def _insert_event(db: sql.Database, route: str, delivery_id: str, topic: str | None,
-                      body: bytes, mappings: tuple[str, ...], now: float) -> tuple[int, bool]:
+    def _insert_event(
+        db: sql.Database,
+        route: str,
+        delivery_id: str,
+        topic: str | None,
+        body: bytes,
+        mappings: tuple[str, ...],
+        now: float,
+    ) -> tuple[int, bool]:
         made = db.execute(
             "INSERT INTO events (route, delivery_id, topic, received_at, body) VALUES "
             "(?,?,?,?,?) ON CONFLICT (route, delivery_id) DO NOTHING RETURNING id",
-            (route, delivery_id, topic, now, body)).fetchone()
+            (route, delivery_id, topic, now, body),
+        ).fetchone()
         if made is None:  # a retry of a delivery stored before
-            row = db.execute("SELECT id FROM events WHERE route=? AND delivery_id=?",
-                             (route, delivery_id)).fetchone()
+            row = db.execute(
+                "SELECT id FROM events WHERE route=? AND delivery_id=?", (route, delivery_id)
+            ).fetchone()
             return int(row[0]), False
         event_id = int(made[0])
-        db.executemany("INSERT INTO jobs (mapping, event_id, status, next_at) VALUES (?,?,?,?)",
-                       [(m, event_id, QUEUED, now) for m in mappings])
+        db.executemany(
+            "INSERT INTO jobs (mapping, event_id, status, next_at) VALUES (?,?,?,?)",
+            [(m, event_id, QUEUED, now) for m in mappings],
+        )
         return event_id, True
 
     # -- the worker's side -----------------------------------------------------------------
 
-    def claim(self, mapping: str, limit: int, owner: str,
-              lease_seconds: float = LEASE_SECONDS) -> list[Claimed]:
+    def claim(
+        self, mapping: str, limit: int, owner: str, lease_seconds: float = LEASE_SECONDS
+    ) -> list[Claimed]:
         """Up to `limit` due jobs of `mapping`, oldest first, marked as processing by `owner`."""
         now = time.time()
         # PostgreSQL: rows another worker's claim holds are passed over, not waited for
@@ -226,24 +247,35 @@ class Queue:
                 "SELECT e.id, e.route, e.topic, e.received_at, e.body, j.attempts FROM jobs j "
                 "JOIN events e ON e.id = j.event_id WHERE j.status=? AND j.mapping=? AND "
                 "j.next_at<=? ORDER BY j.next_at, j.event_id LIMIT ?" + skip_taken,
-                (QUEUED, mapping, now, limit)).fetchall()
+                (QUEUED, mapping, now, limit),
+            ).fetchall()
             db.executemany(
                 "UPDATE jobs SET status=?, owner=?, lease_until=? WHERE mapping=? AND event_id=?",
-                [(PROCESSING, owner, now + lease_seconds, mapping, r[0]) for r in rows])
-        return [Claimed(int(r[0]), r[1], r[2], float(r[3]), bytes(r[4]), int(r[5]))
-                for r in rows]
+                [(PROCESSING, owner, now + lease_seconds, mapping, r[0]) for r in rows],
+            )
+        return [Claimed(int(r[0]), r[1], r[2], float(r[3]), bytes(r[4]), int(r[5])) for r in rows]
 
     def finish(self, mapping: str, outcomes: Iterable[Outcome]) -> None:
         """Record how claimed jobs ended, in one transaction."""
         now = time.time()
-        rows = [(o.status, o.retry_at if o.status == QUEUED and o.retry_at is not None else now,
-                 1 if o.failed and o.status in (QUEUED, DEAD) else 0, o.detail,
-                 None if o.status == QUEUED else now, mapping, o.event_id) for o in outcomes]
+        rows = [
+            (
+                o.status,
+                o.retry_at if o.status == QUEUED and o.retry_at is not None else now,
+                1 if o.failed and o.status in (QUEUED, DEAD) else 0,
+                o.detail,
+                None if o.status == QUEUED else now,
+                mapping,
+                o.event_id,
+            )
+            for o in outcomes
+        ]
         with self._transaction() as db:
             db.executemany(
                 "UPDATE jobs SET status=?, next_at=?, attempts=attempts+?, detail=?, done_at=?, "
                 "owner=NULL, lease_until=NULL WHERE mapping=? AND event_id=? AND status=?",
-                [(*row, PROCESSING) for row in rows])
+                [(*row, PROCESSING) for row in rows],
+            )
 
     def recover(self) -> int:
         """Put back the jobs of workers that are gone (process ended on this host, an earlier
@@ -252,17 +284,23 @@ class Queue:
         host = socket.gethostname()
         mine = process_owner()
         with self._transaction() as db:
-            owners = [r[0] for r in db.execute(
-                "SELECT DISTINCT owner FROM jobs WHERE status=?", (PROCESSING,))]
+            owners = [
+                r[0]
+                for r in db.execute("SELECT DISTINCT owner FROM jobs WHERE status=?", (PROCESSING,))
+            ]
             gone = [o for o in owners if o != mine and self._owner_gone(o, host)]
             count = 0
             for owner in gone:
                 count += db.execute(
                     "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
-                    "owner=?", (QUEUED, PROCESSING, owner)).rowcount
+                    "owner=?",
+                    (QUEUED, PROCESSING, owner),
+                ).rowcount
             count += db.execute(
                 "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
-                "lease_until<?", (QUEUED, PROCESSING, now)).rowcount
+                "lease_until<?",
+                (QUEUED, PROCESSING, now),
+            ).rowcount
         return count
 
     def _owner_gone(self, owner: str, host: str) -> bool:
@@ -277,23 +315,29 @@ class Queue:
     def hand_back(self, owner: str) -> int:
         """Put `owner`'s claimed jobs back in the queue (a worker stopping); how many."""
         with self._transaction() as db:
-            return int(db.execute(
-                "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
-                "owner=?", (QUEUED, PROCESSING, owner)).rowcount)
+            return int(
+                db.execute(
+                    "UPDATE jobs SET status=?, owner=NULL, lease_until=NULL WHERE status=? AND "
+                    "owner=?",
+                    (QUEUED, PROCESSING, owner),
+                ).rowcount
+            )
 
     def next_due(self, mapping: str) -> float | None:
         """When the earliest queued job of `mapping` is due (epoch seconds), or None."""
         with self._lock:
-            row = self.db.execute("SELECT MIN(next_at) FROM jobs WHERE status=? AND mapping=?",
-                                  (QUEUED, mapping)).fetchone()
+            row = self.db.execute(
+                "SELECT MIN(next_at) FROM jobs WHERE status=? AND mapping=?", (QUEUED, mapping)
+            ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete sent and skipped jobs done before the cutoff, and events left without jobs."""
         cutoff = time.time() - older_than_seconds
         with self._transaction() as db:
-            count = db.execute("DELETE FROM jobs WHERE status IN (?,?) AND done_at<?",
-                               (SENT, SKIPPED, cutoff)).rowcount
+            count = db.execute(
+                "DELETE FROM jobs WHERE status IN (?,?) AND done_at<?", (SENT, SKIPPED, cutoff)
+            ).rowcount
             db.execute("DELETE FROM events WHERE id NOT IN (SELECT event_id FROM jobs)")
         return count
 
@@ -303,8 +347,10 @@ class Queue:
         """Dead letters back into the queue with a fresh count of attempts (all of them, or the
         given events, optionally of one mapping); returns how many jobs."""
         now = time.time()
-        query = "UPDATE jobs SET status=?, attempts=0, next_at=?, detail=NULL, done_at=NULL " \
-                "WHERE status=?"
+        query = (
+            "UPDATE jobs SET status=?, attempts=0, next_at=?, detail=NULL, done_at=NULL "
+            "WHERE status=?"
+        )
         args: list[Any] = [QUEUED, now, DEAD]
         if mapping is not None:
             query += " AND mapping=?"
@@ -312,45 +358,72 @@ class Queue:
         with self._transaction() as db:
             if event_ids is None:
                 return int(db.execute(query, args).rowcount)
-            return sum(int(db.execute(query + " AND event_id=?", [*args, e]).rowcount)
-                       for e in event_ids)
+            return sum(
+                int(db.execute(query + " AND event_id=?", [*args, e]).rowcount) for e in event_ids
+            )
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(mapping, status) -> number of jobs."""
         with self._lock:
-            return {(r[0], r[1]): int(r[2]) for r in self.db.execute(
-                "SELECT mapping, status, COUNT(*) FROM jobs GROUP BY mapping, status")}
+            return {
+                (r[0], r[1]): int(r[2])
+                for r in self.db.execute(
+                    "SELECT mapping, status, COUNT(*) FROM jobs GROUP BY mapping, status"
+                )
+            }
 
     def backlog(self) -> dict[str, Any]:
         """What is waiting: queued, processing and dead jobs, and the age (seconds) of the oldest
         event not yet settled (queued or being sent; None when nothing waits)."""
         with self._lock:
-            counts = {r[0]: int(r[1]) for r in self.db.execute(
-                "SELECT status, COUNT(*) FROM jobs WHERE status IN (?,?,?) GROUP BY status",
-                (QUEUED, PROCESSING, DEAD))}
+            counts = {
+                r[0]: int(r[1])
+                for r in self.db.execute(
+                    "SELECT status, COUNT(*) FROM jobs WHERE status IN (?,?,?) GROUP BY status",
+                    (QUEUED, PROCESSING, DEAD),
+                )
+            }
             oldest = self.db.execute(
                 "SELECT MIN(e.received_at) FROM jobs j JOIN events e ON e.id = j.event_id "
-                "WHERE j.status IN (?,?)", (QUEUED, PROCESSING)).fetchone()[0]
-        return {"queued": counts.get(QUEUED, 0), "processing": counts.get(PROCESSING, 0),
-                "dead": counts.get(DEAD, 0),
-                "oldest_queued_seconds": None if oldest is None
-                else round(max(0.0, time.time() - float(oldest)), 3)}
+                "WHERE j.status IN (?,?)",
+                (QUEUED, PROCESSING),
+            ).fetchone()[0]
+        return {
+            "queued": counts.get(QUEUED, 0),
+            "processing": counts.get(PROCESSING, 0),
+            "dead": counts.get(DEAD, 0),
+            "oldest_queued_seconds": None
+            if oldest is None
+            else round(max(0.0, time.time() - float(oldest)), 3),
+        }
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                {"event": r[0], "mapping": r[1], "route": r[2], "delivery_id": r[3],
-                 "topic": r[4], "received_at": r[5], "attempts": r[6], "reason": r[7]}
+                {
+                    "event": r[0],
+                    "mapping": r[1],
+                    "route": r[2],
+                    "delivery_id": r[3],
+                    "topic": r[4],
+                    "received_at": r[5],
+                    "attempts": r[6],
+                    "reason": r[7],
+                }
                 for r in self.db.execute(
                     "SELECT j.event_id, j.mapping, e.route, e.delivery_id, e.topic, "
                     "e.received_at, j.attempts, j.detail FROM jobs j JOIN events e ON "
                     "e.id = j.event_id WHERE j.status=? ORDER BY j.event_id LIMIT ?",
-                    (DEAD, limit))]
+                    (DEAD, limit),
+                )
+            ]
 
     def latencies(self, mapping: str | None = None) -> list[float]:
         """Seconds from acceptance to done of every sent job (for benchmarks)."""
-        query = "SELECT j.done_at - e.received_at FROM jobs j JOIN events e ON e.id = " \
-                "j.event_id WHERE j.status=?" + (" AND j.mapping=?" if mapping else "")
+        query = (
+            "SELECT j.done_at - e.received_at FROM jobs j JOIN events e ON e.id = "
+            "j.event_id WHERE j.status=?" + (" AND j.mapping=?" if mapping else "")
+        )
         args: tuple[Any, ...] = (SENT, mapping) if mapping else (SENT,)
         with self._lock:
             return [float(r[0]) for r in self.db.execute(query, args)]
@@ -391,8 +464,11 @@ def status_report(path: str | Path, limit: int = 20) -> dict[str, Any] | None:
         per_mapping: dict[str, dict[str, int]] = {}
         for (mapping, status), count in sorted(queue.counts().items()):
             per_mapping.setdefault(mapping, dict.fromkeys(STATUSES, 0))[status] = count
-        return {"queue": sql.shown(str(path)), "mappings": per_mapping,
-                "dead_letters": queue.dead_letters(limit)}
+        return {
+            "queue": sql.shown(str(path)),
+            "mappings": per_mapping,
+            "dead_letters": queue.dead_letters(limit),
+        }
     finally:
         queue.close()
 
@@ -404,8 +480,10 @@ def status_text(report: dict[str, Any]) -> str:
     for mapping, counts in report["mappings"].items():
         lines.append(f"{mapping}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     for dead in report["dead_letters"]:
-        lines.append(f"  dead event {dead['event']} ({dead['mapping']}, {dead['route']}, "
-                     f"{dead['attempts']} attempt(s)): {dead['reason']}")
+        lines.append(
+            f"  dead event {dead['event']} ({dead['mapping']}, {dead['route']}, "
+            f"{dead['attempts']} attempt(s)): {dead['reason']}"
+        )
     if report["dead_letters"]:
         lines.append("  send them again with: hubmap queue requeue [EVENT ...]")
     return "\n".join(lines)

@@ -67,8 +67,14 @@ QUEUE_DEPTH_WARNING_SECONDS = 60.0
 class Service:
     """Intake server + worker thread in this process (tests and benchmarks run it in a thread)."""
 
-    def __init__(self, config: ServeConfig, environ: dict[str, str], *, worker: bool = True,
-                 sandbox: bool = False):
+    def __init__(
+        self,
+        config: ServeConfig,
+        environ: dict[str, str],
+        *,
+        worker: bool = True,
+        sandbox: bool = False,
+    ):
         mappings = load_mappings(config)  # HubmapError before anything starts
         secrets = secrets_from(config, environ)
         if worker:
@@ -77,19 +83,31 @@ class Service:
             _refuse_grouping(mapping)
         self.config = config
         self.queue = Queue(config.queue_path)
-        self.worker = Worker(config, works(config, mappings), self.queue, environ,
-                             sandbox=sandbox) if worker else None
+        self.worker = (
+            Worker(config, works(config, mappings), self.queue, environ, sandbox=sandbox)
+            if worker
+            else None
+        )
         self._worker_thread: threading.Thread | None = None
         self.worker_failure: str | None = None  # why the worker thread ended, when it did
         self.app = IntakeApp(
-            config, secrets, self.queue,
+            config,
+            secrets,
+            self.queue,
             route_works(config, mappings),
             on_queued=self.worker.wake if self.worker else None,
-            worker_health=self._worker_health if self.worker else None)
+            worker_health=self._worker_health if self.worker else None,
+        )
         self.server: Any = create_server(
-            self.app, host=config.host, port=config.port, threads=config.threads,
-            max_request_body_size=config.max_body_bytes + DISCARD_BODY_BYTES, ident="hubmap",
-            clear_untrusted_proxy_headers=True, recv_bytes=RECEIVE_BYTES)
+            self.app,
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            max_request_body_size=config.max_body_bytes + DISCARD_BODY_BYTES,
+            ident="hubmap",
+            clear_untrusted_proxy_headers=True,
+            recv_bytes=RECEIVE_BYTES,
+        )
         self.server.channel_class = _channel_refusing_above(config.max_body_bytes)
         _quiet_queue_warnings()
         self.port = int(self.server.effective_port)
@@ -103,14 +121,19 @@ class Service:
 
     def _worker_health(self) -> dict[str, Any]:
         assert self.worker is not None
-        return {"running": self._worker_alive(), "stopped_because": self.worker_failure,
-                "hubspot": self.worker.hubspot.report(), "portals": self.worker.portal_stats()}
+        return {
+            "running": self._worker_alive(),
+            "stopped_because": self.worker_failure,
+            "hubspot": self.worker.hubspot.report(),
+            "portals": self.worker.portal_stats(),
+        }
 
     def _start_worker(self) -> None:
         if self.worker is not None:
             self.queue.recover()  # a previous process's claims, at once
-            self._worker_thread = threading.Thread(target=self._run_worker,
-                                                   name="hubmap-worker", daemon=True)
+            self._worker_thread = threading.Thread(
+                target=self._run_worker, name="hubmap-worker", daemon=True
+            )
             self._worker_thread.start()
 
     def _run_worker(self) -> None:
@@ -125,8 +148,7 @@ class Service:
 
     def start(self) -> Self:
         self._start_worker()
-        self._loop_thread = threading.Thread(target=self._serve, name="hubmap-serve",
-                                             daemon=True)
+        self._loop_thread = threading.Thread(target=self._serve, name="hubmap-serve", daemon=True)
         self._loop_thread.start()
         return self
 
@@ -148,8 +170,11 @@ class Service:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._start_worker()
-            log.info("hubmap serve on %s; routes: %s", self.url,
-                     ", ".join(r.path for r in self.config.routes))
+            log.info(
+                "hubmap serve on %s; routes: %s",
+                self.url,
+                ", ".join(r.path for r in self.config.routes),
+            )
             self._serve()
         finally:
             for number, handler in previous.items():
@@ -206,8 +231,13 @@ class Service:
         return any(channel.requests or channel.total_outbufs_len for channel in channels)
 
 
-def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = False,
-               status_port: int | None = None) -> None:
+def run_worker(
+    config: ServeConfig,
+    environ: dict[str, str],
+    *,
+    sandbox: bool = False,
+    status_port: int | None = None,
+) -> None:
     """`hubmap worker`: only the worker, in the foreground, until SIGTERM or SIGINT; with
     `status_port`, its /healthz and /metrics on that port (0: a free one, logged)."""
     mappings = load_mappings(config)
@@ -225,15 +255,24 @@ def run_worker(config: ServeConfig, environ: dict[str, str], *, sandbox: bool = 
     status = None
     running = threading.Event()
     if status_port is not None:
-        status = create_server(WorkerStatusApp(worker, queue, running.is_set), host=config.host,
-                               port=status_port, threads=2, ident="hubmap-worker")
+        status = create_server(
+            WorkerStatusApp(worker, queue, running.is_set),
+            host=config.host,
+            port=status_port,
+            threads=2,
+            ident="hubmap-worker",
+        )
         threading.Thread(target=status.run, name="hubmap-worker-status", daemon=True).start()
-        log.info("hubmap worker status on http://%s:%s (/healthz, /metrics)", config.host,
-                 int(status.effective_port))
+        log.info(
+            "hubmap worker status on http://%s:%s (/healthz, /metrics)",
+            config.host,
+            int(status.effective_port),
+        )
     try:
         queue.recover()
-        log.info("hubmap worker on %s (queue %s)", ", ".join(worker.work),
-                 sql.shown(config.queue_path))
+        log.info(
+            "hubmap worker on %s (queue %s)", ", ".join(worker.work), sql.shown(config.queue_path)
+        )
         running.set()
         worker.run()
     finally:
@@ -249,14 +288,18 @@ def _refuse_grouping(mapping: Any) -> None:
     from hubmap.problems import HubmapError, Location, Problem
 
     if mapping.records.group_by is not None:
-        raise HubmapError(Problem(
-            "HM806", f"mapping '{mapping.name}' joins rows with records.group_by; a webhook "
-            "carries whole orders", Location(mapping.file),
-            hint="serve a mapping that reads one order per record"))
+        raise HubmapError(
+            Problem(
+                "HM806",
+                f"mapping '{mapping.name}' joins rows with records.group_by; a webhook "
+                "carries whole orders",
+                Location(mapping.file),
+                hint="serve a mapping that reads one order per record",
+            )
+        )
 
 
-def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *,
-                           sandbox: bool) -> None:
+def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *, sandbox: bool) -> None:
     """Refuse before anything listens what would make the worker stop at once: no HubSpot token
     (HubSpotConfigError) or a state file that cannot be opened (ConfigurationError).  Otherwise
     the intake would answer 200 to webhooks that nothing sends."""
@@ -264,14 +307,17 @@ def check_worker_can_start(config: ServeConfig, environ: dict[str, str], *,
         try:
             for token_env in sorted({route.token_env for route in config.routes}):
                 if token_env != TOKEN_ENV and not environ.get(token_env):
-                    raise HubSpotConfigError(f"{token_env} is not set (the HubSpot token of the "
-                                             "routes whose hubspot_token_env names it)")
+                    raise HubSpotConfigError(
+                        f"{token_env} is not set (the HubSpot token of the "
+                        "routes whose hubspot_token_env names it)"
+                    )
                 HubSpotSettings.from_env(token_environ(environ, token_env))
         except HubSpotConfigError as error:
             raise HubSpotConfigError(
                 f"{error}; or start with --sandbox (a local HubSpot stand-in), or with "
                 "--no-worker to only receive and queue (then run `hubmap worker` where the "
-                "token is)") from None
+                "token is)"
+            ) from None
     open_state(config.state_path).close()
 
 

@@ -34,7 +34,8 @@ class WorkerStatusApp:
             response = self._health()
         elif request.path == "/metrics":
             lines = queue_lines(self.queue, self.worker.work) + hubspot_lines(
-                self.worker.hubspot.report(), self.worker.portal_stats())
+                self.worker.hubspot.report(), self.worker.portal_stats()
+            )
             response = Response("\n".join(lines) + "\n", content_type=PROMETHEUS)
         else:
             response = Response("not found: /healthz and /metrics are served here\n", 404)
@@ -52,7 +53,11 @@ class WorkerStatusApp:
         hubspot = self.worker.hubspot.report()
         failing = hubspot["status"] == "failing"
         status = "unhealthy" if problems else "degraded" if failing else "ok"
-        body = {"status": status, "problems": problems, "queue": backlog, "hubspot": hubspot,
-                "mappings": sorted(self.worker.work)}
-        return Response(json.dumps(body), 503 if problems else 200,
-                        content_type="application/json")
+        body = {
+            "status": status,
+            "problems": problems,
+            "queue": backlog,
+            "hubspot": hubspot,
+            "mappings": sorted(self.worker.work),
+        }
+        return Response(json.dumps(body), 503 if problems else 200, content_type="application/json")

@@ -90,9 +90,12 @@ class HubSpotHealth:
     checked: float = float("-inf")  # monotonic time of the last batch or probe
 
     def report(self) -> dict[str, Any]:
-        return {"status": "failing" if self.failing else "ok" if self.ok_at else "unknown",
-                "last_error": self.error, "last_error_at": _iso(self.error_at),
-                "last_ok_at": _iso(self.ok_at)}
+        return {
+            "status": "failing" if self.failing else "ok" if self.ok_at else "unknown",
+            "last_error": self.error,
+            "last_error_at": _iso(self.error_at),
+            "last_ok_at": _iso(self.ok_at),
+        }
 
 
 @dataclass
@@ -161,16 +164,25 @@ class _Split:
 
 
 class Worker:
-    def __init__(self, config: ServeConfig, works: dict[str, tuple[Mapping, str]],
-                 queue: Queue, environ: dict[str, str], *, sandbox: bool = False):
+    def __init__(
+        self,
+        config: ServeConfig,
+        works: dict[str, tuple[Mapping, str]],
+        queue: Queue,
+        environ: dict[str, str],
+        *,
+        sandbox: bool = False,
+    ):
         self.config = config
         self.queue = queue
         self.environ = dict(environ)
         self.sandbox = sandbox
         # each mapping (per portal) compiled with its catalogs (read at start; read again when
         # a file changes)
-        self.work = {name: _Work(m, CompiledMapping(m, load_catalogs(m)), token_env)
-                     for name, (m, token_env) in works.items()}
+        self.work = {
+            name: _Work(m, CompiledMapping(m, load_catalogs(m)), token_env)
+            for name, (m, token_env) in works.items()
+        }
         self.owner = process_owner()
         self.gate = ProvisionOnce()
         self.stop_event = threading.Event()
@@ -198,8 +210,10 @@ class Worker:
 
     def run(self) -> None:
         """Work until `stop()`; the batch in hand is finished first."""
-        forms = next((w.mapping for w in self.work.values()
-                      if isinstance(w.mapping.target, FormsTarget)), None)
+        forms = next(
+            (w.mapping for w in self.work.values() if isinstance(w.mapping.target, FormsTarget)),
+            None,
+        )
         sandbox_db = default_sandbox_db(self.config.state_path) if self.sandbox else None
         state = StateStore(self.config.state_path)
         try:
@@ -209,15 +223,25 @@ class Worker:
                     if self.sandbox and portals:  # the one embedded stand-in takes them all
                         portals[token_env] = next(iter(portals.values()))
                         continue
-                    conn = portals[token_env] = connections.enter_context(connect(
-                        token_environ(self.environ, token_env), sandbox=self.sandbox,
-                        sandbox_db=sandbox_db, mapping=forms, state=self.config.state_path))
+                    conn = portals[token_env] = connections.enter_context(
+                        connect(
+                            token_environ(self.environ, token_env),
+                            sandbox=self.sandbox,
+                            sandbox_db=sandbox_db,
+                            mapping=forms,
+                            state=self.config.state_path,
+                        )
+                    )
                     conn.client.retry = RetryPolicy(
                         max_attempts=self.config.worker.hubspot_attempts,
-                        max_total_wait=REQUEST_MAX_WAIT_SECONDS)
+                        max_total_wait=REQUEST_MAX_WAIT_SECONDS,
+                    )
                     if conn.sandbox is not None:
-                        log.info("embedded HubSpot stand-in at %s (data in %s)",
-                                 conn.sandbox.url, sandbox_db)
+                        log.info(
+                            "embedded HubSpot stand-in at %s (data in %s)",
+                            conn.sandbox.url,
+                            sandbox_db,
+                        )
                 self._loop(portals, state)
         finally:
             state.close()
@@ -303,19 +327,26 @@ class Worker:
             self._hubspot_ok()
 
     def _hubspot_ok(self) -> None:
-        self.hubspot = replace(self.hubspot, failing=False, ok_at=time.time(),
-                               checked=time.monotonic())
+        self.hubspot = replace(
+            self.hubspot, failing=False, ok_at=time.time(), checked=time.monotonic()
+        )
 
     def _hubspot_failed(self, error: str) -> None:
         if not self.hubspot.failing:
             log.warning("HubSpot is failing: %s", error)
-        self.hubspot = replace(self.hubspot, failing=True, error=_clip(error),
-                               error_at=time.time(), checked=time.monotonic())
+        self.hubspot = replace(
+            self.hubspot,
+            failing=True,
+            error=_clip(error),
+            error_at=time.time(),
+            checked=time.monotonic(),
+        )
 
     # -- one batch of one mapping --------------------------------------------------------------
 
-    def process(self, name: str, work: _Work, client: Any, state: StateStore,
-                environ: dict[str, str]) -> int:
+    def process(
+        self, name: str, work: _Work, client: Any, state: StateStore, environ: dict[str, str]
+    ) -> int:
         """Claim a batch of `name`'s due jobs, run the mapping over them, settle them.  Each
         event is read and evaluated on its own, so a body or a record that fails settles only
         its event; a group whose run fails unexpectedly is split until the event that fails
@@ -339,8 +370,7 @@ class Worker:
             else:
                 events.append(read)
         rest = [e for e in events if e.job.event_id not in self.suspects]
-        groups = [[e] for e in events if e.job.event_id in self.suspects] + \
-            ([rest] if rest else [])
+        groups = [[e] for e in events if e.job.event_id in self.suspects] + ([rest] if rest else [])
         for group in groups:
             split = _Split()
             settled += self._deliver(work, group, client, state, environ, split)
@@ -350,9 +380,14 @@ class Worker:
         self.queue.finish(name, settled)
         failed = [o for o in settled if o.status in (QUEUED, DEAD)]
         if failed:
-            log.warning("%s: %d of %d event(s) not sent (%d dead); first reason: %s", name,
-                        len(failed), len(settled), sum(o.status == DEAD for o in failed),
-                        failed[0].detail)
+            log.warning(
+                "%s: %d of %d event(s) not sent (%d dead); first reason: %s",
+                name,
+                len(failed),
+                len(settled),
+                sum(o.status == DEAD for o in failed),
+                failed[0].detail,
+            )
         return len(claimed)
 
     def _read(self, job: Claimed, work: _Work) -> _Event | Outcome:
@@ -360,8 +395,9 @@ class Worker:
         change a body or what the mapping makes of it."""
         parsed = parse_json(job.body, f"webhook event {job.event_id} ({job.route})")
         if isinstance(parsed, InputError):
-            return Outcome(job.event_id, DEAD, f"the body cannot be read: {parsed.where}: "
-                           f"{parsed.reason}")
+            return Outcome(
+                job.event_id, DEAD, f"the body cannot be read: {parsed.where}: {parsed.reason}"
+            )
         if not isinstance(parsed.data, (dict, list)):
             return Outcome(job.event_id, DEAD, "the body is not a JSON object or list")
         try:
@@ -369,13 +405,25 @@ class Worker:
             warnings = work.compiled.take_warnings()  # reported by the run that takes the event
         except Exception as bug:  # hubmap's fault, not the shop's: said so, and kept
             log.exception("event %d: the mapping failed on it", job.event_id)
-            return Outcome(job.event_id, DEAD, _clip(
-                f"hubmap failed evaluating this event ({bug!r}); please report it, and send "
-                f"it again after upgrading: hubmap queue requeue {job.event_id}"))
+            return Outcome(
+                job.event_id,
+                DEAD,
+                _clip(
+                    f"hubmap failed evaluating this event ({bug!r}); please report it, and send "
+                    f"it again after upgrading: hubmap queue requeue {job.event_id}"
+                ),
+            )
         return _Event(job, parsed, results, warnings)
 
-    def _deliver(self, work: _Work, events: list[_Event], client: Any, state: StateStore,
-                 environ: dict[str, str], split: _Split) -> list[Outcome]:
+    def _deliver(
+        self,
+        work: _Work,
+        events: list[_Event],
+        client: Any,
+        state: StateStore,
+        environ: dict[str, str],
+        split: _Split,
+    ) -> list[Outcome]:
         """Run `events` through the mapping and settle each.  When the run fails with an
         unexpected error, the events it did not deliver are run again in two halves (and so on),
         so one poison event fails alone and the others go through; the state's ledger makes a
@@ -383,8 +431,9 @@ class Worker:
         run = self._run(work, events, client, state, environ)
         if run.locked:
             retry_at = time.time() + LOCKED_RETRY_SECONDS
-            return [Outcome(e.job.event_id, QUEUED, run.error, retry_at, failed=False)
-                    for e in events]
+            return [
+                Outcome(e.job.event_id, QUEUED, run.error, retry_at, failed=False) for e in events
+            ]
         split.succeeded = split.succeeded or run.error is None  # this part went through
         settled: list[Outcome] = []
         waiting: list[tuple[_Event, list[Any]]] = []
@@ -398,24 +447,35 @@ class Worker:
         if run.crashed and len(waiting) > 1:
             half = len(waiting) // 2
             for part in (waiting[:half], waiting[half:]):
-                settled += self._deliver(work, [e for e, _ in part], client, state, environ,
-                                         split)
+                settled += self._deliver(work, [e for e, _ in part], client, state, environ, split)
             return settled
         if run.crashed and waiting:
             split.alone.append(waiting[0][0].job.event_id)
         return settled + [self._failed(e.job, records, run, state) for e, records in waiting]
 
-    def _run(self, work: _Work, events: list[_Event], client: Any, state: StateStore,
-             environ: dict[str, str]) -> _Run:
+    def _run(
+        self,
+        work: _Work,
+        events: list[_Event],
+        client: Any,
+        state: StateStore,
+        environ: dict[str, str],
+    ) -> _Run:
         run = _Run()
         before = client.stats()
         try:
             run.scope = scope_of(work.mapping, portal_of(client))
             summary = sync_documents(
-                work.mapping, client, state, [e.document for e in events], environ=environ,
+                work.mapping,
+                client,
+                state,
+                [e.document for e in events],
+                environ=environ,
                 input_name=f"webhooks ({len(events)} event(s))",
-                provisioned=self.gate.done, options=SyncOptions(workers=RUN_WORKERS),
-                compiled=_EvaluatedOnce(work.compiled, events))  # type: ignore[arg-type]
+                provisioned=self.gate.done,
+                options=SyncOptions(workers=RUN_WORKERS),
+                compiled=_EvaluatedOnce(work.compiled, events),
+            )  # type: ignore[arg-type]
         except StateLockedError as locked:
             log.info("%s: %s; trying again shortly", work.mapping.name, locked)
             run.locked, run.error = True, str(locked)
@@ -432,8 +492,10 @@ class Worker:
             run.error = summary.stopped
             run.failures = dict(summary.failures)
             after = client.stats()
-            unanswered = after.server_errors + after.transport_errors > \
-                before.server_errors + before.transport_errors
+            unanswered = (
+                after.server_errors + after.transport_errors
+                > before.server_errors + before.transport_errors
+            )
             if summary.stopped:
                 self._hubspot_failed(summary.stopped)
             elif summary.failures and unanswered:  # contacts failed because HubSpot did
@@ -444,8 +506,7 @@ class Worker:
             self.gate.done.pop(run.scope, None)
         return run
 
-    def _verdict(self, event: _Event, work: _Work,
-                 seen: _Confirmed | None) -> Outcome | list[Any]:
+    def _verdict(self, event: _Event, work: _Work, seen: _Confirmed | None) -> Outcome | list[Any]:
         """The event's outcome when the run's fate does not decide it (rejected, skipped,
         delivered), else its orders and refunds HubSpot has not confirmed (`seen`: what the
         state says after the run; None when the run could not start)."""
@@ -457,14 +518,26 @@ class Worker:
         now = datetime.now(timezone.utc)
         forms = isinstance(work.mapping.target, FormsTarget)
         old = [r for r in results if forms and isinstance(r, OrderValues) and too_old(r.time, now)]
-        orders = [r for r in results if (isinstance(r, OrderValues) and r not in old)
-                  or (isinstance(r, Skipped) and r.order_id is not None
-                      and (seen is None or r.order_id in seen.orders))]
+        orders = [
+            r
+            for r in results
+            if (isinstance(r, OrderValues) and r not in old)
+            or (
+                isinstance(r, Skipped)
+                and r.order_id is not None
+                and (seen is None or r.order_id in seen.orders)
+            )
+        ]
         refunds = [r for r in results if isinstance(r, RefundValues)]
         if not orders and not refunds:
-            reasons = "; ".join([r.reason for r in results if isinstance(r, Skipped)]
-                                + [f"order {r.order_id} is older than a form submission may be "
-                                   "(skipped: the contacts mapping carries history)" for r in old])
+            reasons = "; ".join(
+                [r.reason for r in results if isinstance(r, Skipped)]
+                + [
+                    f"order {r.order_id} is older than a form submission may be "
+                    "(skipped: the contacts mapping carries history)"
+                    for r in old
+                ]
+            )
             return Outcome(job.event_id, SKIPPED, reasons or "no records in the body")
         if seen is None:  # the run could not start: nothing of this event is delivered
             return orders + refunds
@@ -472,27 +545,36 @@ class Worker:
         waiting += [r for r in refunds if not seen.refund_delivered(r)]
         return waiting or Outcome(job.event_id, SENT)
 
-    def _failed(self, job: Claimed, waiting: list[Any], run: _Run,
-                state: StateStore) -> Outcome:
+    def _failed(self, job: Claimed, waiting: list[Any], run: _Run, state: StateStore) -> Outcome:
         """A failed attempt: queued again after a growing wait, or dead after the last one."""
-        reason = _clip(run.error or "; ".join(
-            run.failures.get(w.order_id) or run.failures.get(getattr(w, "contact", "")) or
-            _last_error(w.order_id, state, run.scope or "") for w in waiting))
+        reason = _clip(
+            run.error
+            or "; ".join(
+                run.failures.get(w.order_id)
+                or run.failures.get(getattr(w, "contact", ""))
+                or _last_error(w.order_id, state, run.scope or "")
+                for w in waiting
+            )
+        )
         attempts = job.attempts + 1
         if attempts >= self.config.worker.max_attempts:
             return Outcome(job.event_id, DEAD, f"{attempts} attempt(s) failed; last: {reason}")
-        return Outcome(job.event_id, QUEUED, reason,
-                       time.time() + self.config.worker.retry_delay(attempts))
+        return Outcome(
+            job.event_id, QUEUED, reason, time.time() + self.config.worker.retry_delay(attempts)
+        )
 
 
 def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """A reason short enough to read in a status line (exception texts can hold whole rows)."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, timezone.utc).isoformat(
-        timespec="seconds")
+    return (
+        None
+        if moment is None
+        else datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
+    )
 
 
 @dataclass(frozen=True)
@@ -508,13 +590,17 @@ class _Confirmed:
     def read(cls, state: StateStore, scope: str, events: list[_Event]) -> _Confirmed:
         results = [r for e in events for r in e.results]
         refund_ids = {r.refund_id for r in results if isinstance(r, RefundValues)}
-        order_ids = {r.order_id for r in results if isinstance(r, OrderValues | Skipped)
-                     and r.order_id is not None}
+        order_ids = {
+            r.order_id
+            for r in results
+            if isinstance(r, OrderValues | Skipped) and r.order_id is not None
+        }
         order_ids |= {r.order_id for r in results if isinstance(r, RefundValues)}
         orders = state.orders(scope, order_ids)
         contacts = {o.contact for o in orders.values() if o.contact is not None}
-        return cls(orders, set(state.refunds(scope, refund_ids)),
-                   _unconfirmed(state, scope, contacts))
+        return cls(
+            orders, set(state.refunds(scope, refund_ids)), _unconfirmed(state, scope, contacts)
+        )
 
     def delivered(self, order_id: str, *, forms: bool) -> bool:
         """Whether the order (this version or a newer one) is stored and HubSpot confirmed it."""

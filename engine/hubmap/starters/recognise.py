@@ -82,12 +82,14 @@ def _shopify_order(r: dict[str, Any]) -> bool:
 
 def _shopify_checkout(r: dict[str, Any]) -> bool:
     return "financial_status" not in r and (
-        _has(r, "abandoned_checkout_url") or _has(r, "cart_token", "completed_at"))
+        _has(r, "abandoned_checkout_url") or _has(r, "cart_token", "completed_at")
+    )
 
 
 def _woocommerce(r: dict[str, Any]) -> bool:
-    return _has(r, "order_key") or (isinstance(r.get("billing"), dict)
-                                    and _has(r, "date_created_gmt"))
+    return _has(r, "order_key") or (
+        isinstance(r.get("billing"), dict) and _has(r, "date_created_gmt")
+    )
 
 
 def _magento(r: dict[str, Any]) -> bool:
@@ -111,12 +113,15 @@ def _online_retail(r: dict[str, Any]) -> bool:
     return _has(r, "InvoiceNo", "StockCode", "Quantity", "UnitPrice", "CustomerID")
 
 
-def _currency(field_name: str, *, upper: bool = False) -> Callable[[dict[str, Any]], dict[str, str]]:
+def _currency(
+    field_name: str, *, upper: bool = False
+) -> Callable[[dict[str, Any]], dict[str, str]]:
     def read(record: dict[str, Any]) -> dict[str, str]:
         value = record.get(field_name)
         if not isinstance(value, str) or not value.isalpha() or len(value) != 3:
             return {}
         return {"SHOP_CURRENCY": value.upper() if upper else value}
+
     return read
 
 
@@ -147,27 +152,64 @@ def _no_params(record: dict[str, Any]) -> dict[str, str]:
 # (platform, shipped mapping, the fields that tell, test, parameters read from a record).
 # The first whose test most records pass wins; checkouts before orders (a form mapping reads
 # both, and only a checkout has no financial_status).
-PLATFORMS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], bool],
-                       Callable[[dict[str, Any]], dict[str, str]]], ...] = (
-    ("Shopify checkouts", "shopify-checkout-form.yaml",
-     "abandoned_checkout_url / cart_token and completed_at, no financial_status",
-     _shopify_checkout, _shopify_params),
-    ("Shopify orders", "shopify-orders-contacts.yaml",
-     "financial_status with line_items or total_price", _shopify_order, _shopify_params),
-    ("WooCommerce orders", "woocommerce-orders-contacts.yaml",
-     "order_key, or billing with date_created_gmt", _woocommerce, _woocommerce_params),
-    ("Magento orders", "magento-orders-contacts.yaml",
-     "increment_id, base_grand_total and customer_email", _magento,
-     _currency("base_currency_code")),
-    ("BigCommerce orders", "bigcommerce-orders-contacts.yaml",
-     ("status_id with billing_address or currency_code (or the e-mail templates' order, or a "
-      "store/order/* webhook)"), _bigcommerce, _currency("currency_code")),
-    ("Stripe payments", "stripe-checkout-contacts.yaml",
-     "object checkout.session, charge or refund, with livemode", _stripe,
-     _currency("currency", upper=True)),
-    ("Online Retail (UCI) invoice lines", "online-retail-contacts.yaml",
-     "the columns InvoiceNo, StockCode, Quantity, UnitPrice and CustomerID", _online_retail,
-     _no_params),
+PLATFORMS: tuple[
+    tuple[
+        str, str, str, Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], dict[str, str]]
+    ],
+    ...,
+] = (
+    (
+        "Shopify checkouts",
+        "shopify-checkout-form.yaml",
+        "abandoned_checkout_url / cart_token and completed_at, no financial_status",
+        _shopify_checkout,
+        _shopify_params,
+    ),
+    (
+        "Shopify orders",
+        "shopify-orders-contacts.yaml",
+        "financial_status with line_items or total_price",
+        _shopify_order,
+        _shopify_params,
+    ),
+    (
+        "WooCommerce orders",
+        "woocommerce-orders-contacts.yaml",
+        "order_key, or billing with date_created_gmt",
+        _woocommerce,
+        _woocommerce_params,
+    ),
+    (
+        "Magento orders",
+        "magento-orders-contacts.yaml",
+        "increment_id, base_grand_total and customer_email",
+        _magento,
+        _currency("base_currency_code"),
+    ),
+    (
+        "BigCommerce orders",
+        "bigcommerce-orders-contacts.yaml",
+        (
+            "status_id with billing_address or currency_code (or the e-mail templates' order, or a "
+            "store/order/* webhook)"
+        ),
+        _bigcommerce,
+        _currency("currency_code"),
+    ),
+    (
+        "Stripe payments",
+        "stripe-checkout-contacts.yaml",
+        "object checkout.session, charge or refund, with livemode",
+        _stripe,
+        _currency("currency", upper=True),
+    ),
+    (
+        "Online Retail (UCI) invoice lines",
+        "online-retail-contacts.yaml",
+        "the columns InvoiceNo, StockCode, Quantity, UnitPrice and CustomerID",
+        _online_retail,
+        _no_params,
+    ),
 )
 
 # the form mappings that go with a contacts mapping, for `hubmap init --form`

@@ -111,24 +111,39 @@ def guess(fields: list[FieldSeen], records: list[dict[str, Any]]) -> Guesses:
         for word in words:
             for f in candidates:
                 last = f.path.rsplit(".", 1)[-1].strip('"').lower()
-                if word.startswith("=") and last == word[1:] or \
-                        not word.startswith("=") and word in last:
+                if (
+                    word.startswith("=")
+                    and last == word[1:]
+                    or not word.startswith("=")
+                    and word in last
+                ):
                     return f.path
         return None
 
     emails = [f.path for f in top if "email" in f.path.lower() and "@" in f.example]
-    contact = (emails[0] if len(emails) == 1 else
-               f"coalesce({', '.join(emails[:3])})" if emails else None)
+    contact = (
+        emails[0] if len(emails) == 1 else f"coalesce({', '.join(emails[:3])})" if emails else None
+    )
     plain = [f for f in top if "." not in f.path]
-    identifier = first(plain, "=id", "=order_id", "=orderid", "=invoiceno", "=order_number",
-                       "=number", "=entity_id", "id", "no")
+    identifier = first(
+        plain,
+        "=id",
+        "=order_id",
+        "=orderid",
+        "=invoiceno",
+        "=order_number",
+        "=number",
+        "=entity_id",
+        "id",
+        "no",
+    )
     numbers = [f for f in top if f.kind in ("number", "number as text")]
     items = [f for f in fields if f.path.count("[]") == 1 and f.path.split("[]")[0].count(".") == 0]
     return Guesses(
         id=identifier,
         time=first(dates, "created", "placed", "ordered", "date"),
-        version=first(dates, "updated", "modified") or first(
-            [f for f in plain if f.kind == "number"], "=version"),
+        version=first(dates, "updated", "modified")
+        or first([f for f in plain if f.kind == "number"], "=version"),
         contact=contact,
         total=first(numbers, "=total", "total_price", "grand_total", "total", "amount", "price"),
         item_names=first(items, "=name", "=title", "=description", "name"),
@@ -136,8 +151,9 @@ def guess(fields: list[FieldSeen], records: list[dict[str, Any]]) -> Guesses:
     )
 
 
-def skeleton(name: str, sample: str, records: list[dict[str, Any]], schema_header: str,
-             mapping_path: str) -> str:
+def skeleton(
+    name: str, sample: str, records: list[dict[str, Any]], schema_header: str, mapping_path: str
+) -> str:
     """The starter mapping's text (`mapping_path`: where it is written, for the commands its
     comment names)."""
     fields = fields_of(records)
@@ -166,9 +182,17 @@ def skeleton(name: str, sample: str, records: list[dict[str, Any]], schema_heade
         "  count, how refunds and currencies are treated, and where the data comes from.",
         "",
         "records:",
-        _line("id", f"to_string({g.id})" if g.id else None, "the order's own id, the same in every copy"),
-        _line("version", g.version, "a field that changes on every edit of the order (leave it out if none)",
-              optional=True),
+        _line(
+            "id",
+            f"to_string({g.id})" if g.id else None,
+            "the order's own id, the same in every copy",
+        ),
+        _line(
+            "version",
+            g.version,
+            "a field that changes on every edit of the order (leave it out if none)",
+            optional=True,
+        ),
         _line("time", g.time, "when the order was placed"),
         _line("contact", g.contact, "the customer's e-mail"),
         "  # which orders count, for example:",
@@ -213,16 +237,25 @@ def skeleton(name: str, sample: str, records: list[dict[str, Any]], schema_heade
             "    type: date",
             f"    from: {_quoted(g.time)}",
         ]
-    for prop, label, path in (("products_bought", "Products bought", g.item_names),
-                              ("skus_bought", "SKUs bought", g.item_skus)):
+    for prop, label, path in (
+        ("products_bought", "Products bought", g.item_names),
+        ("skus_bought", "SKUs bought", g.item_skus),
+    ):
         if path:
-            lines += ["", f"  {prop}:", f"    label: {label}", "    type: string",
-                      f"    from: {_quoted(path)}  # guessed", "    merge: prepend"]
+            lines += [
+                "",
+                f"  {prop}:",
+                f"    label: {label}",
+                "    type: string",
+                f"    from: {_quoted(path)}  # guessed",
+                "    merge: prepend",
+            ]
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
-def _line(key: str, value: str | None, what: str, *, indent: int = 2,
-          optional: bool = False) -> str | None:
+def _line(
+    key: str, value: str | None, what: str, *, indent: int = 2, optional: bool = False
+) -> str | None:
     pad = " " * indent
     if value is None:
         return None if optional else f"{pad}# {key}: ...  # no field looked like {what}: write it"

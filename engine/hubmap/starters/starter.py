@@ -18,15 +18,19 @@ _PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_./:+-]*$")
 def declared_defaults(text: str) -> dict[str, str]:
     """The parameters the mapping declares, with their defaults as text."""
     data = yaml.safe_load(text) or {}
-    return {str(name): str(spec.get("default")) for name, spec in (data.get("params") or {}).items()
-            if isinstance(spec, dict)}
+    return {
+        str(name): str(spec.get("default"))
+        for name, spec in (data.get("params") or {}).items()
+        if isinstance(spec, dict)
+    }
 
 
 def with_defaults(text: str, values: dict[str, str]) -> str:
     """`text` with each named parameter's `default:` line set to its value."""
     for name, value in values.items():
-        pattern = re.compile(rf"(^  {re.escape(name)}:\n(?:    .*\n)*?    default: )(.*)$",
-                             re.MULTILINE)
+        pattern = re.compile(
+            rf"(^  {re.escape(name)}:\n(?:    .*\n)*?    default: )(.*)$", re.MULTILINE
+        )
         written = _scalar(value)
         text, count = pattern.subn(lambda m, w=written: m.group(1) + w, text, count=1)
         if count != 1:
@@ -51,17 +55,28 @@ def with_pinned_cases(text: str, values: dict[str, str]) -> str:
 
 def with_schema_header(text: str, schema_path: str) -> str:
     """`text` with its first line's `$schema=` (for editors) pointing at `schema_path`."""
-    return re.sub(r"^(# yaml-language-server: \$schema=).*$", lambda m: m.group(1) + schema_path,
-                  text, count=1, flags=re.MULTILINE)
+    return re.sub(
+        r"^(# yaml-language-server: \$schema=).*$",
+        lambda m: m.group(1) + schema_path,
+        text,
+        count=1,
+        flags=re.MULTILINE,
+    )
 
 
 def referenced_files(text: str) -> list[str]:
     """The files the mapping reads, relative to it: its catalogs and its example inputs."""
     data: dict[str, Any] = yaml.safe_load(text) or {}
-    files = [spec["file"] for spec in (data.get("catalogs") or {}).values()
-             if isinstance(spec, dict) and isinstance(spec.get("file"), str)]
-    files += [case["input_file"] for case in data.get("examples") or []
-              if isinstance(case, dict) and isinstance(case.get("input_file"), str)]
+    files = [
+        spec["file"]
+        for spec in (data.get("catalogs") or {}).values()
+        if isinstance(spec, dict) and isinstance(spec.get("file"), str)
+    ]
+    files += [
+        case["input_file"]
+        for case in data.get("examples") or []
+        if isinstance(case, dict) and isinstance(case.get("input_file"), str)
+    ]
     return sorted(set(files))
 
 

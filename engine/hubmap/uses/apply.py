@@ -29,8 +29,9 @@ class Provisioned:
     other_fences: list[str] = field(default_factory=list)
 
 
-def provision_for_run(client: Any, mapping: Mapping, environ: dict[str, str],
-                      fence_name: str | None = None) -> Provisioned:
+def provision_for_run(
+    client: Any, mapping: Mapping, environ: dict[str, str], fence_name: str | None = None
+) -> Provisioned:
     """Create what the mapping needs (and its fence property, for a contacts mapping).  A forms
     mapping's form is checked first: a form that would refuse the submissions creates nothing."""
     if isinstance(mapping.target, FormsTarget):
@@ -38,18 +39,26 @@ def provision_for_run(client: Any, mapping: Mapping, environ: dict[str, str],
     extra = []
     if fence_name is not None:
         names = [spec.name for spec in mapping.properties]
-        extra.append(provision.Definition(fence_name, fence.definition(
-            fence_name, mapping.name, names, provision.group_name(mapping)),
-            Location(mapping.file)))
+        extra.append(
+            provision.Definition(
+                fence_name,
+                fence.definition(fence_name, mapping.name, names, provision.group_name(mapping)),
+                Location(mapping.file),
+            )
+        )
     result = provision.apply(client, mapping, extra)
     if result.problems:
         raise HubmapError(result.problems)
     # Another mapping's fence over exactly these properties is this mapping under another name
     # (two shops' mappings feeding one portal write other sets, and keep their own fences).
     ours = {spec.name for spec in mapping.properties}
-    others = sorted(p["name"] for p in result.existing
-                    if str(p.get("name", "")).startswith(fence.FENCE_PREFIX)
-                    and p["name"] != fence_name and fence.owned_properties(p) == ours)
+    others = sorted(
+        p["name"]
+        for p in result.existing
+        if str(p.get("name", "")).startswith(fence.FENCE_PREFIX)
+        and p["name"] != fence_name
+        and fence.owned_properties(p) == ours
+    )
     return Provisioned(result.created, others)
 
 
@@ -79,10 +88,16 @@ def form_problems(client: Any, mapping: Mapping, form_guid: str) -> list[Problem
     try:
         form = client.get_form(form_guid)
     except HubSpotNotFound:
-        return [Problem("HM606", f"the portal has no form {form_guid} (GET /marketing/v3/forms/"
-                        f"{form_guid} answered 404)", where,
-                        hint="copy the form's GUID from HubSpot (Marketing > Forms: it is in "
-                             "the form editor's address) into the variable form_guid names")]
+        return [
+            Problem(
+                "HM606",
+                f"the portal has no form {form_guid} (GET /marketing/v3/forms/"
+                f"{form_guid} answered 404)",
+                where,
+                hint="copy the form's GUID from HubSpot (Marketing > Forms: it is in "
+                "the form editor's address) into the variable form_guid names",
+            )
+        ]
     on_form: dict[tuple[str, str], dict[str, Any]] = {}
     for group in form.get("fieldGroups") or []:
         for item in group.get("fields") or []:
@@ -93,39 +108,64 @@ def form_problems(client: Any, mapping: Mapping, form_guid: str) -> list[Problem
     problems: list[Problem] = []
     missing = [name for name in sent if (CONTACT, name) not in on_form]
     if missing:
-        problems.append(Problem(
-            "HM606", f"the form lacks field(s) {', '.join(missing)}; HubSpot refuses "
-            f"submissions with fields that are not on the form",
-            specs[missing[0]].location if missing[0] in specs
-            else mapping.records.contact.location,
-            hint="add these fields to the form in HubSpot (hidden fields will do), or remove "
-                 "them from the mapping"))
-    unfilled = [(key, item) for key, item in on_form.items()
-                if item.get("required") and not (key[0] == CONTACT and key[1] in sent)]
+        problems.append(
+            Problem(
+                "HM606",
+                f"the form lacks field(s) {', '.join(missing)}; HubSpot refuses "
+                f"submissions with fields that are not on the form",
+                specs[missing[0]].location
+                if missing[0] in specs
+                else mapping.records.contact.location,
+                hint="add these fields to the form in HubSpot (hidden fields will do), or remove "
+                "them from the mapping",
+            )
+        )
+    unfilled = [
+        (key, item)
+        for key, item in on_form.items()
+        if item.get("required") and not (key[0] == CONTACT and key[1] in sent)
+    ]
     if unfilled:
-        names = ", ".join(_field_label(key) + (" (hidden)" if item.get("hidden") else "")
-                          for key, item in unfilled)
+        names = ", ".join(
+            _field_label(key) + (" (hidden)" if item.get("hidden") else "")
+            for key, item in unfilled
+        )
         hidden = any(item.get("hidden") for _, item in unfilled)
-        problems.append(Problem(
-            "HM606", f"the form requires field(s) {names}, which the mapping does not fill; "
-            "HubSpot would refuse every submission (REQUIRED_FIELD)", where,
-            hint="make these fields optional on the form in HubSpot, or add them to the mapping"
-                 + ("; a hidden field keeps its required setting, and a submission through the "
-                    "API gets no default value" if hidden else "")))
+        problems.append(
+            Problem(
+                "HM606",
+                f"the form requires field(s) {names}, which the mapping does not fill; "
+                "HubSpot would refuse every submission (REQUIRED_FIELD)",
+                where,
+                hint="make these fields optional on the form in HubSpot, or add them to the mapping"
+                + (
+                    "; a hidden field keeps its required setting, and a submission through the "
+                    "API gets no default value"
+                    if hidden
+                    else ""
+                ),
+            )
+        )
     for name in sent:
         item = on_form.get((CONTACT, name))
         spec = specs.get(name)
         if item is None or not item.get("required") or spec is None:
             continue
         if spec.when is not None or not spec.required:
-            problems.append(Problem(
-                "HM606", f"the form requires field '{name}', but the mapping leaves it out of "
-                "orders " + ("its `when` excludes" if spec.when is not None
-                             else "without a value") + "; HubSpot refuses those submissions "
-                "(REQUIRED_FIELD)", spec.location,
-                hint="make the field optional on the form, or give every order a value "
-                     "(`required: true` rejects orders without one, with their reason)",
-                severity=Severity.WARNING))
+            problems.append(
+                Problem(
+                    "HM606",
+                    f"the form requires field '{name}', but the mapping leaves it out of "
+                    "orders "
+                    + ("its `when` excludes" if spec.when is not None else "without a value")
+                    + "; HubSpot refuses those submissions "
+                    "(REQUIRED_FIELD)",
+                    spec.location,
+                    hint="make the field optional on the form, or give every order a value "
+                    "(`required: true` rejects orders without one, with their reason)",
+                    severity=Severity.WARNING,
+                )
+            )
     return problems
 
 
@@ -178,8 +218,9 @@ def portal_problems(paths: list[str], environ: dict[str, str]) -> Outcome:
                     comparison = provision.compare(checked.mapping, existing, groups)
                     problems.extend(provision.portal_problems(checked.mapping, comparison))
                     if checked.mapping.is_forms:
-                        problems.extend(_portal_form_problems(conn.client, checked.mapping,
-                                                              environ))
+                        problems.extend(
+                            _portal_form_problems(conn.client, checked.mapping, environ)
+                        )
         return problems
 
     return outcome_of(work, lambda ps: EXIT_PROBLEMS if any(p.is_error for p in ps) else EXIT_OK)
@@ -193,7 +234,14 @@ def _portal_form_problems(client: Any, mapping: Mapping, environ: dict[str, str]
     try:
         guid = resolve_env(target.form_guid, environ)
     except HubmapError as unset:
-        return [Problem("HM411", f"{p.message}: the form was not checked",
-                        _target_location(mapping, "form_guid"), hint=p.hint,
-                        severity=Severity.WARNING) for p in unset.problems]
+        return [
+            Problem(
+                "HM411",
+                f"{p.message}: the form was not checked",
+                _target_location(mapping, "form_guid"),
+                hint=p.hint,
+                severity=Severity.WARNING,
+            )
+            for p in unset.problems
+        ]
     return form_problems(client, mapping, guid)

@@ -65,7 +65,7 @@ class Compact:
                 self._sampled += len(data)
                 if self._sampled >= self.SAMPLE_BYTES:
                     # zlib prefers the texts at the dictionary's end
-                    self._dictionary = b"".join(self._sample)[-self.SAMPLE_BYTES:]
+                    self._dictionary = b"".join(self._sample)[-self.SAMPLE_BYTES :]
                     self._sample = []
                     self._prepared = deflate.compressor(self._dictionary)
             return self._prepared

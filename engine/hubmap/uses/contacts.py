@@ -100,8 +100,15 @@ class EarlyReads:
     would); anything else a reader raised (a crash) is raised by the next `check` at once.
     """
 
-    def __init__(self, read: Callable[[list[str]], Any], batch: int, workers: int, limit: int,
-                 compact: Compact, max_bytes: int):
+    def __init__(
+        self,
+        read: Callable[[list[str]], Any],
+        batch: int,
+        workers: int,
+        limit: int,
+        compact: Compact,
+        max_bytes: int,
+    ):
         self._read = read
         self._batch = batch
         self._limit = limit
@@ -111,8 +118,9 @@ class EarlyReads:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._bytes_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
-                                        thread_name_prefix="hubmap-read")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="hubmap-read"
+        )
         self._queued: set[str] = set()
         self._pending: list[str] = []
         self._running: list[tuple[list[str], Future[Any]]] = []
@@ -174,8 +182,11 @@ class EarlyReads:
 
     def _read_packed(self, keys: list[str]) -> dict[str, bytes]:
         found = self._read(keys)
-        packed = {key: self._compact.pack(record) for key in keys
-                  if (record := found.get(key)) is not None}
+        packed = {
+            key: self._compact.pack(record)
+            for key in keys
+            if (record := found.get(key)) is not None
+        }
         with self._bytes_lock:
             self._bytes += sum(len(blob) for blob in packed.values())
         return packed
@@ -206,9 +217,14 @@ class ContactsSync(JobPart):
     def count(self, outcomes: Iterable[Any]) -> None:
         self.progress.phase("counting orders", self.options.expected_records)
         if self.options.early_reads > 0:
-            self.early = EarlyReads(self._read, self.options.batch, self.options.workers,
-                                    self.options.early_reads, self.records,
-                                    self.options.held_bytes)
+            self.early = EarlyReads(
+                self._read,
+                self.options.batch,
+                self.options.workers,
+                self.options.early_reads,
+                self.records,
+                self.options.held_bytes,
+            )
         try:
             chunk: list[OrderValues | Skipped | RefundValues] = []
             rejected: list[Rejected] = []
@@ -228,16 +244,18 @@ class ContactsSync(JobPart):
         self.progress.done()
 
     def _read(self, keys: list[str]) -> Any:
-        return self.client.batch_read_contacts(keys, id_property=self.compiled.match_on,
-                                               properties=self.properties + self.fences.read)
+        return self.client.batch_read_contacts(
+            keys, id_property=self.compiled.match_on, properties=self.properties + self.fences.read
+        )
 
     def _stop_early_reads(self) -> None:
         if self.early is not None:
             self.early.close()
             self.early = None
 
-    def _take(self, chunk: list[OrderValues | Skipped | RefundValues],
-              rejected: list[Rejected]) -> None:
+    def _take(
+        self, chunk: list[OrderValues | Skipped | RefundValues], rejected: list[Rejected]
+    ) -> None:
         self.summary.rejected += len(rejected)
         self.rejects.rejected(rejected)
         if chunk:
@@ -247,24 +265,27 @@ class ContactsSync(JobPart):
                 for key in self.early.add(sorted(touched)):
                     row = touched[key]
                     if row.hubspot_id or row.fence_written or row.fence_writing:
-                        self.fenced[key] = (row.hubspot_id, row.fence_written,
-                                            row.fence_writing)
+                        self.fenced[key] = (row.hubspot_id, row.fence_written, row.fence_writing)
         if self.early is not None:
             self.early.check()
         self.progress.advance(len(chunk) + len(rejected))
 
-    def _count_chunk(self, items: list[OrderValues | Skipped | RefundValues]
-                     ) -> dict[str, ContactRow]:
+    def _count_chunk(
+        self, items: list[OrderValues | Skipped | RefundValues]
+    ) -> dict[str, ContactRow]:
         """Store a chunk; the contacts it touched."""
         state, scope = self.state, self.scope
         with state.transaction():
             refund_ids = {i.refund_id for i in items if isinstance(i, RefundValues)}
             stored_refunds = state.refunds(scope, refund_ids)
-            aliases = state.aliases(scope, {i.contact for i in items
-                                            if isinstance(i, OrderValues)})
+            aliases = state.aliases(scope, {i.contact for i in items if isinstance(i, OrderValues)})
             if aliases:  # keys that are another key's HubSpot record: its fold takes them
-                items = [replace(i, contact=aliases[i.contact]) if isinstance(i, OrderValues)
-                         and i.contact in aliases else i for i in items]
+                items = [
+                    replace(i, contact=aliases[i.contact])
+                    if isinstance(i, OrderValues) and i.contact in aliases
+                    else i
+                    for i in items
+                ]
             order_ids = {i.order_id for i in items if i.order_id is not None}
             order_ids |= {r.order_id for r in stored_refunds.values()}
             stored = state.orders(scope, order_ids)
@@ -291,8 +312,9 @@ class ContactsSync(JobPart):
                     accs = self.folder.add(accs, part, cutoffs)
                     row.folded_seq = max(row.folded_seq, part.seq)
                 row.acc = self.folder.dump(accs)
-                row.counted = fence.Counted.parse(row.counted).join(
-                    sync.counted_of(mine, refunds)).text()
+                row.counted = (
+                    fence.Counted.parse(row.counted).join(sync.counted_of(mine, refunds)).text()
+                )
             self._refold([rows[c] for c in decision.refold])
             state.save_folded(scope, [rows[c] for c in touched])
         return {c: rows[c] for c in touched}
@@ -303,7 +325,8 @@ class ContactsSync(JobPart):
             return
         orders = self.state.orders_of(self.scope, [r.contact for r in rows])
         refunds = self.state.refunds_for(
-            self.scope, [o.order_id for mine in orders.values() for o in mine])
+            self.scope, [o.order_id for mine in orders.values() for o in mine]
+        )
         for row in rows:
             mine = sorted(orders.get(row.contact, []), key=lambda o: o.seq)
             parts = sync.parts_of(mine, refunds, self.folder)
@@ -338,8 +361,8 @@ class ContactsSync(JobPart):
         size = self.options.batch
         read = [k for k in keys if k in early]
         unread = [k for k in keys if k not in early]
-        checks = [(read[i:i + size], early) for i in range(0, len(read), size)]
-        checks += [(unread[i:i + size], None) for i in range(0, len(unread), size)]
+        checks = [(read[i : i + size], early) for i in range(0, len(read), size)]
+        checks += [(unread[i : i + size], None) for i in range(0, len(unread), size)]
         problems: list[Problem] = []
         ready: list[tuple[list[str], dict[str, bytes]]] = []  # keys checked, records packed
         self.rejoined = set()
@@ -349,17 +372,30 @@ class ContactsSync(JobPart):
                 ready.append(batch)
         self.progress.done()
         if problems:
-            raise HubmapError(problems[:MAX_FENCE_PROBLEMS] + ([Problem(
-                "HM708", f"... and {len(problems) - MAX_FENCE_PROBLEMS} more contact(s) like "
-                "these", Location(self.mapping.file), hint=problems[0].hint)]
-                if len(problems) > MAX_FENCE_PROBLEMS else []))
+            raise HubmapError(
+                problems[:MAX_FENCE_PROBLEMS]
+                + (
+                    [
+                        Problem(
+                            "HM708",
+                            f"... and {len(problems) - MAX_FENCE_PROBLEMS} more contact(s) like "
+                            "these",
+                            Location(self.mapping.file),
+                            hint=problems[0].hint,
+                        )
+                    ]
+                    if len(problems) > MAX_FENCE_PROBLEMS
+                    else []
+                )
+            )
         self.progress.phase("writing contacts", None)
         for _ in self._in_batches(self._stage_and_send, ready):
             pass
         attempted = {key for batch, _ in ready for key in batch}
         keys = [k for k in self.state.prepared_contacts(self.scope) if k not in attempted]
-        for _ in self._in_batches(self._send_batch,
-                                  [keys[i:i + size] for i in range(0, len(keys), size)]):
+        for _ in self._in_batches(
+            self._send_batch, [keys[i : i + size] for i in range(0, len(keys), size)]
+        ):
             pass
         self.held.clear()
         self.progress.done()
@@ -375,8 +411,9 @@ class ContactsSync(JobPart):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _check_batch(self, keys: list[str], early: dict[str, Any] | None
-                     ) -> tuple[list[Problem], tuple[list[str], dict[str, bytes]] | None]:
+    def _check_batch(
+        self, keys: list[str], early: dict[str, Any] | None
+    ) -> tuple[list[Problem], tuple[list[str], dict[str, bytes]] | None]:
         """Contacts read while counting (`early`: the answers): their fences checked against
         what counting saw of them - the problems, and the keys to prepare and send with their
         records.  Others: read, checked and prepared now (`_prepare_batch`)."""
@@ -410,8 +447,11 @@ class ContactsSync(JobPart):
                 ready.append(key)
         self.progress.advance(len(keys))
         # held packed until the batch is written (a record found by its id is packed now)
-        packed = {key: early[key] if records[key] is current.get(key)
-                  else self.records.pack(records[key]) for key in ready if key in records}
+        packed = {
+            key: early[key] if records[key] is current.get(key) else self.records.pack(records[key])
+            for key in ready
+            if key in records
+        }
         return problems, (ready, packed)
 
     def _stage_and_send(self, batch: tuple[list[str], dict[str, bytes]]) -> None:
@@ -467,8 +507,9 @@ class ContactsSync(JobPart):
         self.progress.advance(len(keys))
         return problems
 
-    def _read_records(self, keys: list[str], rows: dict[str, ContactRow],
-                      current: Any) -> dict[str, dict[str, Any]] | None:
+    def _read_records(
+        self, keys: list[str], rows: dict[str, ContactRow], current: Any
+    ) -> dict[str, dict[str, Any]] | None:
         try:
             return self._records(keys, rows, current)
         except FATAL_READ_ERRORS:
@@ -477,22 +518,31 @@ class ContactsSync(JobPart):
             self._fail(keys, f"reading the contacts by record id failed: {error}")
             return None
 
-    def _verdict(self, key: str, row: ContactRow,
-                 record: dict[str, Any] | None) -> tuple[fence.Verdict, Problem | None]:
+    def _verdict(
+        self, key: str, row: ContactRow, record: dict[str, Any] | None
+    ) -> tuple[fence.Verdict, Problem | None]:
         """Whether this state may write the contact (its fence in HubSpot against the row's)."""
         found = (record or {}).get("properties", {})
-        seen = fence.verdict(self.fences.ours, found, row.fence_written, row.fence_writing,
-                             self.fences.others)
+        seen = fence.verdict(
+            self.fences.ours, found, row.fence_written, row.fence_writing, self.fences.others
+        )
         if seen.kind == fence.FOREIGN and not self.fences.rebuild:
             return seen, Problem(
-                "HM708", f"contact {key}: {seen.reason}", Location(self.mapping.file),
+                "HM708",
+                f"contact {key}: {seen.reason}",
+                Location(self.mapping.file),
                 hint="run with the state file that wrote these contacts, or run once with "
                 "--rebuild and the full order history (it starts from the baseline the "
-                "fence keeps, never from HubSpot's totals)")
+                "fence keeps, never from HubSpot's totals)",
+            )
         return seen, None
 
-    def _stage(self, checked: list[tuple[str, fence.Verdict]], rows: dict[str, ContactRow],
-               records: dict[str, dict[str, Any]]) -> list[ContactRow]:
+    def _stage(
+        self,
+        checked: list[tuple[str, fence.Verdict]],
+        rows: dict[str, ContactRow],
+        records: dict[str, dict[str, Any]],
+    ) -> list[ContactRow]:
         """Store what each checked contact is to hold (baselines read, drift rebased, the values
         and fence to send); the contacts prepared to be sent."""
         clear: dict[str, str] = {}  # key -> another mapping's fence (an old name's) to clear
@@ -512,7 +562,8 @@ class ContactsSync(JobPart):
                         self.summary.warnings.append(
                             f"contact {key}: its fence says {seen.fence.orders} orders and "
                             f"refunds were counted, this rebuild has {counted}: was the order "
-                            "history complete?")
+                            "history complete?"
+                        )
             if seen.property not in (None, self.fences.ours) and seen.fence is not None:
                 clear[key] = seen.property
             landed = found.get(self.fences.ours) or None
@@ -532,15 +583,23 @@ class ContactsSync(JobPart):
             found = records.get(key)
             now = self._now(found)
             try:
-                values = sync.wire_values(self.folder, self.folder.load(row.acc),
-                                          row.baseline or {})
+                values = sync.wire_values(
+                    self.folder, self.folder.load(row.acc), row.baseline or {}
+                )
             except CoercionError as unwritable:
-                self._fail([key], f"its values cannot be written: {unwritable} (the orders stay "
-                                  "counted; correct the orders that make it so large)")
+                self._fail(
+                    [key],
+                    f"its values cannot be written: {unwritable} (the orders stay "
+                    "counted; correct the orders that make it so large)",
+                )
                 continue
             try:
-                text = fence.fence_of(self.fences.ledger, fence.Counted.parse(row.counted),
-                                      row.baseline or {}, self.fences.caps).text()
+                text = fence.fence_of(
+                    self.fences.ledger,
+                    fence.Counted.parse(row.counted),
+                    row.baseline or {},
+                    self.fences.caps,
+                ).text()
             except ValueError as too_long:  # a baseline beyond one HubSpot value
                 self._fail([key], f"its fence cannot be written: {too_long}")
                 continue
@@ -553,32 +612,40 @@ class ContactsSync(JobPart):
             if not sending:
                 row.written, row.fence_written = values, text
         with self.lock:
-            self.state.save_prepared(self.scope, self.run_id, rebased, drifted, prepared,
-                                     refold)
+            self.state.save_prepared(self.scope, self.run_id, rebased, drifted, prepared, refold)
             self.state.save_written(self.scope, unchanged)
             self.summary.drift += len(drifted)
             self.summary.contacts_unchanged += len(unchanged)
         return prepared
 
-    def _records(self, keys: list[str], rows: dict[str, ContactRow],
-                 current: Any) -> dict[str, dict[str, Any]]:
+    def _records(
+        self, keys: list[str], rows: dict[str, ContactRow], current: Any
+    ) -> dict[str, dict[str, Any]]:
         """Each key's HubSpot record: found by its key, or - when the key is no longer on it (an
         email changed in HubSpot) - by the record id the state learnt at the last write."""
         records = {k: current.get(k) for k in keys if current.get(k) is not None}
         lost = {rows[k].hubspot_id: k for k in keys if k not in records and rows[k].hubspot_id}
         if lost:
             by_id = self.client.batch_read_contacts(
-                list(lost), id_property=None,
-                properties=[*self.properties, *self.fences.read, self.compiled.match_on,
-                            ADDITIONAL_EMAILS, MERGED_IDS])
+                list(lost),
+                id_property=None,
+                properties=[
+                    *self.properties,
+                    *self.fences.read,
+                    self.compiled.match_on,
+                    ADDITIONAL_EMAILS,
+                    MERGED_IDS,
+                ],
+            )
             for record_id, key in lost.items():
                 record = by_id.get(str(record_id))
                 if record is not None:
                     records[key] = record
         return records
 
-    def _one_record_one_fold(self, keys: list[str], rows: dict[str, ContactRow],
-                             records: dict[str, dict[str, Any]]) -> set[str]:
+    def _one_record_one_fold(
+        self, keys: list[str], rows: dict[str, ContactRow], records: dict[str, dict[str, Any]]
+    ) -> set[str]:
         """Keys that turn out to be one HubSpot record (a merge, a secondary address, an email
         changed in HubSpot) become one fold: the orders of all go to one key (the record's
         primary email, else the smallest key), written in the next pass.  The keys joined."""
@@ -590,17 +657,19 @@ class ContactsSync(JobPart):
             ids_of[str(record["id"])] = ids
             groups.setdefault(str(record["id"]), set()).add(key)
         with self.lock:
-            known = self.state.keys_of_records(self.scope, {i for ids in ids_of.values()
-                                                            for i in ids})
+            known = self.state.keys_of_records(
+                self.scope, {i for ids in ids_of.values() for i in ids}
+            )
         joined: set[str] = set()
         for record_id, group in groups.items():
             members = set(group) | {k for i in ids_of[record_id] for k in known.get(i, ())}
             if len(members) < 2:
                 continue
             record = records[min(group)]
-            primary = normalize_key(str((record.get("properties") or {})
-                                        .get(self.compiled.match_on) or ""),
-                                    self.compiled.match_on)
+            primary = normalize_key(
+                str((record.get("properties") or {}).get(self.compiled.match_on) or ""),
+                self.compiled.match_on,
+            )
             canonical = primary if primary in members else min(members)
             self._join(canonical, members, record)
             joined |= members & set(keys)
@@ -616,14 +685,21 @@ class ContactsSync(JobPart):
             self.rejoined.add(canonical)
             held = self.state.load_contacts(self.scope, members)
             self.state.alias(self.scope, canonical, members - {canonical}, sync.stored_digest)
-            row = self.state.load_contacts(self.scope, [canonical]).get(canonical) or \
-                ContactRow(canonical)
+            row = self.state.load_contacts(self.scope, [canonical]).get(canonical) or ContactRow(
+                canonical
+            )
             row.baseline = sync.joined_baseline(
-                [held[k].baseline for k in [canonical, *sorted(members - {canonical})]
-                 if k in held])
+                [held[k].baseline for k in [canonical, *sorted(members - {canonical})] if k in held]
+            )
             fence_now = (record.get("properties") or {}).get(self.fences.ours)
-            writer = next((held[k] for k in sorted(held) if fence_now
-                           and fence_now in (held[k].fence_written, held[k].fence_writing)), None)
+            writer = next(
+                (
+                    held[k]
+                    for k in sorted(held)
+                    if fence_now and fence_now in (held[k].fence_written, held[k].fence_writing)
+                ),
+                None,
+            )
             if writer is not None:
                 row.written, row.writing = writer.written, writer.writing
                 row.fence_written, row.fence_writing = writer.fence_written, writer.fence_writing
@@ -638,8 +714,9 @@ class ContactsSync(JobPart):
         with self.lock:
             rows = {k: _from_held_form(k, self.held.pop(k)) for k in keys if k in self.held}
             if len(rows) < len(keys):
-                rows.update(self.state.load_contacts(
-                    self.scope, [k for k in keys if k not in rows]))
+                rows.update(
+                    self.state.load_contacts(self.scope, [k for k in keys if k not in rows])
+                )
         self._send_rows(rows)
         self.progress.advance(len(keys))
 
@@ -655,10 +732,9 @@ class ContactsSync(JobPart):
     def _now(self, found: dict[str, Any] | None) -> dict[str, str | None]:
         return {name: (found or {}).get("properties", {}).get(name) for name in self.properties}
 
-    def _rebase(self, keys: list[str], rows: dict[str, ContactRow], current: Any,
-                from_fence: set[str]) -> tuple[list[ContactRow],
-                                               list[tuple[str, str, str | None, str | None]],
-                                               list[ContactRow]]:
+    def _rebase(
+        self, keys: list[str], rows: dict[str, ContactRow], current: Any, from_fence: set[str]
+    ) -> tuple[list[ContactRow], list[tuple[str, str, str | None, str | None]], list[ContactRow]]:
         """Baselines read (or taken from a fence: `from_fence`), drift found and rebased: the
         contacts whose baseline changed, the drift, and the contacts to fold afresh."""
         rebased: list[ContactRow] = []
@@ -684,22 +760,35 @@ class ContactsSync(JobPart):
                 rebased.append(row)
         return rebased, drifted, refold
 
-    def _send(self, to_send: dict[str, dict[str, str]],
-              rows: dict[str, ContactRow]) -> list[ContactRow]:
+    def _send(
+        self, to_send: dict[str, dict[str, str]], rows: dict[str, ContactRow]
+    ) -> list[ContactRow]:
         """Write: a contact whose HubSpot record is known by its id, and new ones by their key."""
         by_id = {key: rows[key].hubspot_id for key in to_send if rows[key].hubspot_id}
         confirmed = self._sent(
-            {k: v for k, v in to_send.items() if k not in by_id}, rows,
+            {k: v for k, v in to_send.items() if k not in by_id},
+            rows,
             lambda inputs: self.client.batch_upsert_contacts(
-                inputs, id_property=self.compiled.match_on), {})
+                inputs, id_property=self.compiled.match_on
+            ),
+            {},
+        )
         if by_id:
             confirmed += self._sent(
-                {by_id[k]: v for k, v in to_send.items() if k in by_id}, rows,
-                self.client.batch_update_contacts, {v: k for k, v in by_id.items()})
+                {by_id[k]: v for k, v in to_send.items() if k in by_id},
+                rows,
+                self.client.batch_update_contacts,
+                {v: k for k, v in by_id.items()},
+            )
         return confirmed
 
-    def _sent(self, inputs: dict[str, dict[str, str]], rows: dict[str, ContactRow],
-              call: Any, keys_of: dict[str, str]) -> list[ContactRow]:
+    def _sent(
+        self,
+        inputs: dict[str, dict[str, str]],
+        rows: dict[str, ContactRow],
+        call: Any,
+        keys_of: dict[str, str],
+    ) -> list[ContactRow]:
         """One kind of write; `keys_of`: the contact key of each input key (record ids)."""
         if not inputs:
             return []
@@ -733,8 +822,9 @@ class ContactsSync(JobPart):
             self._fail(list(failures), None, failures)
         return confirmed
 
-    def _fail(self, keys: list[str], reason: str | None,
-              reasons: dict[str, str] | None = None) -> None:
+    def _fail(
+        self, keys: list[str], reason: str | None, reasons: dict[str, str] | None = None
+    ) -> None:
         reasons = reasons or {key: reason or "failed" for key in keys}
         with self.lock:
             self.summary.contacts_failed += len(reasons)
@@ -742,13 +832,13 @@ class ContactsSync(JobPart):
             self.state.save_failed(self.scope, reasons)
 
 
-def _fenced_row(key: str, fenced: tuple[str | None, str | None, str | None] | None
-                ) -> ContactRow:
+def _fenced_row(key: str, fenced: tuple[str | None, str | None, str | None] | None) -> ContactRow:
     if fenced is None:
         return ContactRow(key)
     hubspot_id, fence_written, fence_writing = fenced
-    return ContactRow(key, hubspot_id=hubspot_id, fence_written=fence_written,
-                      fence_writing=fence_writing)
+    return ContactRow(
+        key, hubspot_id=hubspot_id, fence_written=fence_written, fence_writing=fence_writing
+    )
 
 
 def _held_form(row: ContactRow) -> list[Any]:
@@ -758,8 +848,9 @@ def _held_form(row: ContactRow) -> list[Any]:
 
 def _from_held_form(key: str, held: list[Any]) -> ContactRow:
     hubspot_id, writing, fence_writing, sending = held
-    return ContactRow(key, hubspot_id=hubspot_id, writing=writing, fence_writing=fence_writing,
-                      sending=sending)
+    return ContactRow(
+        key, hubspot_id=hubspot_id, writing=writing, fence_writing=fence_writing, sending=sending
+    )
 
 
 def explain(mapping: Any, error: Any) -> str:
@@ -772,8 +863,10 @@ def explain(mapping: Any, error: Any) -> str:
             break
         except KeyError:
             continue
-    details = [d.message for d in getattr(error, "errors", None) or []
-               if getattr(d, "message", None) and d.message != error.message]
+    details = [
+        d.message
+        for d in getattr(error, "errors", None) or []
+        if getattr(d, "message", None) and d.message != error.message
+    ]
     detail = f": {'; '.join(details[:3])}" if details else ""
     return f"{error.message}{detail}{where}"
-

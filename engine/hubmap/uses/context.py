@@ -56,9 +56,15 @@ class Connection:
 
 
 @contextmanager
-def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str | None = None,
-            mapping: Mapping | None = None, state: str | None = None,
-            offers_sandbox: bool = False) -> Iterator[Connection]:
+def connect(
+    environ: dict[str, str],
+    *,
+    sandbox: bool = False,
+    sandbox_db: str | None = None,
+    mapping: Mapping | None = None,
+    state: str | None = None,
+    offers_sandbox: bool = False,
+) -> Iterator[Connection]:
     """A client for the environment's HubSpot, or for an embedded sandbox.  With a `state` in
     PostgreSQL, the client's rate limit is shared through it with every other process on the
     same token (`hubmap.shared_limit`).  `offers_sandbox`: the command has --sandbox, which a
@@ -70,28 +76,36 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
         token = secrets.token_urlsafe(24)
         config = SandboxConfig(token=token)
         running = start_sandbox(db_path=sandbox_db, config=config)
-        environ.update({
-            "HUBSPOT_ACCESS_TOKEN": token,
-            "HUBSPOT_API_BASE": running.url,
-            "HUBSPOT_FORMS_BASE": running.url,
-            "HUBSPOT_PORTAL_ID": str(config.portal_id),
-        })
+        environ.update(
+            {
+                "HUBSPOT_ACCESS_TOKEN": token,
+                "HUBSPOT_API_BASE": running.url,
+                "HUBSPOT_FORMS_BASE": running.url,
+                "HUBSPOT_PORTAL_ID": str(config.portal_id),
+            }
+        )
     try:
         try:
             settings = HubSpotSettings.from_env(environ)
         except HubSpotConfigError as error:
             if offers_sandbox and TOKEN_ENV not in environ:
-                raise HubSpotConfigError(f"{error}; or add --sandbox to try the mapping "
-                                         "against the local HubSpot stand-in (no account "
-                                         "needed)") from None
+                raise HubSpotConfigError(
+                    f"{error}; or add --sandbox to try the mapping "
+                    "against the local HubSpot stand-in (no account "
+                    "needed)"
+                ) from None
             raise
         limiter = _shared_limiter(settings, state)
         with HubSpotClient(settings, limiter=limiter) as client:
-            if running is not None and mapping is not None and isinstance(mapping.target,
-                                                                          FormsTarget):
+            if (
+                running is not None
+                and mapping is not None
+                and isinstance(mapping.target, FormsTarget)
+            ):
                 # A form GUID of a real portal means nothing to the stand-in: its own form wins.
                 environ[_form_guid_variable(mapping.target)] = _sandbox_form(
-                    client, running, mapping, token)
+                    client, running, mapping, token
+                )
             yield Connection(client, environ, running, sandbox_db)
     finally:
         if limiter is not None:
@@ -103,8 +117,9 @@ def connect(environ: dict[str, str], *, sandbox: bool = False, sandbox_db: str |
 def _shared_limiter(settings: HubSpotSettings, state: str | None) -> SharedRateLimiter | None:
     if state is None or not sql.is_url(state):
         return None  # one machine: the process's own limiter (and HubSpot's headers) suffice
-    local = RateLimiter(max_requests=settings.rate_limit_max,
-                        interval=settings.rate_limit_interval_ms / 1000)
+    local = RateLimiter(
+        max_requests=settings.rate_limit_max, interval=settings.rate_limit_interval_ms / 1000
+    )
     return SharedRateLimiter(state, budget_name(settings.api_base, settings.access_token), local)
 
 
@@ -114,8 +129,9 @@ def _form_guid_variable(target: FormsTarget) -> str:
     return match.group(1) if match else SANDBOX_FORM_GUID_VARIABLE
 
 
-def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mapping,
-                  token: str) -> str:
+def _sandbox_form(
+    client: HubSpotClient, running: RunningSandbox, mapping: Mapping, token: str
+) -> str:
     """Create the mapping's properties and a form carrying them, as a HubSpot user would; a form
     made by an earlier run (same name, every field the mapping writes) is used again."""
     provision.apply(client, mapping)
@@ -127,22 +143,40 @@ def _sandbox_form(client: HubSpotClient, running: RunningSandbox, mapping: Mappi
     listed = requests.get(f"{running.url}/marketing/v3/forms", headers=headers, timeout=10)
     listed.raise_for_status()
     for form in listed.json().get("results", []):
-        on_form = {f.get("name") for group in form.get("fieldGroups", [])
-                   for f in group.get("fields", [])}
+        on_form = {
+            f.get("name") for group in form.get("fieldGroups", []) for f in group.get("fields", [])
+        }
         if form.get("name") == name and wanted <= on_form:
             return str(form["id"])
     fields: list[dict[str, Any]] = [
-        {"name": target.email_field, "objectTypeId": "0-1", "fieldType": "email",
-         "required": True, "label": "Email"}]
+        {
+            "name": target.email_field,
+            "objectTypeId": "0-1",
+            "fieldType": "email",
+            "required": True,
+            "label": "Email",
+        }
+    ]
     for spec in mapping.properties:
-        fields.append({"name": spec.name, "objectTypeId": "0-1", "label": spec.label,
-                       "fieldType": "multiple_checkboxes" if spec.multiple
-                       else _FIELD_TYPES[spec.type], "required": False})
+        fields.append(
+            {
+                "name": spec.name,
+                "objectTypeId": "0-1",
+                "label": spec.label,
+                "fieldType": "multiple_checkboxes" if spec.multiple else _FIELD_TYPES[spec.type],
+                "required": False,
+            }
+        )
     response = requests.post(
         f"{running.url}/marketing/v3/forms",
-        json={"name": name, "formType": "hubspot",
-              "fieldGroups": [{"groupType": "default_group", "fields": fields}]},
-        headers=headers, timeout=10)
+        json={
+            "name": name,
+            "formType": "hubspot",
+            "fieldGroups": [{"groupType": "default_group", "fields": fields}],
+        },
+        headers=headers,
+        timeout=10,
+    )
     response.raise_for_status()
     return str(response.json()["id"])
 
@@ -182,7 +216,8 @@ def portal_of(client: Any) -> str:
     except HubSpotError as error:
         raise ConfigurationError(
             f"HubSpot did not say which portal the token belongs to (GET "
-            f"/account-info/v3/details: {error}); hubmap keeps each portal's state apart by it")
+            f"/account-info/v3/details: {error}); hubmap keeps each portal's state apart by it"
+        )
     if reported in (None, ""):
         raise ConfigurationError("HubSpot's account details name no portalId for this token")
     portal = str(reported)
@@ -190,7 +225,8 @@ def portal_of(client: Any) -> str:
     if configured and str(configured) != portal:
         raise ConfigurationError(
             f"HUBSPOT_PORTAL_ID is {configured}, but the token belongs to portal {portal}; "
-            "unset HUBSPOT_PORTAL_ID or use the token of that portal")
+            "unset HUBSPOT_PORTAL_ID or use the token of that portal"
+        )
     return portal
 
 
@@ -200,9 +236,14 @@ def resolve_env(text: str, environ: dict[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in environ or not environ[name]:
-            raise HubmapError(Problem("HM411", f"environment variable {name} is not set",
-                                      Location("<environment>"),
-                                      hint=f"export {name}=... before running"))
+            raise HubmapError(
+                Problem(
+                    "HM411",
+                    f"environment variable {name} is not set",
+                    Location("<environment>"),
+                    hint=f"export {name}=... before running",
+                )
+            )
         return environ[name]
 
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, text)

@@ -39,10 +39,12 @@ from hubmap.uses.job import Job, JobPart
 FORMS_MAX_BACKDATE = timedelta(days=29)  # HubSpot refuses a submittedAt over a month old
 INVALID_HUTK = "INVALID_HUTK"
 #: Why an order older than that is skipped.
-TOO_OLD = (f"placed more than {FORMS_MAX_BACKDATE.days} days ago: HubSpot refuses a form "
-           "submission dated more than a month back, and one sent without its date would count "
-           "as today's conversion; send past orders with a contacts mapping (kind: contacts, "
-           "such as mappings/shopify-orders-contacts.yaml), which keeps the order history")
+TOO_OLD = (
+    f"placed more than {FORMS_MAX_BACKDATE.days} days ago: HubSpot refuses a form "
+    "submission dated more than a month back, and one sent without its date would count "
+    "as today's conversion; send past orders with a contacts mapping (kind: contacts, "
+    "such as mappings/shopify-orders-contacts.yaml), which keeps the order history"
+)
 
 
 def too_old(order_time: datetime, now: datetime) -> bool:
@@ -90,10 +92,14 @@ class FormsSync(JobPart):
                 if outcome.order_id not in seen:
                     with self.lock:
                         seen[outcome.order_id] = self.state.orders(
-                            self.scope, [outcome.order_id]).get(outcome.order_id)
+                            self.scope, [outcome.order_id]
+                        ).get(outcome.order_id)
                 before = seen[outcome.order_id]
-                view = None if before is None else versions.Stored(
-                    COUNTED, before.version, before.digest, before.contact)
+                view = (
+                    None
+                    if before is None
+                    else versions.Stored(COUNTED, before.version, before.digest, before.contact)
+                )
                 digest = sync.order_digest(outcome) if isinstance(outcome, OrderValues) else None
                 arrival = versions.Arrival(outcome.version, digest)
                 result = versions.classify(view, arrival, self.versioned)
@@ -108,27 +114,43 @@ class FormsSync(JobPart):
                     assert isinstance(outcome, OrderValues)
                     seen[outcome.order_id] = self._stored(outcome, digest)
                     futures.append(pool.submit(self._submit, outcome, portal, guid, consent))
-                elif result == versions.CHANGED and before is not None and isinstance(
-                        outcome, OrderValues):
+                elif (
+                    result == versions.CHANGED
+                    and before is not None
+                    and isinstance(outcome, OrderValues)
+                ):
                     # remembered (not submitted again), so older copies are known as stale
                     seen[outcome.order_id] = self._stored(outcome, digest, before.first_seq)
                     with self.lock:
                         self.state.put_orders(self.scope, self.run_id, [seen[outcome.order_id]])
                 elif result == versions.WITHDRAWN and before is not None:
-                    self.summary.failures.append((outcome.order_id, "withdrawn after its form "
-                                                  "was submitted: a submission cannot be taken "
-                                                  "back"))
+                    self.summary.failures.append(
+                        (
+                            outcome.order_id,
+                            "withdrawn after its form "
+                            "was submitted: a submission cannot be taken "
+                            "back",
+                        )
+                    )
             for future in futures:
                 future.result()
         self.progress.done()
 
     def _stored(self, order: OrderValues, digest: str | None, first_seq: int = 0) -> StoredOrder:
-        return StoredOrder(order.order_id, SENT, order.contact, order.time.isoformat(),
-                           order.version, digest, encode_values(order.values),
-                           first_seq=first_seq)
+        return StoredOrder(
+            order.order_id,
+            SENT,
+            order.contact,
+            order.time.isoformat(),
+            order.version,
+            digest,
+            encode_values(order.values),
+            first_seq=first_seq,
+        )
 
-    def _submit(self, order: OrderValues, portal: str, guid: str,
-                consent: dict[str, Any] | None) -> None:
+    def _submit(
+        self, order: OrderValues, portal: str, guid: str, consent: dict[str, Any] | None
+    ) -> None:
         fields = submission_fields(self.compiled, ContactFolder(self.compiled), order)
         context = dict(order.context)
         without_hutk = False
@@ -148,9 +170,18 @@ class FormsSync(JobPart):
             with self.lock:
                 self.summary.submissions_failed += 1
                 self.summary.failures.append((order.order_id, reason))
-            self.rejects.add([{"where": order.where, "order_id": order.order_id,
-                               "kind": "failed", "reason": reason, "code": "HM607",
-                               "record": order.raw}])
+            self.rejects.add(
+                [
+                    {
+                        "where": order.where,
+                        "order_id": order.order_id,
+                        "kind": "failed",
+                        "reason": reason,
+                        "code": "HM607",
+                        "record": order.raw,
+                    }
+                ]
+            )
             return
         with self.lock:
             digest = sync.order_digest(order)
@@ -161,20 +192,35 @@ class FormsSync(JobPart):
                 self.summary.hutk_refused.append(order.order_id)
         self.progress.advance()
 
-    def _send(self, portal: str, guid: str, fields: dict[str, str], context: dict[str, str],
-              order: OrderValues, consent: dict[str, Any] | None) -> None:
-        self.client.submit_form(portal, guid, fields, context=context, submitted_at=order.time,
-                                legal_consent=consent)
+    def _send(
+        self,
+        portal: str,
+        guid: str,
+        fields: dict[str, str],
+        context: dict[str, str],
+        order: OrderValues,
+        consent: dict[str, Any] | None,
+    ) -> None:
+        self.client.submit_form(
+            portal, guid, fields, context=context, submitted_at=order.time, legal_consent=consent
+        )
 
 
 def _consent(target: FormsTarget) -> dict[str, Any] | None:
     consent = target.legal_consent
     if consent is None:
         return None
-    return {"consent": {
-        "consentToProcess": consent.consent_to_process,
-        "text": consent.text,
-        "communications": [
-            {"value": c["value"], "subscriptionTypeId": c["subscription_type_id"],
-             "text": c["text"]} for c in consent.communications],
-    }}
+    return {
+        "consent": {
+            "consentToProcess": consent.consent_to_process,
+            "text": consent.text,
+            "communications": [
+                {
+                    "value": c["value"],
+                    "subscriptionTypeId": c["subscription_type_id"],
+                    "text": c["text"],
+                }
+                for c in consent.communications
+            ],
+        }
+    }

@@ -50,8 +50,14 @@ class InitReport:
     unreadable: list[str] = field(default_factory=list)  # sample documents that did not decode
 
 
-def init(sample: str, into: str = "mappings", *, form: bool = False, name: str | None = None,
-         force: bool = False) -> Outcome:
+def init(
+    sample: str,
+    into: str = "mappings",
+    *,
+    form: bool = False,
+    name: str | None = None,
+    force: bool = False,
+) -> Outcome:
     """Write the starter mapping for `sample` into the folder `into`."""
     outcome = outcome_of(lambda: _init(sample, into, form, name, force))
     return outcome.value if isinstance(outcome.value, Outcome) else outcome
@@ -70,20 +76,25 @@ def _init(sample: str, into: str, form: bool, name: str | None, force: bool) -> 
     records = records_of(decoded())
     if not records:
         why = f" ({unreadable[0]})" if unreadable else ""
-        return _usage(f"{sample}: no records to start from{why}; give a JSON, NDJSON or CSV "
-                      "file of the shop's orders")
+        return _usage(
+            f"{sample}: no records to start from{why}; give a JSON, NDJSON or CSV "
+            "file of the shop's orders"
+        )
     recognition = recognise(records)
     folder = Path(into)
     if recognition is not None:
-        shipped = FORM_OF.get(recognition.mapping, recognition.mapping) if form \
-            else recognition.mapping
-        report = InitReport(sample, len(records), recognition, str(folder / shipped),
-                            unreadable=unreadable)
+        shipped = (
+            FORM_OF.get(recognition.mapping, recognition.mapping) if form else recognition.mapping
+        )
+        report = InitReport(
+            sample, len(records), recognition, str(folder / shipped), unreadable=unreadable
+        )
         refusal = _write_shipped(report, shipped, folder, force)
     else:
         chosen = name or _slug(Path(sample).stem) + "-contacts"
-        report = InitReport(sample, len(records), None, str(folder / f"{chosen}.yaml"),
-                            unreadable=unreadable)
+        report = InitReport(
+            sample, len(records), None, str(folder / f"{chosen}.yaml"), unreadable=unreadable
+        )
         text = skeleton.skeleton(chosen, sample, records, SCHEMA_FILE, report.mapping_file)
         refusal = _write(report, Path(report.mapping_file), text, force)
     if refusal is not None:
@@ -135,8 +146,10 @@ def _write(report: InitReport, path: Path, content: str | bytes, force: bool) ->
             report.kept.append(str(path))
             return None
         if not force:
-            return (f"{path} exists and differs from what hubmap init would write; move it, or "
-                    "give --force to replace it")
+            return (
+                f"{path} exists and differs from what hubmap init would write; move it, or "
+                "give --force to replace it"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     report.written.append(str(path))

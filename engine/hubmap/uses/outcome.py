@@ -55,24 +55,34 @@ class Outcome:
 T = TypeVar("T")
 
 
-def outcome_of(work: Callable[[], T], exit_code: Callable[[T], int] = lambda _: EXIT_OK,
-               where: str = "") -> Outcome:
+def outcome_of(
+    work: Callable[[], T], exit_code: Callable[[T], int] = lambda _: EXIT_OK, where: str = ""
+) -> Outcome:
     """Run `work`; its value with `exit_code(value)`, or the outcome of what stopped it."""
     try:
         value = work()
     except HubmapError as error:
         refused = any(p.code in PORTAL_REFUSALS for p in error.problems)
-        return Outcome(None, EXIT_PROBLEMS if refused else EXIT_USAGE, list(error.problems),
-                       error=error)
-    except (ConfigurationError, InputFormatError, StateError, StateLockedError,
-            HubSpotConfigError) as error:
+        return Outcome(
+            None, EXIT_PROBLEMS if refused else EXIT_USAGE, list(error.problems), error=error
+        )
+    except (
+        ConfigurationError,
+        InputFormatError,
+        StateError,
+        StateLockedError,
+        HubSpotConfigError,
+    ) as error:
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
     except HubSpotAuthError as error:
-        return Outcome(None, EXIT_USAGE, message=f"HubSpot refused the token: {error}",
-                       error=error)
+        return Outcome(None, EXIT_USAGE, message=f"HubSpot refused the token: {error}", error=error)
     except HubSpotError as error:
-        problem = Problem("HM600", f"HubSpot: {error}", Location(where or "<hubspot>"),
-                          hint="check HUBSPOT_API_BASE, the token's scopes, and HubSpot's status")
+        problem = Problem(
+            "HM600",
+            f"HubSpot: {error}",
+            Location(where or "<hubspot>"),
+            hint="check HUBSPOT_API_BASE, the token's scopes, and HubSpot's status",
+        )
         return Outcome(None, EXIT_USAGE, [problem], error=error)
     except sql.DatabaseError as error:  # the state's database: full disk, damage, gone
         return Outcome(None, EXIT_USAGE, message=failure_message(error), error=error)
@@ -85,6 +95,8 @@ def _os_failure(error: OSError) -> str:
     name = f"'{error.filename}'" if error.filename else "a file"
     reason = error.strerror or str(error)
     if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return (f"cannot write {name}: the disk is full ({reason}). Nothing is lost: free some "
-                "space and run the same command again")
+        return (
+            f"cannot write {name}: the disk is full ({reason}). Nothing is lost: free some "
+            "space and run the same command again"
+        )
     return f"cannot use {name}: {reason}"

@@ -96,8 +96,13 @@ class StoredPlan:
     but `contacts` is read once, as it is iterated (a contact HubSpot could not hold goes to
     `unwritable` then).  `close()` deletes the temporary state."""
 
-    def __init__(self, compiled: CompiledMapping, rejected: Sink[Rejected],
-                 skipped: Sink[Skipped], folder: Path | None):
+    def __init__(
+        self,
+        compiled: CompiledMapping,
+        rejected: Sink[Rejected],
+        skipped: Sink[Skipped],
+        folder: Path | None,
+    ):
         self.folder = ContactFolder(compiled)
         self.rejected = rejected
         self.skipped = skipped
@@ -136,17 +141,29 @@ class StoredPlan:
             self._place = None
 
 
-def count_into_state(compiled: CompiledMapping,
-                     outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues],
-                     plan: StoredPlan, place: Path) -> None:
+def count_into_state(
+    compiled: CompiledMapping,
+    outcomes: Iterable[OrderValues | Rejected | Skipped | RefundValues],
+    plan: StoredPlan,
+    place: Path,
+) -> None:
     """Take the records through a run's count phase into a new state file in `place`."""
     state = plan.state = StateStore(place / "plan.db")
     state.db.execute("PRAGMA synchronous=OFF")  # a temporary file: nothing to keep on a crash
     run_id = state.start_run(SCOPE, compiled.mapping.file, "plan")
     lock = threading.Lock()
     summary = Summary()
-    job = Job(compiled, None, state, SCOPE, run_id, summary,
-              RejectSink(state, SCOPE, run_id, None, lock), Progress(), lock)
+    job = Job(
+        compiled,
+        None,
+        state,
+        SCOPE,
+        run_id,
+        summary,
+        RejectSink(state, SCOPE, run_id, None, lock),
+        Progress(),
+        lock,
+    )
     # only the count phase: no client, so no contact is read while counting, and no fence
     counting = ContactsSync(job, SyncOptions(early_reads=0), Fences(ours="", ledger=""))
 
@@ -155,8 +172,9 @@ def count_into_state(compiled: CompiledMapping,
     plan.refunds_waiting = state.refunds_waiting(SCOPE)
 
 
-def _stored_plan(mapping_path: str, input_path: str, input_format: str | None,
-                 place: Path, spooled: bool) -> StoredPlan | Plan:
+def _stored_plan(
+    mapping_path: str, input_path: str, input_format: str | None, place: Path, spooled: bool
+) -> StoredPlan | Plan:
     """The records counted into a temporary state in `place` (a forms mapping: a Plan in
     memory); `spooled`: rejected and skipped records kept in files there, not in lists."""
     mapping = load_mapping(mapping_path)
@@ -193,8 +211,7 @@ def exit_code(plan: Plan | StoredPlan) -> int:
     return EXIT_PROBLEMS if len(plan.rejected) or plan.unwritable else EXIT_OK
 
 
-def plan_streamed(mapping_path: str, input_path: str,
-                  input_format: str | None = None) -> Outcome:
+def plan_streamed(mapping_path: str, input_path: str, input_format: str | None = None) -> Outcome:
     """`hubmap plan` as the CLI prints it: the value is a StoredPlan (or, for a forms mapping, a
     Plan) to print and then close; its exit class is `exit_code(value)` once printed."""
 
@@ -219,15 +236,20 @@ def plan(mapping_path: str, input_path: str, input_format: str | None = None) ->
     def work() -> Plan:
         place = Path(tempfile.mkdtemp(prefix="hubmap-plan-"))
         try:
-            stored = _stored_plan(mapping_path, input_path, input_format, place,
-                                  spooled=False)
+            stored = _stored_plan(mapping_path, input_path, input_format, place, spooled=False)
             if isinstance(stored, Plan):
                 return stored
             try:
-                result = Plan(contacts=list(stored.contacts), rejected=list(stored.rejected),
-                              skipped=list(stored.skipped), records=stored.records,
-                              orders=stored.orders, refunds_waiting=stored.refunds_waiting,
-                              warnings=stored.warnings, unwritable=stored.unwritable)
+                result = Plan(
+                    contacts=list(stored.contacts),
+                    rejected=list(stored.rejected),
+                    skipped=list(stored.skipped),
+                    records=stored.records,
+                    orders=stored.orders,
+                    refunds_waiting=stored.refunds_waiting,
+                    warnings=stored.warnings,
+                    unwritable=stored.unwritable,
+                )
             finally:
                 stored.close()
             return result

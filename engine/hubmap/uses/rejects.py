@@ -14,8 +14,9 @@ from hubmap.state import StateStore
 
 
 class RejectSink:
-    def __init__(self, state: StateStore, scope: str, run_id: int, path: str | None,
-                 lock: threading.Lock):
+    def __init__(
+        self, state: StateStore, scope: str, run_id: int, path: str | None, lock: threading.Lock
+    ):
         self.state = state
         self.scope = scope
         self.run_id = run_id
@@ -40,8 +41,19 @@ class RejectSink:
             raise OSError(error.errno, error.strerror, self.path) from None
 
     def rejected(self, items: list[Rejected]) -> None:
-        self.add([{"where": r.where, "order_id": r.order_id, "property": r.property_name,
-                   "reason": r.reason, "code": r.code, "record": r.raw} for r in items])
+        self.add(
+            [
+                {
+                    "where": r.where,
+                    "order_id": r.order_id,
+                    "property": r.property_name,
+                    "reason": r.reason,
+                    "code": r.code,
+                    "record": r.raw,
+                }
+                for r in items
+            ]
+        )
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

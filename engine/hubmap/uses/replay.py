@@ -17,24 +17,46 @@ from hubmap.uses.summary import Progress
 NOT_REPLAYED = frozenset({"HM508"})  # late rows of a grouped order
 
 
-def replay(mapping_path: str, environ: dict[str, str], *, state_path: str,
-           sandbox: bool = False, reject_file: str | None = None,
-           progress: Progress | None = None) -> Outcome:
+def replay(
+    mapping_path: str,
+    environ: dict[str, str],
+    *,
+    state_path: str,
+    sandbox: bool = False,
+    reject_file: str | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
     def work() -> RunResult:
         mapping = load_mapping(mapping_path)
         sandbox_db = default_sandbox_db(state_path) if sandbox else None
         state = open_state(state_path)
         try:
-            with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping,
-                         state=state_path, offers_sandbox=True) as conn:
+            with connect(
+                environ,
+                sandbox=sandbox,
+                sandbox_db=sandbox_db,
+                mapping=mapping,
+                state=state_path,
+                offers_sandbox=True,
+            ) as conn:
                 scope = scope_of(mapping, portal_of(conn.client))
-                pending = [r for r in state.pending_rejects(scope)
-                           if r.get("record") is not None and r.get("code") not in NOT_REPLAYED]
+                pending = [
+                    r
+                    for r in state.pending_rejects(scope)
+                    if r.get("record") is not None and r.get("code") not in NOT_REPLAYED
+                ]
                 documents = [Document(r["record"], _replayed_where(r["where"])) for r in pending]
-                summary = sync_documents(mapping, conn.client, state, documents,
-                                         environ=conn.environ, input_name="(replay)",
-                                         reject_file=reject_file, progress=progress,
-                                         replayed=[r["id"] for r in pending])
+                summary = sync_documents(
+                    mapping,
+                    conn.client,
+                    state,
+                    documents,
+                    environ=conn.environ,
+                    input_name="(replay)",
+                    reject_file=reject_file,
+                    progress=progress,
+                    replayed=[r["id"] for r in pending],
+                )
             return RunResult(summary, sandbox_db)
         finally:
             state.close()

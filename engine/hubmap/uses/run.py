@@ -58,11 +58,21 @@ class RunResult:
     sandbox_db: str | None = None
 
 
-def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
-        input_format: str | None = None, state_path: str, dry_run: bool = False,
-        reject_file: str | None = None, workers: int = 4, sandbox: bool = False,
-        progress: Progress | None = None, rebuild: bool = False,
-        options: dict[str, Any] | None = None) -> Outcome:
+def run(
+    mapping_path: str,
+    input_path: str,
+    *,
+    environ: dict[str, str],
+    input_format: str | None = None,
+    state_path: str,
+    dry_run: bool = False,
+    reject_file: str | None = None,
+    workers: int = 4,
+    sandbox: bool = False,
+    progress: Progress | None = None,
+    rebuild: bool = False,
+    options: dict[str, Any] | None = None,
+) -> Outcome:
     """`hubmap run`.  `options`: further `SyncOptions` fields (count_chunk, batch), for tests
     and benchmarks."""
 
@@ -72,15 +82,33 @@ def run(mapping_path: str, input_path: str, *, environ: dict[str, str],
         sandbox_db = default_sandbox_db(state_path) if sandbox else None
         state = open_state(state_path)
         try:
-            with connect(environ, sandbox=sandbox, sandbox_db=sandbox_db, mapping=mapping,
-                         state=state_path, offers_sandbox=True) as conn:
+            with connect(
+                environ,
+                sandbox=sandbox,
+                sandbox_db=sandbox_db,
+                mapping=mapping,
+                state=state_path,
+                offers_sandbox=True,
+            ) as conn:
                 summary = sync_documents(
-                    mapping, conn.client, state, documents, environ=conn.environ,
-                    input_name=input_path, reject_file=reject_file, rebuild=rebuild,
-                    dry_run=dry_run, progress=progress, options=SyncOptions(
-                        workers=workers, expected_records=expected_records(
-                            input_path, input_format) if progress is not None else None,
-                        **(options or {})))
+                    mapping,
+                    conn.client,
+                    state,
+                    documents,
+                    environ=conn.environ,
+                    input_name=input_path,
+                    reject_file=reject_file,
+                    rebuild=rebuild,
+                    dry_run=dry_run,
+                    progress=progress,
+                    options=SyncOptions(
+                        workers=workers,
+                        expected_records=expected_records(input_path, input_format)
+                        if progress is not None
+                        else None,
+                        **(options or {}),
+                    ),
+                )
             return RunResult(summary, sandbox_db)
         finally:
             state.close()
@@ -95,23 +123,39 @@ def opened(documents: Iterator[Document | InputError]) -> Iterator[Document | In
     return itertools.chain(first, documents)
 
 
-def sync_documents(mapping: Mapping, client: Any, state: StateStore,
-                   documents: Iterable[Document | InputError], *, environ: dict[str, str],
-                   input_name: str, reject_file: str | None = None, rebuild: bool = False,
-                   dry_run: bool = False, provisioned: dict[str, Provisioned] | None = None,
-                   options: SyncOptions | None = None, progress: Progress | None = None,
-                   replayed: Iterable[int] = (), now: datetime | None = None,
-                   compiled: CompiledMapping | None = None) -> Summary:
+def sync_documents(
+    mapping: Mapping,
+    client: Any,
+    state: StateStore,
+    documents: Iterable[Document | InputError],
+    *,
+    environ: dict[str, str],
+    input_name: str,
+    reject_file: str | None = None,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    provisioned: dict[str, Provisioned] | None = None,
+    options: SyncOptions | None = None,
+    progress: Progress | None = None,
+    replayed: Iterable[int] = (),
+    now: datetime | None = None,
+    compiled: CompiledMapping | None = None,
+) -> Summary:
     """Send `documents` through `mapping` (see the module docstring).  `replayed`: ids of stored
     rejected records that `documents` hold again, marked resolved once taken in.
     `provisioned`: what provisioning found, by scope, kept by a caller that runs the same mapping
     often (the webhook worker): a scope in it is not provisioned again; `compiled`: the mapping
     compiled with its catalogs, kept by such a caller (else they are read now)."""
     if rebuild and dry_run:
-        raise HubmapError(Problem(
-            "HM704", "a rebuild cannot be a dry run: it forgets the stored counts",
-            Location(mapping.file), hint="use `hubmap plan` to see the values the full "
-            "history gives, or run --rebuild without --dry-run"))
+        raise HubmapError(
+            Problem(
+                "HM704",
+                "a rebuild cannot be a dry run: it forgets the stored counts",
+                Location(mapping.file),
+                hint="use `hubmap plan` to see the values the full "
+                "history gives, or run --rebuild without --dry-run",
+            )
+        )
     options = options or SyncOptions()
     progress = progress or Progress()
     if dry_run:
@@ -143,13 +187,18 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         outcomes = compiled.outcomes(documents)
         job = Job(compiled, client, state, scope, run_id, summary, rejects, progress, lock)
         if mapping.is_forms:
-            FormsSync(job, options.workers, environ,
-                      now or datetime.now(timezone.utc)).run(outcomes)
+            FormsSync(job, options.workers, environ, now or datetime.now(timezone.utc)).run(
+                outcomes
+            )
         else:
             assert fence_name is not None
-            fences = Fences(fence_name, state.ledger_id(), tuple(done.other_fences),
-                            {s.name: s.max_items for s in mapping.properties
-                             if s.merge is MergeRule.PREPEND}, rebuild)
+            fences = Fences(
+                fence_name,
+                state.ledger_id(),
+                tuple(done.other_fences),
+                {s.name: s.max_items for s in mapping.properties if s.merge is MergeRule.PREPEND},
+                rebuild,
+            )
             contacts = ContactsSync(job, options, fences)
             contacts.count(outcomes)
             ids = list(replayed)
@@ -174,7 +223,10 @@ def sync_documents(mapping: Mapping, client: Any, state: StateStore,
         rejects.close()
         stats = client.stats()
         summary.calls, summary.rate_limited, summary.retries = (
-            stats.calls, stats.rate_limited, stats.retries)
+            stats.calls,
+            stats.rate_limited,
+            stats.retries,
+        )
         summary.seconds = round(time.monotonic() - started, 3)
         if isinstance(client, ReadOnlyClient):
             summary.planned = dict(client.planned.contacts)
@@ -193,9 +245,14 @@ def _follow_rename(mapping: Mapping, state: StateStore, scope: str, portal: str)
         return None
     identity = sync.fingerprint(mapping)["identity"]
     here = Path(mapping.file).resolve()
-    before = [old for old, file in state.mapping_files(portal_scopes(portal)).items()
-        if old != scope and file and Path(file).resolve() == here
-        and (state.fingerprint(old) or {}).get("identity") == identity]
+    before = [
+        old
+        for old, file in state.mapping_files(portal_scopes(portal)).items()
+        if old != scope
+        and file
+        and Path(file).resolve() == here
+        and (state.fingerprint(old) or {}).get("identity") == identity
+    ]
     if len(before) != 1:
         return None
     state.rename_scope(before[0], scope)
@@ -212,18 +269,25 @@ def fence_property_for(state: StateStore, scope: str, mapping: Mapping) -> str:
     return name
 
 
-def _check_state(mapping: Mapping, state: StateStore, scope: str, rebuild: bool,
-                 summary: Summary) -> None:
+def _check_state(
+    mapping: Mapping, state: StateStore, scope: str, rebuild: bool, summary: Summary
+) -> None:
     """Refuse a state the mapping cannot go on from; note what starts or changes from now on."""
     if rebuild:
         return
     if state.rebuilding(scope):
-        raise sync.rebuild_needed(mapping, "a rebuild of this mapping's counts was started and "
-                                  "did not finish; the stored counts are incomplete")
+        raise sync.rebuild_needed(
+            mapping,
+            "a rebuild of this mapping's counts was started and "
+            "did not finish; the stored counts are incomplete",
+        )
     if state.needs_rebuild(scope):
-        raise sync.rebuild_needed(mapping, "this state file was written by hubmap 0.1, which "
-                                  "kept no per-order contributions; the stored counts cannot "
-                                  "follow orders that change (the baselines are kept)")
+        raise sync.rebuild_needed(
+            mapping,
+            "this state file was written by hubmap 0.1, which "
+            "kept no per-order contributions; the stored counts cannot "
+            "follow orders that change (the baselines are kept)",
+        )
     result = sync.compatibility(mapping, state.fingerprint(scope), sync.fingerprint(mapping))
     summary.properties_started = result.started
     summary.mapping_changed = result.changed

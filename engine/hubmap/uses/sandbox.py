@@ -11,8 +11,12 @@ def serve(db_path: str, *, host: str, port: int, rate_limit: int, error_rate: fl
     from hubmap.sandbox import SandboxConfig
     from hubmap.sandbox import serve as serve_sandbox
 
-    serve_sandbox(db_path, host=host, port=port,
-                  config=SandboxConfig(rate_limit_max=rate_limit, error_rate=error_rate))
+    serve_sandbox(
+        db_path,
+        host=host,
+        port=port,
+        config=SandboxConfig(rate_limit_max=rate_limit, error_rate=error_rate),
+    )
 
 
 def show(db_path: str, email: str) -> Outcome:

@@ -18,8 +18,14 @@ from hubmap.uses.outcome import (
 )
 
 
-def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str | None,
-              secret_env: str | None, route_path: str, **overrides: Any) -> Outcome:
+def configure(
+    config_path: str | None,
+    mapping_paths: tuple[str, ...],
+    auth: str | None,
+    secret_env: str | None,
+    route_path: str,
+    **overrides: Any,
+) -> Outcome:
     """The serve configuration from a file, or one route from flags."""
     from hubmap.serve import config_from_flags, load_config
 
@@ -27,11 +33,15 @@ def configure(config_path: str | None, mapping_paths: tuple[str, ...], auth: str
         if config_path:
             config = load_config(config_path)
         elif mapping_paths and auth and secret_env:
-            config = config_from_flags(mappings=list(mapping_paths), auth=auth,
-                                       secret_env=secret_env, path=route_path)
+            config = config_from_flags(
+                mappings=list(mapping_paths), auth=auth, secret_env=secret_env, path=route_path
+            )
         else:
-            return Outcome(None, EXIT_USAGE,
-                           message="give --config FILE, or --mapping, --auth and --secret-env")
+            return Outcome(
+                None,
+                EXIT_USAGE,
+                message="give --config FILE, or --mapping, --auth and --secret-env",
+            )
     except HubmapError as error:
         return Outcome(None, EXIT_USAGE, list(error.problems), error=error)
     changes = {k: v for k, v in overrides.items() if v is not None}
@@ -52,8 +62,9 @@ def service(config: Any, environ: dict[str, str], *, worker: bool, sandbox: bool
         return Outcome(None, EXIT_USAGE, message=str(error), error=error)
 
 
-def worker(config: Any, environ: dict[str, str], *, sandbox: bool,
-           status_port: int | None = None) -> Outcome:
+def worker(
+    config: Any, environ: dict[str, str], *, sandbox: bool, status_port: int | None = None
+) -> Outcome:
     """Run the worker alone until it is stopped."""
     from hubmap.hubspot import HubSpotConfigError
     from hubmap.serve import run_worker
@@ -74,8 +85,9 @@ def queue_status(path: str) -> Outcome:
 
     report = status_report(path)
     if report is None:
-        return Outcome(None, EXIT_USAGE,
-                       message=f"no queue file at '{path}' (nothing has been received yet)")
+        return Outcome(
+            None, EXIT_USAGE, message=f"no queue file at '{path}' (nothing has been received yet)"
+        )
     dead = sum(counts["dead"] for counts in report["mappings"].values())
     return Outcome(report, EXIT_PROBLEMS if dead else EXIT_OK)
 

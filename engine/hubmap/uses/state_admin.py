@@ -13,17 +13,18 @@ from hubmap.uses.context import open_state
 from hubmap.uses.outcome import ConfigurationError, Outcome, outcome_of
 
 
-def copy(source: str, target: str, progress: Callable[[str, int], None] | None = None
-         ) -> Outcome:
+def copy(source: str, target: str, progress: Callable[[str, int], None] | None = None) -> Outcome:
     """Copy the state `source` into the empty state `target` (a file or a PostgreSQL URL)."""
     return outcome_of(lambda: _copy(source, target, progress))
 
 
-def _copy(source: str, target: str, progress: Callable[[str, int], None] | None
-          ) -> dict[str, Any]:
+def _copy(source: str, target: str, progress: Callable[[str, int], None] | None) -> dict[str, Any]:
     _must_exist(source)
-    if not sql.is_url(source) and not sql.is_url(target) and \
-            Path(source).resolve() == Path(target).resolve():
+    if (
+        not sql.is_url(source)
+        and not sql.is_url(target)
+        and Path(source).resolve() == Path(target).resolve()
+    ):
         raise ConfigurationError("the state cannot be copied onto itself: name another target")
     from_state = open_state(source)
     try:
@@ -46,8 +47,11 @@ def _migrate(path: str) -> dict[str, Any]:
     _must_exist(path)
     state = open_state(path)  # opening upgrades the schema, in a transaction
     try:
-        return {"state": sql.shown(path), "version": state.schema_version(),
-                "current": SCHEMA_VERSION}
+        return {
+            "state": sql.shown(path),
+            "version": state.schema_version(),
+            "current": SCHEMA_VERSION,
+        }
     finally:
         state.close()
 

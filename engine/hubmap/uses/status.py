@@ -23,24 +23,28 @@ def report(state_path: str) -> dict[str, Any]:
         result: dict[str, Any] = {"state": state_path, "scopes": []}
         for scope in state.scopes():
             counts = state.order_counts(scope)
-            result["scopes"].append({
-                "scope": scope,
-                "orders_counted": counts.get("counted", 0) + counts.get("sent", 0),
-                "orders_withdrawn": counts.get("withdrawn", 0),
-                "orders_skipped": counts.get("skipped", 0),  # remembered, never counted
-                "refunds": counts["refunds"],
-                "refunds_waiting": counts["refunds_waiting"],
-                "contacts_unconfirmed": state.count_dirty(scope),
-                "rebuild_unfinished": state.rebuilding(scope),
-                "rebuild_needed": state.needs_rebuild(scope),
-                "drift": state.drift_items(scope)[-20:],
-                "contacts_failed": [{"contact": c, "reason": r}
-                                    for c, r in state.failed_contacts(scope)],
-                "pending_rejects": [
-                    {k: v for k, v in r.items() if k != "record"}
-                    for r in state.pending_rejects(scope)],
-                "runs": state.runs(scope, limit=5),
-            })
+            result["scopes"].append(
+                {
+                    "scope": scope,
+                    "orders_counted": counts.get("counted", 0) + counts.get("sent", 0),
+                    "orders_withdrawn": counts.get("withdrawn", 0),
+                    "orders_skipped": counts.get("skipped", 0),  # remembered, never counted
+                    "refunds": counts["refunds"],
+                    "refunds_waiting": counts["refunds_waiting"],
+                    "contacts_unconfirmed": state.count_dirty(scope),
+                    "rebuild_unfinished": state.rebuilding(scope),
+                    "rebuild_needed": state.needs_rebuild(scope),
+                    "drift": state.drift_items(scope)[-20:],
+                    "contacts_failed": [
+                        {"contact": c, "reason": r} for c, r in state.failed_contacts(scope)
+                    ],
+                    "pending_rejects": [
+                        {k: v for k, v in r.items() if k != "record"}
+                        for r in state.pending_rejects(scope)
+                    ],
+                    "runs": state.runs(scope, limit=5),
+                }
+            )
         return result
     finally:
         state.close()

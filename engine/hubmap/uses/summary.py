@@ -56,8 +56,9 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return not (self.rejected or self.contacts_failed or self.submissions_failed
-                    or self.stopped)
+        return not (
+            self.rejected or self.contacts_failed or self.submissions_failed or self.stopped
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "orders"}

@@ -38,8 +38,9 @@ def test(paths: Sequence[str]) -> Outcome:
         if not checked.mapping.examples:
             report.mappings_without_cases.append(str(path))
         report.cases.extend(run_cases(path, checked.mapping))
-        report.never_given += [(str(path), name)
-                               for name in never_given_by_examples(checked.mapping)]
+        report.never_given += [
+            (str(path), name) for name in never_given_by_examples(checked.mapping)
+        ]
     return Outcome(report, EXIT_OK if report.passed else EXIT_PROBLEMS)
 
 
@@ -54,15 +55,20 @@ def run_cases(path: Path, mapping: Mapping) -> list[CaseResult]:
     for i, result in zip(plain, run_examples(mapping, plain)):
         results[i] = result
     for values in sorted(wanted):
-        chosen = [i for i, e in enumerate(mapping.examples)
-                  if tuple(sorted(e.params.items())) == values]
+        chosen = [
+            i for i, e in enumerate(mapping.examples) if tuple(sorted(e.params.items())) == values
+        ]
         again = check_file(path, environ={**os.environ, **dict(values)})
         if again.mapping is None or not again.ok:
             why = "; ".join(str(p) for p in again.problems if p.is_error)
             for i in chosen:
                 example = mapping.examples[i]
-                results[i] = CaseResult(mapping.file, example.name, example.location,
-                                        errors=[f"the case could not run with its params: {why}"])
+                results[i] = CaseResult(
+                    mapping.file,
+                    example.name,
+                    example.location,
+                    errors=[f"the case could not run with its params: {why}"],
+                )
             continue
         for i, result in zip(chosen, run_examples(again.mapping, chosen)):
             results[i] = result
