@@ -241,7 +241,7 @@ def test_validate_portal_checks_the_form_only_when_its_guid_is_set(tmp_path, san
     assert unchecked.returncode == 0, unchecked.stderr
     problems = json.loads(unchecked.stdout)
     problems = problems.get("problems", problems) if isinstance(problems, dict) else problems
-    assert [(p["code"], p["severity"]) for p in problems] == [("HM411", "warning")]
+    assert [(p["code"], p["severity"]) for p in problems] == [("HM412", "warning")]
     assert "the form was not checked" in problems[0]["message"]
     env["HUBSPOT_FORM_GUID"] = "no-such-form"
     missing = hubmap("validate", "--portal", "checkout-form.yaml", cwd=tmp_path, env=env)

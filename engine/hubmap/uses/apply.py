@@ -236,7 +236,7 @@ def _portal_form_problems(client: Any, mapping: Mapping, environ: dict[str, str]
     except HubmapError as unset:
         return [
             Problem(
-                "HM411",
+                "HM412",
                 f"{p.message}: the form was not checked",
                 _target_location(mapping, "form_guid"),
                 hint=p.hint,

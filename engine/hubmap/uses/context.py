@@ -238,7 +238,7 @@ def resolve_env(text: str, environ: dict[str, str]) -> str:
         if name not in environ or not environ[name]:
             raise HubmapError(
                 Problem(
-                    "HM411",
+                    "HM412",
                     f"environment variable {name} is not set",
                     Location("<environment>"),
                     hint=f"export {name}=... before running",
