@@ -4,7 +4,8 @@ Each check yields Problems located at the key or value that is wrong:
 expressions that do not compile (HM301/HM302), a merge rule that does not fit the type (HM401),
 names HubSpot would refuse (HM402), HubSpot's read-only properties (HM403), rules a form cannot
 honour (HM404), secrets written into a mapping (HM405), type options that do not fit (HM406),
-a property with no value source or several (HM407), example cases that cannot run (HM411),
+a property with no value source or several (HM407), time zones that are not known (HM408),
+example cases that cannot run (HM411),
 refunds that cannot adjust their orders (HM414), catalogs that cannot be read (HM415), lookups of
 catalogs the mapping does not declare (HM416), catalog keys that give no row a key (HM417) and
 let values that are not declared, use themselves or are read where there is no record (HM418),
@@ -515,7 +516,7 @@ def _zone(name: str, where: Location) -> Iterator[Problem]:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         yield Problem(
-            "HM406",
+            "HM408",
             f"'{name}' is not a known time zone",
             where,
             hint="use an IANA name such as 'Europe/Berlin' or 'America/New_York'",
