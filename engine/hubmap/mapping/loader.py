@@ -320,7 +320,7 @@ class _Converter:
         if id(node) in self.active:
             self.doc.problems.append(
                 Problem(
-                    "HM108",
+                    "HM111",
                     "this alias refers to itself",
                     value_location,
                     hint="a mapping cannot contain itself; write the values out",
