@@ -1,7 +1,8 @@
 """Problems: what hubmap reports to a person, and where.
 
 A `Problem` is data (code, severity, message, hint, location), never an exception, so that every
-stage can collect all of them and one reporter prints them.  Codes are stable and grouped by stage:
+stage can collect all of them and one reporter prints them.  Codes are stable and grouped by stage
+(each one is defined once, with what it means, in `hubmap.codes`):
 
     HM1xx  reading a mapping file (not found, not YAML, duplicate keys, unsafe tags ...)
     HM2xx  the mapping's shape (JSON Schema: unknown keys, wrong types, bad enum values ...)
@@ -10,6 +11,7 @@ stage can collect all of them and one reporter prints them.  Codes are stable an
     HM5xx  records (a value that cannot be computed or typed for one order)
     HM6xx  HubSpot (what the portal refused or would refuse)
     HM7xx  the local state store
+    HM8xx  the configuration of `hubmap serve`
 
 Lines and columns count from 1.  Parsers count from 0; they are converted in `Location.from_mark`
 and nowhere else.
