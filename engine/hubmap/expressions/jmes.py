@@ -45,14 +45,8 @@ from jmespath import lexer as jmespath_lexer
 from jmespath import visitor as jmespath_visitor
 
 from hubmap.expressions import budget
-from hubmap.expressions.functions import (
-    LETS,
-    REMOVED_FUNCTIONS,
-    SHOP_FUNCTIONS,
-    ExpressionError,
-    ExpressionSyntaxError,
-    let,
-)
+from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
+from hubmap.expressions.functions import LETS, REMOVED_FUNCTIONS, SHOP_FUNCTIONS, let
 from hubmap.types import describe
 
 SYNTAX_CODE = "HM301"
