@@ -165,14 +165,6 @@ def _plain_key(value: Any, parts: list[int] | None) -> Any:
 
 # ----------------------------------------------------------------------------------- functions
 
-_ORDER = {
-    "total_price": "409.94",
-    "line_items": [
-        {"sku": "IPOD2008GREEN", "price": "199.00", "quantity": 1},
-        {"sku": "IPOD2008RED", "price": "199.00", "quantity": 2},
-    ],
-}
-
 D = Decimal  # short, for the examples
 
 
@@ -547,11 +539,15 @@ def unique(values: Any) -> list[Any] | None:
     arity=(1, 2),
     signature="first(list[, count])",
     summary="The first item of a list (null if empty); with a count, a list of the first `count` items.",
-    example=("first(line_items[].sku, `1`)", _ORDER, ["IPOD2008GREEN"]),
+    example=("first(line_items[].sku, `1`)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, ["A"]),
     filter=Filter(
         "list | first(count=None)",
         "The first item; with a count, a list of the first items.",
-        ("{{ line_items | map(attribute='sku') | first(1) | join }}", _ORDER, "IPOD2008GREEN"),
+        (
+            "{{ line_items | map(attribute='sku') | first(1) | join }}",
+            {"line_items": [{"sku": "A"}, {"sku": "B"}]},
+            "A",
+        ),
         of_list=True,
     ),
 )
@@ -803,8 +799,8 @@ def attribute(entries: Any, name: Any) -> Any:
         "The entries whose `field` equals `value`.",
         (
             "{{ line_items | items_where('quantity', 2) | join(attribute='sku') }}",
-            _ORDER,
-            "IPOD2008RED",
+            {"line_items": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}]},
+            "B",
         ),
         of_list=True,
     ),
@@ -826,7 +822,7 @@ def items_where(entries: Any, key: Any, value: Any) -> list[Any] | None:
     arity=(2, 2),
     signature="join(separator, list)",
     summary="The texts of a list joined with a separator.",
-    example=("join(', ', line_items[].sku)", _ORDER, "IPOD2008GREEN, IPOD2008RED"),
+    example=("join(', ', line_items[].sku)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, "A, B"),
 )
 def join(separator: Any, values: Any) -> str | None:
     """JMESPath's join, but null in gives null out and null items are skipped (orders without
@@ -917,7 +913,7 @@ def contains(subject: Any, search: Any) -> bool:
     arity=(1, 1),
     signature="type(value)",
     summary="The kind of value: string, number, boolean, array, object or null.",
-    example=("type(total_price)", _ORDER, "string"),
+    example=("type(total_price)", {"total_price": "409.94"}, "string"),
 )
 def type_of(value: Any) -> str:
     if isinstance(value, str):
@@ -1149,14 +1145,14 @@ jmespath_function(
     "max",
     signature="max(list)",
     summary="The largest number (or latest text) of a list; null if empty.",
-    example=("max(line_items[].quantity)", _ORDER, 2),
+    example=("max(line_items[].quantity)", {"line_items": [{"quantity": 1}, {"quantity": 2}]}, 2),
 )
 
 jmespath_function(
     "min",
     signature="min(list)",
     summary="The smallest number (or earliest text) of a list; null if empty.",
-    example=("min(line_items[].quantity)", _ORDER, 1),
+    example=("min(line_items[].quantity)", {"line_items": [{"quantity": 1}, {"quantity": 2}]}, 1),
 )
 
 jmespath_function(
@@ -1177,14 +1173,14 @@ jmespath_function(
     "length",
     signature="length(list_or_text)",
     summary="How many items a list has (or characters a text, keys an object).",
-    example=("length(line_items)", _ORDER, 2),
+    example=("length(line_items)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, 2),
 )
 
 jmespath_function(
     "reverse",
     signature="reverse(list_or_text)",
     summary="The list (or text) in reverse order.",
-    example=("reverse(line_items[].sku)", _ORDER, ["IPOD2008RED", "IPOD2008GREEN"]),
+    example=("reverse(line_items[].sku)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, ["B", "A"]),
 )
 
 jmespath_function(
@@ -1230,35 +1226,51 @@ jmespath_function(
     "sort",
     signature="sort(list)",
     summary="The texts or numbers of a list in ascending order.",
-    example=("sort(line_items[].sku)", _ORDER, ["IPOD2008GREEN", "IPOD2008RED"]),
+    example=("sort(line_items[].sku)", {"line_items": [{"sku": "B"}, {"sku": "A"}]}, ["A", "B"]),
 )
 
 jmespath_function(
     "sort_by",
     signature="sort_by(list, &field)",
     summary="The entries of a list sorted by a field.",
-    example=("sort_by(line_items, &quantity)[].sku", _ORDER, ["IPOD2008GREEN", "IPOD2008RED"]),
+    example=(
+        "sort_by(line_items, &quantity)[].sku",
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        ["B", "A"],
+    ),
 )
 
 jmespath_function(
     "max_by",
     signature="max_by(list, &field)",
     summary="The entry of a list with the largest field.",
-    example=("max_by(line_items, &quantity).sku", _ORDER, "IPOD2008RED"),
+    example=(
+        "max_by(line_items, &quantity).sku",
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        "A",
+    ),
 )
 
 jmespath_function(
     "min_by",
     signature="min_by(list, &field)",
     summary="The entry of a list with the smallest field.",
-    example=("min_by(line_items, &quantity).sku", _ORDER, "IPOD2008GREEN"),
+    example=(
+        "min_by(line_items, &quantity).sku",
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        "B",
+    ),
 )
 
 jmespath_function(
     "map",
     signature="map(&expression, list)",
     summary="The expression applied to each entry of a list.",
-    example=("sum_of(map(&multiply(price, quantity), line_items))", _ORDER, D("597.00")),
+    example=(
+        "sum_of(map(&multiply(price, quantity), line_items))",
+        {"line_items": [{"price": "199.00", "quantity": 3}]},
+        D("597.00"),
+    ),
 )
 
 
