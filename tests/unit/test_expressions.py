@@ -14,11 +14,9 @@ from hypothesis import strategies as st
 
 from hubmap.catalogs import Catalog, Catalogs
 from hubmap.expressions import (
-    FILTER_DOCS,
-    budget,
-    FUNCTION_DOCS,
     ExpressionError,
     ExpressionSyntaxError,
+    budget,
     compile_source,
     truthy,
 )
@@ -26,7 +24,6 @@ from hubmap.expressions.functions import (
     CATALOGS,
     LETS,
     REMOVED_FUNCTIONS,
-    SHOP_FUNCTIONS,
     RecordLets,
 )
 from hubmap.expressions.jmes import ARITIES, compile_expression
@@ -42,40 +39,7 @@ def jp(text: str) -> Any:
     return compile_source(Source(SourceKind.JMESPATH, text))
 
 
-# ------------------------------------------------------------------------ documented examples
-
-
-@pytest.mark.parametrize("name", sorted(FUNCTION_DOCS))
-def test_every_documented_function_example_runs(name: str) -> None:
-    doc = FUNCTION_DOCS[name]
-    assert name in doc.signature and doc.description
-    token = CATALOGS.set(
-        Catalogs({n: Catalog(n, rows) for n, rows in doc.catalogs.items()})
-        if doc.catalogs
-        else None
-    )
-    lets = LETS.set(
-        RecordLets({n: jp(text) for n, text in doc.lets.items()}, doc.example_input)
-        if doc.lets
-        else None
-    )
-    try:
-        result = compile_expression(doc.example)(doc.example_input)
-    finally:
-        CATALOGS.reset(token)
-        LETS.reset(lets)
-    assert result == doc.example_output
-    assert type(result) is type(doc.example_output)
-
-
-def test_every_function_is_documented_and_callable() -> None:
-    assert set(SHOP_FUNCTIONS) <= set(FUNCTION_DOCS)
-    assert set(FUNCTION_DOCS) <= set(ARITIES)
-    assert set(ARITIES) <= set(FUNCTION_DOCS)
-
-
-def test_filter_docs_exist() -> None:  # their examples run in test_templates_sandbox.py
-    assert {"money", "decimals", "join", "first", "sum", "number"} <= set(FILTER_DOCS)
+# ------------------------------------------------------------------------- removed functions
 
 
 def test_now_does_not_exist() -> None:

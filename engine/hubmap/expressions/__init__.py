@@ -22,13 +22,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from hubmap.expressions import budget
-from hubmap.expressions.functions import (
-    FUNCTION_DOCS,
-    ExpressionError,
-    ExpressionSyntaxError,
-    FunctionDoc,
-)
+from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
+from hubmap.expressions.functions import FUNCTION_DOCS
 from hubmap.expressions.jmes import compared_fields, compile_expression, fields_read
+from hubmap.expressions.registry import FunctionDoc
 from hubmap.expressions.templates import FILTER_DOCS, JINJA_FILTERS_KEPT, compile_template
 
 if TYPE_CHECKING:  # hubmap.mapping imports this package; at run time the kinds compare as text
@@ -75,17 +72,17 @@ def truthy(value: Any) -> bool:
 
 __all__ = [
     "FILTER_DOCS",
-    "compared_fields",
-    "fields_read",
     "FUNCTION_DOCS",
     "JINJA_FILTERS_KEPT",
     "Evaluator",
-    "budget",
     "ExpressionError",
     "ExpressionSyntaxError",
     "FunctionDoc",
+    "budget",
+    "compared_fields",
     "compile_expression",
     "compile_source",
     "compile_template",
+    "fields_read",
     "truthy",
 ]

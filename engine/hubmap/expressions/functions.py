@@ -1,9 +1,10 @@
 """The functions mapping authors call on shop data, and the errors an expression can raise.
 
-Plain Python, shared by JMESPath expressions (`jmes.py` registers them) and Jinja templates
-(`templates.py` offers the same ones as filters), so both languages compute the same way.  Every
-function is documented in `FUNCTION_DOCS` with an example that the test suite runs, so the
-documentation cannot drift from the code.
+Plain Python, shared by JMESPath expressions (`jmes.py` calls them) and Jinja templates
+(`templates.py` offers the same ones as filters), so both languages compute the same way.  Each
+function is declared by its `@shop_function` decorator (`registry.py`): its arity, a summary, an
+example that the test suite runs and its filter form, so the documentation cannot drift from the
+code.
 
 Numbers are exact: every function that reads a number accepts ints, Decimals, floats (by their
 shortest text, so 0.1 stays 0.1) and numeric texts such as "19.99", and returns `decimal.Decimal`,
@@ -17,12 +18,19 @@ import itertools
 import json
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
-from typing import Any, NamedTuple
+from typing import Any
 
 from hubmap.expressions import budget
-from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
+from hubmap.expressions.errors import ExpressionError
+from hubmap.expressions.registry import (
+    FUNCTION_DOCS,
+    FUNCTIONS,
+    Filter,
+    ShopFunction,
+    jmespath_function,
+    shop_function,
+)
 from hubmap.types import (
     CoercionError,
     calendar_date,
@@ -157,13 +165,34 @@ def _plain_key(value: Any, parts: list[int] | None) -> Any:
 
 # ----------------------------------------------------------------------------------- functions
 
+D = Decimal  # short, for the examples
 
+
+@shop_function(
+    "number",
+    arity=(1, 1),
+    signature="number(value)",
+    summary="An exact number from a number or a numeric text; an error for any other text.",
+    example=("number(total_price)", {"total_price": "409.94"}, D("409.94")),
+    filter=Filter(
+        "value | number",
+        "An exact number from a number or a numeric text.",
+        ("{{ total_price | number + 1 }}", {"total_price": "409.94"}, "410.94"),
+    ),
+)
 def number(value: Any) -> Decimal | None:
     if value is None:
         return None
     return _number(value, "number")
 
 
+@shop_function(
+    "to_number",
+    arity=(1, 1),
+    signature="to_number(value)",
+    summary="Like number(), but null (instead of an error) when the value is not a number.",
+    example=("to_number(note)", {"note": "n/a"}, None),
+)
 def to_number(value: Any) -> int | Decimal | None:
     # JMESPath's own to_number, made exact: null for anything that is not a number.
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
@@ -180,6 +209,18 @@ def to_number(value: Any) -> int | Decimal | None:
     return result
 
 
+@shop_function(
+    "money",
+    arity=(2, 2),
+    signature="money(text, decimal_separator)",
+    summary="An amount written with a decimal comma or thousands separators; say which separator marks the decimals ('.' or ','). Currency signs and spaces are ignored.",
+    example=("money(price, ',')", {"price": "1.234,50 €"}, D("1234.50")),
+    filter=Filter(
+        "text | money(decimal_separator)",
+        "An amount written with a decimal comma or thousands separators.",
+        ("{{ price | money(',') }}", {"price": "1.234,50"}, "1234.50"),
+    ),
+)
 def money(text: Any, decimal_separator: Any) -> Decimal | None:
     if text is None:
         return None
@@ -202,6 +243,22 @@ def money(text: Any, decimal_separator: Any) -> Decimal | None:
         raise ExpressionError(f"money(): {describe(text)} is not an amount") from None
 
 
+@shop_function(
+    "add",
+    arity=(2, 2),
+    signature="add(a, b)",
+    summary="a + b, exactly (null if either is null).",
+    example=(
+        "add(subtotal_price, total_tax)",
+        {"subtotal_price": "398.00", "total_tax": "11.94"},
+        D("409.94"),
+    ),
+    filter=Filter(
+        "a | add(b)",
+        "a + b, exactly.",
+        ("{{ subtotal | add(tax) }}", {"subtotal": "398.00", "tax": "11.94"}, "409.94"),
+    ),
+)
 def add(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
@@ -212,6 +269,22 @@ def add(a: Any, b: Any) -> Decimal | None:
         raise ExpressionError("add(): the result is too large") from None
 
 
+@shop_function(
+    "subtract",
+    arity=(2, 2),
+    signature="subtract(a, b)",
+    summary="a - b, exactly (null if either is null).",
+    example=(
+        "subtract(total_price, total_tax)",
+        {"total_price": "409.94", "total_tax": "11.94"},
+        D("398.00"),
+    ),
+    filter=Filter(
+        "a | subtract(b)",
+        "a - b, exactly.",
+        ("{{ total | subtract(tax) }}", {"total": "409.94", "tax": "11.94"}, "398.00"),
+    ),
+)
 def subtract(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
@@ -222,6 +295,18 @@ def subtract(a: Any, b: Any) -> Decimal | None:
         raise ExpressionError("subtract(): the result is too large") from None
 
 
+@shop_function(
+    "multiply",
+    arity=(2, 2),
+    signature="multiply(a, b)",
+    summary="a × b, exactly (null if either is null).",
+    example=("multiply(price, quantity)", {"price": "19.99", "quantity": 3}, D("59.97")),
+    filter=Filter(
+        "a | multiply(b)",
+        "a × b, exactly.",
+        ("{{ price | multiply(quantity) }}", {"price": "19.99", "quantity": 3}, "59.97"),
+    ),
+)
 def multiply(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
@@ -232,6 +317,18 @@ def multiply(a: Any, b: Any) -> Decimal | None:
         raise ExpressionError("multiply(): the result is too large") from None
 
 
+@shop_function(
+    "divide",
+    arity=(2, 2),
+    signature="divide(a, b)",
+    summary=f"a ÷ b to {DIVISION_PRECISION} significant digits; null when b is 0 or either is null.",
+    example=("divide(total, count)", {"total": "10", "count": 4}, D("2.5")),
+    filter=Filter(
+        "a | divide(b)",
+        "a ÷ b; nothing when b is 0.",
+        ("{{ total | divide(4) }}", {"total": "10"}, "2.5"),
+    ),
+)
 def divide(a: Any, b: Any) -> Decimal | None:
     if a is None or b is None:
         return None
@@ -241,6 +338,18 @@ def divide(a: Any, b: Any) -> Decimal | None:
     return _exact(lambda: _DIVISION.divide(dividend, divisor), "divide")
 
 
+@shop_function(
+    "from_cents",
+    arity=(1, 1),
+    signature="from_cents(amount)",
+    summary="An amount in cents (Stripe's minor units) as a whole amount.",
+    example=("from_cents(amount_total)", {"amount_total": 1999}, D("19.99")),
+    filter=Filter(
+        "amount | from_cents",
+        "An amount in cents as a whole amount.",
+        ("{{ amount | from_cents }}", {"amount": 1999}, "19.99"),
+    ),
+)
 def from_cents(amount: Any) -> Decimal | None:
     if amount is None:
         return None
@@ -249,6 +358,27 @@ def from_cents(amount: Any) -> Decimal | None:
     )
 
 
+@shop_function(
+    "sum_of",
+    arity=(1, 1),
+    signature="sum_of(list)",
+    summary="The exact sum of a list of numbers or numeric texts; nulls are skipped, an empty list is 0.",
+    example=(
+        "sum_of(refunds[].total)",
+        {"refunds": [{"total": "-16.20"}, {"total": "-8.10"}]},
+        D("-24.30"),
+    ),
+    filter=Filter(
+        "list | sum_of",
+        "The exact sum of numbers or numeric texts (nulls skipped).",
+        (
+            "{{ refunds | map(attribute='total') | sum_of }}",
+            {"refunds": [{"total": "-16.20"}, {"total": "-8.10"}]},
+            "-24.30",
+        ),
+        of_list=True,
+    ),
+)
 def sum_of(values: Any) -> Decimal:
     if values is None:
         return Decimal(0)
@@ -277,6 +407,13 @@ def _numbers_only(values: Any, function: str) -> list[Any]:
     return numbers
 
 
+@shop_function(
+    "sum",
+    arity=(1, 1),
+    signature="sum(list)",
+    summary="The exact sum of a list of numbers (JMESPath's sum, without float drift).",
+    example=("sum(amounts)", {"amounts": [0.1, 0.2]}, D("0.3")),
+)
 def exact_sum(values: Any) -> Decimal | int:
     # JMESPath's sum, made exact for Decimals and floats.
     numbers = _numbers_only(values, "sum")
@@ -285,6 +422,13 @@ def exact_sum(values: Any) -> Decimal | int:
     return sum_of(numbers)
 
 
+@shop_function(
+    "avg",
+    arity=(1, 1),
+    signature="avg(list)",
+    summary="The exact average of a list of numbers; null for an empty list.",
+    example=("avg(scores)", {"scores": [1, 2]}, D("1.5")),
+)
 def exact_avg(values: Any) -> Decimal | None:
     numbers = _numbers_only(values, "avg")
     if not numbers:
@@ -292,6 +436,18 @@ def exact_avg(values: Any) -> Decimal | None:
     return divide(sum_of(numbers), len(numbers))
 
 
+@shop_function(
+    "round_to",
+    arity=(2, 2),
+    signature="round_to(number, places)",
+    summary=f"The number rounded half up to 0–{MAX_ROUND_DECIMALS} decimal places.",
+    example=("round_to(price, `1`)", {"price": "2.25"}, D("2.3")),
+    filter=Filter(
+        "number | round_to(places)",
+        "The number rounded half up.",
+        ("{{ price | round_to(1) }}", {"price": "2.25"}, "2.3"),
+    ),
+)
 def round_to(value: Any, places: Any) -> Decimal | None:
     if value is None:
         return None
@@ -304,18 +460,67 @@ def round_to(value: Any, places: Any) -> Decimal | None:
     return _exact(lambda: amount.quantize(Decimal(1).scaleb(-count), context=_EXACT), "round_to")
 
 
+@shop_function(
+    "lower",
+    arity=(1, 1),
+    signature="lower(text)",
+    summary="The text in lower case.",
+    example=("lower(email)", {"email": "Bob@Example.COM"}, "bob@example.com"),
+    filter=Filter(
+        "text | lower", "Lower case.", ("{{ email | lower }}", {"email": "Bob@X.COM"}, "bob@x.com")
+    ),
+)
 def lower(text: Any) -> str | None:
     return None if text is None else as_text(text, "lower").lower()
 
 
+@shop_function(
+    "upper",
+    arity=(1, 1),
+    signature="upper(text)",
+    summary="The text in upper case.",
+    example=("upper(country)", {"country": "de"}, "DE"),
+    filter=Filter(
+        "text | upper", "Upper case.", ("{{ country | upper }}", {"country": "de"}, "DE")
+    ),
+)
 def upper(text: Any) -> str | None:
     return None if text is None else as_text(text, "upper").upper()
 
 
+@shop_function(
+    "trim",
+    arity=(1, 1),
+    signature="trim(text)",
+    summary="The text without spaces at either end.",
+    example=("trim(name)", {"name": "  Bob "}, "Bob"),
+    filter=Filter(
+        "text | trim",
+        "Without spaces at either end.",
+        ("[{{ name | trim }}]", {"name": " Bob "}, "[Bob]"),
+    ),
+)
 def trim(text: Any) -> str | None:
     return None if text is None else as_text(text, "trim").strip()
 
 
+@shop_function(
+    "unique",
+    arity=(1, 1),
+    signature="unique(list)",
+    summary="The list without repeats, keeping the first of each.",
+    example=(
+        "unique(line_items[].vendor)",
+        {"line_items": [{"vendor": "Apple"}, {"vendor": "Sony"}, {"vendor": "Apple"}]},
+        ["Apple", "Sony"],
+    ),
+    filter=Filter(
+        "list | unique",
+        "The list without repeats, keeping the first of each (case matters).",
+        ("{{ tags | unique | join(',') }}", {"tags": ["a", "b", "a", "A"]}, "a,b,A"),
+        of_list=True,
+    ),
+)
 def unique(values: Any) -> list[Any] | None:
     if values is None:
         return None
@@ -329,6 +534,23 @@ def unique(values: Any) -> list[Any] | None:
     return result
 
 
+@shop_function(
+    "first",
+    arity=(1, 2),
+    signature="first(list[, count])",
+    summary="The first item of a list (null if empty); with a count, a list of the first `count` items.",
+    example=("first(line_items[].sku, `1`)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, ["A"]),
+    filter=Filter(
+        "list | first(count=None)",
+        "The first item; with a count, a list of the first items.",
+        (
+            "{{ line_items | map(attribute='sku') | first(1) | join }}",
+            {"line_items": [{"sku": "A"}, {"sku": "B"}]},
+            "A",
+        ),
+        of_list=True,
+    ),
+)
 def first(values: Any, count: Any = None) -> Any:
     if values is None:
         return None
@@ -345,6 +567,26 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+@shop_function(
+    "coalesce",
+    arity=(1, None),
+    signature="coalesce(value, ...)",
+    summary="The first value that is not null and not empty.",
+    example=(
+        "coalesce(shipping.phone, billing.phone)",
+        {"shipping": {"phone": ""}, "billing": {"phone": "2022611000"}},
+        "2022611000",
+    ),
+    filter=Filter(
+        "value | coalesce(other, ...)",
+        "The first value that is not null and not empty.",
+        (
+            "{{ shipping_phone | coalesce(billing_phone) }}",
+            {"shipping_phone": None, "billing_phone": "2022611000"},
+            "2022611000",
+        ),
+    ),
+)
 def coalesce(*values: Any) -> Any:
     for value in values:
         if not _is_empty(value):
@@ -352,6 +594,13 @@ def coalesce(*values: Any) -> Any:
     return None
 
 
+@shop_function(
+    "default",
+    arity=(2, 2),
+    signature="default(value, fallback)",
+    summary="The value, or the fallback when it is null or empty.",
+    example=("default(vendor, 'unknown')", {"vendor": None}, "unknown"),
+)
 def default(value: Any, fallback: Any) -> Any:
     return fallback if _is_empty(value) else value
 
@@ -363,6 +612,22 @@ def _check_timestamp(value: Any, function: str) -> None:
         )
 
 
+@shop_function(
+    "date",
+    arity=(1, 2),
+    signature="date(timestamp[, time_zone])",
+    summary="The calendar day (YYYY-MM-DD) written in a timestamp, or its day in the named time zone.",
+    example=(
+        "date(created_at, 'Europe/Berlin')",
+        {"created_at": "2008-01-10T23:00:00-05:00"},
+        "2008-01-11",
+    ),
+    filter=Filter(
+        "timestamp | date(time_zone=None)",
+        "The calendar day (YYYY-MM-DD) of a timestamp.",
+        ("{{ created_at | date }}", {"created_at": "2008-01-10T11:00:00-05:00"}, "2008-01-10"),
+    ),
+)
 def date(timestamp: Any, zone_name: Any = None) -> str | None:
     if timestamp is None or timestamp == "":
         return None
@@ -377,6 +642,22 @@ def date(timestamp: Any, zone_name: Any = None) -> str | None:
         raise ExpressionError(f"date(): {error.message}") from None
 
 
+@shop_function(
+    "timestamp",
+    arity=(1, 2),
+    signature="timestamp(value[, time_zone])",
+    summary="A timestamp (ISO 8601, epoch seconds or milliseconds, RFC 2822) as ISO 8601 in UTC; naive times are read in the named zone (UTC if none).",
+    example=(
+        "timestamp(date_created)",
+        {"date_created": "Fri, 02 Mar 2012 21:36:24 +0000"},
+        "2012-03-02T21:36:24Z",
+    ),
+    filter=Filter(
+        "value | timestamp(time_zone=None)",
+        "A timestamp as ISO 8601 in UTC.",
+        ("{{ created | timestamp }}", {"created": 1330724184}, "2012-03-02T21:36:24Z"),
+    ),
+)
 def timestamp(value: Any, zone_name: Any = None) -> str | None:
     if value is None or value == "":
         return None
@@ -390,6 +671,18 @@ def timestamp(value: Any, zone_name: Any = None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+@shop_function(
+    "split",
+    arity=(2, 2),
+    signature="split(text, separator)",
+    summary="The parts of a text between separators.",
+    example=("split(tags, ', ')", {"tags": "gift, sale"}, ["gift", "sale"]),
+    filter=Filter(
+        "text | split(separator)",
+        "The parts of a text.",
+        ("{{ (tags | split(', '))[1] }}", {"tags": "gift, sale"}, "sale"),
+    ),
+)
 def split(text: Any, separator: Any) -> list[str] | None:
     if text is None:
         return None
@@ -399,6 +692,18 @@ def split(text: Any, separator: Any) -> list[str] | None:
     return as_text(text, "split").split(sep)
 
 
+@shop_function(
+    "replace",
+    arity=(3, 3),
+    signature="replace(text, old, new)",
+    summary="The text with every `old` replaced by `new`.",
+    example=("replace(sku, '-', '')", {"sku": "WOO-ALBUM-1"}, "WOOALBUM1"),
+    filter=Filter(
+        "text | replace(old, new)",
+        "Every `old` replaced by `new`.",
+        ("{{ sku | replace('-', '') }}", {"sku": "WOO-ALBUM-1"}, "WOOALBUM1"),
+    ),
+)
 def replace(text: Any, old: Any, new: Any) -> str | None:
     if text is None:
         return None
@@ -408,12 +713,34 @@ def replace(text: Any, old: Any, new: Any) -> str | None:
     return subject.replace(before, after)
 
 
+@shop_function(
+    "concat",
+    arity=(1, None),
+    signature="concat(value, ...)",
+    summary="The values joined into one text (nulls skipped; numbers as written).",
+    example=(
+        "concat(first_name, ' ', last_name)",
+        {"first_name": "Bob", "last_name": "Norman"},
+        "Bob Norman",
+    ),
+)
 def concat(*values: Any) -> str:
     parts = [as_text(v, "concat") for v in values if v is not None]
     check_size(sum(len(p) for p in parts), "concat")
     return "".join(parts)
 
 
+@shop_function(
+    "get",
+    arity=(2, 2),
+    signature="get(object, key)",
+    summary="The value under a key, also for keys with spaces or odd characters.",
+    example=(
+        "get(@, 'custom engraving')",
+        {"custom engraving": "Happy Birthday"},
+        "Happy Birthday",
+    ),
+)
 def get(obj: Any, key: Any) -> Any:
     if obj is None:
         return None
@@ -426,6 +753,27 @@ ATTRIBUTE_NAME_KEYS = ("name", "key")
 ATTRIBUTE_VALUE_KEY = "value"
 
 
+@shop_function(
+    "attribute",
+    arity=(2, 2),
+    signature="attribute(list, name)",
+    summary="The `value` of the entry whose `name` (or `key`) is `name`: Shopify note_attributes and line-item properties, WooCommerce meta_data.",
+    example=(
+        "attribute(note_attributes, 'colour')",
+        {"note_attributes": [{"name": "colour", "value": "green"}]},
+        "green",
+    ),
+    filter=Filter(
+        "list | attribute(name)",
+        "The value of the name/value (or key/value) entry called `name`.",
+        (
+            "{{ note_attributes | attribute('colour') }}",
+            {"note_attributes": [{"name": "colour", "value": "green"}]},
+            "green",
+        ),
+        of_list=True,
+    ),
+)
 def attribute(entries: Any, name: Any) -> Any:
     if entries is None:
         return None
@@ -436,6 +784,27 @@ def attribute(entries: Any, name: Any) -> Any:
     return None
 
 
+@shop_function(
+    "items_where",
+    arity=(3, 3),
+    signature="items_where(list, field, value)",
+    summary="The entries of a list whose `field` equals `value`.",
+    example=(
+        "items_where(line_items, 'vendor', 'Apple')[].sku",
+        {"line_items": [{"sku": "A1", "vendor": "Apple"}, {"sku": "S1", "vendor": "Sony"}]},
+        ["A1"],
+    ),
+    filter=Filter(
+        "list | items_where(field, value)",
+        "The entries whose `field` equals `value`.",
+        (
+            "{{ line_items | items_where('quantity', 2) | join(attribute='sku') }}",
+            {"line_items": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}]},
+            "B",
+        ),
+        of_list=True,
+    ),
+)
 def items_where(entries: Any, key: Any, value: Any) -> list[Any] | None:
     if entries is None:
         return None
@@ -448,6 +817,13 @@ def items_where(entries: Any, key: Any, value: Any) -> list[Any] | None:
     ]
 
 
+@shop_function(
+    "join",
+    arity=(2, 2),
+    signature="join(separator, list)",
+    summary="The texts of a list joined with a separator.",
+    example=("join(', ', line_items[].sku)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, "A, B"),
+)
 def join(separator: Any, values: Any) -> str | None:
     """JMESPath's join, but null in gives null out and null items are skipped (orders without
     line items, items without a SKU)."""
@@ -460,6 +836,13 @@ def join(separator: Any, values: Any) -> str | None:
     return sep.join(texts)
 
 
+@shop_function(
+    "to_string",
+    arity=(1, 1),
+    signature="to_string(value)",
+    summary="A value as text: ids and amounts as written, lists and objects as JSON; null stays null.",
+    example=("to_string(id)", {"id": 450789469}, "450789469"),
+)
 def to_text(value: Any) -> str | None:
     # JMESPath's to_string, made exact: ids and amounts as written, lists/objects as JSON.
     # Null stays null: a missing id must not become the text "null" (and look like a real one).
@@ -508,6 +891,13 @@ def _append(text: str, parts: list[str], size: list[int]) -> None:
     parts.append(text)
 
 
+@shop_function(
+    "contains",
+    arity=(2, 2),
+    signature="contains(list_or_text, value)",
+    summary="true if the list holds the value (or the text holds it).",
+    example=("contains(tags, 'vip')", {"tags": ["new", "vip"]}, True),
+)
 def contains(subject: Any, search: Any) -> bool:
     # JMESPath's contains, without failing on a number searched in a text.
     if isinstance(subject, str):
@@ -518,6 +908,13 @@ def contains(subject: Any, search: Any) -> bool:
     raise ExpressionError(f"contains() needs a list or a text, but got {describe(subject)}")
 
 
+@shop_function(
+    "type",
+    arity=(1, 1),
+    signature="type(value)",
+    summary="The kind of value: string, number, boolean, array, object or null.",
+    example=("type(total_price)", {"total_price": "409.94"}, "string"),
+)
 def type_of(value: Any) -> str:
     if isinstance(value, str):
         return "string"
@@ -532,9 +929,17 @@ def type_of(value: Any) -> str:
     return "null"
 
 
-# ------------------------------------------------------------------------------------ registry
-
-
+@shop_function(
+    "without",
+    arity=(2, 2),
+    signature="without(list, exclude)",
+    summary="The items of a list that are not in `exclude`, each once, in order: related products without those just bought.",
+    example=(
+        "without(upsell_ids, line_items[].product_id)",
+        {"upsell_ids": [31, 36, 31, 81], "line_items": [{"product_id": 36}]},
+        [31, 81],
+    ),
+)
 def without(values: Any, exclude: Any) -> list[Any] | None:
     """The items of `values` not in `exclude`, each once, in order (null list gives null)."""
     if values is None:
@@ -553,6 +958,17 @@ def without(values: Any, exclude: Any) -> list[Any] | None:
     return kept
 
 
+@shop_function(
+    "one_each",
+    arity=(2, 3),
+    signature="one_each(lists, exclude[, count])",
+    summary="count picks (one per list by default), pick i from list i: its first item not in `exclude` and not picked already; else the next new item of the lists in turn; else its list's first not in `exclude`; else null. An upsell for each top item, different ones where the lists allow.",
+    example=(
+        "one_each(items[].upsell_ids, items[].id, `3`)",
+        {"items": [{"id": 1, "upsell_ids": [2, 5, 8]}, {"id": 2, "upsell_ids": [1, 5]}]},
+        [5, 8, None],
+    ),
+)
 def one_each(lists: Any, exclude: Any, count: Any = None) -> list[Any] | None:
     """`count` picks (one per list by default), pick i for list i: the list's first item that is
     not in `exclude` and not picked already.  A pick whose list has no such item takes the next
@@ -634,6 +1050,18 @@ LETS: ContextVar[RecordLets | None] = ContextVar("hubmap_lets", default=None)
 `CompiledMapping`, read by `let`."""
 
 
+@shop_function(
+    "let",
+    arity=(1, 1),
+    signature="let(name)",
+    summary="The value the mapping's `let:` section names for this record, worked out once and shared by every property that uses it.",
+    example=(
+        "let('top_items')[0].name",
+        {"line_items": [{"name": "Tee", "price": 9}, {"name": "Hoodie", "price": 42}]},
+        "Hoodie",
+    ),
+    lets={"top_items": "reverse(sort_by(line_items, &price))[:3]"},
+)
 def let(name: Any) -> Any:
     """The value the mapping's `let:` section names, for the record being evaluated."""
     lets = LETS.get()
@@ -650,6 +1078,20 @@ CATALOGS: ContextVar[Any] = ContextVar("hubmap_catalogs", default=None)
 record's evaluation by `CompiledMapping`, read by `lookup` (data, not I/O)."""
 
 
+@shop_function(
+    "lookup",
+    arity=(2, 2),
+    signature="lookup(catalog, key)",
+    summary="The row of a catalog (`catalogs:`) for a key, null when it has none (counted as a warning); for a list of keys, the list of rows.",
+    example=(
+        "lookup('products', line_items[0].sku).parent.handle",
+        {"line_items": [{"sku": "IPOD2008GREEN"}]},
+        "ipod-nano",
+    ),
+    catalogs={
+        "products": {"IPOD2008GREEN": {"sku": "IPOD2008GREEN", "parent": {"handle": "ipod-nano"}}}
+    },
+)
 def lookup(name: Any, key: Any) -> Any:
     """The row of catalog `name` for `key` (null when it has none), or a list of rows for a list
     of keys."""
@@ -674,492 +1116,169 @@ def lookup(name: Any, key: Any) -> Any:
     return catalog.get(key)
 
 
-class FunctionDoc(NamedTuple):
-    """How a function is documented: `signature`, one line, and an example that tests run
-    (`catalogs`: catalog name -> {key: row}, for functions that look things up; `lets`: the
-    `let:` section, for `let`)."""
+# ------------------------------------------------------------------ JMESPath's own functions
+# Implemented by the jmespath library (jmes.py bounds sort, max and min); documented here so that
+# FUNCTION_DOCS lists every function an expression can call.
 
-    signature: str
-    description: str
-    example: str
-    example_input: Any
-    example_output: Any
-    catalogs: Any = None
-    lets: Any = None  # let name -> expression text, for `let`
+jmespath_function(
+    "abs",
+    signature="abs(number)",
+    summary="The number without its sign.",
+    example=("abs(total)", {"total": -5}, 5),
+)
 
+jmespath_function(
+    "ceil",
+    signature="ceil(number)",
+    summary="The number rounded up to a whole number.",
+    example=("ceil(weight)", {"weight": 1.2}, 2),
+)
 
-@dataclass(frozen=True)
-class ShopFunction:
-    """A function offered to mapping authors: its implementation and how many arguments it takes."""
+jmespath_function(
+    "floor",
+    signature="floor(number)",
+    summary="The number rounded down to a whole number.",
+    example=("floor(weight)", {"weight": 1.8}, 1),
+)
 
-    name: str
-    implementation: Callable[..., Any]
-    min_args: int
-    max_args: int | None  # None: any number
+jmespath_function(
+    "max",
+    signature="max(list)",
+    summary="The largest number (or latest text) of a list; null if empty.",
+    example=("max(line_items[].quantity)", {"line_items": [{"quantity": 1}, {"quantity": 2}]}, 2),
+)
 
+jmespath_function(
+    "min",
+    signature="min(list)",
+    summary="The smallest number (or earliest text) of a list; null if empty.",
+    example=("min(line_items[].quantity)", {"line_items": [{"quantity": 1}, {"quantity": 2}]}, 1),
+)
 
-def _f(
-    name: str, implementation: Callable[..., Any], min_args: int, max_args: int | None
-) -> ShopFunction:
-    return ShopFunction(name, implementation, min_args, max_args)
+jmespath_function(
+    "starts_with",
+    signature="starts_with(text, prefix)",
+    summary="true if the text starts with the prefix.",
+    example=("starts_with(sku, 'IPOD')", {"sku": "IPOD2008RED"}, True),
+)
 
+jmespath_function(
+    "ends_with",
+    signature="ends_with(text, suffix)",
+    summary="true if the text ends with the suffix.",
+    example=("ends_with(email, '.com')", {"email": "bob@example.com"}, True),
+)
 
-SHOP_FUNCTIONS: dict[str, ShopFunction] = {
-    f.name: f
-    for f in (
-        _f("number", number, 1, 1),
-        _f("money", money, 2, 2),
-        _f("add", add, 2, 2),
-        _f("subtract", subtract, 2, 2),
-        _f("multiply", multiply, 2, 2),
-        _f("divide", divide, 2, 2),
-        _f("from_cents", from_cents, 1, 1),
-        _f("sum_of", sum_of, 1, 1),
-        _f("round_to", round_to, 2, 2),
-        _f("lower", lower, 1, 1),
-        _f("upper", upper, 1, 1),
-        _f("trim", trim, 1, 1),
-        _f("unique", unique, 1, 1),
-        _f("first", first, 1, 2),
-        _f("coalesce", coalesce, 1, None),
-        _f("default", default, 2, 2),
-        _f("date", date, 1, 2),
-        _f("timestamp", timestamp, 1, 2),
-        _f("split", split, 2, 2),
-        _f("replace", replace, 3, 3),
-        _f("concat", concat, 1, None),
-        _f("get", get, 2, 2),
-        _f("attribute", attribute, 2, 2),
-        _f("items_where", items_where, 3, 3),
-        _f("lookup", lookup, 2, 2),
-        _f("without", without, 2, 2),
-        _f("one_each", one_each, 2, 3),
-        _f("let", let, 1, 1),
-        # JMESPath's own functions, replaced by exact versions (same names, same meaning):
-        _f("to_number", to_number, 1, 1),
-        _f("to_string", to_text, 1, 1),
-        _f("join", join, 2, 2),
-        _f("sum", exact_sum, 1, 1),
-        _f("avg", exact_avg, 1, 1),
-        _f("type", type_of, 1, 1),
-        _f("contains", contains, 2, 2),
-    )
-}
-"""hubmap's functions by name (the JMESPath built-ins not listed here keep their own code)."""
+jmespath_function(
+    "length",
+    signature="length(list_or_text)",
+    summary="How many items a list has (or characters a text, keys an object).",
+    example=("length(line_items)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, 2),
+)
 
-REMOVED_FUNCTIONS = frozenset({"now"})
-"""Names that are deliberately absent: expressions are pure, the same order always gives the same value."""
+jmespath_function(
+    "reverse",
+    signature="reverse(list_or_text)",
+    summary="The list (or text) in reverse order.",
+    example=("reverse(line_items[].sku)", {"line_items": [{"sku": "A"}, {"sku": "B"}]}, ["B", "A"]),
+)
 
-_ORDER = {
-    "total_price": "409.94",
-    "line_items": [
-        {"sku": "IPOD2008GREEN", "price": "199.00", "quantity": 1},
-        {"sku": "IPOD2008RED", "price": "199.00", "quantity": 2},
-    ],
-}
+jmespath_function(
+    "not_null",
+    signature="not_null(value, ...)",
+    summary="The first value that is not null (empty texts count as values).",
+    example=("not_null(total_price_usd, total_price)", {"total_price": "409.94"}, "409.94"),
+)
 
-D = Decimal
+jmespath_function(
+    "keys",
+    signature="keys(object)",
+    summary="The keys of an object.",
+    example=("keys(totals)", {"totals": {"tax": 1}}, ["tax"]),
+)
 
-FUNCTION_DOCS: dict[str, FunctionDoc] = {
-    # ---- numbers (exact)
-    "number": FunctionDoc(
-        "number(value)",
-        "An exact number from a number or a numeric text; an error for any other text.",
-        "number(total_price)",
-        {"total_price": "409.94"},
-        D("409.94"),
-    ),
-    "to_number": FunctionDoc(
-        "to_number(value)",
-        "Like number(), but null (instead of an error) when the value is not a number.",
-        "to_number(note)",
-        {"note": "n/a"},
-        None,
-    ),
-    "money": FunctionDoc(
-        "money(text, decimal_separator)",
-        "An amount written with a decimal comma or thousands separators; say which separator "
-        "marks the decimals ('.' or ','). Currency signs and spaces are ignored.",
-        "money(price, ',')",
-        {"price": "1.234,50 €"},
-        D("1234.50"),
-    ),
-    "add": FunctionDoc(
-        "add(a, b)",
-        "a + b, exactly (null if either is null).",
-        "add(subtotal_price, total_tax)",
-        {"subtotal_price": "398.00", "total_tax": "11.94"},
-        D("409.94"),
-    ),
-    "subtract": FunctionDoc(
-        "subtract(a, b)",
-        "a - b, exactly (null if either is null).",
-        "subtract(total_price, total_tax)",
-        {"total_price": "409.94", "total_tax": "11.94"},
-        D("398.00"),
-    ),
-    "multiply": FunctionDoc(
-        "multiply(a, b)",
-        "a × b, exactly (null if either is null).",
-        "multiply(price, quantity)",
-        {"price": "19.99", "quantity": 3},
-        D("59.97"),
-    ),
-    "divide": FunctionDoc(
-        "divide(a, b)",
-        f"a ÷ b to {DIVISION_PRECISION} significant digits; null when b is 0 or either is null.",
-        "divide(total, count)",
-        {"total": "10", "count": 4},
-        D("2.5"),
-    ),
-    "from_cents": FunctionDoc(
-        "from_cents(amount)",
-        "An amount in cents (Stripe's minor units) as a whole amount.",
-        "from_cents(amount_total)",
-        {"amount_total": 1999},
-        D("19.99"),
-    ),
-    "sum_of": FunctionDoc(
-        "sum_of(list)",
-        "The exact sum of a list of numbers or numeric texts; nulls are skipped, an empty list is 0.",
-        "sum_of(refunds[].total)",
-        {"refunds": [{"total": "-16.20"}, {"total": "-8.10"}]},
-        D("-24.30"),
-    ),
-    "sum": FunctionDoc(
-        "sum(list)",
-        "The exact sum of a list of numbers (JMESPath's sum, without float drift).",
-        "sum(amounts)",
-        {"amounts": [0.1, 0.2]},
-        D("0.3"),
-    ),
-    "avg": FunctionDoc(
-        "avg(list)",
-        "The exact average of a list of numbers; null for an empty list.",
-        "avg(scores)",
-        {"scores": [1, 2]},
-        D("1.5"),
-    ),
-    "round_to": FunctionDoc(
-        "round_to(number, places)",
-        f"The number rounded half up to 0–{MAX_ROUND_DECIMALS} decimal places.",
-        "round_to(price, `1`)",
-        {"price": "2.25"},
-        D("2.3"),
-    ),
-    "abs": FunctionDoc(
-        "abs(number)",
-        "The number without its sign.",
-        "abs(total)",
-        {"total": -5},
-        5,
-    ),
-    "ceil": FunctionDoc(
-        "ceil(number)",
-        "The number rounded up to a whole number.",
-        "ceil(weight)",
-        {"weight": 1.2},
-        2,
-    ),
-    "floor": FunctionDoc(
-        "floor(number)",
-        "The number rounded down to a whole number.",
-        "floor(weight)",
-        {"weight": 1.8},
-        1,
-    ),
-    "max": FunctionDoc(
-        "max(list)",
-        "The largest number (or latest text) of a list; null if empty.",
-        "max(line_items[].quantity)",
-        _ORDER,
-        2,
-    ),
-    "min": FunctionDoc(
-        "min(list)",
-        "The smallest number (or earliest text) of a list; null if empty.",
-        "min(line_items[].quantity)",
-        _ORDER,
-        1,
-    ),
-    # ---- texts
-    "lower": FunctionDoc(
-        "lower(text)",
-        "The text in lower case.",
-        "lower(email)",
-        {"email": "Bob@Example.COM"},
-        "bob@example.com",
-    ),
-    "upper": FunctionDoc(
-        "upper(text)",
-        "The text in upper case.",
-        "upper(country)",
-        {"country": "de"},
-        "DE",
-    ),
-    "trim": FunctionDoc(
-        "trim(text)",
-        "The text without spaces at either end.",
-        "trim(name)",
-        {"name": "  Bob "},
-        "Bob",
-    ),
-    "split": FunctionDoc(
-        "split(text, separator)",
-        "The parts of a text between separators.",
-        "split(tags, ', ')",
-        {"tags": "gift, sale"},
-        ["gift", "sale"],
-    ),
-    "replace": FunctionDoc(
-        "replace(text, old, new)",
-        "The text with every `old` replaced by `new`.",
-        "replace(sku, '-', '')",
-        {"sku": "WOO-ALBUM-1"},
-        "WOOALBUM1",
-    ),
-    "concat": FunctionDoc(
-        "concat(value, ...)",
-        "The values joined into one text (nulls skipped; numbers as written).",
-        "concat(first_name, ' ', last_name)",
-        {"first_name": "Bob", "last_name": "Norman"},
-        "Bob Norman",
-    ),
-    "join": FunctionDoc(
-        "join(separator, list)",
-        "The texts of a list joined with a separator.",
-        "join(', ', line_items[].sku)",
-        _ORDER,
-        "IPOD2008GREEN, IPOD2008RED",
-    ),
-    "to_string": FunctionDoc(
-        "to_string(value)",
-        "A value as text: ids and amounts as written, lists and objects as JSON; null stays null.",
-        "to_string(id)",
-        {"id": 450789469},
-        "450789469",
-    ),
-    "starts_with": FunctionDoc(
-        "starts_with(text, prefix)",
-        "true if the text starts with the prefix.",
-        "starts_with(sku, 'IPOD')",
-        {"sku": "IPOD2008RED"},
-        True,
-    ),
-    "ends_with": FunctionDoc(
-        "ends_with(text, suffix)",
-        "true if the text ends with the suffix.",
-        "ends_with(email, '.com')",
-        {"email": "bob@example.com"},
-        True,
-    ),
-    "contains": FunctionDoc(
-        "contains(list_or_text, value)",
-        "true if the list holds the value (or the text holds it).",
-        "contains(tags, 'vip')",
-        {"tags": ["new", "vip"]},
-        True,
-    ),
-    "length": FunctionDoc(
-        "length(list_or_text)",
-        "How many items a list has (or characters a text, keys an object).",
-        "length(line_items)",
-        _ORDER,
-        2,
-    ),
-    "reverse": FunctionDoc(
-        "reverse(list_or_text)",
-        "The list (or text) in reverse order.",
-        "reverse(line_items[].sku)",
-        _ORDER,
-        ["IPOD2008RED", "IPOD2008GREEN"],
-    ),
-    # ---- lists and objects
-    "unique": FunctionDoc(
-        "unique(list)",
-        "The list without repeats, keeping the first of each.",
-        "unique(line_items[].vendor)",
-        {"line_items": [{"vendor": "Apple"}, {"vendor": "Sony"}, {"vendor": "Apple"}]},
-        ["Apple", "Sony"],
-    ),
-    "first": FunctionDoc(
-        "first(list[, count])",
-        "The first item of a list (null if empty); with a count, a list of the first `count` items.",
-        "first(line_items[].sku, `1`)",
-        _ORDER,
-        ["IPOD2008GREEN"],
-    ),
-    "attribute": FunctionDoc(
-        "attribute(list, name)",
-        "The `value` of the entry whose `name` (or `key`) is `name`: Shopify note_attributes and "
-        "line-item properties, WooCommerce meta_data.",
-        "attribute(note_attributes, 'colour')",
-        {"note_attributes": [{"name": "colour", "value": "green"}]},
-        "green",
-    ),
-    "items_where": FunctionDoc(
-        "items_where(list, field, value)",
-        "The entries of a list whose `field` equals `value`.",
-        "items_where(line_items, 'vendor', 'Apple')[].sku",
-        {"line_items": [{"sku": "A1", "vendor": "Apple"}, {"sku": "S1", "vendor": "Sony"}]},
-        ["A1"],
-    ),
-    "lookup": FunctionDoc(
-        "lookup(catalog, key)",
-        "The row of a catalog (`catalogs:`) for a key, null when it has none (counted as a "
-        "warning); for a list of keys, the list of rows.",
-        "lookup('products', line_items[0].sku).parent.handle",
-        {"line_items": [{"sku": "IPOD2008GREEN"}]},
-        "ipod-nano",
-        {
-            "products": {
-                "IPOD2008GREEN": {"sku": "IPOD2008GREEN", "parent": {"handle": "ipod-nano"}}
-            }
-        },
-    ),
-    "without": FunctionDoc(
-        "without(list, exclude)",
-        "The items of a list that are not in `exclude`, each once, in order: related products "
-        "without those just bought.",
-        "without(upsell_ids, line_items[].product_id)",
-        {"upsell_ids": [31, 36, 31, 81], "line_items": [{"product_id": 36}]},
-        [31, 81],
-    ),
-    "one_each": FunctionDoc(
-        "one_each(lists, exclude[, count])",
-        "count picks (one per list by default), pick i from list i: its first item not in "
-        "`exclude` and not picked already; else the next new item of the lists in turn; else "
-        "its list's first not in `exclude`; else null. An upsell for each top item, different "
-        "ones where the lists allow.",
-        "one_each(items[].upsell_ids, items[].id, `3`)",
-        {"items": [{"id": 1, "upsell_ids": [2, 5, 8]}, {"id": 2, "upsell_ids": [1, 5]}]},
-        [5, 8, None],
-    ),
-    "let": FunctionDoc(
-        "let(name)",
-        "The value the mapping's `let:` section names for this record, worked out once and "
-        "shared by every property that uses it.",
-        "let('top_items')[0].name",
-        {"line_items": [{"name": "Tee", "price": 9}, {"name": "Hoodie", "price": 42}]},
-        "Hoodie",
-        lets={"top_items": "reverse(sort_by(line_items, &price))[:3]"},
-    ),
-    "get": FunctionDoc(
-        "get(object, key)",
-        "The value under a key, also for keys with spaces or odd characters.",
-        "get(@, 'custom engraving')",
-        {"custom engraving": "Happy Birthday"},
-        "Happy Birthday",
-    ),
-    "coalesce": FunctionDoc(
-        "coalesce(value, ...)",
-        "The first value that is not null and not empty.",
-        "coalesce(shipping.phone, billing.phone)",
-        {"shipping": {"phone": ""}, "billing": {"phone": "2022611000"}},
-        "2022611000",
-    ),
-    "default": FunctionDoc(
-        "default(value, fallback)",
-        "The value, or the fallback when it is null or empty.",
-        "default(vendor, 'unknown')",
-        {"vendor": None},
-        "unknown",
-    ),
-    "not_null": FunctionDoc(
-        "not_null(value, ...)",
-        "The first value that is not null (empty texts count as values).",
-        "not_null(total_price_usd, total_price)",
-        {"total_price": "409.94"},
-        "409.94",
-    ),
-    "keys": FunctionDoc(
-        "keys(object)",
-        "The keys of an object.",
-        "keys(totals)",
-        {"totals": {"tax": 1}},
-        ["tax"],
-    ),
-    "values": FunctionDoc(
-        "values(object)",
-        "The values of an object.",
-        "values(totals)",
-        {"totals": {"tax": 1}},
-        [1],
-    ),
-    "merge": FunctionDoc(
-        "merge(object, ...)",
-        "The objects merged into one (later keys win).",
+jmespath_function(
+    "values",
+    signature="values(object)",
+    summary="The values of an object.",
+    example=("values(totals)", {"totals": {"tax": 1}}, [1]),
+)
+
+jmespath_function(
+    "merge",
+    signature="merge(object, ...)",
+    summary="The objects merged into one (later keys win).",
+    example=(
         "merge(billing, shipping)",
         {"billing": {"a": 1, "b": 1}, "shipping": {"b": 2}},
         {"a": 1, "b": 2},
     ),
-    "to_array": FunctionDoc(
-        "to_array(value)",
-        "The value as a list (a list stays as it is).",
-        "to_array(tag)",
-        {"tag": "vip"},
-        ["vip"],
-    ),
-    "sort": FunctionDoc(
-        "sort(list)",
-        "The texts or numbers of a list in ascending order.",
-        "sort(line_items[].sku)",
-        _ORDER,
-        ["IPOD2008GREEN", "IPOD2008RED"],
-    ),
-    "sort_by": FunctionDoc(
-        "sort_by(list, &field)",
-        "The entries of a list sorted by a field.",
+)
+
+jmespath_function(
+    "to_array",
+    signature="to_array(value)",
+    summary="The value as a list (a list stays as it is).",
+    example=("to_array(tag)", {"tag": "vip"}, ["vip"]),
+)
+
+jmespath_function(
+    "sort",
+    signature="sort(list)",
+    summary="The texts or numbers of a list in ascending order.",
+    example=("sort(line_items[].sku)", {"line_items": [{"sku": "B"}, {"sku": "A"}]}, ["A", "B"]),
+)
+
+jmespath_function(
+    "sort_by",
+    signature="sort_by(list, &field)",
+    summary="The entries of a list sorted by a field.",
+    example=(
         "sort_by(line_items, &quantity)[].sku",
-        _ORDER,
-        ["IPOD2008GREEN", "IPOD2008RED"],
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        ["B", "A"],
     ),
-    "max_by": FunctionDoc(
-        "max_by(list, &field)",
-        "The entry of a list with the largest field.",
+)
+
+jmespath_function(
+    "max_by",
+    signature="max_by(list, &field)",
+    summary="The entry of a list with the largest field.",
+    example=(
         "max_by(line_items, &quantity).sku",
-        _ORDER,
-        "IPOD2008RED",
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        "A",
     ),
-    "min_by": FunctionDoc(
-        "min_by(list, &field)",
-        "The entry of a list with the smallest field.",
+)
+
+jmespath_function(
+    "min_by",
+    signature="min_by(list, &field)",
+    summary="The entry of a list with the smallest field.",
+    example=(
         "min_by(line_items, &quantity).sku",
-        _ORDER,
-        "IPOD2008GREEN",
+        {"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]},
+        "B",
     ),
-    "map": FunctionDoc(
-        "map(&expression, list)",
-        "The expression applied to each entry of a list.",
+)
+
+jmespath_function(
+    "map",
+    signature="map(&expression, list)",
+    summary="The expression applied to each entry of a list.",
+    example=(
         "sum_of(map(&multiply(price, quantity), line_items))",
-        _ORDER,
+        {"line_items": [{"price": "199.00", "quantity": 3}]},
         D("597.00"),
     ),
-    "type": FunctionDoc(
-        "type(value)",
-        "The kind of value: string, number, boolean, array, object or null.",
-        "type(total_price)",
-        _ORDER,
-        "string",
-    ),
-    # ---- dates
-    "date": FunctionDoc(
-        "date(timestamp[, time_zone])",
-        "The calendar day (YYYY-MM-DD) written in a timestamp, or its day in the named time zone.",
-        "date(created_at, 'Europe/Berlin')",
-        {"created_at": "2008-01-10T23:00:00-05:00"},
-        "2008-01-11",
-    ),
-    "timestamp": FunctionDoc(
-        "timestamp(value[, time_zone])",
-        "A timestamp (ISO 8601, epoch seconds or milliseconds, RFC 2822) as ISO 8601 in UTC; "
-        "naive times are read in the named zone (UTC if none).",
-        "timestamp(date_created)",
-        {"date_created": "Fri, 02 Mar 2012 21:36:24 +0000"},
-        "2012-03-02T21:36:24Z",
-    ),
-}
-"""Every function an expression can call, with a description and a checked example."""
+)
+
+
+REMOVED_FUNCTIONS = frozenset({"now"})
+"""Names that are deliberately absent: expressions are pure, the same order always gives the same value."""
+
+SHOP_FUNCTIONS: dict[str, ShopFunction] = FUNCTIONS
+"""hubmap's functions by name (the JMESPath built-ins not listed here keep their own code)."""
 
 
 def function_names() -> Iterable[str]:

@@ -24,6 +24,19 @@ fields inline (an object or null tested first: a caught AttributeError costs a m
 between texts and nulls compares directly, `let('name')` reads the record's known value,
 `not_null` and `sort_by` skip the library's generic dispatch (same checks, same errors).  The
 property tests compare each shape with the jmespath library's own interpreter.
+
+Parts of the library that are not its public API, and that this module relies on (hence the
+jmespath version range in pyproject.toml; tests/unit/test_jmespath_internals.py says plainly
+which one is gone when a release drops one):
+
+- the tree `jmespath.compile(text).parsed` and its node types, one per `visit_*` method of
+  `jmespath.visitor.TreeInterpreter` (each has a closure here);
+- `TreeInterpreter.COMPARATOR_FUNC`, the library's comparison functions;
+- `jmespath.lexer.Lexer().tokenize`, to find where a function is called;
+- the `Functions` methods overridden by `ShopFunctions`: `_get_allowed_pytypes`,
+  `_convert_to_jmespath_type` and `_create_key_func`, the class's `FUNCTION_TABLE` (each built-in's
+  `signature`), and the type name `_Expression` of an `&expression`, which the library's functions
+  call as `expref.visit(expref.expression, item)` (what `_Expref` answers).
 """
 
 from __future__ import annotations
@@ -45,14 +58,8 @@ from jmespath import lexer as jmespath_lexer
 from jmespath import visitor as jmespath_visitor
 
 from hubmap.expressions import budget
-from hubmap.expressions.functions import (
-    LETS,
-    REMOVED_FUNCTIONS,
-    SHOP_FUNCTIONS,
-    ExpressionError,
-    ExpressionSyntaxError,
-    let,
-)
+from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
+from hubmap.expressions.functions import LETS, REMOVED_FUNCTIONS, SHOP_FUNCTIONS, let
 from hubmap.types import describe
 
 SYNTAX_CODE = "HM301"
@@ -240,8 +247,8 @@ def _plain(value: Any) -> Any:
 
 _OPTIONS = jmespath_visitor.Options(custom_functions=ShopFunctions())
 _FUNCTIONS = _OPTIONS.custom_functions
-_COMPARE = jmespath_visitor.TreeInterpreter.COMPARATOR_FUNC
-_EQUALITY = jmespath_visitor.TreeInterpreter._EQUALITY_OPS
+_COMPARE = jmespath_visitor.TreeInterpreter.COMPARATOR_FUNC  # (true == 1 is false in JMESPath)
+_EQUALITY = frozenset({"eq", "ne"})  # the comparators that work on any two values
 
 BUILDING_FUNCTIONS = frozenset(
     {
@@ -732,7 +739,7 @@ def _closure(node: dict[str, Any]) -> Evaluator:
 
         def negation(value: Any) -> Any:
             result = inner(value)
-            if jmespath_visitor._is_actual_number(result) and result == 0:
+            if _is_number(result) and result == 0:
                 return False  # !0 is false in JMESPath
             return not result
 

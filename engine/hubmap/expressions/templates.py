@@ -22,7 +22,8 @@ changes a list or a dict) narrowed further:
 - `macro`, `call`, `import`, `include`, `extends`, `block` and recursive loops (HM304), `**`, and a
   `{% set %}` inside a loop that reads its own name (it starts again at every round; HM305) are
   refused when the template is compiled;
-- only the filters listed in `FILTER_DOCS` and a safe subset of Jinja's own exist;
+- only hubmap's filters (`FILTER_DOCS`, declared in `registry.py`'s way) and a safe subset of
+  Jinja's own exist;
 - the output is cut off with an error past `MAX_OUTPUT_LENGTH` characters.
 
 Every refusal is an `ExpressionError` (at evaluation) or `ExpressionSyntaxError` (at compile time)
@@ -56,13 +57,10 @@ from jinja2.utils import _PassArg, missing
 
 from hubmap.expressions import budget
 from hubmap.expressions import functions as fn
-from hubmap.expressions.functions import (
-    ExpressionError,
-    ExpressionSyntaxError,
-    FunctionDoc,
-    let,
-    lookup,
-)
+from hubmap.expressions.errors import ExpressionError, ExpressionSyntaxError
+from hubmap.expressions.functions import let, lookup
+from hubmap.expressions.registry import FILTER_DOCS as REGISTERED_FILTER_DOCS
+from hubmap.expressions.registry import FILTERS, Filter, FunctionDoc, shop_filter
 from hubmap.types import CoercionError, describe, format_decimal, text_of
 
 SYNTAX_CODE = "HM302"
@@ -457,10 +455,42 @@ def _missing_attribute(used_in: str, attribute: Any, item: Any, part: Any) -> st
     )
 
 
+_LINE_ITEMS = {
+    "line_items": [
+        {"sku": "IPOD2008GREEN", "price": "199.00", "quantity": 1},
+        {"sku": "IPOD2008RED", "price": "199.00", "quantity": 2},
+    ]
+}
+
+# The filters below have no function of their own, or a template form that differs from the
+# function's (an attribute to read, Jinja's missing values); the others are declared with their
+# functions (`functions.py`).
+
+
+@shop_filter(
+    "sum",
+    Filter(
+        "list | sum(attribute=None)",
+        "The exact sum of a list, or of one field of its entries.",
+        ("{{ line_items | sum(attribute='price') }}", _LINE_ITEMS, "398.00"),
+    ),
+)
 def _filter_sum(values: Any, attribute: str | None = None) -> Decimal:
     return fn.sum_of([_field(v, attribute, "sum") for v in fn.as_list(_materialise(values), "sum")])
 
 
+@shop_filter(
+    "join",
+    Filter(
+        "list | join(separator='', attribute=None)",
+        "The items (or one field of each entry) joined into one text.",
+        (
+            "{{ line_items | join(', ', attribute='sku') }}",
+            _LINE_ITEMS,
+            "IPOD2008GREEN, IPOD2008RED",
+        ),
+    ),
+)
 def _filter_join(values: Any, separator: str = "", attribute: str | None = None) -> str:
     items = [_field(v, attribute, "join") for v in fn.as_list(_materialise(values), "join")]
     texts = [fn.as_text(v, "join") for v in items if v is not None]
@@ -469,17 +499,41 @@ def _filter_join(values: Any, separator: str = "", attribute: str | None = None)
     return separator.join(texts)
 
 
+@shop_filter(
+    "default",
+    Filter(
+        "value | default(fallback='')",
+        "The value, or the fallback when missing, null or empty.",
+        ("{{ vendor | default('unknown') }}", {"vendor": ""}, "unknown"),
+    ),
+)
 def _filter_default(value: Any, fallback: Any = "") -> Any:
     if isinstance(value, Undefined):
         return fallback
     return fn.default(value, fallback)
 
 
+@shop_filter(
+    "decimals",
+    Filter(
+        "number | decimals(places=2)",
+        "A number written with exactly `places` decimals (rounded half up).",
+        ("{{ total | decimals(2) }}", {"total": "5"}, "5.00"),
+    ),
+)
 def _filter_decimals(value: Any, places: Any = 2) -> str | None:
     rounded = fn.round_to(value, places)
     return None if rounded is None else format_decimal(rounded, int(places))
 
 
+@shop_filter(
+    "text",
+    Filter(
+        "value | text",
+        "A value as text: numbers exactly, true/false, nothing for null.",
+        ("{{ id | text }}", {"id": 450789469}, "450789469"),
+    ),
+)
 def _filter_text(value: Any) -> str | None:
     return None if value is None else text_of(value)
 
@@ -493,219 +547,12 @@ def _listy(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 SHOP_FILTERS: dict[str, Callable[..., Any]] = {
-    "number": fn.number,
-    "money": fn.money,
-    "decimals": _filter_decimals,
-    "round_to": fn.round_to,
-    "add": fn.add,
-    "subtract": fn.subtract,
-    "multiply": fn.multiply,
-    "divide": fn.divide,
-    "from_cents": fn.from_cents,
-    "sum_of": _listy(fn.sum_of),
-    "sum": _filter_sum,
-    "join": _filter_join,
-    "first": _listy(fn.first),
-    "unique": _listy(fn.unique),
-    "default": _filter_default,
-    "d": _filter_default,
-    "coalesce": fn.coalesce,
-    "lower": fn.lower,
-    "upper": fn.upper,
-    "trim": fn.trim,
-    "split": fn.split,
-    "replace": fn.replace,
-    "date": fn.date,
-    "timestamp": fn.timestamp,
-    "attribute": _listy(fn.attribute),
-    "items_where": _listy(fn.items_where),
-    "text": _filter_text,
+    name: _listy(f.implementation) if f.of_list else f.implementation for name, f in FILTERS.items()
 }
 """hubmap's template filters (they mirror the JMESPath functions of the same names)."""
+SHOP_FILTERS["d"] = SHOP_FILTERS["default"]  # Jinja's short name for default
 
-_LINE_ITEMS = {
-    "line_items": [
-        {"sku": "IPOD2008GREEN", "price": "199.00", "quantity": 1},
-        {"sku": "IPOD2008RED", "price": "199.00", "quantity": 2},
-    ]
-}
-
-FILTER_DOCS: dict[str, FunctionDoc] = {
-    "number": FunctionDoc(
-        "value | number",
-        "An exact number from a number or a numeric text.",
-        "{{ total_price | number + 1 }}",
-        {"total_price": "409.94"},
-        "410.94",
-    ),
-    "money": FunctionDoc(
-        "text | money(decimal_separator)",
-        "An amount written with a decimal comma or thousands separators.",
-        "{{ price | money(',') }}",
-        {"price": "1.234,50"},
-        "1234.50",
-    ),
-    "decimals": FunctionDoc(
-        "number | decimals(places=2)",
-        "A number written with exactly `places` decimals (rounded half up).",
-        "{{ total | decimals(2) }}",
-        {"total": "5"},
-        "5.00",
-    ),
-    "round_to": FunctionDoc(
-        "number | round_to(places)",
-        "The number rounded half up.",
-        "{{ price | round_to(1) }}",
-        {"price": "2.25"},
-        "2.3",
-    ),
-    "add": FunctionDoc(
-        "a | add(b)",
-        "a + b, exactly.",
-        "{{ subtotal | add(tax) }}",
-        {"subtotal": "398.00", "tax": "11.94"},
-        "409.94",
-    ),
-    "subtract": FunctionDoc(
-        "a | subtract(b)",
-        "a - b, exactly.",
-        "{{ total | subtract(tax) }}",
-        {"total": "409.94", "tax": "11.94"},
-        "398.00",
-    ),
-    "multiply": FunctionDoc(
-        "a | multiply(b)",
-        "a × b, exactly.",
-        "{{ price | multiply(quantity) }}",
-        {"price": "19.99", "quantity": 3},
-        "59.97",
-    ),
-    "divide": FunctionDoc(
-        "a | divide(b)",
-        "a ÷ b; nothing when b is 0.",
-        "{{ total | divide(4) }}",
-        {"total": "10"},
-        "2.5",
-    ),
-    "from_cents": FunctionDoc(
-        "amount | from_cents",
-        "An amount in cents as a whole amount.",
-        "{{ amount | from_cents }}",
-        {"amount": 1999},
-        "19.99",
-    ),
-    "sum_of": FunctionDoc(
-        "list | sum_of",
-        "The exact sum of numbers or numeric texts (nulls skipped).",
-        "{{ refunds | map(attribute='total') | sum_of }}",
-        {"refunds": [{"total": "-16.20"}, {"total": "-8.10"}]},
-        "-24.30",
-    ),
-    "sum": FunctionDoc(
-        "list | sum(attribute=None)",
-        "The exact sum of a list, or of one field of its entries.",
-        "{{ line_items | sum(attribute='price') }}",
-        _LINE_ITEMS,
-        "398.00",
-    ),
-    "join": FunctionDoc(
-        "list | join(separator='', attribute=None)",
-        "The items (or one field of each entry) joined into one text.",
-        "{{ line_items | join(', ', attribute='sku') }}",
-        _LINE_ITEMS,
-        "IPOD2008GREEN, IPOD2008RED",
-    ),
-    "first": FunctionDoc(
-        "list | first(count=None)",
-        "The first item; with a count, a list of the first items.",
-        "{{ line_items | map(attribute='sku') | first(1) | join }}",
-        _LINE_ITEMS,
-        "IPOD2008GREEN",
-    ),
-    "unique": FunctionDoc(
-        "list | unique",
-        "The list without repeats, keeping the first of each (case matters).",
-        "{{ tags | unique | join(',') }}",
-        {"tags": ["a", "b", "a", "A"]},
-        "a,b,A",
-    ),
-    "default": FunctionDoc(
-        "value | default(fallback='')",
-        "The value, or the fallback when missing, null or empty.",
-        "{{ vendor | default('unknown') }}",
-        {"vendor": ""},
-        "unknown",
-    ),
-    "coalesce": FunctionDoc(
-        "value | coalesce(other, ...)",
-        "The first value that is not null and not empty.",
-        "{{ shipping_phone | coalesce(billing_phone) }}",
-        {"shipping_phone": None, "billing_phone": "2022611000"},
-        "2022611000",
-    ),
-    "lower": FunctionDoc(
-        "text | lower", "Lower case.", "{{ email | lower }}", {"email": "Bob@X.COM"}, "bob@x.com"
-    ),
-    "upper": FunctionDoc(
-        "text | upper", "Upper case.", "{{ country | upper }}", {"country": "de"}, "DE"
-    ),
-    "trim": FunctionDoc(
-        "text | trim",
-        "Without spaces at either end.",
-        "[{{ name | trim }}]",
-        {"name": " Bob "},
-        "[Bob]",
-    ),
-    "split": FunctionDoc(
-        "text | split(separator)",
-        "The parts of a text.",
-        "{{ (tags | split(', '))[1] }}",
-        {"tags": "gift, sale"},
-        "sale",
-    ),
-    "replace": FunctionDoc(
-        "text | replace(old, new)",
-        "Every `old` replaced by `new`.",
-        "{{ sku | replace('-', '') }}",
-        {"sku": "WOO-ALBUM-1"},
-        "WOOALBUM1",
-    ),
-    "date": FunctionDoc(
-        "timestamp | date(time_zone=None)",
-        "The calendar day (YYYY-MM-DD) of a timestamp.",
-        "{{ created_at | date }}",
-        {"created_at": "2008-01-10T11:00:00-05:00"},
-        "2008-01-10",
-    ),
-    "timestamp": FunctionDoc(
-        "value | timestamp(time_zone=None)",
-        "A timestamp as ISO 8601 in UTC.",
-        "{{ created | timestamp }}",
-        {"created": 1330724184},
-        "2012-03-02T21:36:24Z",
-    ),
-    "attribute": FunctionDoc(
-        "list | attribute(name)",
-        "The value of the name/value (or key/value) entry called `name`.",
-        "{{ note_attributes | attribute('colour') }}",
-        {"note_attributes": [{"name": "colour", "value": "green"}]},
-        "green",
-    ),
-    "items_where": FunctionDoc(
-        "list | items_where(field, value)",
-        "The entries whose `field` equals `value`.",
-        "{{ line_items | items_where('quantity', 2) | join(attribute='sku') }}",
-        _LINE_ITEMS,
-        "IPOD2008RED",
-    ),
-    "text": FunctionDoc(
-        "value | text",
-        "A value as text: numbers exactly, true/false, nothing for null.",
-        "{{ id | text }}",
-        {"id": 450789469},
-        "450789469",
-    ),
-}
+FILTER_DOCS: dict[str, FunctionDoc] = REGISTERED_FILTER_DOCS
 """Every hubmap template filter, with a checked example (Jinja's kept filters are listed apart)."""
 
 
