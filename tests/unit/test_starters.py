@@ -243,3 +243,17 @@ def test_a_field_the_skeleton_cannot_guess_is_left_for_the_author_with_why():
     assert "# contact: ...  # no field looked like the customer's e-mail" in text
     assert '#   "Ordered At": date as text, 2024-01-01' in text  # quoted as JMESPath needs
     assert yaml.safe_load(text)["records"]["time"] == '"Ordered At"'
+
+
+def test_every_shipped_mapping_takes_new_defaults_and_pins_every_case():
+    # `hubmap init` edits the shipped texts; a mapping written in another shape would stop it
+    from tests.conftest import MAPPINGS
+
+    for path in sorted(MAPPINGS.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        defaults = starter.declared_defaults(text)
+        changed = {name: f"X{n}" for n, name in enumerate(defaults)}
+        edited = starter.with_pinned_cases(starter.with_defaults(text, changed), defaults)
+        assert starter.declared_defaults(edited) == changed, path.name
+        cases = yaml.safe_load(edited).get("examples") or []
+        assert cases and all(c["params"] == defaults for c in cases if defaults), path.name
